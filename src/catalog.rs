@@ -1,0 +1,190 @@
+//! What a store holds: listing, loading and verifying checkpoints, and
+//! retention with garbage collection of unreferenced packs.
+
+use crate::error::{Error, Result};
+use crate::format::layout::{MANIFESTS, ManifestName, PACKS, pack_key};
+use crate::format::pack::{check_pack, read_chunk};
+use crate::format::{Manifest, SegmentKind};
+use crate::scheme::Scheme;
+use crate::storage::Storage;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A checkpoint whose manifest reads and verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The manifest's key in the store.
+    pub key: String,
+    /// The application step it was taken at.
+    pub step: u64,
+    /// Commit order within the store: higher is newer.
+    pub seq: u64,
+    /// The scheme that wrote it, if this build knows it.
+    pub scheme: Option<Scheme>,
+    /// When it was committed.
+    pub created: SystemTime,
+    /// Size of the state it holds, decoded.
+    pub logical_bytes: u64,
+    /// Bytes its own packs occupy in the store.
+    pub stored_bytes: u64,
+    /// How many checkpoints a restore of it reads.
+    pub chain_len: u32,
+}
+
+impl CheckpointInfo {
+    pub(crate) fn of(manifest: &Manifest) -> Self {
+        CheckpointInfo {
+            key: manifest.name().key(),
+            step: manifest.step,
+            seq: manifest.seq,
+            scheme: Scheme::from_code(manifest.scheme),
+            created: UNIX_EPOCH + Duration::from_millis(manifest.created_unix_ms),
+            logical_bytes: manifest.logical_bytes(),
+            stored_bytes: manifest.stored_bytes,
+            chain_len: manifest.chain_len,
+        }
+    }
+}
+
+/// A checkpoint that restore or listing passed over, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The manifest's key.
+    pub key: String,
+    /// Its step, when the key says so.
+    pub step: Option<u64>,
+    /// What failed (corruption, a missing pack, an unknown version...).
+    pub reason: String,
+}
+
+/// Everything a store holds, as [`Checkpointer::list`](crate::Checkpointer::list)
+/// reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Checkpoints whose manifests verify, oldest first.
+    pub checkpoints: Vec<CheckpointInfo>,
+    /// Manifests that do not verify (their packs are not read here).
+    pub unreadable: Vec<Skipped>,
+}
+
+/// The verified segments of one checkpoint, by name.
+pub(crate) type LoadedSegments = BTreeMap<String, Vec<u8>>;
+
+/// Manifest names in the store, oldest first; keys this layout did not
+/// write are returned separately.
+pub(crate) fn scan(storage: &dyn Storage) -> Result<(Vec<ManifestName>, Vec<Skipped>)> {
+    let mut names = Vec::new();
+    let mut strangers = Vec::new();
+    for key in storage.list(MANIFESTS)? {
+        match ManifestName::parse(&key) {
+            Some(name) => names.push(name),
+            None => strangers.push(Skipped {
+                key,
+                step: None,
+                reason: "not a manifest name this version writes".to_owned(),
+            }),
+        }
+    }
+    names.sort();
+    Ok((names, strangers))
+}
+
+/// Reads and verifies the manifest `name`.
+pub(crate) fn load_manifest(storage: &dyn Storage, name: &ManifestName) -> Result<Manifest> {
+    let key = name.key();
+    Manifest::decode(&key, &storage.get(&key)?)
+}
+
+/// Reads every chunk the manifest references, verifying each.
+pub(crate) fn load_segments(storage: &dyn Storage, manifest: &Manifest) -> Result<LoadedSegments> {
+    for pack in manifest.packs().collect::<BTreeSet<_>>() {
+        check_pack(storage, pack)?;
+    }
+    let mut segments = BTreeMap::new();
+    for segment in &manifest.segments {
+        match segment.kind {
+            SegmentKind::Serde => {}
+        }
+        let capacity = usize::try_from(segment.logical_len).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(capacity);
+        for chunk in &segment.chunks {
+            bytes.extend_from_slice(&read_chunk(storage, chunk)?);
+        }
+        segments.insert(segment.name.clone(), bytes);
+    }
+    Ok(segments)
+}
+
+/// Lists the store: verified manifests and the ones that are not.
+pub(crate) fn list(storage: &dyn Storage) -> Result<Listing> {
+    let (names, strangers) = scan(storage)?;
+    let mut listing = Listing {
+        checkpoints: Vec::new(),
+        unreadable: strangers,
+    };
+    for name in names {
+        match load_manifest(storage, &name) {
+            Ok(manifest) => listing.checkpoints.push(CheckpointInfo::of(&manifest)),
+            Err(e) if e.is_damage() => listing.unreadable.push(skipped(&name, &e)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(listing)
+}
+
+pub(crate) fn skipped(name: &ManifestName, error: &Error) -> Skipped {
+    Skipped {
+        key: name.key(),
+        step: Some(name.step),
+        reason: error.to_string(),
+    }
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Manifests deleted (older than the kept ones).
+    pub manifests_deleted: usize,
+    /// Packs deleted because no kept manifest references them.
+    pub packs_deleted: usize,
+}
+
+/// Keeps the newest `keep_last` manifests that verify, deletes every older
+/// manifest, then every pack no kept manifest references.
+///
+/// Manifests newer than the oldest kept one that fail to verify are left in
+/// place (they may be evidence worth reading); once enough newer good
+/// checkpoints exist they age out like any other. A storage error (as
+/// opposed to damage) stops the pass before anything is deleted.
+pub(crate) fn apply_retention(storage: &dyn Storage, keep_last: usize) -> Result<RetentionReport> {
+    let (names, _) = scan(storage)?;
+    let mut kept: Vec<Manifest> = Vec::new();
+    let mut expired = Vec::new();
+    for name in names.iter().rev() {
+        if kept.len() >= keep_last {
+            expired.push(name.key());
+            continue;
+        }
+        match load_manifest(storage, name) {
+            Ok(manifest) => kept.push(manifest),
+            Err(e) if e.is_damage() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let live: BTreeSet<String> = kept.iter().flat_map(Manifest::packs).map(pack_key).collect();
+    let dead_packs: Vec<String> = storage
+        .list(PACKS)?
+        .into_iter()
+        .filter(|k| !live.contains(k))
+        .collect();
+    for key in &expired {
+        storage.delete(key)?;
+    }
+    for key in &dead_packs {
+        storage.delete(key)?;
+    }
+    Ok(RetentionReport {
+        manifests_deleted: expired.len(),
+        packs_deleted: dead_packs.len(),
+    })
+}

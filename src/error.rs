@@ -1,0 +1,161 @@
+//! The one error type of the crate.
+//!
+//! Every variant carries the context a user needs (which object, which
+//! checkpoint, which option) and its message suggests the next move.
+
+use std::io;
+
+/// Shorthand for `Result<T, ckpt::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `ckpt`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A builder option was out of range or inconsistent.
+    #[error("invalid option `{option}`: {reason}")]
+    InvalidConfig {
+        /// The builder method whose value was rejected.
+        option: &'static str,
+        /// Why it was rejected and what to pass instead.
+        reason: String,
+    },
+
+    /// A storage key that the backend cannot represent.
+    #[error("invalid storage key {key:?}: {reason}")]
+    InvalidKey {
+        /// The offending key.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The object does not exist in the store.
+    #[error("object {key:?} not found in the store")]
+    NotFound {
+        /// The missing object.
+        key: String,
+    },
+
+    /// A storage backend operation failed.
+    #[error(
+        "storage {op} of {key:?} failed: {source}; check that the store is reachable and writable, then retry"
+    )]
+    Storage {
+        /// The operation: put, get, list, delete, open.
+        op: &'static str,
+        /// The object or prefix it touched.
+        key: String,
+        /// The underlying error; its kind tells transient from permanent.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Another process holds the store's lock.
+    #[error(
+        "store {path} is locked by another process ({holder}); stop that process or open another directory"
+    )]
+    Locked {
+        /// The store directory.
+        path: String,
+        /// What the lock file says about its holder (e.g. "pid 4242").
+        holder: String,
+    },
+
+    /// An object in the store failed verification (bad magic, version,
+    /// checksum, length or hash).
+    #[error("corrupt object {key:?}: {reason}; it will be skipped, an older checkpoint is used")]
+    Corrupt {
+        /// The object that failed verification.
+        key: String,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// An object was written by a format version this build cannot read.
+    #[error(
+        "object {key:?} has format version {found}, this build reads up to {supported}; upgrade ckpt to read it"
+    )]
+    UnsupportedVersion {
+        /// The object.
+        key: String,
+        /// The version found on disk.
+        found: u16,
+        /// The newest version this build understands.
+        supported: u16,
+    },
+
+    /// The application state could not be encoded.
+    #[error("could not serialize state segment {segment:?}: {reason}")]
+    Serialize {
+        /// The segment being captured.
+        segment: String,
+        /// The encoder's message.
+        reason: String,
+    },
+
+    /// A verified checkpoint did not decode into the requested type: the
+    /// type changed since it was written, or the wrong type was asked for.
+    #[error(
+        "checkpoint at step {step} does not decode as the requested state (segment {segment:?}): {reason}; restore with the type that wrote it, or migrate"
+    )]
+    StateMismatch {
+        /// The step of the checkpoint.
+        step: u64,
+        /// The segment that failed.
+        segment: String,
+        /// The decoder's message.
+        reason: String,
+    },
+
+    /// The store holds checkpoints but none of them verifies.
+    #[error(
+        "none of the {} checkpoints in the store verifies (newest: {}); inspect them with Checkpointer::list, or move the store aside to start fresh",
+        skipped.len(),
+        skipped.first().map_or("?", |s| s.reason.as_str())
+    )]
+    NoUsableCheckpoint {
+        /// Every checkpoint tried, newest first, with why it failed.
+        skipped: Vec<crate::catalog::Skipped>,
+    },
+
+    /// An earlier persist failed, so the checkpointer refuses further work.
+    ///
+    /// After a failed write or fsync the operating system may have dropped
+    /// the dirty pages it could not write ("fsyncgate"), so retrying cannot
+    /// prove durability. Drop this checkpointer and open a new one: restore
+    /// then picks the newest checkpoint that verifies.
+    #[error("checkpointer is poisoned by an earlier failure ({cause}); reopen to recover")]
+    Poisoned {
+        /// The failure that poisoned it.
+        cause: String,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Storage`] from an I/O error.
+    pub fn storage(op: &'static str, key: impl Into<String>, source: io::Error) -> Self {
+        Error::Storage {
+            op,
+            key: key.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Corrupt`].
+    pub fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True for errors that say "this object is damaged or missing", which
+    /// restore answers by falling back to an older checkpoint.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::NotFound { .. } | Error::UnsupportedVersion { .. }
+        )
+    }
+}

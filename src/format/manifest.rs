@@ -1,0 +1,227 @@
+//! Manifests: the record that makes a checkpoint exist.
+//!
+//! ```text
+//! manifest := "CKPTMANI" version:u16 reserved:u16 payload_len:u32
+//!             payload:[u8; payload_len] crc32(everything before):u32
+//! ```
+//!
+//! The payload is a bincode-encoded [`Manifest`] ([`super::MANIFEST_CODEC`]).
+
+use super::layout::ManifestName;
+use super::{FORMAT_VERSION, MANIFEST_CODEC, MAX_MANIFEST_BYTES, le_u16, le_u32};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+const MANIFEST_MAGIC: &[u8; 8] = b"CKPTMANI";
+const HEADER_LEN: usize = 16;
+const TRAILER_LEN: usize = 4;
+
+/// Where one chunk of a segment lives and what it must hash to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChunkRef {
+    /// The pack holding the chunk.
+    pub pack: u128,
+    /// Offset of the chunk's frame in the pack.
+    pub offset: u64,
+    /// Length of the frame (header + stored bytes).
+    pub len: u32,
+    /// Length of the chunk once decoded.
+    pub raw_len: u32,
+    /// xxh3-128 of the decoded bytes.
+    pub hash: u128,
+}
+
+/// How a segment's bytes are to be interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SegmentKind {
+    /// A serde value encoded with [`super::STATE_CODEC`], cut into chunks.
+    Serde,
+}
+
+/// One named part of the checkpointed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentEntry {
+    /// The name the state gave it when capturing.
+    pub name: String,
+    /// How to read it back.
+    pub kind: SegmentKind,
+    /// Total decoded length; equals the sum of the chunks' `raw_len`.
+    pub logical_len: u64,
+    /// The chunks, in order.
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// A checkpoint: its identity, how it was taken, and its segments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    /// Commit order within the store.
+    pub seq: u64,
+    /// The application's step.
+    pub step: u64,
+    /// Random id, unique per checkpoint.
+    pub id: u128,
+    /// Scheme code (see `scheme::Scheme::code`).
+    pub scheme: u8,
+    /// Wall-clock time of the commit, milliseconds since the Unix epoch.
+    pub created_unix_ms: u64,
+    /// How many checkpoints must be read to restore this one (1 for full).
+    pub chain_len: u32,
+    /// Bytes of the packs this checkpoint wrote (the manifest not counted).
+    pub stored_bytes: u64,
+    /// The state's segments.
+    pub segments: Vec<SegmentEntry>,
+}
+
+impl Manifest {
+    /// The key this manifest is stored under.
+    pub(crate) fn name(&self) -> ManifestName {
+        ManifestName {
+            seq: self.seq,
+            step: self.step,
+            id: self.id,
+        }
+    }
+
+    /// Every pack this manifest references.
+    pub(crate) fn packs(&self) -> impl Iterator<Item = u128> + '_ {
+        self.segments
+            .iter()
+            .flat_map(|s| s.chunks.iter().map(|c| c.pack))
+    }
+
+    /// Sum of the segments' decoded lengths.
+    pub(crate) fn logical_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.logical_len).sum()
+    }
+
+    /// Encodes the manifest with its header and checksum.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let payload = bincode::serde::encode_to_vec(self, MANIFEST_CODEC)
+            .expect("a manifest is plain data and always encodes");
+        let payload_len = u32::try_from(payload.len()).expect("manifest below 4 GiB");
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + TRAILER_LEN);
+        out.extend_from_slice(MANIFEST_MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&payload_len.to_le_bytes());
+        out.extend_from_slice(&payload);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes and verifies the manifest stored under `key`.
+    pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<Self> {
+        let corrupt = |reason: &str| Error::corrupt(key, reason.to_owned());
+        if bytes.len() < HEADER_LEN + TRAILER_LEN {
+            return Err(corrupt("manifest is truncated"));
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - TRAILER_LEN);
+        let (header, payload) = body.split_at(HEADER_LEN);
+        if header.get(..8) != Some(MANIFEST_MAGIC.as_slice()) {
+            return Err(corrupt("not a manifest (bad magic)"));
+        }
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return Err(corrupt("manifest checksum mismatch"));
+        }
+        let version = le_u16(header, 8).unwrap_or(0);
+        if version == 0 || version > FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                key: key.to_owned(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let payload_len = le_u32(header, 12).unwrap_or(u32::MAX);
+        if payload_len as usize != payload.len() || payload.len() > MAX_MANIFEST_BYTES {
+            return Err(corrupt("manifest length field does not match its size"));
+        }
+        let (manifest, used): (Manifest, usize) =
+            bincode::serde::decode_from_slice(payload, MANIFEST_CODEC)
+                .map_err(|e| corrupt(&format!("manifest does not decode: {e}")))?;
+        if used != payload.len() {
+            return Err(corrupt("manifest has trailing bytes"));
+        }
+        manifest.check_consistency(key)?;
+        Ok(manifest)
+    }
+
+    /// Checks what the checksum cannot: that the manifest agrees with its
+    /// own key and that its lengths add up.
+    fn check_consistency(&self, key: &str) -> Result<()> {
+        if ManifestName::parse(key) != Some(self.name()) {
+            return Err(Error::corrupt(key, "manifest is stored under another name"));
+        }
+        for segment in &self.segments {
+            let sum = segment
+                .chunks
+                .iter()
+                .try_fold(0u64, |acc, c| acc.checked_add(u64::from(c.raw_len)));
+            if sum != Some(segment.logical_len) {
+                return Err(Error::corrupt(
+                    key,
+                    format!("segment {:?}: chunk lengths do not add up", segment.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            seq: 3,
+            step: 41,
+            id: 0xfeed,
+            scheme: 0,
+            created_unix_ms: 1_700_000_000_000,
+            chain_len: 1,
+            stored_bytes: 123,
+            segments: vec![SegmentEntry {
+                name: "state".into(),
+                kind: SegmentKind::Serde,
+                logical_len: 10,
+                chunks: vec![ChunkRef {
+                    pack: 5,
+                    offset: 16,
+                    len: 26,
+                    raw_len: 10,
+                    hash: 77,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn manifests_round_trip() {
+        let m = sample();
+        assert_eq!(Manifest::decode(&m.name().key(), &m.encode()).unwrap(), m);
+    }
+
+    #[test]
+    fn every_flipped_bit_and_every_truncation_is_detected() {
+        let m = sample();
+        let key = m.name().key();
+        let bytes = m.encode();
+        for bit in 0..bytes.len() * 8 {
+            let mut bad = bytes.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(Manifest::decode(&key, &bad).is_err(), "bit {bit}");
+        }
+        for len in 0..bytes.len() {
+            assert!(Manifest::decode(&key, &bytes[..len]).is_err(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_under_another_name_is_rejected() {
+        let m = sample();
+        let mut other = m.name();
+        other.seq += 1;
+        assert!(Manifest::decode(&other.key(), &m.encode()).is_err());
+    }
+}

@@ -1,0 +1,64 @@
+//! # ckpt — crash-safe checkpoints for long-running computations
+//!
+//! Wrap a compute loop in [`Checkpointer::scope`], and after a crash
+//! [`Checkpointer::restore_latest`] gives back the newest checkpoint that
+//! verifies. Checkpoints are durable when reported committed, every byte on
+//! disk is checksummed, and a damaged checkpoint is skipped (and reported),
+//! never restored.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use ckpt::{Checkpointer, FsStorage};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Sim { step: u64, field: Vec<f64> }
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let dir = dir.path();
+//! let mut ck = Checkpointer::builder()
+//!     .storage(FsStorage::open(dir)?)
+//!     .every_steps(100)
+//!     .keep_last(3)
+//!     .build()?;
+//!
+//! let mut sim = match ck.restore_latest::<Sim>()? {
+//!     Some(restored) => restored.state,
+//!     None => Sim { step: 0, field: vec![0.0; 1024] },
+//! };
+//! while sim.step < 1_000 {
+//!     ck.scope(sim.step, &mut sim, |sim| {
+//!         sim.field.iter_mut().for_each(|x| *x += 1.0);
+//!         sim.step += 1;
+//!     })?;
+//! }
+//! ck.finish()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Layers
+//!
+//! State ([`State`]) is captured into named segments, a scheme ([`Scheme`])
+//! turns them into packs and a manifest, and a [`Storage`] backend
+//! ([`MemStorage`], [`FsStorage`]) stores those objects atomically.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
+mod catalog;
+mod checkpointer;
+mod error;
+mod format;
+mod scheme;
+mod state;
+pub mod storage;
+
+pub use catalog::{CheckpointInfo, Listing, RetentionReport, Skipped};
+pub use checkpointer::{Checkpointer, CheckpointerBuilder, Committed, Restored};
+pub use error::{Error, Result};
+pub use format::FORMAT_VERSION;
+pub use scheme::Scheme;
+pub use state::{Capture, DEFAULT_SEGMENT, Restore, State};
+pub use storage::{FsStorage, MemStorage, Storage};

@@ -1,0 +1,155 @@
+//! What gets captured: the [`State`] trait and the capture/restore
+//! vocabulary states use.
+//!
+//! A state is a list of named *segments*. Any serde type is one segment
+//! (through the blanket impl); a composite application struct implements
+//! [`State`] by naming each of its parts, so that all of them are captured
+//! and restored as one atomic checkpoint.
+
+use crate::error::{Error, Result};
+use crate::format::STATE_CODEC;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+/// The segment name the blanket serde impl uses.
+pub const DEFAULT_SEGMENT: &str = "state";
+
+/// Something a [`Checkpointer`](crate::Checkpointer) can capture and
+/// restore.
+///
+/// Every `T: Serialize + DeserializeOwned` is a `State` already. Implement
+/// it by hand for a struct whose parts should be stored as separate
+/// segments:
+///
+/// ```
+/// use ckpt::{Capture, Restore, State};
+///
+/// struct Solver { iteration: u64, residuals: Vec<f64> }
+///
+/// impl State for Solver {
+///     fn capture(&mut self, capture: &mut Capture) -> ckpt::Result<()> {
+///         capture.serde("iteration", &self.iteration)?;
+///         capture.serde("residuals", &self.residuals)
+///     }
+///     fn restore(restore: &mut Restore) -> ckpt::Result<Self> {
+///         Ok(Solver {
+///             iteration: restore.serde("iteration")?,
+///             residuals: restore.serde("residuals")?,
+///         })
+///     }
+/// }
+/// ```
+pub trait State: Sized {
+    /// Describes the state's current contents to `capture`, segment by
+    /// segment. Takes `&mut self` so that states can reset change tracking
+    /// once captured.
+    fn capture(&mut self, capture: &mut Capture) -> Result<()>;
+
+    /// Rebuilds the state from a verified checkpoint.
+    fn restore(restore: &mut Restore) -> Result<Self>;
+}
+
+impl<T: Serialize + DeserializeOwned> State for T {
+    fn capture(&mut self, capture: &mut Capture) -> Result<()> {
+        capture.serde(DEFAULT_SEGMENT, self)
+    }
+
+    fn restore(restore: &mut Restore) -> Result<Self> {
+        restore.serde(DEFAULT_SEGMENT)
+    }
+}
+
+/// The bytes of one captured segment, as the scheme will store them.
+#[derive(Debug)]
+pub(crate) enum SegmentData {
+    /// A serde value encoded with the pinned state codec.
+    Serde(Vec<u8>),
+}
+
+/// One named, captured segment.
+#[derive(Debug)]
+pub(crate) struct CapturedSegment {
+    pub name: String,
+    pub data: SegmentData,
+}
+
+/// Collects the segments of one checkpoint; handed to [`State::capture`].
+#[derive(Debug, Default)]
+pub struct Capture {
+    segments: Vec<CapturedSegment>,
+}
+
+impl Capture {
+    /// Adds a serde value as the segment `name`.
+    ///
+    /// Names must be unique within one state.
+    pub fn serde<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
+        self.check_new_name(name)?;
+        let bytes =
+            bincode::serde::encode_to_vec(value, STATE_CODEC).map_err(|e| Error::Serialize {
+                segment: name.to_owned(),
+                reason: e.to_string(),
+            })?;
+        self.segments.push(CapturedSegment {
+            name: name.to_owned(),
+            data: SegmentData::Serde(bytes),
+        });
+        Ok(())
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<()> {
+        if self.segments.iter().any(|s| s.name == name) {
+            return Err(Error::Serialize {
+                segment: name.to_owned(),
+                reason: "two segments share this name; give each part of the state its own"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn into_segments(self) -> Vec<CapturedSegment> {
+        self.segments
+    }
+}
+
+/// The verified segments of one checkpoint; handed to [`State::restore`].
+#[derive(Debug)]
+pub struct Restore {
+    step: u64,
+    segments: BTreeMap<String, Vec<u8>>,
+}
+
+impl Restore {
+    pub(crate) fn new(step: u64, segments: BTreeMap<String, Vec<u8>>) -> Self {
+        Restore { step, segments }
+    }
+
+    /// The step the checkpoint was taken at.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Decodes the serde segment `name`.
+    pub fn serde<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
+        let mismatch = |reason: String| Error::StateMismatch {
+            step: self.step,
+            segment: name.to_owned(),
+            reason,
+        };
+        let bytes = self
+            .segments
+            .get(name)
+            .ok_or_else(|| mismatch("the checkpoint has no segment of this name".to_owned()))?;
+        let (value, used) = bincode::serde::decode_from_slice(bytes, STATE_CODEC)
+            .map_err(|e| mismatch(e.to_string()))?;
+        if used != bytes.len() {
+            return Err(mismatch(format!(
+                "{} bytes left over after decoding",
+                bytes.len() - used
+            )));
+        }
+        Ok(value)
+    }
+}

@@ -1,0 +1,312 @@
+//! A durable local-filesystem backend.
+//!
+//! `put` writes a temporary file beside the target, fsyncs it, renames it
+//! over the target and fsyncs the directory, so an object is either wholly
+//! there or not there after a crash. A lock file keeps a second process (or
+//! a second `FsStorage` in this one) from writing the same directory.
+
+use super::{Storage, validate_key};
+use crate::error::{Error, Result};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+const LOCK_FILE: &str = ".lock";
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// A [`Storage`] in a directory of the local filesystem.
+///
+/// Every key component becomes a path component; bytes outside
+/// `[A-Za-z0-9_.-]` (and a leading `.`) are written as `%XX`, so any valid
+/// key is a safe file name and names starting with `.` stay free for the
+/// lock and temporary files.
+///
+/// ```
+/// use ckpt::{FsStorage, Storage};
+/// let dir = tempfile::tempdir()?;
+/// let store = FsStorage::open(dir.path())?;
+/// store.put("packs/p1", b"bytes")?;
+/// assert_eq!(store.list("packs/")?, vec!["packs/p1".to_string()]);
+/// // A second handle on the same directory is refused while this one lives.
+/// assert!(matches!(FsStorage::open(dir.path()), Err(ckpt::Error::Locked { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct FsStorage {
+    root: PathBuf,
+    /// Held for the life of the store; the OS releases the lock when the
+    /// process dies, so a crash never leaves the store locked.
+    _lock: File,
+}
+
+impl FsStorage {
+    /// Opens (creating if needed) the store in `dir` and takes its lock.
+    ///
+    /// Fails with [`Error::Locked`] while another live `FsStorage` holds the
+    /// directory. Temporary files left by a crashed writer are removed.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let root = dir.as_ref().to_path_buf();
+        let shown = root.display().to_string();
+        fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
+        let lock = take_lock(&root)?;
+        let store = FsStorage { root, _lock: lock };
+        store.remove_stale_temps(&store.root.clone())?;
+        Ok(store)
+    }
+
+    /// The directory this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf> {
+        validate_key(key)?;
+        let mut path = self.root.clone();
+        for component in key.split('/') {
+            path.push(encode_component(component));
+        }
+        Ok(path)
+    }
+
+    fn remove_stale_temps(&self, dir: &Path) -> Result<()> {
+        let entries = fs::read_dir(dir).map_err(|e| Error::storage("open", display(dir), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::storage("open", display(dir), e))?;
+            let name = entry.file_name();
+            let path = entry.path();
+            if path.is_dir() {
+                self.remove_stale_temps(&path)?;
+            } else if name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                fs::remove_file(&path).map_err(|e| Error::storage("open", display(&path), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates every missing directory from the root down to `dir`, making
+    /// each new entry durable in its parent.
+    fn ensure_dir(&self, dir: &Path, key: &str) -> Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            if parent != self.root {
+                self.ensure_dir(parent, key)?;
+            }
+            match fs::create_dir(dir) {
+                Ok(()) => sync_dir(parent).map_err(|e| Error::storage("put", key, e))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::storage("put", key, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn collect_keys(&self, dir: &Path, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') {
+                continue;
+            }
+            let Some(decoded) = decode_component(&name) else {
+                continue; // not written by us
+            };
+            let key = if prefix.is_empty() {
+                decoded
+            } else {
+                format!("{prefix}/{decoded}")
+            };
+            if entry.file_type()?.is_dir() {
+                self.collect_keys(&entry.path(), &key, out)?;
+            } else {
+                out.push(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Storage for FsStorage {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        let path = self.path_of(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        self.ensure_dir(&dir, key)?;
+        let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        let written = write_durably(&temp, data).and_then(|()| fs::rename(&temp, &path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(Error::storage("put", key, e));
+        }
+        sync_dir(&dir).map_err(|e| Error::storage("put", key, e))
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let path = self.path_of(key)?;
+        fs::read(&path).map_err(|e| not_found_or(e, "get", key))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        // Walk only the directory that the prefix's complete components name.
+        let (dir_part, start) = match prefix.rfind('/') {
+            Some(i) => (prefix.get(..i).unwrap_or(""), self.path_of(&prefix[..i])),
+            None => ("", Ok(self.root.clone())),
+        };
+        let Ok(start) = start else {
+            return Ok(Vec::new()); // no valid key can begin with this prefix
+        };
+        let mut keys = Vec::new();
+        self.collect_keys(&start, dir_part, &mut keys)
+            .map_err(|e| Error::storage("list", prefix, e))?;
+        keys.retain(|k| k.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path_of(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::storage("delete", key, e)),
+        }
+        let dir = path.parent().unwrap_or(&self.root);
+        sync_dir(dir).map_err(|e| Error::storage("delete", key, e))
+    }
+
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
+        let path = self.path_of(key)?;
+        let len = range
+            .end
+            .checked_sub(range.start)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| Error::corrupt(key, format!("invalid range {range:?}")))?;
+        let mut file = File::open(&path).map_err(|e| not_found_or(e, "get", key))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::storage("get", key, e))?
+            .len();
+        if range.end > size {
+            return Err(Error::corrupt(
+                key,
+                format!("range {range:?} is outside the object of {size} bytes"),
+            ));
+        }
+        let mut buf = vec![0; len];
+        file.seek(SeekFrom::Start(range.start))
+            .and_then(|_| file.read_exact(&mut buf))
+            .map_err(|e| Error::storage("get", key, e))?;
+        Ok(buf)
+    }
+}
+
+fn take_lock(root: &Path) -> Result<File> {
+    let path = root.join(LOCK_FILE);
+    let shown = display(root);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::storage("open", &shown, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "holder unknown".to_owned(),
+                h => h.to_owned(),
+            };
+            return Err(Error::Locked {
+                path: shown,
+                holder,
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(Error::storage("open", &shown, e)),
+    }
+    file.set_len(0)
+        .and_then(|()| write!(file, "pid {}", std::process::id()))
+        .map_err(|e| Error::storage("open", &shown, e))?;
+    Ok(file)
+}
+
+fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn not_found_or(e: io::Error, op: &'static str, key: &str) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        Error::NotFound {
+            key: key.to_owned(),
+        }
+    } else {
+        Error::storage(op, key, e)
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn is_plain(byte: u8, first: bool) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' || (byte == b'.' && !first)
+}
+
+fn encode_component(component: &str) -> String {
+    let mut out = String::with_capacity(component.len());
+    for (i, byte) in component.bytes().enumerate() {
+        if is_plain(byte, i == 0) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn decode_component(name: &str) -> Option<String> {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'%' {
+            let hex = name.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(byte);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_encoding_round_trips_awkward_names() {
+        for name in ["plain", ".hidden", "a b", "ü%/x", "..x", "-", "100%"] {
+            let encoded = encode_component(name);
+            assert!(!encoded.starts_with('.'), "{encoded}");
+            assert!(!encoded.contains('/'), "{encoded}");
+            assert_eq!(decode_component(&encoded).as_deref(), Some(name));
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Where checkpoints live: a small object-store-shaped trait and its backends.
+//!
+//! Storage knows nothing of schemes, manifests or state: it stores opaque
+//! objects under `/`-separated keys. Every backend must make [`Storage::put`]
+//! atomic (a reader sees the old object, the new one, or nothing — never a
+//! torn one) and durable when it returns.
+
+mod fs;
+mod mem;
+
+pub use fs::FsStorage;
+pub use mem::MemStorage;
+
+use crate::error::{Error, Result};
+use std::fmt::Debug;
+use std::ops::Range;
+
+/// An object store: the only thing `ckpt` asks of a storage backend.
+///
+/// Keys are non-empty, `/`-separated, relative paths (`packs/1f3a…`); a
+/// component is never empty, `.` or `..`. Use [`validate_key`] to enforce
+/// that in a new backend.
+///
+/// Implementations must be safe to share between threads.
+pub trait Storage: Send + Sync + Debug {
+    /// Stores `data` under `key`, replacing any previous object atomically.
+    /// When this returns `Ok`, the object survives a crash of the process
+    /// and (for durable backends) of the machine.
+    fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+
+    /// Reads the whole object, or [`Error::NotFound`].
+    fn get(&self, key: &str) -> Result<Vec<u8>>;
+
+    /// Lists every key that starts with `prefix`, in ascending order.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Removes the object. Removing a missing object is not an error, so
+    /// deletes can be retried.
+    fn delete(&self, key: &str) -> Result<()>;
+
+    /// Reads `range` of the object. Backends that can seek should override
+    /// this; the default reads the whole object.
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
+        let whole = self.get(key)?;
+        slice_range(key, &whole, range).map(<[u8]>::to_vec)
+    }
+}
+
+/// Returns `data[range]`, or [`Error::Corrupt`] naming `key` when the range
+/// falls outside the object (a reference that outlived or misreads it).
+pub fn slice_range<'a>(key: &str, data: &'a [u8], range: Range<u64>) -> Result<&'a [u8]> {
+    let start = usize::try_from(range.start).ok();
+    let end = usize::try_from(range.end).ok();
+    match (start, end) {
+        (Some(s), Some(e)) if s <= e => data.get(s..e).ok_or_else(|| {
+            Error::corrupt(
+                key,
+                format!("range {s}..{e} is outside the object of {} bytes", data.len()),
+            )
+        }),
+        _ => Err(Error::corrupt(
+            key,
+            format!("invalid range {}..{}", range.start, range.end),
+        )),
+    }
+}
+
+/// Checks that `key` is a well-formed storage key (see [`Storage`]).
+pub fn validate_key(key: &str) -> Result<()> {
+    let reason = if key.is_empty() {
+        Some("a key must not be empty")
+    } else if key.split('/').any(str::is_empty) {
+        Some("a key must not start or end with '/' or contain '//'")
+    } else if key.split('/').any(|c| c == "." || c == "..") {
+        Some("a key component must not be '.' or '..'")
+    } else if key.contains('\0') {
+        Some("a key must not contain NUL")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        (**self).put(key, data)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        (**self).get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        (**self).list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        (**self).delete(key)
+    }
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
+        (**self).get_range(key, range)
+    }
+}
