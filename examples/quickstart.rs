@@ -23,7 +23,10 @@ impl Sim {
     fn new() -> Self {
         let mut temperature = vec![0.0; 100_000];
         temperature[50_000] = 1e6; // a hot spot in the middle
-        Sim { step: 0, temperature }
+        Sim {
+            step: 0,
+            temperature,
+        }
     }
 
     fn advance(&mut self) {
@@ -94,7 +97,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let dir = tempfile::tempdir()?;
-    println!("1. A child process simulates {STEPS} steps, checkpointing every {CHECKPOINT_EVERY}, and crashes at step {CRASH_AT}:");
+    println!(
+        "1. A child process simulates {STEPS} steps, checkpointing every {CHECKPOINT_EVERY}, and crashes at step {CRASH_AT}:"
+    );
     let status = Command::new(std::env::current_exe()?)
         .args(["--crashing-child", &dir.path().display().to_string()])
         .status()?;
@@ -112,7 +117,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  final state after {} steps is {}",
         resumed.step,
-        if identical { "bit-for-bit identical" } else { "DIFFERENT" }
+        if identical {
+            "bit-for-bit identical"
+        } else {
+            "DIFFERENT"
+        }
     );
     if !identical {
         return Err("resumed run diverged from the reference".into());

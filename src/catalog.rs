@@ -171,7 +171,11 @@ pub(crate) fn apply_retention(storage: &dyn Storage, keep_last: usize) -> Result
             Err(e) => return Err(e),
         }
     }
-    let live: BTreeSet<String> = kept.iter().flat_map(Manifest::packs).map(pack_key).collect();
+    let live: BTreeSet<String> = kept
+        .iter()
+        .flat_map(Manifest::packs)
+        .map(pack_key)
+        .collect();
     let dead_packs: Vec<String> = storage
         .list(PACKS)?
         .into_iter()

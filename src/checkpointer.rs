@@ -161,6 +161,15 @@ impl CheckpointerBuilder {
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunk_size) {
             return invalid("chunk_size", "must be between 4 KiB and 256 MiB");
         }
+        if self.scheme != Scheme::Full {
+            return Err(Error::InvalidConfig {
+                option: "scheme",
+                reason: format!(
+                    "{:?} is not available in this build yet; use Scheme::Full",
+                    self.scheme
+                ),
+            });
+        }
         if self.threads == 0 {
             return invalid("threads", "must be at least 1");
         }

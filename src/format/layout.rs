@@ -54,8 +54,16 @@ mod tests {
 
     #[test]
     fn manifest_names_round_trip_and_sort_by_sequence() {
-        let a = ManifestName { seq: 2, step: 900, id: 7 };
-        let b = ManifestName { seq: 10, step: 5, id: u128::MAX };
+        let a = ManifestName {
+            seq: 2,
+            step: 900,
+            id: 7,
+        };
+        let b = ManifestName {
+            seq: 10,
+            step: 5,
+            id: u128::MAX,
+        };
         assert_eq!(ManifestName::parse(&a.key()), Some(a));
         assert_eq!(ManifestName::parse(&b.key()), Some(b));
         assert!(a.key() < b.key(), "key order must follow commit order");

@@ -164,7 +164,10 @@ pub(crate) fn read_chunk(storage: &dyn Storage, chunk: &ChunkRef) -> Result<Vec<
     let key = super::layout::pack_key(chunk.pack);
     let end = chunk.offset.checked_add(u64::from(chunk.len));
     let Some(end) = end.filter(|_| chunk.offset >= PACK_HEADER_LEN as u64) else {
-        return Err(Error::corrupt(&key, "chunk reference has an invalid offset"));
+        return Err(Error::corrupt(
+            &key,
+            "chunk reference has an invalid offset",
+        ));
     };
     let frame = storage.get_range(&key, chunk.offset..end)?;
     decode_frame(&key, &frame, chunk)
@@ -172,7 +175,8 @@ pub(crate) fn read_chunk(storage: &dyn Storage, chunk: &ChunkRef) -> Result<Vec<
 
 /// Verifies a frame against its reference and returns the raw bytes.
 pub(crate) fn decode_frame(key: &str, frame: &[u8], chunk: &ChunkRef) -> Result<Vec<u8>> {
-    let corrupt = |reason: &str| Error::corrupt(key, format!("chunk at {}: {reason}", chunk.offset));
+    let corrupt =
+        |reason: &str| Error::corrupt(key, format!("chunk at {}: {reason}", chunk.offset));
     let (Some(&codec), Some(stored_len), Some(raw_len), Some(crc)) = (
         frame.first(),
         le_u32(frame, 4),
@@ -230,10 +234,17 @@ mod tests {
     #[test]
     fn frames_round_trip_with_and_without_compression() {
         let raw: Vec<u8> = (0..10_000u32).flat_map(|i| (i % 7).to_le_bytes()).collect();
-        for compression in [Compression::Off, Compression::Zstd(1), Compression::Zstd(-3)] {
+        for compression in [
+            Compression::Off,
+            Compression::Zstd(1),
+            Compression::Zstd(-3),
+        ] {
             let (pack, chunk) = pack_with(&raw, compression);
             verify_pack_header("p", &pack).unwrap();
-            assert_eq!(decode_frame("p", frame_of(&pack, &chunk), &chunk).unwrap(), raw);
+            assert_eq!(
+                decode_frame("p", frame_of(&pack, &chunk), &chunk).unwrap(),
+                raw
+            );
         }
     }
 

@@ -18,6 +18,12 @@ pub enum Scheme {
     /// checkpoint. The simplest and most robust scheme.
     #[default]
     Full,
+    /// Each checkpoint writes only what changed since the previous one;
+    /// restore reads the chain back to the last full base.
+    Incremental,
+    /// Capture is a cheap snapshot; persisting runs on a background thread
+    /// while the computation goes on.
+    CopyOnWrite,
 }
 
 impl Scheme {
@@ -25,6 +31,8 @@ impl Scheme {
     pub(crate) fn code(self) -> u8 {
         match self {
             Scheme::Full => 0,
+            Scheme::Incremental => 1,
+            Scheme::CopyOnWrite => 2,
         }
     }
 
@@ -32,6 +40,8 @@ impl Scheme {
     pub(crate) fn from_code(code: u8) -> Option<Self> {
         match code {
             0 => Some(Scheme::Full),
+            1 => Some(Scheme::Incremental),
+            2 => Some(Scheme::CopyOnWrite),
             _ => None,
         }
     }

@@ -55,7 +55,10 @@ pub fn slice_range<'a>(key: &str, data: &'a [u8], range: Range<u64>) -> Result<&
         (Some(s), Some(e)) if s <= e => data.get(s..e).ok_or_else(|| {
             Error::corrupt(
                 key,
-                format!("range {s}..{e} is outside the object of {} bytes", data.len()),
+                format!(
+                    "range {s}..{e} is outside the object of {} bytes",
+                    data.len()
+                ),
             )
         }),
         _ => Err(Error::corrupt(
