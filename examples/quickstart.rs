@@ -72,15 +72,14 @@ fn run(dir: &Path, crash_at: Option<u64>) -> ckpt::Result<Sim> {
             std::process::abort();
         }
         ck.scope(sim.step, &mut sim, Sim::advance)?;
-        if let Some(c) = ck.last_committed().filter(|c| c.info.step + 1 == sim.step) {
-            if c.info.step % 500 == 499 {
-                println!(
-                    "  step {}: checkpoint committed, {} KiB written in {:.1} ms",
-                    sim.step,
-                    c.bytes_written / 1024,
-                    c.stall.as_secs_f64() * 1e3
-                );
-            }
+        let just_committed = ck.last_committed().filter(|c| c.info.step + 1 == sim.step);
+        if let Some(c) = just_committed.filter(|c| c.info.step % 500 == 499) {
+            println!(
+                "  step {}: checkpoint committed, {} KiB written in {:.1} ms",
+                sim.step,
+                c.bytes_written / 1024,
+                c.stall.as_secs_f64() * 1e3
+            );
         }
     }
     ck.finish()?;
@@ -89,11 +88,11 @@ fn run(dir: &Path, crash_at: Option<u64>) -> ckpt::Result<Sim> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, mode, dir] = args.as_slice() {
-        if mode == "--crashing-child" {
-            run(Path::new(dir), Some(CRASH_AT))?;
-            return Ok(());
-        }
+    if let [_, mode, dir] = args.as_slice()
+        && mode == "--crashing-child"
+    {
+        run(Path::new(dir), Some(CRASH_AT))?;
+        return Ok(());
     }
 
     let dir = tempfile::tempdir()?;
