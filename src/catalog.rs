@@ -6,6 +6,7 @@ use crate::format::layout::{MANIFESTS, ManifestName, PACKS, pack_key};
 use crate::format::pack::{check_pack, read_chunk};
 use crate::format::{Manifest, SegmentKind};
 use crate::scheme::Scheme;
+use crate::state::LoadedSegment;
 use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -68,7 +69,7 @@ pub struct Listing {
 }
 
 /// The verified segments of one checkpoint, by name.
-pub(crate) type LoadedSegments = BTreeMap<String, Vec<u8>>;
+pub(crate) type LoadedSegments = BTreeMap<String, LoadedSegment>;
 
 /// Manifest names in the store, oldest first; keys this layout did not
 /// write are returned separately.
@@ -102,15 +103,35 @@ pub(crate) fn load_segments(storage: &dyn Storage, manifest: &Manifest) -> Resul
     }
     let mut segments = BTreeMap::new();
     for segment in &manifest.segments {
-        match segment.kind {
-            SegmentKind::Serde => {}
-        }
-        let capacity = usize::try_from(segment.logical_len).unwrap_or(0);
-        let mut bytes = Vec::with_capacity(capacity);
-        for chunk in &segment.chunks {
-            bytes.extend_from_slice(&read_chunk(storage, chunk)?);
-        }
-        segments.insert(segment.name.clone(), bytes);
+        let loaded = match segment.kind {
+            SegmentKind::Serde => {
+                let capacity = usize::try_from(segment.logical_len).unwrap_or(0);
+                let mut bytes = Vec::with_capacity(capacity);
+                for chunk in &segment.chunks {
+                    bytes.extend_from_slice(&read_chunk(storage, chunk)?);
+                }
+                LoadedSegment::Serde(bytes)
+            }
+            SegmentKind::Pages {
+                elem_size,
+                page_len,
+                len,
+            } => {
+                let too_big = || Error::corrupt(manifest.name().key(), "paged segment too large");
+                let pages = segment
+                    .chunks
+                    .iter()
+                    .map(|chunk| read_chunk(storage, chunk))
+                    .collect::<Result<Vec<_>>>()?;
+                LoadedSegment::Pages {
+                    elem_size: elem_size as usize,
+                    page_len: usize::try_from(page_len).map_err(|_| too_big())?,
+                    len: usize::try_from(len).map_err(|_| too_big())?,
+                    pages,
+                }
+            }
+        };
+        segments.insert(segment.name.clone(), loaded);
     }
     Ok(segments)
 }

@@ -1,10 +1,13 @@
 //! The [`Checkpointer`]: its builder, scopes, checkpoints and restore.
 
-use crate::catalog::{self, CheckpointInfo, Listing, RetentionReport, Skipped};
+use crate::catalog::{self, CheckpointInfo, Listing, Skipped};
 use crate::error::{Error, Result};
+use crate::format::Manifest;
 use crate::format::layout::ManifestName;
 use crate::format::pack::Compression;
-use crate::scheme::{CheckpointId, Scheme, WriteOptions, write_full};
+use crate::scheme::{
+    Background, CheckpointId, Committed, Job, Scheme, WriteOptions, Writer, WriterConfig,
+};
 use crate::state::{Capture, Restore, State};
 use crate::storage::Storage;
 use std::sync::Arc;
@@ -15,6 +18,8 @@ const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
 const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
 const MIN_CHUNK_SIZE: usize = 4 << 10;
 const MAX_CHUNK_SIZE: usize = 256 << 20;
+const DEFAULT_MAX_CHAIN: u32 = 10;
+const DEFAULT_MAX_IN_FLIGHT: usize = 1;
 
 /// Configures and opens a [`Checkpointer`]; see [`Checkpointer::builder`].
 ///
@@ -31,6 +36,8 @@ pub struct CheckpointerBuilder {
     compression_level: i32,
     chunk_size: usize,
     threads: usize,
+    max_chain: u32,
+    max_in_flight: usize,
 }
 
 impl Default for CheckpointerBuilder {
@@ -44,6 +51,8 @@ impl Default for CheckpointerBuilder {
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             chunk_size: DEFAULT_CHUNK_SIZE,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_chain: DEFAULT_MAX_CHAIN,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -99,6 +108,23 @@ impl CheckpointerBuilder {
         self
     }
 
+    /// For the incremental schemes: the longest chain of checkpoints a
+    /// restore may have to read (default 10). When the newest checkpoint's
+    /// chain reaches it, the next one is a full base — this is how a
+    /// periodic full checkpoint is added beside an incremental one.
+    pub fn max_chain(mut self, n: u32) -> Self {
+        self.max_chain = n;
+        self
+    }
+
+    /// For [`Scheme::CopyOnWrite`]: how many captured snapshots may wait
+    /// while one is being written (default 1). A checkpoint beyond that
+    /// blocks until the oldest is durable, bounding memory.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
     /// Threads used to compress and hash chunks (default: the number of
     /// cores).
     pub fn threads(mut self, n: usize) -> Self {
@@ -112,17 +138,31 @@ impl CheckpointerBuilder {
             option: "storage",
             reason: "no storage given; call .storage(FsStorage::open(dir)?) or .storage(MemStorage::new())".to_owned(),
         })?;
-        let options = self.validate()?;
+        let write = self.validate()?;
+        let config = WriterConfig {
+            scheme: self.scheme,
+            write,
+            cdc_average: (self.chunk_size / 8).clamp(1 << 10, 1 << 20),
+            max_chain: self.max_chain,
+            keep_last: self.keep_last,
+        };
         let (names, _) = catalog::scan(storage.as_ref())?;
         let next_seq = names.last().map_or(1, |n| n.seq + 1);
+        let writer = Writer::new(storage.clone(), config);
+        let persister = match self.scheme {
+            Scheme::CopyOnWrite => {
+                Persister::Background(Background::spawn(writer, self.max_in_flight)?)
+            }
+            _ => Persister::Inline(Box::new(writer)),
+        };
         Ok(Checkpointer {
             storage,
             scheme: self.scheme,
             every_steps: self.every_steps,
             every: self.every,
-            keep_last: self.keep_last,
-            options,
+            persister,
             next_seq,
+            last_captured: None,
             scopes_since_checkpoint: 0,
             last_checkpoint_at: Instant::now(),
             last_committed: None,
@@ -161,14 +201,14 @@ impl CheckpointerBuilder {
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunk_size) {
             return invalid("chunk_size", "must be between 4 KiB and 256 MiB");
         }
-        if self.scheme != Scheme::Full {
-            return Err(Error::InvalidConfig {
-                option: "scheme",
-                reason: format!(
-                    "{:?} is not available in this build yet; use Scheme::Full",
-                    self.scheme
-                ),
-            });
+        if self.max_chain == 0 {
+            return invalid(
+                "max_chain",
+                "must be at least 1 (1 makes every checkpoint full)",
+            );
+        }
+        if self.max_in_flight == 0 {
+            return invalid("max_in_flight", "must be at least 1");
         }
         if self.threads == 0 {
             return invalid("threads", "must be at least 1");
@@ -183,20 +223,6 @@ impl CheckpointerBuilder {
             threads: self.threads,
         })
     }
-}
-
-/// What one committed checkpoint did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Committed {
-    /// The checkpoint, as [`Checkpointer::list`] would show it.
-    pub info: CheckpointInfo,
-    /// Bytes written to storage: packs plus manifest.
-    pub bytes_written: u64,
-    /// Time the caller was blocked: capture plus persist.
-    pub stall: Duration,
-    /// What retention removed after this commit.
-    pub retention: RetentionReport,
 }
 
 /// A restored state and where it came from.
@@ -245,9 +271,10 @@ pub struct Checkpointer {
     scheme: Scheme,
     every_steps: Option<u64>,
     every: Option<Duration>,
-    keep_last: usize,
-    options: WriteOptions,
+    persister: Persister,
     next_seq: u64,
+    /// The checkpoint the next capture diffs against.
+    last_captured: Option<u128>,
     scopes_since_checkpoint: u64,
     last_checkpoint_at: Instant,
     last_committed: Option<Committed>,
@@ -295,38 +322,76 @@ impl Checkpointer {
 
     /// Checkpoints `state` at `step` now, whatever the interval says.
     ///
-    /// When this returns `Ok`, the checkpoint is durable and a restore in
-    /// a new process finds it. A storage failure poisons the checkpointer
-    /// (see [`Error::Poisoned`]).
-    pub fn checkpoint<S: State>(&mut self, step: u64, state: &mut S) -> Result<&Committed> {
+    /// With the synchronous schemes the checkpoint is durable when this
+    /// returns, and its [`Committed`] report is returned. With
+    /// [`Scheme::CopyOnWrite`] the state has been captured and is being
+    /// persisted in the background: this returns `None`, and
+    /// [`last_committed`](Self::last_committed), [`flush`](Self::flush) or
+    /// [`finish`](Self::finish) report it once durable. A storage failure
+    /// poisons the checkpointer (see [`Error::Poisoned`]); a failure in the
+    /// background is returned by the next call.
+    pub fn checkpoint<S: State>(&mut self, step: u64, state: &mut S) -> Result<Option<&Committed>> {
         self.check_usable()?;
+        self.collect_finished()?;
         let started = Instant::now();
-        let mut capture = Capture::default();
-        state.capture(&mut capture)?;
-        let segments = capture.into_segments();
         let ident = CheckpointId {
             seq: self.next_seq,
             step,
             id: rand::random(),
-            scheme: self.scheme.code(),
+            scheme: self.scheme,
             created_unix_ms: unix_ms_now(),
         };
-        let manifest = match write_full(self.storage.as_ref(), &segments, ident, self.options) {
-            Ok(manifest) => manifest,
-            Err(e) => return Err(self.poison(e)),
+        let mut capture = Capture::new(ident.id, self.last_captured);
+        state.capture(&mut capture)?;
+        let background = matches!(self.persister, Persister::Background(_));
+        let job = Job {
+            ident,
+            segments: capture.into_segments(),
+            capture_time: started.elapsed(),
+            background,
         };
         self.next_seq += 1;
+        self.last_captured = Some(ident.id);
         self.scopes_since_checkpoint = 0;
         self.last_checkpoint_at = Instant::now();
-        let stall = started.elapsed();
-        let retention = catalog::apply_retention(self.storage.as_ref(), self.keep_last)?;
-        let manifest_len = manifest.encode().len() as u64;
-        Ok(self.last_committed.insert(Committed {
-            info: CheckpointInfo::of(&manifest),
-            bytes_written: manifest.stored_bytes + manifest_len,
-            stall,
-            retention,
-        }))
+        let outcome = match &mut self.persister {
+            Persister::Inline(writer) => writer.persist(job).map(Some),
+            Persister::Background(background) => background.submit(job).map(|()| None),
+        };
+        match outcome {
+            Ok(Some(committed)) => Ok(Some(self.last_committed.insert(committed))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.poison(e)),
+        }
+    }
+
+    /// Waits until every captured checkpoint is durable and returns the
+    /// newest committed one.
+    pub fn flush(&mut self) -> Result<Option<&Committed>> {
+        self.check_usable()?;
+        if let Persister::Background(background) = &mut self.persister {
+            let results = background.wait();
+            self.absorb(results)?;
+        }
+        Ok(self.last_committed.as_ref())
+    }
+
+    fn collect_finished(&mut self) -> Result<()> {
+        if let Persister::Background(background) = &mut self.persister {
+            let results = background.finished();
+            self.absorb(results)?;
+        }
+        Ok(())
+    }
+
+    fn absorb(&mut self, results: Vec<Result<Committed>>) -> Result<()> {
+        for result in results {
+            match result {
+                Ok(committed) => self.last_committed = Some(committed),
+                Err(e) => return Err(self.poison(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Restores the newest checkpoint that verifies, or `None` if the store
@@ -337,19 +402,19 @@ impl Checkpointer {
     /// this is [`Error::NoUsableCheckpoint`] rather than `None`, so a
     /// damaged store is never mistaken for a fresh start.
     pub fn restore_latest<S: State>(&mut self) -> Result<Option<Restored<S>>> {
-        let storage = self.storage.as_ref();
-        let (names, mut skipped) = catalog::scan(storage)?;
+        self.flush()?;
+        let (names, mut skipped) = catalog::scan(self.storage.as_ref())?;
         for name in names.iter().rev() {
-            match load_verified(storage, name) {
+            match load_verified(self.storage.as_ref(), name) {
                 Ok((manifest, segments)) => {
-                    let mut restore = Restore::new(manifest.step, segments);
+                    let mut restore = Restore::new(manifest.step, manifest.id, segments);
                     let state = S::restore(&mut restore)?;
-                    self.scopes_since_checkpoint = 0;
-                    self.last_checkpoint_at = Instant::now();
+                    let info = CheckpointInfo::of(&manifest);
+                    self.diff_next_against(manifest)?;
                     return Ok(Some(Restored {
                         state,
-                        step: manifest.step,
-                        info: CheckpointInfo::of(&manifest),
+                        step: info.step,
+                        info,
                         skipped,
                     }));
                 }
@@ -375,10 +440,23 @@ impl Checkpointer {
         self.last_committed.as_ref()
     }
 
-    /// Ends the run: waits for outstanding work and reports any error it
-    /// hit. Every checkpoint reported committed before is durable.
-    pub fn finish(self) -> Result<()> {
-        self.check_usable()
+    /// Ends the run: waits until every captured checkpoint is durable and
+    /// reports any error hit on the way. Dropping a checkpointer also
+    /// waits for (but cannot report) background work.
+    pub fn finish(mut self) -> Result<()> {
+        self.flush().map(|_| ())
+    }
+
+    /// Makes the restored `manifest` the base of the next increment.
+    fn diff_next_against(&mut self, manifest: Manifest) -> Result<()> {
+        self.scopes_since_checkpoint = 0;
+        self.last_checkpoint_at = Instant::now();
+        self.last_captured = Some(manifest.id);
+        match &mut self.persister {
+            Persister::Inline(writer) => writer.set_previous(manifest),
+            Persister::Background(background) => background.set_previous(manifest)?,
+        }
+        Ok(())
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -396,10 +474,19 @@ impl Checkpointer {
     }
 }
 
+/// Where captured checkpoints go to be written.
+#[derive(Debug)]
+enum Persister {
+    /// Written by the caller's thread before `checkpoint` returns.
+    Inline(Box<Writer>),
+    /// Written by a background thread (copy-on-write).
+    Background(Background),
+}
+
 fn load_verified(
     storage: &dyn Storage,
     name: &ManifestName,
-) -> Result<(crate::format::Manifest, catalog::LoadedSegments)> {
+) -> Result<(Manifest, catalog::LoadedSegments)> {
     let manifest = catalog::load_manifest(storage, name)?;
     let segments = catalog::load_segments(storage, &manifest)?;
     Ok((manifest, segments))

@@ -55,10 +55,11 @@ mod scheme;
 mod state;
 pub mod storage;
 
+pub use bytemuck::Pod;
 pub use catalog::{CheckpointInfo, Listing, RetentionReport, Skipped};
-pub use checkpointer::{Checkpointer, CheckpointerBuilder, Committed, Restored};
+pub use checkpointer::{Checkpointer, CheckpointerBuilder, Restored};
 pub use error::{Error, Result};
 pub use format::FORMAT_VERSION;
-pub use scheme::Scheme;
-pub use state::{Capture, DEFAULT_SEGMENT, Restore, State};
+pub use scheme::{Committed, Scheme};
+pub use state::{Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State};
 pub use storage::{FsStorage, MemStorage, Storage};

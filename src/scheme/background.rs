@@ -1,0 +1,142 @@
+//! Copy-on-write persistence: a named background thread persists captured
+//! snapshots in order while the computation goes on.
+
+use super::writer::{Committed, Job, Writer};
+use crate::error::{Error, Result};
+use crate::format::Manifest;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
+use std::thread::JoinHandle;
+
+/// A message to the persisting thread.
+#[derive(Debug)]
+enum Message {
+    Persist(Box<Job>),
+    /// Diff the next checkpoint against this restored manifest.
+    SetPrevious(Box<Manifest>),
+}
+
+/// The persisting thread and its two channels.
+///
+/// At most `max_in_flight` captured snapshots wait while one is being
+/// written; a further [`submit`](Self::submit) blocks (back-pressure).
+#[derive(Debug)]
+pub(crate) struct Background {
+    jobs: Option<SyncSender<Message>>,
+    results: Receiver<Result<Committed>>,
+    worker: Option<JoinHandle<()>>,
+    pending: usize,
+}
+
+impl Background {
+    /// Starts the thread that owns `writer`.
+    pub(crate) fn spawn(mut writer: Writer, max_in_flight: usize) -> Result<Self> {
+        let (jobs, inbox) = sync_channel::<Message>(max_in_flight);
+        let (outbox, results) = channel();
+        let worker = std::thread::Builder::new()
+            .name("ckpt-persist".to_owned())
+            .spawn(move || {
+                for message in inbox {
+                    match message {
+                        Message::SetPrevious(manifest) => writer.set_previous(*manifest),
+                        Message::Persist(job) => {
+                            let result = writer.persist(*job);
+                            let failed = result.is_err();
+                            if outbox.send(result).is_err() || failed {
+                                return; // nothing after a failed persist can be trusted
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::storage("spawn", "ckpt-persist thread", e))?;
+        Ok(Background {
+            jobs: Some(jobs),
+            results,
+            worker: Some(worker),
+            pending: 0,
+        })
+    }
+
+    /// Queues a job, blocking while `max_in_flight` are already queued.
+    pub(crate) fn submit(&mut self, job: Job) -> Result<()> {
+        self.send(Message::Persist(Box::new(job)))?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Makes the next checkpoint diff against `manifest`.
+    pub(crate) fn set_previous(&mut self, manifest: Manifest) -> Result<()> {
+        self.send(Message::SetPrevious(Box::new(manifest)))
+    }
+
+    fn send(&self, message: Message) -> Result<()> {
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(message));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => Err(Error::Poisoned {
+                cause: "the background persist thread stopped after a failure".to_owned(),
+            }),
+        }
+    }
+
+    /// Results of the jobs that finished, in order, without waiting.
+    pub(crate) fn finished(&mut self) -> Vec<Result<Committed>> {
+        let mut out = Vec::new();
+        while self.pending > 0 {
+            match self.results.try_recv() {
+                Ok(result) => {
+                    self.pending -= 1;
+                    out.push(result);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.pending = 0;
+                    out.push(Err(self.stopped()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until every queued job finished and returns their results.
+    pub(crate) fn wait(&mut self) -> Vec<Result<Committed>> {
+        let mut out = Vec::new();
+        while self.pending > 0 {
+            self.pending -= 1;
+            match self.results.recv() {
+                Ok(result) => out.push(result),
+                Err(_) => {
+                    self.pending = 0;
+                    out.push(Err(self.stopped()));
+                }
+            }
+        }
+        out
+    }
+
+    fn stopped(&mut self) -> Error {
+        let panicked = self
+            .worker
+            .take()
+            .map(JoinHandle::join)
+            .is_some_and(|joined| joined.is_err());
+        Error::Poisoned {
+            cause: if panicked {
+                "the background persist thread panicked".to_owned()
+            } else {
+                "the background persist thread stopped after a failure".to_owned()
+            },
+        }
+    }
+}
+
+impl Drop for Background {
+    /// Lets the thread finish what was captured (so every snapshot handed
+    /// over is either committed or never visible), then joins it.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
