@@ -6,7 +6,6 @@
 
 use ckpt::{Capture, Checkpointer, FsStorage, PagedVec, Restore, Scheme, State};
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// A stencil code's state: small metadata plus a big grid.
 struct Stencil {

@@ -173,17 +173,27 @@ pub struct RetentionReport {
 /// Keeps the newest `keep_last` manifests that verify, deletes every older
 /// manifest, then every pack no kept manifest references.
 ///
-/// Manifests newer than the oldest kept one that fail to verify are left in
-/// place (they may be evidence worth reading); once enough newer good
+/// A manifest counts as verified when it decodes and is not in `damaged`
+/// (checkpoints a restore found unusable, e.g. for a corrupt pack; reading
+/// every pack on each pass would cost as much as a restore). Manifests
+/// newer than the oldest kept one that fail to verify are left in place
+/// (they may be evidence worth reading); once enough newer good
 /// checkpoints exist they age out like any other. A storage error (as
 /// opposed to damage) stops the pass before anything is deleted.
-pub(crate) fn apply_retention(storage: &dyn Storage, keep_last: usize) -> Result<RetentionReport> {
+pub(crate) fn apply_retention(
+    storage: &dyn Storage,
+    keep_last: usize,
+    damaged: &BTreeSet<String>,
+) -> Result<RetentionReport> {
     let (names, _) = scan(storage)?;
     let mut kept: Vec<Manifest> = Vec::new();
     let mut expired = Vec::new();
     for name in names.iter().rev() {
         if kept.len() >= keep_last {
             expired.push(name.key());
+            continue;
+        }
+        if damaged.contains(&name.key()) {
             continue;
         }
         match load_manifest(storage, name) {

@@ -10,6 +10,7 @@ use crate::scheme::{
 };
 use crate::state::{Capture, Restore, State};
 use crate::storage::Storage;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -403,14 +404,18 @@ impl Checkpointer {
     /// damaged store is never mistaken for a fresh start.
     pub fn restore_latest<S: State>(&mut self) -> Result<Option<Restored<S>>> {
         self.flush()?;
-        let (names, mut skipped) = catalog::scan(self.storage.as_ref())?;
+        // Foreign names under manifests/ are not checkpoints: list() shows
+        // them, restore does not count them as skipped.
+        let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
+        let mut skipped = Vec::new();
         for name in names.iter().rev() {
             match load_verified(self.storage.as_ref(), name) {
                 Ok((manifest, segments)) => {
                     let mut restore = Restore::new(manifest.step, manifest.id, segments);
                     let state = S::restore(&mut restore)?;
                     let info = CheckpointInfo::of(&manifest);
-                    self.diff_next_against(manifest)?;
+                    let damaged = skipped.iter().map(|s: &Skipped| s.key.clone()).collect();
+                    self.resume_from(manifest, damaged)?;
                     return Ok(Some(Restored {
                         state,
                         step: info.step,
@@ -447,14 +452,16 @@ impl Checkpointer {
         self.flush().map(|_| ())
     }
 
-    /// Makes the restored `manifest` the base of the next increment.
-    fn diff_next_against(&mut self, manifest: Manifest) -> Result<()> {
+    /// Makes the restored `manifest` the base of the next increment, and
+    /// tells retention which newer checkpoints failed verification so they
+    /// do not count as kept.
+    fn resume_from(&mut self, manifest: Manifest, damaged: BTreeSet<String>) -> Result<()> {
         self.scopes_since_checkpoint = 0;
         self.last_checkpoint_at = Instant::now();
         self.last_captured = Some(manifest.id);
         match &mut self.persister {
-            Persister::Inline(writer) => writer.set_previous(manifest),
-            Persister::Background(background) => background.set_previous(manifest)?,
+            Persister::Inline(writer) => writer.resume_from(manifest, damaged),
+            Persister::Background(background) => background.resume_from(manifest, damaged)?,
         }
         Ok(())
     }

@@ -204,17 +204,29 @@ fn incremental_writes_only_dirty_pages() {
     let store = MemStorage::new();
     let mut ck = open(&store, SchemeChoice::Incremental, 100, 2);
     let mut grid: PagedVec<f64> = PagedVec::from_slice_with_page_len(&vec![1.0; 1 << 16], 1024);
-    let full = ck.checkpoint(0, &mut grid).unwrap().unwrap().clone();
+    let full = ck
+        .checkpoint(0, &mut grid)
+        .unwrap()
+        .expect("a synchronous scheme commits")
+        .clone();
     assert!(full.full);
     assert_eq!(full.changed_bytes, 8 << 16);
     grid[5] = 2.0;
     grid[40_000] = 3.0;
-    let delta = ck.checkpoint(1, &mut grid).unwrap().unwrap().clone();
+    let delta = ck
+        .checkpoint(1, &mut grid)
+        .unwrap()
+        .expect("a synchronous scheme commits")
+        .clone();
     assert!(!delta.full);
     assert_eq!(delta.changed_bytes, 2 * 1024 * 8, "two dirty pages");
     // A page written but not changed is recognised by its hash.
     grid.page_mut(10).unwrap();
-    let same = ck.checkpoint(2, &mut grid).unwrap().unwrap().clone();
+    let same = ck
+        .checkpoint(2, &mut grid)
+        .unwrap()
+        .expect("a synchronous scheme commits")
+        .clone();
     assert_eq!(same.changed_bytes, 0);
 }
 

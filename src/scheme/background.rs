@@ -4,6 +4,7 @@
 use super::writer::{Committed, Job, Writer};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
+use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
 use std::thread::JoinHandle;
 
@@ -11,8 +12,9 @@ use std::thread::JoinHandle;
 #[derive(Debug)]
 enum Message {
     Persist(Box<Job>),
-    /// Diff the next checkpoint against this restored manifest.
-    SetPrevious(Box<Manifest>),
+    /// Diff the next checkpoint against this restored manifest; these
+    /// newer checkpoints failed verification.
+    ResumeFrom(Box<Manifest>, BTreeSet<String>),
 }
 
 /// The persisting thread and its two channels.
@@ -37,7 +39,9 @@ impl Background {
             .spawn(move || {
                 for message in inbox {
                     match message {
-                        Message::SetPrevious(manifest) => writer.set_previous(*manifest),
+                        Message::ResumeFrom(manifest, damaged) => {
+                            writer.resume_from(*manifest, damaged);
+                        }
                         Message::Persist(job) => {
                             let result = writer.persist(*job);
                             let failed = result.is_err();
@@ -64,9 +68,13 @@ impl Background {
         Ok(())
     }
 
-    /// Makes the next checkpoint diff against `manifest`.
-    pub(crate) fn set_previous(&mut self, manifest: Manifest) -> Result<()> {
-        self.send(Message::SetPrevious(Box::new(manifest)))
+    /// See [`Writer::resume_from`].
+    pub(crate) fn resume_from(
+        &mut self,
+        manifest: Manifest,
+        damaged: BTreeSet<String>,
+    ) -> Result<()> {
+        self.send(Message::ResumeFrom(Box::new(manifest), damaged))
     }
 
     fn send(&self, message: Message) -> Result<()> {

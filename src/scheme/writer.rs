@@ -11,7 +11,7 @@ use crate::format::pack::{PackBuilder, chunk_hash};
 use crate::format::{ChunkRef, Manifest, SegmentEntry, SegmentKind};
 use crate::state::{CapturedSegment, PageSnapshot, SegmentData};
 use crate::storage::Storage;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,8 @@ pub(crate) struct Writer {
     storage: Arc<dyn Storage>,
     config: WriterConfig,
     previous: Option<Manifest>,
+    /// Manifests known to fail verification; retention does not count them.
+    damaged: BTreeSet<String>,
 }
 
 impl Writer {
@@ -103,13 +105,16 @@ impl Writer {
             storage,
             config,
             previous: None,
+            damaged: BTreeSet::new(),
         }
     }
 
-    /// Makes `manifest` (durable and verified) the base of the next
-    /// incremental checkpoint.
-    pub(crate) fn set_previous(&mut self, manifest: Manifest) {
+    /// Makes `manifest` (durable and verified by a restore) the base of
+    /// the next incremental checkpoint; `damaged` are the manifests that
+    /// restore found unusable.
+    pub(crate) fn resume_from(&mut self, manifest: Manifest, damaged: BTreeSet<String>) {
         self.previous = Some(manifest);
+        self.damaged = damaged;
     }
 
     /// Writes one checkpoint: pack first, manifest last, then retention.
@@ -147,7 +152,8 @@ impl Writer {
             .put(&manifest.name().key(), &encoded_manifest)?;
         bytes_written += encoded_manifest.len() as u64;
         let persist = started.elapsed();
-        let retention = catalog::apply_retention(self.storage.as_ref(), self.config.keep_last)?;
+        let retention =
+            catalog::apply_retention(self.storage.as_ref(), self.config.keep_last, &self.damaged)?;
         let committed = Committed {
             info: CheckpointInfo::of(&manifest),
             full: base.is_none(),
