@@ -6,7 +6,10 @@
 //!
 //! Set `CKPT_CRASH_SEED` to replay another seed.
 
-use ckpt::{Capture, Checkpointer, FsStorage, PagedVec, Restore, Scheme, State};
+mod common;
+
+use ckpt::{Checkpointer, FsStorage, Scheme};
+use common::paged_sim::Sim;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader, Write};
@@ -20,64 +23,7 @@ const SCHEME_ENV: &str = "CKPT_CRASH_SCHEMES_SCHEME";
 const SEED_ENV: &str = "CKPT_CRASH_SEED";
 const DEFAULT_SEED: u64 = 0x05C4_E3E5_2026;
 const KILLS_PER_SCHEME: usize = 30;
-const PAGES: usize = 256;
-const PAGE_LEN: usize = 1024;
 const CHILD_LIFETIME: Duration = Duration::from_secs(30);
-
-/// A simulation: a log (serde, edited in the middle) and a paged grid.
-#[derive(Debug, Clone, PartialEq)]
-struct Sim {
-    step: u64,
-    log: Vec<u8>,
-    grid: PagedVec<u64>,
-}
-
-impl State for Sim {
-    fn capture(&mut self, capture: &mut Capture) -> ckpt::Result<()> {
-        capture.serde("meta", &(self.step, &self.log))?;
-        capture.paged("grid", &mut self.grid)
-    }
-
-    fn restore(restore: &mut Restore) -> ckpt::Result<Self> {
-        let (step, log) = restore.serde("meta")?;
-        Ok(Sim {
-            step,
-            log,
-            grid: restore.paged("grid")?,
-        })
-    }
-}
-
-impl Sim {
-    fn new() -> Self {
-        Sim {
-            step: 0,
-            log: (0..100_000u32).map(|i| (i % 251) as u8).collect(),
-            grid: PagedVec::from_slice_with_page_len(&vec![1; PAGES * PAGE_LEN], PAGE_LEN),
-        }
-    }
-
-    /// One deterministic step: touches three pages, edits the log.
-    fn advance(&mut self) {
-        self.step += 1;
-        let s = self.step as usize;
-        for page in [s * 7 % PAGES, (s * 13 + 1) % PAGES, (s * s) % PAGES] {
-            let at = page * PAGE_LEN + s % PAGE_LEN;
-            self.grid[at] = self.grid[at].wrapping_mul(31).wrapping_add(self.step);
-        }
-        let at = s * 7919 % self.log.len();
-        self.log.splice(at..at, (self.step as u32).to_le_bytes());
-        self.log.truncate(120_000);
-    }
-
-    fn at(step: u64) -> Self {
-        let mut sim = Sim::new();
-        while sim.step < step {
-            sim.advance();
-        }
-        sim
-    }
-}
 
 fn scheme_named(name: &str) -> Scheme {
     match name {
