@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 
-const SEED: u64 = 0xC0_44_0B7;
+const SEED: u64 = 0x0C04_40B7;
 const CHECKPOINTS: u64 = 8;
 
 /// A checkpoint of the reference store and the files that existed once it
