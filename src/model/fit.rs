@@ -185,11 +185,16 @@ impl LinearFit {
             let det = self.s11 * self.s22 - self.s12 * self.s12;
             det <= 1e-9 * self.s11 * self.s22
         };
+        let inverse = if v1 && v2 && !collinear {
+            self.inverse2()
+        } else {
+            None
+        };
         let active = match (v1, v2) {
-            (true, true) if !collinear => Active::Both(self.inverse2()?),
-            (true, true) => match driver {
-                Driver::First => Active::First,
-                Driver::Second => Active::Second,
+            (true, true) => match inverse {
+                Some(inv) => Active::Both(inv),
+                None if driver == Driver::First => Active::First,
+                None => Active::Second,
             },
             (true, false) => Active::First,
             (false, true) => Active::Second,
