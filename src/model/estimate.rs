@@ -43,8 +43,9 @@
 //! writes `S/c`, an incremental one `d/c` (`c` the compression ratio);
 //! copy-on-write stalls a configured fraction of a full write and persists
 //! `d/c` in the background. Such estimates carry a wide, configured
-//! uncertainty and [`Basis::Prior`]; the policy explores on them instead of
-//! acting on them.
+//! uncertainty and [`Basis::Prior`], and a comparison that involves one
+//! claims a confidence of at most 0.5; the policy explores on them instead
+//! of acting on them.
 
 use super::cost::{daly_interval, daly_overhead, minimize_interval, young_interval};
 use super::event::{CheckpointEvent, Event, EventSummary, RestoreEvent};
@@ -409,6 +410,11 @@ struct CheckpointCost {
     stall: f64,
     persist: f64,
 }
+
+/// Highest confidence claimed for a comparison involving a prior-based
+/// estimate: the priors are structural guesses whose error the fits cannot
+/// measure, so until the scheme is measured it is a coin flip.
+const PRIOR_CONFIDENCE: f64 = 0.5;
 
 const FULL_EVERY_CANDIDATES: [u32; 11] = [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64];
 
@@ -927,14 +933,22 @@ impl CostModel {
         after: &PlanEstimate,
         reason: String,
     ) -> Advice {
+        let basis = match (before.basis, after.basis) {
+            (Basis::Observed, Basis::Observed) => Basis::Observed,
+            _ => Basis::Prior,
+        };
+        let confidence = match basis {
+            Basis::Observed => confidence(before, after),
+            Basis::Prior => confidence(before, after).min(PRIOR_CONFIDENCE),
+        };
         Advice {
             plan: after.plan,
             interval: self.interval_advice(after),
             overhead_now: now.overhead,
             overhead_after: after.overhead,
             saving: (before.overhead - after.overhead) / (1.0 + now.overhead),
-            confidence: confidence(before, after),
-            basis: after.basis,
+            confidence,
+            basis,
             reason,
         }
     }
@@ -1281,6 +1295,10 @@ mod tests {
         assert!(inc.stall.as_secs_f64() < 0.2, "{inc:?}");
         let rec = eval.recommendations.first().expect("a change");
         assert_eq!(rec.advice().basis, Basis::Prior);
+        assert!(
+            rec.advice().confidence <= 0.5,
+            "priors are not trusted: {rec}"
+        );
         assert!(rec.to_string().contains("estimated before measuring"));
     }
 

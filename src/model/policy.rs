@@ -2,7 +2,7 @@
 //!
 //! * [`Mode::Fixed`]: the model only observes.
 //! * [`Mode::Advise`]: recommendations that clear the thresholds are
-//!   reported; nothing changes.
+//!   reported (each once, until the advice changes); nothing changes.
 //! * [`Mode::Auto`]: recommendations are applied, with hysteresis so the
 //!   configuration never flaps:
 //!   1. a recommendation counts only if its predicted saving is at least
@@ -289,13 +289,33 @@ impl PolicyState {
     pub fn decide(&mut self, policy: &Policy, evaluation: &Evaluation) -> Decision {
         match policy.mode {
             Mode::Fixed => Decision::Hold,
-            Mode::Advise => evaluation
-                .recommendations
-                .iter()
-                .find(|r| policy.passes(r))
-                .map_or(Decision::Hold, |r| Decision::Advise(r.clone())),
+            Mode::Advise => self.advise(policy, evaluation),
             Mode::Auto => self.decide_auto(policy, evaluation),
         }
+    }
+
+    /// Reports the first recommendation that clears the thresholds, once:
+    /// the same advice (same plan, interval within ±25 %) is not repeated
+    /// until something else was advised or nothing was.
+    fn advise(&mut self, policy: &Policy, eval: &Evaluation) -> Decision {
+        let Some(rec) = eval.recommendations.iter().find(|r| policy.passes(r)) else {
+            self.streak = None;
+            return Decision::Hold;
+        };
+        let interval = rec.interval().every.as_secs_f64();
+        let repeated = self
+            .streak
+            .as_ref()
+            .is_some_and(|s| s.plan == rec.plan() && within(s.interval_secs, interval, 1.25));
+        if repeated {
+            return Decision::Hold;
+        }
+        self.streak = Some(Streak {
+            plan: rec.plan(),
+            interval_secs: interval,
+            count: 1,
+        });
+        Decision::Advise(rec.clone())
     }
 
     fn decide_auto(&mut self, policy: &Policy, eval: &Evaluation) -> Decision {
