@@ -51,6 +51,7 @@ mod catalog;
 mod checkpointer;
 mod error;
 mod format;
+pub mod model;
 mod scheme;
 mod state;
 pub mod storage;
