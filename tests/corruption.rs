@@ -87,7 +87,7 @@ fn files(dir: &Path) -> Vec<String> {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(
-            name == ".lock" || name == "packs" || name == "manifests",
+            name == ".lock" || name == "packs" || name == "manifests" || name == "model",
             "unexpected entry {name} in the store"
         );
     }

@@ -1,6 +1,7 @@
 //! Copy-on-write persistence: a named background thread persists captured
 //! snapshots in order while the computation goes on.
 
+use super::Scheme;
 use super::writer::{Committed, Job, Writer};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
@@ -15,6 +16,8 @@ enum Message {
     /// Diff the next checkpoint against this restored manifest; these
     /// newer checkpoints failed verification.
     ResumeFrom(Box<Manifest>, BTreeSet<String>),
+    /// Use this scheme and chain bound from the next job on.
+    SetPlan(Scheme, u32),
 }
 
 /// The persisting thread and its two channels.
@@ -25,7 +28,7 @@ enum Message {
 pub(crate) struct Background {
     jobs: Option<SyncSender<Message>>,
     results: Receiver<Result<Committed>>,
-    worker: Option<JoinHandle<()>>,
+    worker: Option<JoinHandle<Writer>>,
     pending: usize,
 }
 
@@ -39,6 +42,7 @@ impl Background {
             .spawn(move || {
                 for message in inbox {
                     match message {
+                        Message::SetPlan(scheme, max_chain) => writer.set_plan(scheme, max_chain),
                         Message::ResumeFrom(manifest, damaged) => {
                             writer.resume_from(*manifest, damaged);
                         }
@@ -46,11 +50,12 @@ impl Background {
                             let result = writer.persist(*job);
                             let failed = result.is_err();
                             if outbox.send(result).is_err() || failed {
-                                return; // nothing after a failed persist can be trusted
+                                break; // nothing after a failed persist can be trusted
                             }
                         }
                     }
                 }
+                writer
             })
             .map_err(|e| Error::storage("spawn", "ckpt-persist thread", e))?;
         Ok(Background {
@@ -75,6 +80,25 @@ impl Background {
         damaged: BTreeSet<String>,
     ) -> Result<()> {
         self.send(Message::ResumeFrom(Box::new(manifest), damaged))
+    }
+
+    /// See [`Writer::set_plan`].
+    pub(crate) fn set_plan(&mut self, scheme: Scheme, max_chain: u32) -> Result<()> {
+        self.send(Message::SetPlan(scheme, max_chain))
+    }
+
+    /// Waits for the queued jobs, stops the thread and hands back its
+    /// writer, with the results of the jobs it finished.
+    pub(crate) fn into_writer(mut self) -> (Result<Writer>, Vec<Result<Committed>>) {
+        let results = self.wait();
+        self.jobs.take();
+        let writer = match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(writer)) => Ok(writer),
+            _ => Err(Error::Poisoned {
+                cause: "the background persist thread panicked".to_owned(),
+            }),
+        };
+        (writer, results)
     }
 
     fn send(&self, message: Message) -> Result<()> {

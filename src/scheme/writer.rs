@@ -109,6 +109,12 @@ impl Writer {
         }
     }
 
+    /// Changes the scheme and chain bound from the next checkpoint on.
+    pub(crate) fn set_plan(&mut self, scheme: Scheme, max_chain: u32) {
+        self.config.scheme = scheme;
+        self.config.max_chain = max_chain.max(1);
+    }
+
     /// Makes `manifest` (durable and verified by a restore) the base of
     /// the next incremental checkpoint; `damaged` are the manifests that
     /// restore found unusable.
