@@ -155,6 +155,9 @@ impl Advisor {
     /// Evaluates and lets the policy decide. Call after a checkpoint
     /// (every one, or every few); cheap enough for either.
     pub fn advise(&mut self, current: Plan, interval: Duration) -> Decision {
+        if self.policy.mode() == Mode::Fixed {
+            return Decision::Hold; // observe only: skip the evaluation
+        }
         match self.evaluate(current, interval) {
             Some(evaluation) => self.state.decide(&self.policy, &evaluation),
             None => Decision::Hold,
