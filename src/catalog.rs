@@ -6,6 +6,7 @@ use crate::format::layout::{MANIFESTS, ManifestName, PACKS, pack_key};
 use crate::format::pack::{check_pack, read_chunk};
 use crate::format::{Manifest, SegmentKind};
 use crate::scheme::Scheme;
+use crate::state::LoadedSegment;
 use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -68,7 +69,7 @@ pub struct Listing {
 }
 
 /// The verified segments of one checkpoint, by name.
-pub(crate) type LoadedSegments = BTreeMap<String, Vec<u8>>;
+pub(crate) type LoadedSegments = BTreeMap<String, LoadedSegment>;
 
 /// Manifest names in the store, oldest first; keys this layout did not
 /// write are returned separately.
@@ -102,15 +103,35 @@ pub(crate) fn load_segments(storage: &dyn Storage, manifest: &Manifest) -> Resul
     }
     let mut segments = BTreeMap::new();
     for segment in &manifest.segments {
-        match segment.kind {
-            SegmentKind::Serde => {}
-        }
-        let capacity = usize::try_from(segment.logical_len).unwrap_or(0);
-        let mut bytes = Vec::with_capacity(capacity);
-        for chunk in &segment.chunks {
-            bytes.extend_from_slice(&read_chunk(storage, chunk)?);
-        }
-        segments.insert(segment.name.clone(), bytes);
+        let loaded = match segment.kind {
+            SegmentKind::Serde => {
+                let capacity = usize::try_from(segment.logical_len).unwrap_or(0);
+                let mut bytes = Vec::with_capacity(capacity);
+                for chunk in &segment.chunks {
+                    bytes.extend_from_slice(&read_chunk(storage, chunk)?);
+                }
+                LoadedSegment::Serde(bytes)
+            }
+            SegmentKind::Pages {
+                elem_size,
+                page_len,
+                len,
+            } => {
+                let too_big = || Error::corrupt(manifest.name().key(), "paged segment too large");
+                let pages = segment
+                    .chunks
+                    .iter()
+                    .map(|chunk| read_chunk(storage, chunk))
+                    .collect::<Result<Vec<_>>>()?;
+                LoadedSegment::Pages {
+                    elem_size: elem_size as usize,
+                    page_len: usize::try_from(page_len).map_err(|_| too_big())?,
+                    len: usize::try_from(len).map_err(|_| too_big())?,
+                    pages,
+                }
+            }
+        };
+        segments.insert(segment.name.clone(), loaded);
     }
     Ok(segments)
 }
@@ -152,17 +173,27 @@ pub struct RetentionReport {
 /// Keeps the newest `keep_last` manifests that verify, deletes every older
 /// manifest, then every pack no kept manifest references.
 ///
-/// Manifests newer than the oldest kept one that fail to verify are left in
-/// place (they may be evidence worth reading); once enough newer good
+/// A manifest counts as verified when it decodes and is not in `damaged`
+/// (checkpoints a restore found unusable, e.g. for a corrupt pack; reading
+/// every pack on each pass would cost as much as a restore). Manifests
+/// newer than the oldest kept one that fail to verify are left in place
+/// (they may be evidence worth reading); once enough newer good
 /// checkpoints exist they age out like any other. A storage error (as
 /// opposed to damage) stops the pass before anything is deleted.
-pub(crate) fn apply_retention(storage: &dyn Storage, keep_last: usize) -> Result<RetentionReport> {
+pub(crate) fn apply_retention(
+    storage: &dyn Storage,
+    keep_last: usize,
+    damaged: &BTreeSet<String>,
+) -> Result<RetentionReport> {
     let (names, _) = scan(storage)?;
     let mut kept: Vec<Manifest> = Vec::new();
     let mut expired = Vec::new();
     for name in names.iter().rev() {
         if kept.len() >= keep_last {
             expired.push(name.key());
+            continue;
+        }
+        if damaged.contains(&name.key()) {
             continue;
         }
         match load_manifest(storage, name) {

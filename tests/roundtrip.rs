@@ -147,7 +147,11 @@ where
     T: Serialize + DeserializeOwned + PartialEq + Debug + Clone,
 {
     let mut state = value.clone();
-    let committed = ck.checkpoint(step, &mut state).unwrap().clone();
+    let committed = ck
+        .checkpoint(step, &mut state)
+        .unwrap()
+        .expect("a synchronous scheme commits")
+        .clone();
     assert_eq!(committed.info.step, step, "{what}");
     assert_eq!(committed.info.chain_len, 1, "{what}");
     assert_eq!(committed.info.scheme, Some(Scheme::Full), "{what}");
@@ -431,7 +435,14 @@ fn a_new_checkpointer_on_the_same_directory_restores() {
     assert!(first.restore_latest::<Model>().unwrap().is_none());
     let mut seqs = Vec::new();
     for step in 1..=3 {
-        seqs.push(first.checkpoint(step, &mut model(step)).unwrap().info.seq);
+        seqs.push(
+            first
+                .checkpoint(step, &mut model(step))
+                .unwrap()
+                .expect("a synchronous scheme commits")
+                .info
+                .seq,
+        );
     }
     // The directory is locked while the first one lives.
     assert!(matches!(build(), Err(Error::Locked { .. })));
@@ -443,7 +454,11 @@ fn a_new_checkpointer_on_the_same_directory_restores() {
     assert!(restored.state == model(3));
     assert_eq!(restored.info.seq, seqs[2]);
     // The second one continues the sequence.
-    let committed = second.checkpoint(4, &mut model(4)).unwrap().clone();
+    let committed = second
+        .checkpoint(4, &mut model(4))
+        .unwrap()
+        .expect("a synchronous scheme commits")
+        .clone();
     assert!(committed.info.seq > seqs[2], "{committed:?}");
     assert_eq!(committed.retention.manifests_deleted, 1);
     drop(second);

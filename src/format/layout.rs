@@ -13,6 +13,9 @@ pub(crate) fn pack_key(id: u128) -> String {
     format!("{PACKS}{id:032x}")
 }
 
+/// Sequence numbers stay below this bound (see [`ManifestName::parse`]).
+pub(crate) const MAX_SEQ: u64 = 1 << 62;
+
 /// What a manifest's key says about it, before its bytes are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ManifestName {
@@ -34,10 +37,17 @@ impl ManifestName {
     }
 
     /// Parses a manifest key; `None` for a key this layout did not write.
+    ///
+    /// Sequence numbers at or above [`MAX_SEQ`] are never written (a store
+    /// would need centuries of checkpoints to reach them), so such a name
+    /// is foreign and cannot stop the sequence from advancing.
     pub(crate) fn parse(key: &str) -> Option<Self> {
         let rest = key.strip_prefix(MANIFESTS)?;
         let mut parts = rest.split('-');
-        let seq = parts.next().filter(|p| p.len() == 20)?.parse().ok()?;
+        let seq: u64 = parts.next().filter(|p| p.len() == 20)?.parse().ok()?;
+        if seq >= MAX_SEQ {
+            return None;
+        }
         let step = parts.next().filter(|p| p.len() == 20)?.parse().ok()?;
         let id = parts.next().filter(|p| p.len() == 32)?;
         let id = u128::from_str_radix(id, 16).ok()?;
@@ -68,6 +78,12 @@ mod tests {
         assert_eq!(ManifestName::parse(&b.key()), Some(b));
         assert!(a.key() < b.key(), "key order must follow commit order");
         assert_eq!(ManifestName::parse("manifests/garbage"), None);
+        let huge = ManifestName {
+            seq: MAX_SEQ,
+            step: 1,
+            id: 1,
+        };
+        assert_eq!(ManifestName::parse(&huge.key()), None);
         assert_eq!(ManifestName::parse(&format!("{}-x", a.key())), None);
     }
 }

@@ -36,6 +36,15 @@ pub(crate) struct ChunkRef {
 pub(crate) enum SegmentKind {
     /// A serde value encoded with [`super::STATE_CODEC`], cut into chunks.
     Serde,
+    /// A paged vector: one chunk per page, in order.
+    Pages {
+        /// Bytes per element.
+        elem_size: u32,
+        /// Elements per page (the last page may hold fewer).
+        page_len: u64,
+        /// Number of elements.
+        len: u64,
+    },
 }
 
 /// One named part of the checkpointed state.

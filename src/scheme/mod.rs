@@ -1,12 +1,18 @@
 //! How a captured state becomes stored bytes: the checkpoint schemes.
 //!
-//! A scheme turns the segments of one capture into packs and a manifest.
-//! It writes every pack first and the manifest last, so a checkpoint exists
-//! only once everything it references is durable.
+//! A [`writer::Writer`] turns the segments of one capture into a pack and a
+//! manifest, choosing per checkpoint between a full base and an increment
+//! on the previous checkpoint. It writes the pack first and the manifest
+//! last, so a checkpoint exists only once everything it references is
+//! durable. Copy-on-write runs the same writer on a background thread.
 
-mod full;
+mod background;
+mod chunking;
+mod writer;
 
-pub(crate) use full::{CheckpointId, write_full};
+pub(crate) use background::Background;
+pub use writer::Committed;
+pub(crate) use writer::{Job, Writer};
 
 use crate::format::pack::Compression;
 
@@ -14,15 +20,18 @@ use crate::format::pack::Compression;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Scheme {
-    /// Every checkpoint writes the whole state. Restore reads one
-    /// checkpoint. The simplest and most robust scheme.
+    /// Every checkpoint writes the whole state, synchronously. Restore
+    /// reads one checkpoint. The simplest and most robust scheme.
     #[default]
     Full,
-    /// Each checkpoint writes only what changed since the previous one;
-    /// restore reads the chain back to the last full base.
+    /// Each checkpoint writes only what changed since the previous one:
+    /// dirty pages of [`PagedVec`](crate::PagedVec)s, and content-defined
+    /// chunks of serde state the store does not hold yet. A full base is
+    /// taken when the chain reaches the configured maximum.
     Incremental,
-    /// Capture is a cheap snapshot; persisting runs on a background thread
-    /// while the computation goes on.
+    /// Capture is a snapshot (page pointers for paged state, the encoded
+    /// bytes for serde state); an increment is persisted on a background
+    /// thread while the computation goes on.
     CopyOnWrite,
 }
 
@@ -47,10 +56,33 @@ impl Scheme {
     }
 }
 
-/// How chunks are cut and encoded.
+/// How chunks are encoded.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriteOptions {
     pub compression: Compression,
     pub chunk_size: usize,
     pub threads: usize,
+}
+
+/// Everything a [`Writer`] needs to know, validated by the builder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterConfig {
+    pub scheme: Scheme,
+    pub write: WriteOptions,
+    /// Average content-defined chunk size for serde state in the
+    /// incremental schemes.
+    pub cdc_average: usize,
+    /// Longest chain of checkpoints a restore may need to read.
+    pub max_chain: u32,
+    pub keep_last: usize,
+}
+
+/// Identity of the checkpoint being written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckpointId {
+    pub seq: u64,
+    pub step: u64,
+    pub id: u128,
+    pub scheme: Scheme,
+    pub created_unix_ms: u64,
 }

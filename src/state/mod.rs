@@ -6,8 +6,14 @@
 //! [`State`] by naming each of its parts, so that all of them are captured
 //! and restored as one atomic checkpoint.
 
+mod paged;
+
+pub(crate) use paged::PageSnapshot;
+pub use paged::{DEFAULT_PAGE_BYTES, PagedVec};
+
 use crate::error::{Error, Result};
 use crate::format::STATE_CODEC;
+use bytemuck::Pod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -60,11 +66,23 @@ impl<T: Serialize + DeserializeOwned> State for T {
     }
 }
 
+impl<T: Pod + Send + Sync> State for PagedVec<T> {
+    fn capture(&mut self, capture: &mut Capture) -> Result<()> {
+        capture.paged(DEFAULT_SEGMENT, self)
+    }
+
+    fn restore(restore: &mut Restore) -> Result<Self> {
+        restore.paged(DEFAULT_SEGMENT)
+    }
+}
+
 /// The bytes of one captured segment, as the scheme will store them.
 #[derive(Debug)]
 pub(crate) enum SegmentData {
     /// A serde value encoded with the pinned state codec.
     Serde(Vec<u8>),
+    /// The pages of a [`PagedVec`], shared with it until it writes them.
+    Pages(PageSnapshot),
 }
 
 /// One named, captured segment.
@@ -75,12 +93,40 @@ pub(crate) struct CapturedSegment {
 }
 
 /// Collects the segments of one checkpoint; handed to [`State::capture`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Capture {
+    checkpoint: u128,
+    previous: Option<u128>,
     segments: Vec<CapturedSegment>,
 }
 
 impl Capture {
+    /// A capture for checkpoint `checkpoint`, diffed against `previous`.
+    pub(crate) fn new(checkpoint: u128, previous: Option<u128>) -> Self {
+        Capture {
+            checkpoint,
+            previous,
+            segments: Vec::new(),
+        }
+    }
+
+    /// Adds a [`PagedVec`] as the segment `name`: its pages are shared,
+    /// not copied, and only pages written since the previous checkpoint
+    /// are stored by the incremental schemes.
+    pub fn paged<T: Pod + Send + Sync>(
+        &mut self,
+        name: &str,
+        pages: &mut PagedVec<T>,
+    ) -> Result<()> {
+        self.check_new_name(name)?;
+        let snapshot = pages.snapshot(self.checkpoint, self.previous);
+        self.segments.push(CapturedSegment {
+            name: name.to_owned(),
+            data: SegmentData::Pages(snapshot),
+        });
+        Ok(())
+    }
+
     /// Adds a serde value as the segment `name`.
     ///
     /// Names must be unique within one state.
@@ -114,16 +160,72 @@ impl Capture {
     }
 }
 
+/// A verified segment, read back from the store.
+#[derive(Debug)]
+pub(crate) enum LoadedSegment {
+    /// Encoded serde bytes.
+    Serde(Vec<u8>),
+    /// The pages of a paged vector, in order.
+    Pages {
+        elem_size: usize,
+        page_len: usize,
+        len: usize,
+        pages: Vec<Vec<u8>>,
+    },
+}
+
 /// The verified segments of one checkpoint; handed to [`State::restore`].
 #[derive(Debug)]
 pub struct Restore {
     step: u64,
-    segments: BTreeMap<String, Vec<u8>>,
+    checkpoint: u128,
+    segments: BTreeMap<String, LoadedSegment>,
 }
 
 impl Restore {
-    pub(crate) fn new(step: u64, segments: BTreeMap<String, Vec<u8>>) -> Self {
-        Restore { step, segments }
+    pub(crate) fn new(
+        step: u64,
+        checkpoint: u128,
+        segments: BTreeMap<String, LoadedSegment>,
+    ) -> Self {
+        Restore {
+            step,
+            checkpoint,
+            segments,
+        }
+    }
+
+    fn mismatch(&self, segment: &str, reason: impl Into<String>) -> Error {
+        Error::StateMismatch {
+            step: self.step,
+            segment: segment.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Rebuilds the paged segment `name`, clean: until it is written, the
+    /// next incremental checkpoint stores none of its pages again.
+    pub fn paged<T: Pod + Send + Sync>(&mut self, name: &str) -> Result<PagedVec<T>> {
+        let Some(LoadedSegment::Pages {
+            elem_size,
+            page_len,
+            len,
+            pages,
+        }) = self.segments.get(name)
+        else {
+            return Err(self.mismatch(name, "the checkpoint has no paged segment of this name"));
+        };
+        if *elem_size != std::mem::size_of::<T>() {
+            return Err(self.mismatch(
+                name,
+                format!(
+                    "stored elements are {elem_size} bytes, the requested type's are {}",
+                    std::mem::size_of::<T>()
+                ),
+            ));
+        }
+        PagedVec::from_pages(pages, *page_len, *len, self.checkpoint)
+            .ok_or_else(|| self.mismatch(name, "pages do not match the stored layout"))
     }
 
     /// The step the checkpoint was taken at.
@@ -133,22 +235,16 @@ impl Restore {
 
     /// Decodes the serde segment `name`.
     pub fn serde<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
-        let mismatch = |reason: String| Error::StateMismatch {
-            step: self.step,
-            segment: name.to_owned(),
-            reason,
+        let Some(LoadedSegment::Serde(bytes)) = self.segments.get(name) else {
+            return Err(self.mismatch(name, "the checkpoint has no serde segment of this name"));
         };
-        let bytes = self
-            .segments
-            .get(name)
-            .ok_or_else(|| mismatch("the checkpoint has no segment of this name".to_owned()))?;
         let (value, used) = bincode::serde::decode_from_slice(bytes, STATE_CODEC)
-            .map_err(|e| mismatch(e.to_string()))?;
+            .map_err(|e| self.mismatch(name, e.to_string()))?;
         if used != bytes.len() {
-            return Err(mismatch(format!(
-                "{} bytes left over after decoding",
-                bytes.len() - used
-            )));
+            return Err(self.mismatch(
+                name,
+                format!("{} bytes left over after decoding", bytes.len() - used),
+            ));
         }
         Ok(value)
     }

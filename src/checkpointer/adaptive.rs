@@ -1,0 +1,184 @@
+//! The checkpointer's side of the cost model: turning commits and restores
+//! into events, telling subscribers, asking the advisor what to do, and
+//! keeping the advisor's learned state (and a run marker that reveals
+//! crashes) in the store.
+
+use crate::error::Result;
+use crate::model::{
+    Advisor, CheckpointEvent, Decision, Event, FailureClass, ModelConfig, Plan, Policy,
+    RestartEvent, RestoreEvent, StorageErrorEvent,
+};
+use crate::scheme::{Committed, Scheme};
+use crate::storage::Storage;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+/// Where the advisor's learned state is stored.
+const MODEL_KEY: &str = "model/advisor";
+/// Present while a checkpointer runs on the store; found at start-up, it
+/// means the previous run ended without `finish()`: a crash.
+const RUNNING_KEY: &str = "model/running";
+/// Commits between two saves of the learned state.
+const SAVE_EVERY: u32 = 10;
+
+/// A callback that receives every event.
+pub(crate) type Listener = Box<dyn FnMut(&Event) + Send>;
+
+/// The advisor, its audience and its persistence.
+pub(crate) struct Adaptive {
+    advisor: Advisor,
+    listeners: Vec<Listener>,
+    subscribers: Vec<Sender<Event>>,
+    last_decision: Option<Decision>,
+    commits_since_save: u32,
+}
+
+impl std::fmt::Debug for Adaptive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adaptive")
+            .field("advisor", &self.advisor)
+            .field("listeners", &self.listeners.len())
+            .field("subscribers", &self.subscribers.len())
+            .field("last_decision", &self.last_decision)
+            .finish()
+    }
+}
+
+impl Adaptive {
+    /// Loads the learned state from `storage` (or starts afresh when there
+    /// is none or it does not decode), and notes a crash of the previous
+    /// run if its marker is still there.
+    pub(crate) fn open(
+        storage: &dyn Storage,
+        config: ModelConfig,
+        policy: Policy,
+        listeners: Vec<Listener>,
+    ) -> Result<Self> {
+        let advisor = match storage.get(MODEL_KEY) {
+            Ok(bytes) => Advisor::from_bytes(&bytes, config.clone(), policy.clone())
+                .or_else(|_| Advisor::new(config, policy))?,
+            Err(e) if e.is_damage() => Advisor::new(config, policy)?,
+            Err(e) => return Err(e),
+        };
+        let mut adaptive = Adaptive {
+            advisor,
+            listeners,
+            subscribers: Vec::new(),
+            last_decision: None,
+            commits_since_save: 0,
+        };
+        match storage.get(RUNNING_KEY) {
+            Ok(_) => adaptive.emit(RestartEvent::new(FailureClass::Process).into()),
+            Err(e) if e.is_damage() => {}
+            Err(e) => return Err(e),
+        }
+        storage.put(RUNNING_KEY, &std::process::id().to_le_bytes())?;
+        Ok(adaptive)
+    }
+
+    /// A channel that receives every event from now on.
+    pub(crate) fn subscribe(&mut self) -> Receiver<Event> {
+        let (sender, receiver) = channel();
+        self.subscribers.push(sender);
+        receiver
+    }
+
+    /// Feeds `event` to the model and tells every listener.
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.advisor.observe(&event);
+        for listener in &mut self.listeners {
+            listener(&event);
+        }
+        self.subscribers
+            .retain(|subscriber| subscriber.send(event.clone()).is_ok());
+    }
+
+    /// Reports a committed checkpoint, saves the learned state now and
+    /// then, and asks the advisor what to do next.
+    pub(crate) fn committed(
+        &mut self,
+        storage: &dyn Storage,
+        committed: &Committed,
+        work: Work,
+        plan: Plan,
+        interval: Duration,
+    ) -> &Decision {
+        let scheme = match committed.info.scheme.unwrap_or_default() {
+            Scheme::Incremental if committed.full => Scheme::Full,
+            scheme => scheme,
+        };
+        let mut event = CheckpointEvent::new(scheme, committed.info.step);
+        event.steps = work.steps;
+        event.compute = work.compute;
+        event.stall = committed.stall;
+        event.persist = committed.persist.max(committed.stall);
+        event.logical_bytes = committed.info.logical_bytes;
+        event.dirty_bytes = committed.changed_bytes;
+        event.bytes_written = committed.bytes_written;
+        event.compression_ratio = if committed.bytes_written == 0 {
+            1.0
+        } else {
+            committed.changed_bytes as f64 / committed.bytes_written as f64
+        };
+        event.chain_length = committed.info.chain_len;
+        self.emit(event.into());
+        self.commits_since_save += 1;
+        if self.commits_since_save >= SAVE_EVERY {
+            self.save(storage);
+        }
+        self.last_decision
+            .insert(self.advisor.advise(plan, interval))
+    }
+
+    /// Reports a restore.
+    pub(crate) fn restored(&mut self, step: u64, duration: Duration, chain_len: u32, bytes: u64) {
+        let mut event = RestoreEvent::new(step, duration, chain_len);
+        event.logical_bytes = bytes;
+        event.bytes_read = bytes;
+        self.emit(event.into());
+    }
+
+    /// Reports a storage failure.
+    pub(crate) fn storage_failed(&mut self, op: &str) {
+        self.emit(StorageErrorEvent::new(op, false).into());
+    }
+
+    /// Stores the learned state. A failure is reported as an event, not an
+    /// error: losing what the model learned costs a few checkpoints of
+    /// re-learning, never a checkpoint.
+    pub(crate) fn save(&mut self, storage: &dyn Storage) {
+        self.commits_since_save = 0;
+        let saved = self
+            .advisor
+            .to_bytes()
+            .and_then(|bytes| storage.put(MODEL_KEY, &bytes));
+        if saved.is_err() {
+            self.storage_failed("put model/advisor");
+        }
+    }
+
+    /// Saves the learned state and removes the run marker: a clean stop.
+    pub(crate) fn close(&mut self, storage: &dyn Storage) -> Result<()> {
+        self.save(storage);
+        storage.delete(RUNNING_KEY)
+    }
+
+    /// The advisor.
+    pub(crate) fn advisor(&self) -> &Advisor {
+        &self.advisor
+    }
+
+    /// What the advisor decided after the last commit.
+    pub(crate) fn last_decision(&self) -> Option<&Decision> {
+        self.last_decision.as_ref()
+    }
+}
+
+/// The useful work a checkpoint covers.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Work {
+    /// Scopes run since the previous checkpoint.
+    pub steps: u64,
+    /// Time spent in them (or wall time, without scopes).
+    pub compute: Duration,
+}

@@ -1,0 +1,286 @@
+//! [`CheckpointerBuilder`]: plain options, all checked in `build()`.
+
+use super::adaptive::{Adaptive, Listener};
+use super::persister::Persister;
+use super::{Checkpointer, Interval};
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::format::layout::MAX_SEQ;
+use crate::format::pack::Compression;
+use crate::model::{Event, ModelConfig, Plan, Policy};
+use crate::scheme::{Scheme, WriteOptions, Writer, WriterConfig};
+use crate::storage::Storage;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DEFAULT_KEEP_LAST: usize = 3;
+const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
+const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
+const MIN_CHUNK_SIZE: usize = 4 << 10;
+const MAX_CHUNK_SIZE: usize = 256 << 20;
+const DEFAULT_MAX_CHAIN: u32 = 10;
+const DEFAULT_MAX_IN_FLIGHT: usize = 1;
+
+/// Configures and opens a [`Checkpointer`]; see [`Checkpointer::builder`].
+///
+/// Options take plain values; [`build`](Self::build) checks them all and
+/// names the first bad one.
+#[must_use = "a builder does nothing until build() is called"]
+pub struct CheckpointerBuilder {
+    storage: Option<Arc<dyn Storage>>,
+    scheme: Scheme,
+    every_steps: Option<u64>,
+    every: Option<Duration>,
+    keep_last: usize,
+    compression_level: i32,
+    chunk_size: usize,
+    threads: usize,
+    max_chain: u32,
+    max_in_flight: usize,
+    policy: Policy,
+    model: ModelConfig,
+    listeners: Vec<Listener>,
+}
+
+impl std::fmt::Debug for CheckpointerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointerBuilder")
+            .field("storage", &self.storage)
+            .field("scheme", &self.scheme)
+            .field("every_steps", &self.every_steps)
+            .field("every", &self.every)
+            .field("keep_last", &self.keep_last)
+            .field("compression_level", &self.compression_level)
+            .field("chunk_size", &self.chunk_size)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CheckpointerBuilder {
+    fn default() -> Self {
+        CheckpointerBuilder {
+            storage: None,
+            scheme: Scheme::default(),
+            every_steps: None,
+            every: None,
+            keep_last: DEFAULT_KEEP_LAST,
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_chain: DEFAULT_MAX_CHAIN,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            policy: Policy::fixed(),
+            model: ModelConfig::default(),
+            listeners: Vec::new(),
+        }
+    }
+}
+
+impl CheckpointerBuilder {
+    /// Where checkpoints are stored (required). Pass a backend by value, or
+    /// an `Arc` to keep a handle of your own.
+    pub fn storage(mut self, storage: impl Storage + 'static) -> Self {
+        self.storage = Some(Arc::new(storage));
+        self
+    }
+
+    /// The checkpoint scheme (default [`Scheme::Full`]).
+    pub fn scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// Checkpoint after every `n` scopes. With [`every`](Self::every) as
+    /// well, whichever comes first triggers. Without either, every scope
+    /// checkpoints.
+    pub fn every_steps(mut self, n: u64) -> Self {
+        self.every_steps = Some(n);
+        self
+    }
+
+    /// Checkpoint at the end of the first scope once `interval` has passed
+    /// since the last checkpoint.
+    pub fn every(mut self, interval: Duration) -> Self {
+        self.every = Some(interval);
+        self
+    }
+
+    /// How many verified checkpoints retention keeps (default 3, at least
+    /// 1). Keep two or more so that a damaged newest one has a fallback.
+    pub fn keep_last(mut self, n: usize) -> Self {
+        self.keep_last = n;
+        self
+    }
+
+    /// zstd level for stored chunks: 0 turns compression off, 1..=22 trade
+    /// speed for size, negative levels are faster still (default 1).
+    /// Chunks that do not shrink are stored as they are.
+    pub fn compression_level(mut self, level: i32) -> Self {
+        self.compression_level = level;
+        self
+    }
+
+    /// Size of the chunks state bytes are cut into (default 1 MiB, from
+    /// 4 KiB to 256 MiB). Chunks are compressed and verified one by one.
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// For the incremental schemes: the longest chain of checkpoints a
+    /// restore may have to read (default 10). When the newest checkpoint's
+    /// chain reaches it, the next one is a full base — this is how a
+    /// periodic full checkpoint is added beside an incremental one.
+    pub fn max_chain(mut self, n: u32) -> Self {
+        self.max_chain = n;
+        self
+    }
+
+    /// For [`Scheme::CopyOnWrite`]: how many captured snapshots may wait
+    /// while one is being written (default 1). A checkpoint beyond that
+    /// blocks until the oldest is durable, bounding memory.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Threads used to compress and hash chunks (default: the number of
+    /// cores).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// How the cost model's advice is used (default [`Policy::fixed`]: the
+    /// model observes and learns, nothing changes). [`Policy::advise`]
+    /// reports recommendations through
+    /// [`Checkpointer::last_decision`]; [`Policy::adaptive`] applies them —
+    /// switching scheme, adding a periodic full base, changing the
+    /// interval — with hysteresis.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The cost model's settings (priors, confidence level, forgetting).
+    pub fn model(mut self, config: ModelConfig) -> Self {
+        self.model = config;
+        self
+    }
+
+    /// Shorthand for the model's expected mean time between failures
+    /// (default 24 h); observed crashes update the estimate.
+    pub fn mtbf(mut self, mtbf: Duration) -> Self {
+        self.model.mtbf = mtbf;
+        self
+    }
+
+    /// Calls `listener` with every [`Event`]: checkpoints, restores,
+    /// detected crashes, storage errors. It runs on the thread that calls
+    /// the checkpointer, so keep it short.
+    pub fn on_event(mut self, listener: impl FnMut(&Event) + Send + 'static) -> Self {
+        self.listeners.push(Box::new(listener));
+        self
+    }
+
+    /// Validates the options and opens the checkpointer on its storage.
+    pub fn build(self) -> Result<Checkpointer> {
+        let storage = self.storage.clone().ok_or_else(|| Error::InvalidConfig {
+            option: "storage",
+            reason: "no storage given; call .storage(FsStorage::open(dir)?) or .storage(MemStorage::new())".to_owned(),
+        })?;
+        let write = self.validate()?;
+        let config = WriterConfig {
+            scheme: self.scheme,
+            write,
+            cdc_average: (self.chunk_size / 8).clamp(1 << 10, 1 << 20),
+            max_chain: self.max_chain,
+            keep_last: self.keep_last,
+        };
+        let (names, _) = catalog::scan(storage.as_ref())?;
+        // Parsed names stay below MAX_SEQ, so this cannot overflow.
+        let next_seq = names.last().map_or(1, |n| n.seq + 1).min(MAX_SEQ);
+        let writer = Writer::new(storage.clone(), config);
+        let persister = Persister::new(writer, self.scheme, self.max_in_flight)?;
+        let adaptive = Adaptive::open(storage.as_ref(), self.model, self.policy, self.listeners)?;
+        Ok(Checkpointer {
+            storage,
+            plan: Plan::only(self.scheme),
+            default_max_chain: self.max_chain,
+            max_in_flight: self.max_in_flight,
+            interval: Interval {
+                every_steps: self.every_steps,
+                every: self.every,
+            },
+            persister,
+            adaptive,
+            next_seq,
+            last_captured: None,
+            work: Default::default(),
+            last_checkpoint_at: Instant::now(),
+            queued_work: Default::default(),
+            exploring: None,
+            last_committed: None,
+            poisoned: None,
+        })
+    }
+
+    fn validate(&self) -> Result<WriteOptions> {
+        let invalid = |option, reason: &str| {
+            Err(Error::InvalidConfig {
+                option,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.every_steps == Some(0) {
+            return invalid("every_steps", "must be at least 1");
+        }
+        if self.every == Some(Duration::ZERO) {
+            return invalid("every", "must be longer than zero");
+        }
+        if self.keep_last == 0 {
+            return invalid("keep_last", "must keep at least 1 checkpoint (2+ advised)");
+        }
+        let levels = zstd::compression_level_range();
+        if self.compression_level != 0 && !levels.contains(&self.compression_level) {
+            return Err(Error::InvalidConfig {
+                option: "compression_level",
+                reason: format!(
+                    "{} is outside zstd's range {}..={} (0 turns compression off)",
+                    self.compression_level,
+                    levels.start(),
+                    levels.end()
+                ),
+            });
+        }
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunk_size) {
+            return invalid("chunk_size", "must be between 4 KiB and 256 MiB");
+        }
+        if self.max_chain == 0 {
+            return invalid(
+                "max_chain",
+                "must be at least 1 (1 makes every checkpoint full)",
+            );
+        }
+        if self.max_in_flight == 0 {
+            return invalid("max_in_flight", "must be at least 1");
+        }
+        if self.threads == 0 {
+            return invalid("threads", "must be at least 1");
+        }
+        if self.model.mtbf.is_zero() {
+            return invalid("mtbf", "must be longer than zero");
+        }
+        self.policy.validate()?;
+        let compression = match self.compression_level {
+            0 => Compression::Off,
+            level => Compression::Zstd(level),
+        };
+        Ok(WriteOptions {
+            compression,
+            chunk_size: self.chunk_size,
+            threads: self.threads,
+        })
+    }
+}

@@ -1,0 +1,413 @@
+//! The [`Checkpointer`]: scopes, checkpoints, restore, and the policy loop
+//! that applies the cost model's decisions.
+
+mod adaptive;
+mod builder;
+mod persister;
+
+pub use builder::CheckpointerBuilder;
+
+use crate::catalog::{self, CheckpointInfo, Listing, Skipped};
+use crate::error::{Error, Result};
+use crate::format::Manifest;
+use crate::format::layout::ManifestName;
+use crate::model::{Advisor, Decision, Event, EventSummary, Plan};
+use crate::scheme::{CheckpointId, Committed, Job};
+use crate::state::{Capture, Restore, State};
+use crate::storage::Storage;
+use adaptive::{Adaptive, Work};
+use persister::{Persister, Submitted};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A restored state and where it came from.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Restored<S> {
+    /// The state as it was checkpointed.
+    pub state: S,
+    /// The step it was checkpointed at (as passed to
+    /// [`Checkpointer::checkpoint`] or [`Checkpointer::scope`]).
+    pub step: u64,
+    /// The checkpoint it came from.
+    pub info: CheckpointInfo,
+    /// Newer checkpoints that were passed over because they did not
+    /// verify, newest first.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Takes checkpoints of a state, keeps the store tidy and restores.
+///
+/// ```
+/// use ckpt::{Checkpointer, MemStorage};
+///
+/// let store = MemStorage::new();
+/// let mut ck = Checkpointer::builder().storage(store.clone()).every_steps(10).build()?;
+///
+/// // Resume from the newest checkpoint, or start fresh.
+/// let (mut total, first): (u64, u64) = match ck.restore_latest::<u64>()? {
+///     Some(r) => (r.state, r.step + 1),
+///     None => (0, 0),
+/// };
+/// for step in first..100 {
+///     ck.scope(step, &mut total, |total| *total += step)?;
+/// }
+/// ck.finish()?;
+///
+/// // A new process on the same store picks up where this one stopped.
+/// let mut ck = Checkpointer::builder().storage(store).build()?;
+/// let restored = ck.restore_latest::<u64>()?.expect("a checkpoint was taken");
+/// assert_eq!((restored.step, restored.state), (99, (0..100).sum()));
+/// # Ok::<(), ckpt::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Checkpointer {
+    storage: Arc<dyn Storage>,
+    /// The scheme (and periodic full base) in force.
+    plan: Plan,
+    /// The chain bound used when the plan names no periodic full base.
+    default_max_chain: u32,
+    max_in_flight: usize,
+    interval: Interval,
+    persister: Persister,
+    adaptive: Adaptive,
+    next_seq: u64,
+    /// The checkpoint the next capture diffs against.
+    last_captured: Option<u128>,
+    /// Work done since the last checkpoint.
+    work: Work,
+    last_checkpoint_at: Instant,
+    /// Work covered by each background job still in flight, in order.
+    queued_work: VecDeque<Work>,
+    exploring: Option<Exploration>,
+    last_committed: Option<Committed>,
+    poisoned: Option<String>,
+}
+
+/// When a scope ends with a checkpoint.
+#[derive(Debug, Clone, Copy)]
+struct Interval {
+    every_steps: Option<u64>,
+    every: Option<Duration>,
+}
+
+/// A trial of another scheme started by the policy.
+#[derive(Debug, Clone, Copy)]
+struct Exploration {
+    remaining: u32,
+    resume: Plan,
+}
+
+impl Checkpointer {
+    /// Starts configuring a checkpointer.
+    pub fn builder() -> CheckpointerBuilder {
+        CheckpointerBuilder::default()
+    }
+
+    /// Runs one unit of work, then checkpoints `state` if one is due.
+    ///
+    /// `step` numbers the work `body` completes; a checkpoint taken here is
+    /// recorded at that step, so after a restore, resume at
+    /// [`Restored::step`]` + 1`. Returns what `body` returned.
+    pub fn scope<S: State, R>(
+        &mut self,
+        step: u64,
+        state: &mut S,
+        body: impl FnOnce(&mut S) -> R,
+    ) -> Result<R> {
+        self.check_usable()?;
+        let started = Instant::now();
+        let result = body(state);
+        self.work.steps += 1;
+        self.work.compute += started.elapsed();
+        if self.is_due() {
+            self.checkpoint(step, state)?;
+        }
+        Ok(result)
+    }
+
+    /// True when the interval says the next scope should end with a
+    /// checkpoint.
+    pub fn is_due(&self) -> bool {
+        let Interval { every_steps, every } = self.interval;
+        let by_steps = every_steps.is_some_and(|n| self.work.steps >= n);
+        let by_time = every.is_some_and(|d| self.last_checkpoint_at.elapsed() >= d);
+        let unconfigured = every_steps.is_none() && every.is_none();
+        by_steps || by_time || (unconfigured && self.work.steps > 0)
+    }
+
+    /// Checkpoints `state` at `step` now, whatever the interval says.
+    ///
+    /// With the synchronous schemes the checkpoint is durable when this
+    /// returns, and its [`Committed`] report is returned. With
+    /// [`Scheme::CopyOnWrite`](crate::Scheme::CopyOnWrite) the state has been captured and is being
+    /// persisted in the background: this returns `None`, and
+    /// [`last_committed`](Self::last_committed), [`flush`](Self::flush) or
+    /// [`finish`](Self::finish) report it once durable. A storage failure
+    /// poisons the checkpointer (see [`Error::Poisoned`]); a failure in the
+    /// background is returned by the next call.
+    pub fn checkpoint<S: State>(&mut self, step: u64, state: &mut S) -> Result<Option<&Committed>> {
+        self.check_usable()?;
+        let finished = self.persister.finished();
+        self.absorb(finished)?;
+        let started = Instant::now();
+        let ident = CheckpointId {
+            seq: self.next_seq,
+            step,
+            id: rand::random(),
+            scheme: self.plan.base(),
+            created_unix_ms: unix_ms_now(),
+        };
+        let mut capture = Capture::new(ident.id, self.last_captured);
+        state.capture(&mut capture)?;
+        let job = Job {
+            ident,
+            segments: capture.into_segments(),
+            capture_time: started.elapsed(),
+            background: self.persister.is_background(),
+        };
+        let mut work = std::mem::take(&mut self.work);
+        if work.steps == 0 {
+            work.compute = self.last_checkpoint_at.elapsed();
+        }
+        self.next_seq += 1;
+        self.last_captured = Some(ident.id);
+        self.last_checkpoint_at = Instant::now();
+        match self.persister.submit(job) {
+            Ok(Submitted::Committed(committed)) => {
+                self.on_commit(*committed, work)?;
+                Ok(self.last_committed.as_ref())
+            }
+            Ok(Submitted::Queued) => {
+                self.queued_work.push_back(work);
+                Ok(None)
+            }
+            Err(e) => {
+                self.adaptive.storage_failed("checkpoint");
+                Err(self.poison(e))
+            }
+        }
+    }
+
+    /// Waits until every captured checkpoint is durable and returns the
+    /// newest committed one.
+    pub fn flush(&mut self) -> Result<Option<&Committed>> {
+        self.check_usable()?;
+        let results = self.persister.wait();
+        self.absorb(results)?;
+        Ok(self.last_committed.as_ref())
+    }
+
+    fn absorb(&mut self, results: Vec<Result<Committed>>) -> Result<()> {
+        for result in results {
+            let work = self.queued_work.pop_front().unwrap_or_default();
+            match result {
+                Ok(committed) => self.on_commit(committed, work)?,
+                Err(e) => {
+                    self.adaptive.storage_failed("checkpoint");
+                    return Err(self.poison(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a commit, reports it, and carries out the policy's decision.
+    fn on_commit(&mut self, committed: Committed, work: Work) -> Result<()> {
+        let interval = self.current_interval(work);
+        let decision = self
+            .adaptive
+            .committed(self.storage.as_ref(), &committed, work, self.plan, interval)
+            .clone();
+        self.last_committed = Some(committed);
+        if let Some(exploration) = &mut self.exploring {
+            exploration.remaining = exploration.remaining.saturating_sub(1);
+            if exploration.remaining == 0 {
+                let resume = exploration.resume;
+                self.exploring = None;
+                return self.set_plan(resume);
+            }
+            return Ok(());
+        }
+        match decision {
+            Decision::Apply(recommendation) => {
+                self.interval = Interval {
+                    every_steps: None,
+                    every: Some(recommendation.interval().every),
+                };
+                self.set_plan(recommendation.plan())
+            }
+            Decision::Explore {
+                scheme,
+                checkpoints,
+                ..
+            } => {
+                self.exploring = Some(Exploration {
+                    remaining: checkpoints,
+                    resume: self.plan,
+                });
+                self.set_plan(Plan::only(scheme))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The interval in force, as compute time between checkpoints.
+    fn current_interval(&self, last: Work) -> Duration {
+        if let Some(every) = self.interval.every {
+            return every;
+        }
+        let steps = self.interval.every_steps.unwrap_or(1);
+        match self.adaptive.advisor().model().step_time() {
+            Some(step) => step.saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX)),
+            None => last.compute,
+        }
+    }
+
+    /// Switches scheme and periodic full base from the next checkpoint on.
+    fn set_plan(&mut self, plan: Plan) -> Result<()> {
+        self.plan = plan;
+        let max_chain = plan.full_every().unwrap_or(self.default_max_chain);
+        let finished = self
+            .persister
+            .set_plan(plan.base(), max_chain, self.max_in_flight)
+            .map_err(|e| self.poison(e))?;
+        self.absorb(finished)
+    }
+
+    /// Restores the newest checkpoint that verifies, or `None` if the store
+    /// holds no checkpoint at all.
+    ///
+    /// Newer checkpoints that fail verification are passed over and listed
+    /// in [`Restored::skipped`]. If checkpoints exist but none verifies,
+    /// this is [`Error::NoUsableCheckpoint`] rather than `None`, so a
+    /// damaged store is never mistaken for a fresh start.
+    pub fn restore_latest<S: State>(&mut self) -> Result<Option<Restored<S>>> {
+        self.flush()?;
+        let started = Instant::now();
+        // Foreign names under manifests/ are not checkpoints: list() shows
+        // them, restore does not count them as skipped.
+        let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
+        let mut skipped = Vec::new();
+        for name in names.iter().rev() {
+            match load_verified(self.storage.as_ref(), name) {
+                Ok((manifest, segments)) => {
+                    let mut restore = Restore::new(manifest.step, manifest.id, segments);
+                    let state = S::restore(&mut restore)?;
+                    let info = CheckpointInfo::of(&manifest);
+                    let damaged = skipped.iter().map(|s: &Skipped| s.key.clone()).collect();
+                    self.resume_from(manifest, damaged)?;
+                    self.adaptive.restored(
+                        info.step,
+                        started.elapsed(),
+                        info.chain_len,
+                        info.logical_bytes,
+                    );
+                    return Ok(Some(Restored {
+                        state,
+                        step: info.step,
+                        info,
+                        skipped,
+                    }));
+                }
+                Err(e) if e.is_damage() => skipped.push(catalog::skipped(name, &e)),
+                Err(e) => return Err(e),
+            }
+        }
+        if skipped.is_empty() {
+            Ok(None)
+        } else {
+            Err(Error::NoUsableCheckpoint { skipped })
+        }
+    }
+
+    /// Lists the checkpoints in the store (manifests only; packs are
+    /// verified on restore).
+    pub fn list(&self) -> Result<Listing> {
+        catalog::list(self.storage.as_ref())
+    }
+
+    /// The last checkpoint this checkpointer committed.
+    pub fn last_committed(&self) -> Option<&Committed> {
+        self.last_committed.as_ref()
+    }
+
+    /// The scheme (and periodic full base) in force now; an adaptive
+    /// policy changes it.
+    pub fn plan(&self) -> Plan {
+        self.plan
+    }
+
+    /// What the policy decided after the last commit: with
+    /// [`Policy::advise`](crate::model::Policy::advise), the
+    /// recommendations to read.
+    pub fn last_decision(&self) -> Option<&Decision> {
+        self.adaptive.last_decision()
+    }
+
+    /// The cost model and policy, with what they learned so far.
+    pub fn advisor(&self) -> &Advisor {
+        self.adaptive.advisor()
+    }
+
+    /// Counts, totals and stall percentiles of everything so far.
+    pub fn summary(&self) -> &EventSummary {
+        self.adaptive.advisor().summary()
+    }
+
+    /// A channel that receives every [`Event`] from now on.
+    pub fn subscribe(&mut self) -> Receiver<Event> {
+        self.adaptive.subscribe()
+    }
+
+    /// Ends the run: waits until every captured checkpoint is durable,
+    /// stores what the cost model learned, and reports any error hit on
+    /// the way. A checkpointer dropped without `finish` also waits for
+    /// background work, but its next run on the store counts this one as
+    /// a crash.
+    pub fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        self.adaptive.close(self.storage.as_ref())
+    }
+
+    /// Makes the restored `manifest` the base of the next increment, and
+    /// tells retention which newer checkpoints failed verification so they
+    /// do not count as kept.
+    fn resume_from(&mut self, manifest: Manifest, damaged: BTreeSet<String>) -> Result<()> {
+        self.work = Work::default();
+        self.last_checkpoint_at = Instant::now();
+        self.last_captured = Some(manifest.id);
+        self.persister.resume_from(manifest, damaged)
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, error: Error) -> Error {
+        self.poisoned = Some(error.to_string());
+        error
+    }
+}
+
+fn load_verified(
+    storage: &dyn Storage,
+    name: &ManifestName,
+) -> Result<(Manifest, catalog::LoadedSegments)> {
+    let manifest = catalog::load_manifest(storage, name)?;
+    let segments = catalog::load_segments(storage, &manifest)?;
+    Ok((manifest, segments))
+}
+
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

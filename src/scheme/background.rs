@@ -1,0 +1,174 @@
+//! Copy-on-write persistence: a named background thread persists captured
+//! snapshots in order while the computation goes on.
+
+use super::Scheme;
+use super::writer::{Committed, Job, Writer};
+use crate::error::{Error, Result};
+use crate::format::Manifest;
+use std::collections::BTreeSet;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
+use std::thread::JoinHandle;
+
+/// A message to the persisting thread.
+#[derive(Debug)]
+enum Message {
+    Persist(Box<Job>),
+    /// Diff the next checkpoint against this restored manifest; these
+    /// newer checkpoints failed verification.
+    ResumeFrom(Box<Manifest>, BTreeSet<String>),
+    /// Use this scheme and chain bound from the next job on.
+    SetPlan(Scheme, u32),
+}
+
+/// The persisting thread and its two channels.
+///
+/// At most `max_in_flight` captured snapshots wait while one is being
+/// written; a further [`submit`](Self::submit) blocks (back-pressure).
+#[derive(Debug)]
+pub(crate) struct Background {
+    jobs: Option<SyncSender<Message>>,
+    results: Receiver<Result<Committed>>,
+    worker: Option<JoinHandle<Writer>>,
+    pending: usize,
+}
+
+impl Background {
+    /// Starts the thread that owns `writer`.
+    pub(crate) fn spawn(mut writer: Writer, max_in_flight: usize) -> Result<Self> {
+        let (jobs, inbox) = sync_channel::<Message>(max_in_flight);
+        let (outbox, results) = channel();
+        let worker = std::thread::Builder::new()
+            .name("ckpt-persist".to_owned())
+            .spawn(move || {
+                for message in inbox {
+                    match message {
+                        Message::SetPlan(scheme, max_chain) => writer.set_plan(scheme, max_chain),
+                        Message::ResumeFrom(manifest, damaged) => {
+                            writer.resume_from(*manifest, damaged);
+                        }
+                        Message::Persist(job) => {
+                            let result = writer.persist(*job);
+                            let failed = result.is_err();
+                            if outbox.send(result).is_err() || failed {
+                                break; // nothing after a failed persist can be trusted
+                            }
+                        }
+                    }
+                }
+                writer
+            })
+            .map_err(|e| Error::storage("spawn", "ckpt-persist thread", e))?;
+        Ok(Background {
+            jobs: Some(jobs),
+            results,
+            worker: Some(worker),
+            pending: 0,
+        })
+    }
+
+    /// Queues a job, blocking while `max_in_flight` are already queued.
+    pub(crate) fn submit(&mut self, job: Job) -> Result<()> {
+        self.send(Message::Persist(Box::new(job)))?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// See [`Writer::resume_from`].
+    pub(crate) fn resume_from(
+        &mut self,
+        manifest: Manifest,
+        damaged: BTreeSet<String>,
+    ) -> Result<()> {
+        self.send(Message::ResumeFrom(Box::new(manifest), damaged))
+    }
+
+    /// See [`Writer::set_plan`].
+    pub(crate) fn set_plan(&mut self, scheme: Scheme, max_chain: u32) -> Result<()> {
+        self.send(Message::SetPlan(scheme, max_chain))
+    }
+
+    /// Waits for the queued jobs, stops the thread and hands back its
+    /// writer, with the results of the jobs it finished.
+    pub(crate) fn into_writer(mut self) -> (Result<Writer>, Vec<Result<Committed>>) {
+        let results = self.wait();
+        self.jobs.take();
+        let writer = match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(writer)) => Ok(writer),
+            _ => Err(Error::Poisoned {
+                cause: "the background persist thread panicked".to_owned(),
+            }),
+        };
+        (writer, results)
+    }
+
+    fn send(&self, message: Message) -> Result<()> {
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(message));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => Err(Error::Poisoned {
+                cause: "the background persist thread stopped after a failure".to_owned(),
+            }),
+        }
+    }
+
+    /// Results of the jobs that finished, in order, without waiting.
+    pub(crate) fn finished(&mut self) -> Vec<Result<Committed>> {
+        let mut out = Vec::new();
+        while self.pending > 0 {
+            match self.results.try_recv() {
+                Ok(result) => {
+                    self.pending -= 1;
+                    out.push(result);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.pending = 0;
+                    out.push(Err(self.stopped()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until every queued job finished and returns their results.
+    pub(crate) fn wait(&mut self) -> Vec<Result<Committed>> {
+        let mut out = Vec::new();
+        while self.pending > 0 {
+            self.pending -= 1;
+            match self.results.recv() {
+                Ok(result) => out.push(result),
+                Err(_) => {
+                    self.pending = 0;
+                    out.push(Err(self.stopped()));
+                }
+            }
+        }
+        out
+    }
+
+    fn stopped(&mut self) -> Error {
+        let panicked = self
+            .worker
+            .take()
+            .map(JoinHandle::join)
+            .is_some_and(|joined| joined.is_err());
+        Error::Poisoned {
+            cause: if panicked {
+                "the background persist thread panicked".to_owned()
+            } else {
+                "the background persist thread stopped after a failure".to_owned()
+            },
+        }
+    }
+}
+
+impl Drop for Background {
+    /// Lets the thread finish what was captured (so every snapshot handed
+    /// over is either committed or never visible), then joins it.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Persisting one captured checkpoint: choose full or incremental, plan which
+//! chunks to write and which to reuse, write the pack, then the manifest,
+//! then apply retention.
+
+use super::chunking::{cut_content_defined, cut_fixed, encode_many};
+use super::{CheckpointId, Scheme, WriterConfig};
+use crate::catalog::{self, CheckpointInfo, RetentionReport};
+use crate::error::{Error, Result};
+use crate::format::layout::pack_key;
+use crate::format::pack::{PackBuilder, chunk_hash};
+use crate::format::{ChunkRef, Manifest, SegmentEntry, SegmentKind};
+use crate::state::{CapturedSegment, PageSnapshot, SegmentData};
+use crate::storage::Storage;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One captured checkpoint waiting to be persisted.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub ident: CheckpointId,
+    pub segments: Vec<CapturedSegment>,
+    /// Time the caller spent capturing.
+    pub capture_time: Duration,
+    /// True when persisting runs beside the computation (copy-on-write),
+    /// so persist time is not part of the stall.
+    pub background: bool,
+}
+
+/// What one committed checkpoint did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Committed {
+    /// The checkpoint, as [`Checkpointer::list`](crate::Checkpointer::list)
+    /// would show it.
+    pub info: CheckpointInfo,
+    /// True when this checkpoint is a full base (references no older pack).
+    pub full: bool,
+    /// Decoded size of the chunks this checkpoint had to store (the
+    /// changed part of the state).
+    pub changed_bytes: u64,
+    /// Bytes written to storage: pack plus manifest.
+    pub bytes_written: u64,
+    /// Time the computation was blocked by this checkpoint.
+    pub stall: Duration,
+    /// Time spent writing it to storage (in the background for
+    /// copy-on-write).
+    pub persist: Duration,
+    /// What retention removed after this commit.
+    pub retention: RetentionReport,
+}
+
+/// Where a planned chunk's reference comes from.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// An existing chunk, already durable.
+    Reuse(ChunkRef),
+    /// Entry `n` of the chunks to encode and write now.
+    Fresh(usize),
+}
+
+/// Segments with a slot per chunk, and the new chunks to write.
+#[derive(Debug, Default)]
+struct Plan<'a> {
+    segments: Vec<(String, SegmentKind, u64, Vec<Slot>)>,
+    fresh: Vec<&'a [u8]>,
+    fresh_by_hash: HashMap<u128, usize>,
+}
+
+impl<'a> Plan<'a> {
+    /// Plans `piece`: reused when `known` holds its hash (or an identical
+    /// piece is already planned), otherwise written. With `known` = `None`
+    /// every piece is written.
+    fn place(&mut self, piece: &'a [u8], known: Option<&HashMap<u128, ChunkRef>>) -> Slot {
+        let Some(known) = known else {
+            self.fresh.push(piece);
+            return Slot::Fresh(self.fresh.len() - 1);
+        };
+        let hash = chunk_hash(piece);
+        if let Some(existing) = known.get(&hash) {
+            return Slot::Reuse(*existing);
+        }
+        let next = self.fresh.len();
+        let index = *self.fresh_by_hash.entry(hash).or_insert(next);
+        if index == next {
+            self.fresh.push(piece);
+        }
+        Slot::Fresh(index)
+    }
+}
+
+/// Persists jobs in order, remembering the last manifest to diff against.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    storage: Arc<dyn Storage>,
+    config: WriterConfig,
+    previous: Option<Manifest>,
+    /// Manifests known to fail verification; retention does not count them.
+    damaged: BTreeSet<String>,
+}
+
+impl Writer {
+    pub(crate) fn new(storage: Arc<dyn Storage>, config: WriterConfig) -> Self {
+        Writer {
+            storage,
+            config,
+            previous: None,
+            damaged: BTreeSet::new(),
+        }
+    }
+
+    /// Changes the scheme and chain bound from the next checkpoint on.
+    pub(crate) fn set_plan(&mut self, scheme: Scheme, max_chain: u32) {
+        self.config.scheme = scheme;
+        self.config.max_chain = max_chain.max(1);
+    }
+
+    /// Makes `manifest` (durable and verified by a restore) the base of
+    /// the next incremental checkpoint; `damaged` are the manifests that
+    /// restore found unusable.
+    pub(crate) fn resume_from(&mut self, manifest: Manifest, damaged: BTreeSet<String>) {
+        self.previous = Some(manifest);
+        self.damaged = damaged;
+    }
+
+    /// Writes one checkpoint: pack first, manifest last, then retention.
+    pub(crate) fn persist(&mut self, job: Job) -> Result<Committed> {
+        let started = Instant::now();
+        let base = self
+            .previous
+            .as_ref()
+            .filter(|p| self.config.scheme != Scheme::Full && p.chain_len < self.config.max_chain);
+        let known = base.map(known_chunks);
+        let plan = plan(&job.segments, base, known.as_ref(), &self.config)?;
+        let encoded = encode_many(&plan.fresh, self.config.write);
+        let changed_bytes = plan.fresh.iter().map(|p| p.len() as u64).sum();
+        let mut pack = PackBuilder::new(rand::random());
+        let fresh_refs: Vec<ChunkRef> = encoded.iter().map(|c| pack.push(c)).collect();
+        let segments = resolve(plan.segments, &fresh_refs)?;
+        let mut bytes_written = 0;
+        if !pack.is_empty() {
+            self.storage.put(&pack_key(pack.id()), pack.bytes())?;
+            bytes_written += pack.bytes().len() as u64;
+        }
+        let ident = job.ident;
+        let manifest = Manifest {
+            seq: ident.seq,
+            step: ident.step,
+            id: ident.id,
+            scheme: ident.scheme.code(),
+            created_unix_ms: ident.created_unix_ms,
+            chain_len: base.map_or(1, |b| b.chain_len + 1),
+            stored_bytes: bytes_written,
+            segments,
+        };
+        let encoded_manifest = manifest.encode();
+        self.storage
+            .put(&manifest.name().key(), &encoded_manifest)?;
+        bytes_written += encoded_manifest.len() as u64;
+        let persist = started.elapsed();
+        let retention =
+            catalog::apply_retention(self.storage.as_ref(), self.config.keep_last, &self.damaged)?;
+        let committed = Committed {
+            info: CheckpointInfo::of(&manifest),
+            full: base.is_none(),
+            changed_bytes,
+            bytes_written,
+            stall: job.capture_time
+                + if job.background {
+                    Duration::ZERO
+                } else {
+                    persist
+                },
+            persist,
+            retention,
+        };
+        self.previous = Some(manifest);
+        Ok(committed)
+    }
+}
+
+/// Every chunk a manifest references, by content hash.
+fn known_chunks(manifest: &Manifest) -> HashMap<u128, ChunkRef> {
+    manifest
+        .segments
+        .iter()
+        .flat_map(|s| s.chunks.iter().map(|c| (c.hash, *c)))
+        .collect()
+}
+
+fn plan<'a>(
+    segments: &'a [CapturedSegment],
+    base: Option<&Manifest>,
+    known: Option<&HashMap<u128, ChunkRef>>,
+    config: &WriterConfig,
+) -> Result<Plan<'a>> {
+    let mut plan = Plan::default();
+    for segment in segments {
+        let (kind, logical_len, slots) = match &segment.data {
+            SegmentData::Serde(bytes) => {
+                let pieces = match config.scheme {
+                    Scheme::Full => cut_fixed(bytes, config.write.chunk_size),
+                    _ => cut_content_defined(bytes, config.cdc_average),
+                };
+                let slots = pieces.into_iter().map(|p| plan.place(p, known)).collect();
+                (SegmentKind::Serde, bytes.len() as u64, slots)
+            }
+            SegmentData::Pages(snapshot) => {
+                let previous =
+                    base.and_then(|b| b.segments.iter().find(|s| s.name == segment.name));
+                let slots = plan_pages(&mut plan, &segment.name, snapshot, previous, known)?;
+                let kind = SegmentKind::Pages {
+                    elem_size: u32::try_from(snapshot.elem_size).unwrap_or(u32::MAX),
+                    page_len: snapshot.page_len as u64,
+                    len: snapshot.len as u64,
+                };
+                let bytes = snapshot.len as u64 * snapshot.elem_size as u64;
+                (kind, bytes, slots)
+            }
+        };
+        plan.segments
+            .push((segment.name.clone(), kind, logical_len, slots));
+    }
+    Ok(plan)
+}
+
+/// Clean pages reuse the previous checkpoint's chunk for the same page;
+/// dirty pages are hashed and written only if their content is new.
+fn plan_pages<'a>(
+    plan: &mut Plan<'a>,
+    name: &str,
+    snapshot: &'a PageSnapshot,
+    previous: Option<&SegmentEntry>,
+    known: Option<&HashMap<u128, ChunkRef>>,
+) -> Result<Vec<Slot>> {
+    let same_layout = previous.filter(|p| {
+        matches!(p.kind, SegmentKind::Pages { elem_size, page_len, .. }
+            if elem_size as usize == snapshot.elem_size && page_len == snapshot.page_len as u64)
+    });
+    let mut slots = Vec::with_capacity(snapshot.dirty.len());
+    for (page, dirty) in snapshot.dirty.iter().enumerate() {
+        let bytes = snapshot
+            .pages
+            .page_bytes(page)
+            .ok_or_else(|| Error::Serialize {
+                segment: name.to_owned(),
+                reason: format!("page {page} is missing from the snapshot"),
+            })?;
+        let unchanged = same_layout
+            .filter(|_| !dirty)
+            .and_then(|p| p.chunks.get(page))
+            .filter(|c| c.raw_len as usize == bytes.len());
+        slots.push(match unchanged {
+            Some(chunk) => Slot::Reuse(*chunk),
+            None => plan.place(bytes, known),
+        });
+    }
+    Ok(slots)
+}
+
+fn resolve(
+    planned: Vec<(String, SegmentKind, u64, Vec<Slot>)>,
+    fresh: &[ChunkRef],
+) -> Result<Vec<SegmentEntry>> {
+    planned
+        .into_iter()
+        .map(|(name, kind, logical_len, slots)| {
+            let chunks = slots
+                .into_iter()
+                .map(|slot| match slot {
+                    Slot::Reuse(chunk) => Some(chunk),
+                    Slot::Fresh(n) => fresh.get(n).copied(),
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::Serialize {
+                    segment: name.clone(),
+                    reason: "internal: a planned chunk was not encoded".to_owned(),
+                })?;
+            Ok(SegmentEntry {
+                name,
+                kind,
+                logical_len,
+                chunks,
+            })
+        })
+        .collect()
+}
