@@ -26,7 +26,10 @@ fn prefix_storage_over_mem_and_fs() {
     let shared = MemStorage::new();
     suite::run_all(&PrefixStorage::new(shared.clone(), "tenant").unwrap());
     suite::run_all(&PrefixStorage::new(shared.clone(), "deep/ly/nested").unwrap());
-    assert!(shared.list("suite/").unwrap().is_empty(), "nothing leaked out of the prefix");
+    assert!(
+        shared.list("suite/").unwrap().is_empty(),
+        "nothing leaked out of the prefix"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let fs = FsStorage::open(dir.path()).unwrap();

@@ -1,130 +1,9 @@
 //! Transparent failover between an active and a standby backend.
 //!
-//! A [`FailoverStorage`] is itself a [`Storage`]. It sends every operation to
-//! the **active** backend and keeps a **standby** ready. When the active
-//! fails during an operation, the caller does not see an error: the gate
-//! closes, the store relocates to the standby, and every pending operation
-//! is retried there. Callers see a pause.
-//!
-//! # Two modes
-//!
-//! * [`Mode::Shared`]: active and standby are two paths to **one** store
-//!   (two mount points, two gateways to one object store). Operations go to
-//!   the active only; failing over just changes the path. `build` and
-//!   `readmit` check that a probe written through one path is read through
-//!   the other.
-//! * [`Mode::Mirrored`]: two separate stores that `FailoverStorage` keeps
-//!   identical. Reads go to the active; writes go to both.
-//!
-//! # What counts as "unavailable"
-//!
-//! An operation fails over when, on the active,
-//!
-//! * it returns [`Error::Storage`] (the backend could not do the
-//!   operation) whose I/O error kind does not blame the request itself —
-//!   see [`is_unavailable`]: connection refused or reset, timeouts,
-//!   permission denied, a read-only or full filesystem, a vanished store
-//!   directory all fail over, while `InvalidInput`, `InvalidFilename`,
-//!   `FileTooLarge` and a key that collides with a directory are answers;
-//!   or it returns [`Error::StorageDown`] (a nested pair that is down);
-//! * or it runs longer than the deadline (see
-//!   [`FailoverBuilder::deadline`]);
-//! * or, in mirrored mode, a read finds nothing on the active although the
-//!   standby holds the object: the active has lost data.
-//!
-//! Every other error is the store's *answer* and goes back to the caller
-//! unchanged: [`Error::NotFound`], [`Error::InvalidKey`], [`Error::Corrupt`]
-//! (e.g. a range outside the object). Failing over on those would only move
-//! the same answer to the other backend. Override the rule with
-//! [`FailoverBuilder::unavailable_if`].
-//!
-//! # The commit rule (mirrored mode)
-//!
-//! An object is **committed** when a `put` of it returned `Ok` and no
-//! `delete` of it has returned `Ok` since. In mirrored mode a `put` (and a
-//! `delete`) returns `Ok` only after it succeeded on the active **and** on
-//! the standby, if the pair has one. So the standby always holds every
-//! committed object, and failing over needs no copy — which is just as
-//! well, since the active is dead. For `ckpt` this means: a checkpoint is
-//! reported committed once its manifest is, its packs were committed
-//! before it, so the standby holds the whole checkpoint.
-//!
-//! The trade-off: every write waits for two backends, one after the other
-//! (active first, so "the standby has it" implies "the active has it",
-//! which is what lets a read tell a lost object from a missing one), so
-//! mirrored writes take about twice as long. Deletes go standby first for
-//! the same reason. If the *standby* fails a write, it leaves the pair
-//! ([`FailoverEvent::StandbyLost`]) and the pair runs **degraded**: writes
-//! then commit on the active alone until a standby is readmitted with
-//! [`FailoverStorage::readmit`], which re-synchronises it first. A failure
-//! of the active while degraded (or of both) ends in
-//! [`Error::StorageDown`], which names the backend that holds everything
-//! committed.
-//!
-//! # Failover, step by step
-//!
-//! 1. Every operation passes a gate and is recorded as in flight (see
-//!    [`FailoverStorage::in_flight`]).
-//! 2. The first operation that sees the active fail closes the gate and
-//!    becomes the relocation leader. New operations wait at the gate;
-//!    operations that are inside a backend call finish it — those that
-//!    succeed return (their result is valid: the active was working when it
-//!    answered), those that fail go to sleep until the gate opens.
-//! 3. The leader health-checks the standby (a probe put, get and delete,
-//!    each under the deadline) and promotes it. The failed backend is set
-//!    aside; the pair has no standby until one is readmitted.
-//! 4. The gate opens, the sleepers wake, and each pending operation runs
-//!    again on the new active. Retrying is safe because `ckpt`'s writes are
-//!    idempotent by construction (content-addressed packs, unique manifest
-//!    names, deletes of missing objects succeed).
-//! 5. If the standby fails its health check, or there is none, the pair is
-//!    down: every waiting and later operation returns
-//!    [`Error::StorageDown`].
-//!
-//! # Failback
-//!
-//! [`FailoverStorage::readmit`] takes a repaired backend (or a fresh one)
-//! back as the standby. It first waits until no operation started before
-//! its failure is still running on it, health-checks it, and in mirrored
-//! mode re-synchronises it with the active: a first pass copies every
-//! object that is missing or different and removes every object the active
-//! does not have, while operations go on; a second pass closes the gate
-//! briefly, waits for running operations to end, and copies only the
-//! objects written during the first pass. Callers see that second pass as
-//! a short pause.
-//!
-//! # Events
-//!
-//! Failovers, failbacks, lost standbys, the pair going down, and every
-//! operation that was delayed (with how long) are [`FailoverEvent`]s,
-//! delivered to [`subscribe`](FailoverStorage::subscribe)d channels and
-//! [`on_event`](FailoverStorage::on_event) callbacks, and summed up in
-//! [`stats`](FailoverStorage::stats).
-//!
-//! # Threads and locks
-//!
-//! Without a deadline, operations run on the caller's thread. With one
-//! (the default), each backend call runs on a short-lived named thread
-//! (`ckpt-failover-op`) that the caller waits for up to the deadline: a
-//! blocking call cannot be cancelled, so a call stuck in a hung backend is
-//! abandoned, not joined. Its thread ends when the backend call returns;
-//! until then it holds only its own copy of the operation and the backend.
-//!
-//! Lock order: `admission` (one readmission at a time) before `state`;
-//! `state` is never held across a backend call or an event delivery, and
-//! `subscribers` is never taken while `state` is held.
-//!
-//! # Known limits
-//!
-//! * In shared mode there is no fencing: an operation abandoned on the
-//!   failed path may still complete later (e.g. a put that hung). With
-//!   `ckpt`'s write-once keys this can at worst bring back an object that
-//!   was deleted meanwhile, which retention removes again. `readmit` waits
-//!   for such operations before taking a path back.
-//! * A mirrored read trusts the active's listing; only a `get` that finds
-//!   nothing is checked against the standby.
+//! The behaviour is documented on [`FailoverStorage`], which is public.
 
 use super::Storage;
+use super::pool::Pool;
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -150,7 +29,7 @@ pub const DEFAULT_ADMIT_WAIT: Duration = Duration::from_secs(30);
 const PROBE_PREFIX: &str = ".ckpt-failover/";
 const MIB: u64 = 1 << 20;
 
-/// How the active and the standby relate; see the [module docs](self).
+/// How the active and the standby relate; see [`FailoverStorage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Two paths to one store: operations go to the active only.
@@ -317,7 +196,7 @@ pub enum OpState {
 
 /// The rule that decides whether an error from the active means the
 /// backend is unavailable (fail over) or is an answer (return it); see the
-/// [module docs](self).
+/// [`FailoverStorage`] docs.
 pub fn is_unavailable(error: &Error) -> bool {
     use io::ErrorKind as K;
     match error {
@@ -456,6 +335,7 @@ impl FailoverBuilder {
             changed: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
             admission: Mutex::new(()),
+            pool: Pool::new("ckpt-failover-call"),
         };
         storage.admit(standby_name, standby, Admission::Initial)?;
         Ok(storage)
@@ -463,7 +343,142 @@ impl FailoverBuilder {
 }
 
 /// A [`Storage`] over an active and a standby backend that fails over
-/// without surfacing errors; see the [module docs](self).
+/// without surfacing errors.
+///
+/// A [`FailoverStorage`] is itself a [`Storage`]. It sends every operation to
+/// the **active** backend and keeps a **standby** ready. When the active
+/// fails during an operation, the caller does not see an error: the gate
+/// closes, the store relocates to the standby, and every pending operation
+/// is retried there. Callers see a pause.
+///
+/// # Two modes
+///
+/// * [`Mode::Shared`]: active and standby are two paths to **one** store
+///   (two mount points, two gateways to one object store). Operations go to
+///   the active only; failing over just changes the path. `build` and
+///   `readmit` check that a probe written through one path is read through
+///   the other.
+/// * [`Mode::Mirrored`]: two separate stores that `FailoverStorage` keeps
+///   identical. Reads go to the active; writes go to both.
+///
+/// # What counts as "unavailable"
+///
+/// An operation fails over when, on the active,
+///
+/// * it returns [`Error::Storage`] (the backend could not do the
+///   operation) whose I/O error kind does not blame the request itself —
+///   see [`is_unavailable`]: connection refused or reset, timeouts,
+///   permission denied, a read-only or full filesystem, a vanished store
+///   directory all fail over, while `InvalidInput`, `InvalidFilename`,
+///   `FileTooLarge` and a key that collides with a directory are answers;
+///   or it returns [`Error::StorageDown`] (a nested pair that is down);
+/// * or it runs longer than the deadline (see
+///   [`FailoverBuilder::deadline`]);
+/// * or, in mirrored mode, a `get` finds nothing on the active although the
+///   standby holds the object, or a `list` of the active lacks keys the
+///   standby lists: the active has lost data (a directory removed under it,
+///   a disk swapped). Because writes reach the active first and deletes
+///   the standby first, the standby never legitimately holds what the
+///   active lacks.
+///
+/// Every other error is the store's *answer* and goes back to the caller
+/// unchanged: [`Error::NotFound`], [`Error::InvalidKey`], [`Error::Corrupt`]
+/// (e.g. a range outside the object). Failing over on those would only move
+/// the same answer to the other backend. Override the rule with
+/// [`FailoverBuilder::unavailable_if`].
+///
+/// # The commit rule (mirrored mode)
+///
+/// An object is **committed** when a `put` of it returned `Ok` and no
+/// `delete` of it has returned `Ok` since. In mirrored mode a `put` (and a
+/// `delete`) returns `Ok` only after it succeeded on the active **and** on
+/// the standby, if the pair has one. So the standby always holds every
+/// committed object, and failing over needs no copy — which is just as
+/// well, since the active is dead. For `ckpt` this means: a checkpoint is
+/// reported committed once its manifest is, its packs were committed
+/// before it, so the standby holds the whole checkpoint.
+///
+/// The trade-off: every write waits for two backends, one after the other
+/// (active first, so "the standby has it" implies "the active has it",
+/// which is what lets a read tell a lost object from a missing one), so
+/// mirrored writes take about twice as long. Deletes go standby first for
+/// the same reason. If the *standby* fails a write, it leaves the pair
+/// ([`FailoverEvent::StandbyLost`]) and the pair runs **degraded**: writes
+/// then commit on the active alone until a standby is readmitted with
+/// [`FailoverStorage::readmit`], which re-synchronises it first. A failure
+/// of the active while degraded (or of both) ends in
+/// [`Error::StorageDown`], which names the backend that holds everything
+/// committed.
+///
+/// # Failover, step by step
+///
+/// 1. Every operation passes a gate and is recorded as in flight (see
+///    [`FailoverStorage::in_flight`]).
+/// 2. The first operation that sees the active fail closes the gate and
+///    becomes the relocation leader. New operations wait at the gate;
+///    operations that are inside a backend call finish it — those that
+///    succeed return (their result is valid: the active was working when it
+///    answered), those that fail go to sleep until the gate opens.
+/// 3. The leader health-checks the standby (a probe put, get and delete
+///    under `.ckpt-failover/`, each under the deadline) and promotes it. The failed backend is set
+///    aside; the pair has no standby until one is readmitted.
+/// 4. The gate opens, the sleepers wake, and each pending operation runs
+///    again on the new active. Retrying is safe because `ckpt`'s writes are
+///    idempotent by construction (content-addressed packs, unique manifest
+///    names, deletes of missing objects succeed).
+/// 5. If the standby fails its health check, or there is none, the pair is
+///    down: every waiting and later operation returns
+///    [`Error::StorageDown`].
+///
+/// # Failback
+///
+/// [`FailoverStorage::readmit`] takes a repaired backend (or a fresh one)
+/// back as the standby. It first waits until no operation started before
+/// its failure is still running on it, health-checks it, and in mirrored
+/// mode re-synchronises it with the active: a first pass copies every
+/// object that is missing or different and removes every object the active
+/// does not have, while operations go on; a second pass closes the gate
+/// briefly, waits for running operations to end, and copies only the
+/// objects written during the first pass. Callers see that second pass as
+/// a short pause.
+///
+/// # Events
+///
+/// Failovers, failbacks, lost standbys, the pair going down, and every
+/// operation that was delayed (with how long) are [`FailoverEvent`]s,
+/// delivered to [`subscribe`](FailoverStorage::subscribe)d channels and
+/// [`on_event`](FailoverStorage::on_event) callbacks, and summed up in
+/// [`stats`](FailoverStorage::stats).
+///
+/// # Threads and locks
+///
+/// Without a deadline, operations run on the caller's thread. With one
+/// (the default), each backend call runs on a pooled thread named
+/// `ckpt-failover-call`, and the caller waits for it up to the deadline. A
+/// blocking call cannot be cancelled, so a call stuck in a hung backend is
+/// abandoned, not joined: its thread stays with it until it returns
+/// (holding only its own copy of the operation and the backend), and the
+/// pool starts another thread rather than queue behind it. Idle pool
+/// threads end after a few seconds, and when the `FailoverStorage` drops.
+///
+/// Lock order: `admission` (one readmission at a time) before `state`;
+/// `state` is never held across a backend call or an event delivery, and
+/// `subscribers` is never taken while `state` is held.
+///
+/// # Known limits
+///
+/// * In shared mode there is no fencing: an operation abandoned on the
+///   failed path may still complete later (e.g. a put that hung). With
+///   `ckpt`'s write-once keys this can at worst bring back an object that
+///   was deleted meanwhile, which retention removes again. `readmit` waits
+///   for such operations before taking a path back.
+/// * A mirrored read is checked against the standby only where the active
+///   says *less* than the standby: a `get` that finds nothing, a `list`
+///   that lacks keys (each costs one extra call on the standby; a `list`
+///   always does). Wrong bytes from the active are not detected here —
+///   `ckpt` verifies every checksum on restore.
+///
+/// # Example
 ///
 /// ```
 /// use ckpt::storage::{FailoverStorage, Fault, FaultyStorage, Mode};
@@ -493,6 +508,8 @@ pub struct FailoverStorage {
     subscribers: Mutex<Vec<Subscriber>>,
     /// Held for a whole readmission, so only one runs at a time.
     admission: Mutex<()>,
+    /// Threads for backend calls under a deadline.
+    pool: Pool,
 }
 
 struct Config {
@@ -828,7 +845,7 @@ impl FailoverStorage {
     /// Waits until no operation started before its failure still runs on
     /// it, health-checks it, then — in shared mode — checks it reaches the
     /// active's store, or — in mirrored mode — re-synchronises it with the
-    /// active (see the [module docs](self)). Operations go on meanwhile,
+    /// active (see [`FailoverStorage`]). Operations go on meanwhile,
     /// apart from a short pause for the final pass.
     ///
     /// Fails with [`Error::AdmitRefused`] (the pair runs on without a
@@ -1035,6 +1052,29 @@ impl FailoverStorage {
             }
             Attempt::Answer(e) => return (Outcome::Done(Err(e)), false),
         };
+        if let (Op::List(prefix), Some(standby), Output::Keys(keys)) = (op, standby, &output) {
+            match self.attempt_any(standby, op, owned) {
+                Attempt::Ok(Output::Keys(theirs)) => {
+                    let ours: BTreeSet<&String> = keys.iter().collect();
+                    let lost = theirs
+                        .iter()
+                        .filter(|k| !k.starts_with(PROBE_PREFIX) && !ours.contains(k))
+                        .count();
+                    if lost > 0 {
+                        let cause = format!(
+                            "the active's listing of {prefix:?} lacks {lost} object(s) the standby holds: it has lost data"
+                        );
+                        return (Outcome::ActiveFailed(cause), false);
+                    }
+                }
+                Attempt::Ok(_) => {}
+                Attempt::Answer(e) | Attempt::Failed(e) => {
+                    if !self.lose_standby(pair.epoch, standby, e) {
+                        return (Outcome::Retry, false);
+                    }
+                }
+            }
+        }
         if let (Op::Put(..), Some(standby)) = (op, standby)
             && let Attempt::Answer(e) | Attempt::Failed(e) = self.attempt_any(standby, op, owned)
             && !self.lose_standby(pair.epoch, standby, e)
@@ -1235,7 +1275,7 @@ impl FailoverStorage {
             }
             Some(limit) => {
                 let shared = Arc::clone(owned.get_or_insert_with(|| Arc::new(op.to_owned_op())));
-                match call_with_deadline(backend, shared, limit) {
+                match call_with_deadline(&self.pool, backend, shared, limit) {
                     Some(result) => result,
                     None => {
                         return Attempt::Failed(format!(
@@ -1608,6 +1648,7 @@ enum CallResult {
 /// means the deadline passed; the thread is abandoned and ends when the
 /// backend call does (the backend's running count says so).
 fn call_with_deadline(
+    pool: &Pool,
     backend: &Arc<Backend>,
     op: Arc<OwnedOp>,
     limit: Duration,
@@ -1616,18 +1657,15 @@ fn call_with_deadline(
     let call = backend.start_call();
     let storage = Arc::clone(&backend.storage);
     let job_op = Arc::clone(&op);
-    let spawned = std::thread::Builder::new()
-        .name("ckpt-failover-op".to_owned())
-        .spawn(move || {
-            let result = job_op.apply(storage.as_ref());
-            drop(call);
-            // The caller may have given up; then nobody needs the result.
-            let _ = sender.send(result);
-        });
-    if spawned.is_err() {
+    let job = Box::new(move || {
+        let result = job_op.apply(storage.as_ref());
+        drop(call);
+        // The caller may have given up; then nobody needs the result.
+        let _ = sender.send(result);
+    });
+    if let Err(job) = pool.run(job) {
         // No thread to spare: run on the caller's, without a deadline.
-        let _call = backend.start_call();
-        return Some(op.apply(backend.storage.as_ref()));
+        job();
     }
     match receiver.recv_timeout(limit) {
         Ok(result) => Some(result),

@@ -9,6 +9,7 @@ mod failover;
 mod fault;
 mod fs;
 mod mem;
+mod pool;
 mod prefix;
 #[cfg(feature = "test-suite")]
 pub mod suite;
