@@ -526,3 +526,36 @@ fn shared_mode_refuses_two_different_stores() {
     assert!(matches!(err, Error::AdmitRefused { .. }), "{err}");
     assert!(err.to_string().contains("Mode::Mirrored"), "{err}");
 }
+
+#[test]
+fn build_refuses_a_standby_that_holds_newer_commits() {
+    // After a failover, "b" was the active and took commits "a" never saw.
+    let (a, b) = (Arc::new(MemStorage::new()), Arc::new(MemStorage::new()));
+    a.put("manifests/1", b"old").unwrap();
+    b.put("manifests/1", b"old").unwrap();
+    b.put("manifests/2", b"newer").unwrap();
+    let open = |active: &Arc<MemStorage>, standby: &Arc<MemStorage>, discard| {
+        FailoverStorage::builder(Mode::Mirrored)
+            .active("first", active.clone())
+            .standby("second", standby.clone())
+            .discard_standby_extras(discard)
+            .build()
+    };
+    let err = open(&a, &b, false).unwrap_err();
+    assert!(err.to_string().contains("newer commits"), "{err}");
+    assert_eq!(
+        b.get("manifests/2").unwrap(),
+        b"newer",
+        "nothing was touched"
+    );
+
+    // With the roles swapped, the stale side is brought up to date.
+    let store = open(&b, &a, false).unwrap();
+    assert_eq!(a.get("manifests/2").unwrap(), b"newer");
+    drop(store);
+    // Discarding on purpose is allowed.
+    a.delete("manifests/2").unwrap();
+    b.put("garbage", b"x").unwrap();
+    open(&a, &b, true).unwrap();
+    assert!(b.get("garbage").is_err());
+}

@@ -227,6 +227,7 @@ pub struct FailoverBuilder {
     deadline_per_mib: Duration,
     admit_wait: Duration,
     unavailable: Classifier,
+    discard_standby_extras: bool,
 }
 
 impl fmt::Debug for FailoverBuilder {
@@ -291,6 +292,20 @@ impl FailoverBuilder {
         self
     }
 
+    /// Mirrored mode: let `build` delete objects the standby holds and the
+    /// active lacks (default `false`: `build` refuses such a standby).
+    ///
+    /// A standby with extra objects was most likely the active after an
+    /// earlier failover, so it holds commits the active never saw; making
+    /// it a copy of the active would lose them. Swap the roles instead,
+    /// unless you know the extras are garbage. ([`FailoverStorage::readmit`]
+    /// always re-syncs from the active: there, the pair's history says the
+    /// active is current.)
+    pub fn discard_standby_extras(mut self, discard: bool) -> Self {
+        self.discard_standby_extras = discard;
+        self
+    }
+
     /// Checks the options and opens the pair. In shared mode this checks
     /// that both paths reach one store; in mirrored mode it re-synchronises
     /// the standby with the active (the active is the source of truth).
@@ -330,6 +345,7 @@ impl FailoverBuilder {
                 deadline_per_mib: self.deadline_per_mib,
                 admit_wait: self.admit_wait,
                 unavailable: self.unavailable,
+                discard_standby_extras: self.discard_standby_extras,
             },
             state: Mutex::new(State::new(Backend::new(active_name, active))),
             changed: Condvar::new(),
@@ -517,6 +533,7 @@ struct Config {
     deadline_per_mib: Duration,
     admit_wait: Duration,
     unavailable: Classifier,
+    discard_standby_extras: bool,
 }
 
 enum Subscriber {
@@ -770,6 +787,7 @@ impl FailoverStorage {
             deadline_per_mib: DEFAULT_DEADLINE_PER_MIB,
             admit_wait: DEFAULT_ADMIT_WAIT,
             unavailable: Arc::new(is_unavailable),
+            discard_standby_extras: false,
         }
     }
 
@@ -1414,7 +1432,7 @@ impl FailoverStorage {
                 Mode::Shared => self
                     .check_same_store(&active, &backend)
                     .map(|()| Resync::default()),
-                Mode::Mirrored => self.resync(&active, &backend, epoch),
+                Mode::Mirrored => self.resync(&active, &backend, epoch, how),
             });
         let mut st = self.state();
         if st.syncing.is_some() {
@@ -1477,6 +1495,7 @@ impl FailoverStorage {
         active: &Arc<Backend>,
         target: &Arc<Backend>,
         epoch: u64,
+        how: Admission,
     ) -> std::result::Result<Resync, String> {
         let id = {
             let mut st = self.state();
@@ -1491,7 +1510,7 @@ impl FailoverStorage {
         };
         let mut report = Resync::default();
         let result = self
-            .copy_everything(active, target, id, &mut report)
+            .copy_everything(active, target, id, how, &mut report)
             .and_then(|()| self.final_pass(active, target, id, epoch, &mut report));
         // On success the gate stays closed: `admit` installs the standby
         // and opens it in one step, so no write can slip between the two.
@@ -1511,10 +1530,20 @@ impl FailoverStorage {
         active: &Arc<Backend>,
         target: &Arc<Backend>,
         id: u64,
+        how: Admission,
         report: &mut Resync,
     ) -> std::result::Result<(), String> {
         let source = self.list_all(active)?;
         let existing = self.list_all(target)?;
+        let mut extras = existing.difference(&source).peekable();
+        if let (Admission::Initial, false, Some(first)) =
+            (how, self.config.discard_standby_extras, extras.peek())
+        {
+            return Err(format!(
+                "it holds {} object(s) the active lacks (e.g. {first:?}): it was probably the active after an earlier failover and holds newer commits; open the pair with it as the active, or set discard_standby_extras(true) to drop them",
+                existing.difference(&source).count()
+            ));
+        }
         for key in &source {
             self.still_syncing(id)?;
             self.copy_if_different(active, target, key, existing.contains(key), report)?;
