@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -28,6 +28,12 @@ pub const DEFAULT_ADMIT_WAIT: Duration = Duration::from_secs(30);
 /// deleted at once, never copied by a re-sync.
 const PROBE_PREFIX: &str = ".ckpt-failover/";
 const MIB: u64 = 1 << 20;
+/// Threads that copy objects during a re-sync.
+const RESYNC_THREADS: usize = 8;
+/// Pre-copy rounds at most before the exclusive final pass of a re-sync.
+const PRECOPY_ROUNDS: usize = 8;
+/// Few enough written keys to copy with the gate closed.
+const FINAL_PASS_KEYS: usize = 16;
 
 /// How the active and the standby relate; see [`FailoverStorage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +130,14 @@ pub struct Resync {
     pub duration: Duration,
     /// How long the gate was closed for the final pass (callers waited).
     pub exclusive_pause: Duration,
+}
+
+impl Resync {
+    fn add(&mut self, part: Resync) {
+        self.copied += part.copied;
+        self.removed += part.removed;
+        self.bytes_copied += part.bytes_copied;
+    }
 }
 
 /// A snapshot of a [`FailoverStorage`]'s state and counters.
@@ -453,10 +467,11 @@ impl FailoverBuilder {
 /// its failure is still running on it, health-checks it, and in mirrored
 /// mode re-synchronises it with the active: a first pass copies every
 /// object that is missing or different and removes every object the active
-/// does not have, while operations go on; a second pass closes the gate
-/// briefly, waits for running operations to end, and copies only the
-/// objects written during the first pass. Callers see that second pass as
-/// a short pause.
+/// does not have, while operations go on; then, as in a live migration,
+/// rounds copy what was written during the previous round while they
+/// shrink; a last pass closes the gate briefly, waits for running
+/// operations to end, and copies what is left. Callers see that last pass
+/// as a short pause; its length grows with how fast they write.
 ///
 /// # Events
 ///
@@ -1317,8 +1332,10 @@ impl FailoverStorage {
 
     fn deadline_for<K: AsRef<str>, D: AsRef<[u8]>>(&self, op: &Op<K, D>) -> Option<Duration> {
         let base = self.config.deadline?;
-        let mib = u32::try_from(op.bytes().div_ceil(MIB)).unwrap_or(u32::MAX);
-        Some(base.saturating_add(self.config.deadline_per_mib.saturating_mul(mib)))
+        let mib = op.bytes() as f64 / MIB as f64;
+        let extra = Duration::try_from_secs_f64(self.config.deadline_per_mib.as_secs_f64() * mib)
+            .unwrap_or(Duration::MAX);
+        Some(base.saturating_add(extra))
     }
 
     /// A call made outside any operation (health checks, re-sync), with
@@ -1511,6 +1528,7 @@ impl FailoverStorage {
         let mut report = Resync::default();
         let result = self
             .copy_everything(active, target, id, how, &mut report)
+            .and_then(|()| self.copy_dirty_while_shrinking(active, target, id, &mut report))
             .and_then(|()| self.final_pass(active, target, id, epoch, &mut report));
         // On success the gate stays closed: `admit` installs the standby
         // and opens it in one step, so no write can slip between the two.
@@ -1544,13 +1562,48 @@ impl FailoverStorage {
                 existing.difference(&source).count()
             ));
         }
-        for key in &source {
-            self.still_syncing(id)?;
-            self.copy_if_different(active, target, key, existing.contains(key), report)?;
-        }
-        for key in existing.difference(&source) {
-            self.call_ok(target, &Op::Delete(key))?;
-            report.removed += 1;
+        let tasks: Vec<Task<'_>> = source
+            .iter()
+            .map(|k| Task::Copy(k, existing.contains(k)))
+            .chain(existing.difference(&source).map(|k| Task::Remove(k)))
+            .collect();
+        report.add(self.copy_many(active, target, &tasks, Some(id))?);
+        Ok(())
+    }
+
+    /// Pre-copy rounds (as in live migration): copies what was written
+    /// during the previous round while operations go on, until little is
+    /// left for the exclusive pass or the writers outpace the copy.
+    fn copy_dirty_while_shrinking(
+        &self,
+        active: &Arc<Backend>,
+        target: &Arc<Backend>,
+        id: u64,
+        report: &mut Resync,
+    ) -> std::result::Result<(), String> {
+        let mut previous = usize::MAX;
+        for _ in 0..PRECOPY_ROUNDS {
+            let dirty = {
+                let mut st = self.state();
+                let Some(syncing) = st.syncing.as_mut().filter(|s| s.id == id) else {
+                    return Err("the active failed during the re-sync".to_owned());
+                };
+                if syncing.dirty.len() <= FINAL_PASS_KEYS || syncing.dirty.len() >= previous {
+                    return Ok(());
+                }
+                std::mem::take(&mut syncing.dirty)
+            };
+            previous = dirty.len();
+            // Keys deleted since need no copy (the final pass removes them
+            // from the target); a key written again meanwhile goes back into
+            // the dirty set.
+            let source = self.list_all(active)?;
+            let tasks: Vec<Task<'_>> = dirty
+                .iter()
+                .filter(|k| source.contains(*k))
+                .map(|k| Task::Copy(k, false))
+                .collect();
+            report.add(self.copy_many(active, target, &tasks, Some(id))?);
         }
         Ok(())
     }
@@ -1608,19 +1661,73 @@ impl FailoverStorage {
         dirty: &BTreeSet<String>,
         report: &mut Resync,
     ) -> std::result::Result<(), String> {
-        for key in dirty {
-            self.copy_if_different(active, target, key, true, report)?;
-        }
+        // Copy what was written (no need to compare: it is new) or is
+        // missing, and remove what the active no longer has.
         let source = self.list_all(active)?;
         let existing = self.list_all(target)?;
-        for key in source.difference(&existing) {
-            self.copy_if_different(active, target, key, false, report)?;
-        }
-        for key in existing.difference(&source) {
-            self.call_ok(target, &Op::Delete(key))?;
-            report.removed += 1;
-        }
+        let tasks: Vec<Task<'_>> = source
+            .iter()
+            .filter(|k| dirty.contains(*k) || !existing.contains(*k))
+            .map(|k| Task::Copy(k, false))
+            .chain(existing.difference(&source).map(|k| Task::Remove(k)))
+            .collect();
+        report.add(self.copy_many(active, target, &tasks, None)?);
         Ok(())
+    }
+
+    /// Runs `tasks` on up to [`RESYNC_THREADS`] threads: backend calls are
+    /// mostly waiting. With `sync`, stops as soon as that re-sync is void.
+    fn copy_many(
+        &self,
+        active: &Arc<Backend>,
+        target: &Arc<Backend>,
+        tasks: &[Task<'_>],
+        sync: Option<u64>,
+    ) -> std::result::Result<Resync, String> {
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let work = || -> std::result::Result<Resync, String> {
+            let mut part = Resync::default();
+            while !stop.load(Ordering::Relaxed) {
+                let Some(task) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let copied = sync
+                    .map_or(Ok(()), |id| self.still_syncing(id))
+                    .and_then(|()| match *task {
+                        Task::Copy(key, maybe_there) => {
+                            self.copy_if_different(active, target, key, maybe_there, &mut part)
+                        }
+                        Task::Remove(key) => {
+                            part.removed += 1;
+                            self.call_ok(target, &Op::Delete(key)).map(drop)
+                        }
+                    });
+                if let Err(e) = copied {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            Ok(part)
+        };
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..RESYNC_THREADS.min(tasks.len()))
+                .filter_map(|_| {
+                    std::thread::Builder::new()
+                        .name("ckpt-failover-resync".to_owned())
+                        .spawn_scoped(scope, work)
+                        .ok()
+                })
+                .collect();
+            let mut total = work()?;
+            for helper in helpers {
+                match helper.join() {
+                    Ok(part) => total.add(part?),
+                    Err(_) => return Err("a re-sync thread panicked".to_owned()),
+                }
+            }
+            Ok(total)
+        })
     }
 
     fn list_all(&self, backend: &Arc<Backend>) -> std::result::Result<BTreeSet<String>, String> {
@@ -1664,6 +1771,15 @@ impl FailoverStorage {
         report.bytes_copied += data.len() as u64;
         Ok(())
     }
+}
+
+/// One step of a re-sync.
+enum Task<'a> {
+    /// Copy the key from the active; `true` if the target may hold it
+    /// already (then compare first).
+    Copy(&'a str, bool),
+    /// Remove the key from the target.
+    Remove(&'a str),
 }
 
 /// A call outside any operation.
