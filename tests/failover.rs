@@ -495,16 +495,19 @@ fn in_flight_operations_are_tracked() {
         let store = store.clone();
         std::thread::spawn(move || store.put("slow", b"v"))
     };
+    // The put registers (at the gate), then runs on "a", where it hangs.
+    let give_up = Instant::now() + Duration::from_secs(10);
     let seen = loop {
         let ops = store.in_flight();
-        if !ops.is_empty() {
+        if ops.iter().any(|op| op.state != OpState::AtGate) || Instant::now() > give_up {
             break ops;
         }
         std::thread::yield_now();
     };
-    assert_eq!(seen.len(), 1);
+    assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].key, "slow");
     assert_eq!(seen[0].state, OpState::Running("a".to_owned()));
+    assert_eq!(seen[0].attempts, 1);
     a.control().release_hangs();
     a.control().repair();
     writer.join().unwrap().unwrap();
