@@ -141,7 +141,7 @@ pub enum Error {
     /// [`FailoverStorage`](crate::storage::FailoverStorage) (at build time, or
     /// on failback). The pair keeps running on its active without a standby.
     #[error(
-        "cannot admit {backend:?} as standby: {reason}; fix it and call readmit again (the pair runs on without a standby meanwhile)"
+        "cannot admit {backend:?} as standby: {reason}; fix it and try again (a running pair carries on without a standby meanwhile)"
     )]
     AdmitRefused {
         /// The backend's name.

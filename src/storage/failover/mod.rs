@@ -35,6 +35,8 @@ pub const DEFAULT_ADMIT_WAIT: Duration = Duration::from_secs(30);
 /// Objects under this prefix are health-check probes: written, read and
 /// deleted at once, never copied by a re-sync.
 const PROBE_PREFIX: &str = ".ckpt-failover/";
+/// Stripes of the per-key lock that orders mirrored writes.
+const KEY_STRIPES: usize = 64;
 
 /// How the active and the standby relate; see [`FailoverStorage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -367,6 +369,7 @@ impl FailoverBuilder {
             subscribers: Mutex::new(Vec::new()),
             admission: Mutex::new(()),
             pool: Pool::new("ckpt-failover-call"),
+            key_stripes: (0..KEY_STRIPES).map(|_| Mutex::new(())).collect(),
         };
         storage.admit(standby_name, standby, Admission::Initial)?;
         Ok(storage)
@@ -451,7 +454,8 @@ impl FailoverBuilder {
 ///    succeed return (their result is valid: the active was working when it
 ///    answered), those that fail go to sleep until the gate opens.
 /// 3. The leader health-checks the standby (a probe put, get and delete
-///    under `.ckpt-failover/`, each under the deadline) and promotes it.
+///    under `.ckpt-failover/`, a prefix reserved for these probes, each
+///    under the deadline) and promotes it.
 ///    The failed backend is set aside; the pair has no standby until one
 ///    is readmitted.
 /// 4. The gate opens, the sleepers wake, and each pending operation runs
@@ -497,8 +501,11 @@ impl FailoverBuilder {
 /// A re-sync copies on up to 8 scoped threads of its own
 /// (`ckpt-failover-resync`), joined before `readmit` returns.
 ///
-/// Lock order: `admission` (one readmission at a time) before `state`;
-/// `state` is never held across a backend call or an event delivery;
+/// Lock order: `admission` (one readmission at a time) before `state`; a
+/// key stripe (held by a mirrored write across its two backend calls, so
+/// that writes of one key reach both mirrors in the same order) before
+/// `state`; `state` is never held across a backend call or an event
+/// delivery;
 /// `subscribers` and the call pool's queue lock are never taken while
 /// `state` is held, and never held while taking another lock.
 ///
@@ -547,6 +554,8 @@ pub struct FailoverStorage {
     admission: Mutex<()>,
     /// Threads for backend calls under a deadline.
     pool: Pool,
+    /// Mirrored writes of one key hold its stripe across both backends.
+    key_stripes: Vec<Mutex<()>>,
 }
 
 struct Config {

@@ -9,9 +9,10 @@ use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::storage::pool::Pool;
 use std::collections::BTreeSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io;
 use std::ops::Range;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
@@ -253,6 +254,13 @@ impl FailoverStorage {
         owned: &mut Option<Arc<OwnedOp>>,
     ) -> (Outcome, bool) {
         let standby = pair.standby.as_ref();
+        // Writes of one key reach both mirrors in the same order: without
+        // this, a put (active, then standby) racing a delete (standby, then
+        // active) of the same key could leave the mirrors different.
+        let _same_key_writes_in_order = match standby {
+            Some(_) if op.is_write() => Some(self.lock_key(op.key())),
+            _ => None,
+        };
         if let (Op::Delete(_), Some(standby)) = (op, standby) {
             // Standby first, so the standby never holds what the active lacks.
             if let Attempt::Answer(e) | Attempt::Failed(e) = self.attempt_any(standby, op, owned)
@@ -301,6 +309,17 @@ impl FailoverStorage {
             return (Outcome::Retry, true);
         }
         (Outcome::Done(Ok(output)), op.is_write())
+    }
+
+    /// Serialises mirrored writes of keys that share `key`'s stripe.
+    fn lock_key(&self, key: &str) -> Option<MutexGuard<'_, ()>> {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        let stripes = self.key_stripes.len().max(1) as u64;
+        let stripe = usize::try_from(hasher.finish() % stripes).unwrap_or(0);
+        self.key_stripes
+            .get(stripe)
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The active found nothing under `key`: an answer, unless the standby
