@@ -97,10 +97,10 @@ impl BorrowedOp<'_> {
 }
 
 /// What one backend call came to.
-pub(super) enum Attempt<E = Error> {
+pub(super) enum Attempt {
     Ok(Output),
     /// The backend answered with an error that is not a failure.
-    Answer(E),
+    Answer(Error),
     /// The backend is unavailable (error or deadline), with the cause.
     Failed(String),
 }
@@ -112,6 +112,22 @@ pub(super) enum Outcome {
     ActiveFailed(String),
     /// The pair changed under the operation: retry on the new one.
     Retry,
+}
+
+/// What comparing the active's listing with the standby's came to.
+enum Listings {
+    Settled(Outcome),
+    /// The active lacks this many keys the standby lists.
+    ActiveLacks(usize),
+}
+
+/// An attempt on the active, as the outcome of the operation.
+fn outcome_of(attempt: Attempt) -> Outcome {
+    match attempt {
+        Attempt::Ok(output) => Outcome::Done(Ok(output)),
+        Attempt::Answer(e) => Outcome::Done(Err(e)),
+        Attempt::Failed(cause) => Outcome::ActiveFailed(cause),
+    }
 }
 
 /// The backends one attempt uses, as of one epoch.
@@ -253,62 +269,166 @@ impl FailoverStorage {
         op: &BorrowedOp<'_>,
         owned: &mut Option<Arc<OwnedOp>>,
     ) -> (Outcome, bool) {
-        let standby = pair.standby.as_ref();
-        // Writes of one key reach both mirrors in the same order: without
-        // this, a put (active, then standby) racing a delete (standby, then
-        // active) of the same key could leave the mirrors different.
-        let _same_key_writes_in_order = match standby {
-            Some(_) if op.is_write() => Some(self.lock_key(op.key())),
-            _ => None,
-        };
-        if let (Op::Delete(_), Some(standby)) = (op, standby) {
-            // Standby first, so the standby never holds what the active lacks.
-            if let Attempt::Answer(e) | Attempt::Failed(e) = self.attempt_any(standby, op, owned)
-                && !self.lose_standby(pair.epoch, standby, e)
-            {
-                return (Outcome::Retry, false);
+        match (pair.standby.as_ref(), op) {
+            (Some(standby), Op::Put(..) | Op::Delete(_)) => {
+                self.mirrored_write(pair, standby, op, owned)
             }
+            (Some(standby), Op::Get(_) | Op::GetRange(..)) => {
+                (self.mirrored_get(pair, standby, op, owned), false)
+            }
+            (Some(standby), Op::List(_)) => (self.mirrored_list(pair, standby, op, owned), false),
+            (None, _) => {
+                let outcome = outcome_of(self.attempt(&pair.active, op, owned));
+                let wrote = op.is_write() && matches!(outcome, Outcome::Done(Ok(_)));
+                (outcome, wrote)
+            }
+        }
+    }
+
+    /// A put goes to the active, then the standby; a delete to the
+    /// standby, then the active — so the standby never holds what the
+    /// active lacks. The key's stripe is held throughout, so that writes
+    /// of one key reach both mirrors in the same order (a put racing a
+    /// delete could otherwise leave them different).
+    fn mirrored_write(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> (Outcome, bool) {
+        let _in_order = self.lock_key(op.key());
+        if matches!(op, Op::Delete(_)) && !self.on_standby(pair, standby, op, owned) {
+            return (Outcome::Retry, false);
         }
         let output = match self.attempt(&pair.active, op, owned) {
             Attempt::Ok(output) => output,
-            Attempt::Failed(cause) => return (Outcome::ActiveFailed(cause), false),
-            Attempt::Answer(Error::NotFound { key })
-                if standby.is_some() && matches!(op, Op::Get(_) | Op::GetRange(..)) =>
-            {
-                return (self.check_lost(pair, key), false);
-            }
-            Attempt::Answer(e) => return (Outcome::Done(Err(e)), false),
+            other => return (outcome_of(other), false),
         };
-        if let (Op::List(prefix), Some(standby), Output::Keys(keys)) = (op, standby, &output) {
-            match self.attempt_any(standby, op, owned) {
-                Attempt::Ok(Output::Keys(theirs)) => {
-                    let ours: BTreeSet<&String> = keys.iter().collect();
-                    let lost = theirs
-                        .iter()
-                        .filter(|k| !k.starts_with(PROBE_PREFIX) && !ours.contains(k))
-                        .count();
-                    if lost > 0 {
-                        let cause = format!(
-                            "the active's listing of {prefix:?} lacks {lost} object(s) the standby holds: it has lost data"
-                        );
-                        return (Outcome::ActiveFailed(cause), false);
-                    }
-                }
-                Attempt::Ok(_) => {}
-                Attempt::Answer(e) | Attempt::Failed(e) => {
-                    if !self.lose_standby(pair.epoch, standby, e) {
-                        return (Outcome::Retry, false);
-                    }
-                }
-            }
-        }
-        if let (Op::Put(..), Some(standby)) = (op, standby)
-            && let Attempt::Answer(e) | Attempt::Failed(e) = self.attempt_any(standby, op, owned)
-            && !self.lose_standby(pair.epoch, standby, e)
-        {
+        if matches!(op, Op::Put(..)) && !self.on_standby(pair, standby, op, owned) {
             return (Outcome::Retry, true);
         }
-        (Outcome::Done(Ok(output)), op.is_write())
+        (Outcome::Done(Ok(output)), true)
+    }
+
+    /// Runs a write on the standby; if it fails in any way the standby
+    /// leaves the pair. False when the pair changed meanwhile: retry.
+    fn on_standby(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> bool {
+        match self.attempt(standby, op, owned) {
+            Attempt::Ok(_) => true,
+            Attempt::Answer(e) => self.lose_standby(pair.epoch, standby, e.to_string()),
+            Attempt::Failed(cause) => self.lose_standby(pair.epoch, standby, cause),
+        }
+    }
+
+    /// A read from the active; "not found" is checked against the standby,
+    /// which holding the object means the active has lost data.
+    fn mirrored_get(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> Outcome {
+        match self.attempt(&pair.active, op, owned) {
+            Attempt::Answer(Error::NotFound { .. }) => {}
+            other => return outcome_of(other),
+        }
+        // Under the key's stripe no mirrored write of it is half done, so
+        // the two backends must agree on whether it exists.
+        let _consistent = self.lock_key(op.key());
+        let probe: BorrowedOp<'_> = Op::GetRange(op.key(), 0..0);
+        let cause = match self.attempt(standby, &probe, &mut None) {
+            Attempt::Ok(_) => None,
+            Attempt::Answer(Error::NotFound { .. }) => {
+                // Neither has it (now): the active's answer stands.
+                return outcome_of(self.attempt(&pair.active, op, owned));
+            }
+            Attempt::Answer(e) => Some(e.to_string()),
+            Attempt::Failed(cause) => Some(cause),
+        };
+        if let Some(cause) = cause {
+            if !self.lose_standby(pair.epoch, standby, cause) {
+                return Outcome::Retry;
+            }
+            return outcome_of(self.attempt(&pair.active, op, owned));
+        }
+        match self.attempt(&pair.active, op, owned) {
+            Attempt::Answer(Error::NotFound { .. }) => Outcome::ActiveFailed(format!(
+                "the active lacks {:?}, which the standby holds: it has lost data",
+                op.key()
+            )),
+            other => outcome_of(other),
+        }
+    }
+
+    /// A listing from the active, checked against the standby's: keys only
+    /// the standby lists mean the active has lost data. A write half done
+    /// between the two listings can fake that, so a mismatch is looked at
+    /// again with every key stripe held (no mirrored write in progress).
+    fn mirrored_list(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> Outcome {
+        if let Listings::Settled(outcome) = self.compare_listings(pair, standby, op, owned) {
+            return outcome;
+        }
+        let _no_write_in_progress: Vec<_> = self
+            .key_stripes
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+            .collect();
+        match self.compare_listings(pair, standby, op, owned) {
+            Listings::Settled(outcome) => outcome,
+            Listings::ActiveLacks(lost) => Outcome::ActiveFailed(format!(
+                "the active's listing of {:?} lacks {lost} object(s) the standby holds: it has lost data",
+                op.key()
+            )),
+        }
+    }
+
+    fn compare_listings(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> Listings {
+        let ours = match self.attempt(&pair.active, op, owned) {
+            Attempt::Ok(Output::Keys(keys)) => keys,
+            other => return Listings::Settled(outcome_of(other)),
+        };
+        let cause = match self.attempt(standby, op, owned) {
+            Attempt::Ok(Output::Keys(theirs)) => {
+                let mine: BTreeSet<&String> = ours.iter().collect();
+                let lost = theirs
+                    .iter()
+                    .filter(|k| !k.starts_with(PROBE_PREFIX) && !mine.contains(k))
+                    .count();
+                if lost > 0 {
+                    return Listings::ActiveLacks(lost);
+                }
+                None
+            }
+            Attempt::Ok(_) => None,
+            Attempt::Answer(e) => Some(e.to_string()),
+            Attempt::Failed(cause) => Some(cause),
+        };
+        if let Some(cause) = cause
+            && !self.lose_standby(pair.epoch, standby, cause)
+        {
+            return Listings::Settled(Outcome::Retry);
+        }
+        Listings::Settled(Outcome::Done(Ok(Output::Keys(ours))))
     }
 
     /// Serialises mirrored writes of keys that share `key`'s stripe.
@@ -320,51 +440,6 @@ impl FailoverStorage {
         self.key_stripes
             .get(stripe)
             .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// The active found nothing under `key`: an answer, unless the standby
-    /// holds it, which means the active has lost data.
-    fn check_lost(&self, pair: &Pair, key: String) -> Outcome {
-        let Some(standby) = pair.standby.as_ref() else {
-            return Outcome::Done(Err(Error::NotFound { key }));
-        };
-        let probe: BorrowedOp<'_> = Op::GetRange(&key, 0..0);
-        match self.attempt(standby, &probe, &mut None) {
-            Attempt::Ok(_) => Outcome::ActiveFailed(format!(
-                "the active lacks {key:?}, which the standby holds: it has lost data"
-            )),
-            Attempt::Answer(Error::NotFound { .. }) => Outcome::Done(Err(Error::NotFound { key })),
-            Attempt::Answer(e) => {
-                let cause = format!("checking {key:?}: {e}");
-                if self.lose_standby(pair.epoch, standby, cause) {
-                    Outcome::Done(Err(Error::NotFound { key }))
-                } else {
-                    Outcome::Retry
-                }
-            }
-            Attempt::Failed(cause) => {
-                if self.lose_standby(pair.epoch, standby, cause) {
-                    Outcome::Done(Err(Error::NotFound { key }))
-                } else {
-                    Outcome::Retry
-                }
-            }
-        }
-    }
-
-    /// Like [`attempt`](Self::attempt), with an answer turned into a cause
-    /// string: for the standby, any error means it is out of step.
-    fn attempt_any(
-        &self,
-        backend: &Arc<Backend>,
-        op: &BorrowedOp<'_>,
-        owned: &mut Option<Arc<OwnedOp>>,
-    ) -> Attempt<String> {
-        match self.attempt(backend, op, owned) {
-            Attempt::Ok(o) => Attempt::Ok(o),
-            Attempt::Answer(e) => Attempt::Answer(e.to_string()),
-            Attempt::Failed(c) => Attempt::Failed(c),
-        }
     }
 
     /// Drops `standby` from the pair after it failed. Returns false if the
