@@ -5,11 +5,23 @@
 //! atomic (a reader sees the old object, the new one, or nothing — never a
 //! torn one) and durable when it returns.
 
+mod failover;
+mod fault;
 mod fs;
 mod mem;
+mod pool;
+mod prefix;
+#[cfg(feature = "test-suite")]
+pub mod suite;
 
+pub use failover::{
+    DEFAULT_ADMIT_WAIT, DEFAULT_DEADLINE, DEFAULT_DEADLINE_PER_MIB, FailoverBuilder, FailoverEvent,
+    FailoverStats, FailoverStorage, InFlightOp, Mode, OpKind, OpState, Resync, is_unavailable,
+};
+pub use fault::{DEFAULT_HANG_LIMIT, Fault, FaultControl, FaultyStorage};
 pub use fs::FsStorage;
 pub use mem::MemStorage;
+pub use prefix::PrefixStorage;
 
 use crate::error::{Error, Result};
 use std::fmt::Debug;
