@@ -664,3 +664,28 @@ fn assert_identical_or_empty(a: &dyn Storage, b: &dyn Storage) {
         assert_eq!(a.get(&key).unwrap(), b.get(&key).unwrap(), "{key} differs");
     }
 }
+
+#[test]
+fn failovers_reach_the_cost_model_as_events() {
+    let rig = Rig::new(Mode::Mirrored, None);
+    let storage = PrefixStorage::new(rig.store.clone(), "worker-0").unwrap();
+    let mut ck = Checkpointer::builder()
+        .storage(storage)
+        .failover_events(rig.store.subscribe())
+        .build()
+        .unwrap();
+    let mut work = Work::new(0);
+    for _ in 0..3 {
+        ck.scope(work.step, &mut work, Work::advance).unwrap();
+    }
+    assert_eq!(ck.summary().failovers, 0);
+    rig.backends["a"]
+        .control()
+        .fail_now(Fault::Error(ErrorKind::ConnectionReset));
+    for _ in 0..3 {
+        ck.scope(work.step, &mut work, Work::advance).unwrap();
+    }
+    ck.flush().unwrap();
+    assert_eq!(ck.summary().failovers, 1, "{:?}", ck.summary());
+    assert_eq!(restore_from(rig.backends["b"].inner().clone(), 0), work);
+}
