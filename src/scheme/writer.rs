@@ -139,8 +139,9 @@ impl Writer {
         let segments = resolve(plan.segments, &fresh_refs)?;
         let mut bytes_written = 0;
         if !pack.is_empty() {
-            self.storage.put(&pack_key(pack.id()), pack.bytes())?;
-            bytes_written += pack.bytes().len() as u64;
+            self.storage
+                .put_parts(&pack_key(pack.id()), &pack.parts())?;
+            bytes_written += pack.len();
         }
         let ident = job.ident;
         let manifest = Manifest {
