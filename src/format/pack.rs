@@ -13,7 +13,6 @@
 use super::{ChunkRef, FORMAT_VERSION, le_u16, le_u32};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
-use std::borrow::Cow;
 
 const PACK_MAGIC: &[u8; 8] = b"CKPTPACK";
 /// Bytes before the first frame.
@@ -33,22 +32,12 @@ pub(crate) enum Compression {
     Zstd(i32),
 }
 
-/// One chunk, framed and ready to append to a pack: a frame header and a
-/// payload that borrows the raw bytes when they are stored as they are, so
-/// a checkpoint never copies what it writes.
+/// One chunk, framed and ready to append to a pack.
 #[derive(Debug)]
-pub(crate) struct EncodedChunk<'a> {
-    header: [u8; FRAME_HEADER_LEN],
-    payload: Cow<'a, [u8]>,
+pub(crate) struct EncodedChunk {
+    frame: Vec<u8>,
     raw_len: u32,
     hash: u128,
-}
-
-impl EncodedChunk<'_> {
-    /// Header plus payload length.
-    fn frame_len(&self) -> usize {
-        FRAME_HEADER_LEN + self.payload.len()
-    }
 }
 
 /// The identity of raw chunk bytes.
@@ -60,7 +49,7 @@ pub(crate) fn chunk_hash(raw: &[u8]) -> u128 {
 ///
 /// `raw` must be shorter than 4 GiB; chunk sizes are validated far below
 /// that when a checkpointer is built.
-pub(crate) fn encode_chunk(raw: &[u8], compression: Compression) -> EncodedChunk<'_> {
+pub(crate) fn encode_chunk(raw: &[u8], compression: Compression) -> EncodedChunk {
     let raw_len = u32::try_from(raw.len()).expect("chunk sizes are validated below 4 GiB");
     let compressed = match compression {
         Compression::Zstd(level) => zstd::bulk::compress(raw, level)
@@ -68,63 +57,54 @@ pub(crate) fn encode_chunk(raw: &[u8], compression: Compression) -> EncodedChunk
             .filter(|c| c.len() < raw.len()),
         Compression::Off => None,
     };
-    let (codec, payload) = match compressed {
-        Some(c) => (CODEC_ZSTD, Cow::Owned(c)),
-        None => (CODEC_RAW, Cow::Borrowed(raw)),
+    let (codec, stored) = match &compressed {
+        Some(c) => (CODEC_ZSTD, c.as_slice()),
+        None => (CODEC_RAW, raw),
     };
-    let stored_len = u32::try_from(payload.len()).expect("stored bytes never exceed raw bytes");
-    let mut header = [0; FRAME_HEADER_LEN];
-    header[0] = codec;
-    header[4..8].copy_from_slice(&stored_len.to_le_bytes());
-    header[8..12].copy_from_slice(&raw_len.to_le_bytes());
+    let stored_len = u32::try_from(stored.len()).expect("stored bytes never exceed raw bytes");
+    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + stored.len());
+    frame.extend_from_slice(&[codec, 0, 0, 0]);
+    frame.extend_from_slice(&stored_len.to_le_bytes());
+    frame.extend_from_slice(&raw_len.to_le_bytes());
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&header[..12]);
-    crc.update(&payload);
-    header[12..16].copy_from_slice(&crc.finalize().to_le_bytes());
+    crc.update(&frame);
+    crc.update(stored);
+    frame.extend_from_slice(&crc.finalize().to_le_bytes());
+    frame.extend_from_slice(stored);
     EncodedChunk {
-        header,
-        payload,
+        frame,
         raw_len,
         hash: chunk_hash(raw),
     }
 }
 
-/// Lays out one pack: its header, then the frames of the chunks pushed,
-/// kept as borrowed parts for [`Storage::put_parts`].
+/// Builds one pack in memory.
 #[derive(Debug)]
-pub(crate) struct PackBuilder<'a> {
+pub(crate) struct PackBuilder {
     id: u128,
-    header: [u8; PACK_HEADER_LEN],
-    parts: Vec<&'a [u8]>,
-    len: u64,
+    bytes: Vec<u8>,
 }
 
-impl<'a> PackBuilder<'a> {
+impl PackBuilder {
     /// An empty pack with the given id.
     pub(crate) fn new(id: u128) -> Self {
-        let mut header = [0; PACK_HEADER_LEN];
-        header[..8].copy_from_slice(PACK_MAGIC);
-        header[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        let crc = crc32fast::hash(&header[..12]);
-        header[12..16].copy_from_slice(&crc.to_le_bytes());
-        PackBuilder {
-            id,
-            header,
-            parts: Vec::new(),
-            len: PACK_HEADER_LEN as u64,
-        }
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(PACK_MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        PackBuilder { id, bytes }
     }
 
     /// Appends a chunk and returns the reference a manifest stores.
-    pub(crate) fn push(&mut self, chunk: &'a EncodedChunk<'a>) -> ChunkRef {
-        let offset = self.len;
-        self.parts.push(&chunk.header);
-        self.parts.push(&chunk.payload);
-        self.len += chunk.frame_len() as u64;
+    pub(crate) fn push(&mut self, chunk: &EncodedChunk) -> ChunkRef {
+        let offset = self.bytes.len() as u64;
+        self.bytes.extend_from_slice(&chunk.frame);
         ChunkRef {
             pack: self.id,
             offset,
-            len: u32::try_from(chunk.frame_len()).expect("frame of a chunk below 4 GiB"),
+            len: u32::try_from(chunk.frame.len()).expect("frame of a chunk below 4 GiB"),
             raw_len: chunk.raw_len,
             hash: chunk.hash,
         }
@@ -132,7 +112,7 @@ impl<'a> PackBuilder<'a> {
 
     /// True when no chunk was pushed.
     pub(crate) fn is_empty(&self) -> bool {
-        self.parts.is_empty()
+        self.bytes.len() == PACK_HEADER_LEN
     }
 
     /// The pack's id.
@@ -140,17 +120,9 @@ impl<'a> PackBuilder<'a> {
         self.id
     }
 
-    /// The pack's length in bytes.
-    pub(crate) fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// The pack as the consecutive parts to store.
-    pub(crate) fn parts(&self) -> Vec<&[u8]> {
-        let mut parts = Vec::with_capacity(self.parts.len() + 1);
-        parts.push(self.header.as_slice());
-        parts.extend_from_slice(&self.parts);
-        parts
+    /// The encoded pack.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -250,12 +222,9 @@ mod tests {
     use super::*;
 
     fn pack_with(raw: &[u8], compression: Compression) -> (Vec<u8>, ChunkRef) {
-        let encoded = encode_chunk(raw, compression);
         let mut pack = PackBuilder::new(9);
-        let chunk = pack.push(&encoded);
-        let bytes = pack.parts().concat();
-        assert_eq!(bytes.len() as u64, pack.len());
-        (bytes, chunk)
+        let chunk = pack.push(&encode_chunk(raw, compression));
+        (pack.bytes().to_vec(), chunk)
     }
 
     fn frame_of<'a>(pack: &'a [u8], chunk: &ChunkRef) -> &'a [u8] {
@@ -283,11 +252,7 @@ mod tests {
     fn incompressible_chunks_are_stored_raw() {
         let raw: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
         let chunk = encode_chunk(&raw, Compression::Zstd(3));
-        assert_eq!(chunk.frame_len(), raw.len() + FRAME_HEADER_LEN);
-        assert!(
-            matches!(chunk.payload, Cow::Borrowed(_)),
-            "stored without a copy"
-        );
+        assert_eq!(chunk.frame.len(), raw.len() + FRAME_HEADER_LEN);
     }
 
     #[test]

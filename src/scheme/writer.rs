@@ -139,9 +139,8 @@ impl Writer {
         let segments = resolve(plan.segments, &fresh_refs)?;
         let mut bytes_written = 0;
         if !pack.is_empty() {
-            self.storage
-                .put_parts(&pack_key(pack.id()), &pack.parts())?;
-            bytes_written += pack.len();
+            self.storage.put(&pack_key(pack.id()), pack.bytes())?;
+            bytes_written += pack.bytes().len() as u64;
         }
         let ident = job.ident;
         let manifest = Manifest {

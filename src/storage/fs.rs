@@ -164,17 +164,11 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        self.put_parts(key, &[data])
-    }
-
-    /// Writes the parts one after another into a temporary file, fsyncs
-    /// it, renames it over `key` and fsyncs the directory.
-    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
         let path = self.path_of(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         self.ensure_dir(&dir, key)?;
         let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
-        let written = write_durably(&temp, parts).and_then(|()| fs::rename(&temp, &path));
+        let written = write_durably(&temp, data).and_then(|()| fs::rename(&temp, &path));
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(Error::storage("put", key, e));
@@ -278,17 +272,10 @@ fn take_lock(root: &Path) -> Result<File> {
     Ok(file)
 }
 
-fn write_durably(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    // Small parts (frame headers) are gathered; large ones bypass the buffer.
-    let mut writer = io::BufWriter::with_capacity(256 << 10, file);
-    for part in parts {
-        writer.write_all(part)?;
-    }
-    writer
-        .into_inner()
-        .map_err(io::IntoInnerError::into_error)?
-        .sync_all()
+fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(data)?;
+    file.sync_all()
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -56,16 +56,6 @@ pub trait Storage: Send + Sync + Debug {
         let whole = self.get(key)?;
         slice_range(key, &whole, range).map(<[u8]>::to_vec)
     }
-
-    /// Stores the concatenation of `parts` under `key`, like [`put`](Self::put).
-    ///
-    /// Packs are written this way so that chunks go to storage straight
-    /// from the state's memory. The default joins the parts (one copy) and
-    /// calls `put`; backends that can write a sequence of buffers should
-    /// override it, and wrappers should forward it.
-    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
-        self.put(key, &parts.concat())
-    }
 }
 
 /// Returns `data[range]`, or [`Error::Corrupt`] naming `key` when the range
@@ -127,8 +117,5 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         (**self).get_range(key, range)
-    }
-    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
-        (**self).put_parts(key, parts)
     }
 }

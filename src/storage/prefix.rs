@@ -63,10 +63,6 @@ impl<S: Storage> Storage for PrefixStorage<S> {
         self.inner.put(&self.full_key(key)?, data)
     }
 
-    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
-        self.inner.put_parts(&self.full_key(key)?, parts)
-    }
-
     fn get(&self, key: &str) -> Result<Vec<u8>> {
         self.inner
             .get(&self.full_key(key)?)

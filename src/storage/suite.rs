@@ -36,7 +36,6 @@ use std::fmt::Debug;
 /// Runs every check of the suite, in order.
 pub fn run_all(store: &dyn Storage) {
     put_get_overwrite(store);
-    put_parts_concatenates(store);
     delete_is_idempotent(store);
     not_found(store);
     empty_objects(store);
@@ -73,20 +72,6 @@ pub fn put_get_overwrite(store: &dyn Storage) {
         vec![key.clone()],
         "storage suite: overwriting {key:?} must leave exactly one object"
     );
-    clear(store, &root);
-}
-
-/// `put_parts` stores the parts back to back, replacing the object whole,
-/// including with no parts at all (an empty object).
-pub fn put_parts_concatenates(store: &dyn Storage) {
-    let root = fresh(store, "suite/put-parts/");
-    let key = format!("{root}object");
-    let (big, tail) = (noise(300_000, 7), noise(17, 8));
-    let parts: [&[u8]; 5] = [b"head", &[], &big, b"x", &tail];
-    ok("put_parts", store.put_parts(&key, &parts));
-    assert_bytes(&key, &ok("get", store.get(&key)), &parts.concat());
-    ok("put_parts with no parts", store.put_parts(&key, &[]));
-    assert_bytes(&key, &ok("get", store.get(&key)), b"");
     clear(store, &root);
 }
 
