@@ -1,9 +1,9 @@
 //! Storing the new chunks of one checkpoint as packs.
 //!
-//! A large change is cut into packs of about [`PACK_TARGET_BYTES`]; the next
-//! pack is encoded while earlier ones are being stored on their own threads,
-//! and pack buffers are reused, within a checkpoint and from one to the
-//! next. Storing one pack per checkpoint instead meant building the whole
+//! A large change is cut into packs of at most about [`MAX_PACK_BYTES`];
+//! the next pack is encoded while earlier ones are being stored on their
+//! own threads, and pack buffers are reused, within a checkpoint and from
+//! one to the next. Storing one pack per checkpoint instead meant building the whole
 //! change in memory first (a fresh buffer the size of the state, faulted in
 //! page by page, plus a frame per chunk copied into it) and only then
 //! writing it: for 1 GiB of pages that took longer than the write itself.
@@ -25,12 +25,19 @@ use crate::storage::Storage;
 use std::collections::VecDeque;
 use std::thread::{Scope, ScopedJoinHandle};
 
-/// Size at which a checkpoint's chunks are cut into another pack. Large
-/// enough that the fsync, rename and directory sync per pack (and the
-/// delete when retention drops it) cost little next to writing it, small
-/// enough that encoding the first pack (which nothing overlaps) is short
-/// and the buffers kept between checkpoints are cheap.
-const PACK_TARGET_BYTES: usize = 64 << 20;
+/// Largest pack the writer aims for. Packs are cut smaller for changes
+/// under four times this, down to [`MIN_PACK_BYTES`], so that a change of
+/// a few tens of MiB is still spread over a few packs whose encoding and
+/// storing overlap. Measured on this project's 2-core VM (median ratio of
+/// raw write+fsync time to full-checkpoint time): a 64 MiB state as one
+/// pack 0.75, in 16 MiB packs 0.97; a 1 GiB state in 64 MiB packs 1.1, in
+/// 16 MiB packs 0.79 (each pack costs an fsync, a rename, a directory sync
+/// and later a delete).
+const MAX_PACK_BYTES: usize = 64 << 20;
+
+/// Smallest pack the writer cuts a change into; a smaller change is one
+/// pack, as there is too little to encode for overlapping to pay.
+const MIN_PACK_BYTES: usize = 16 << 20;
 
 /// Packs being stored while the next one is encoded. Two keep the disk
 /// busy while one of them waits in fsync and the other copies its bytes
@@ -86,7 +93,14 @@ pub(crate) fn store_packs(
     options: WriteOptions,
     buffers: &mut PackBuffers,
 ) -> Result<Stored> {
-    store_in_packs_of(storage, pieces, options, buffers, PACK_TARGET_BYTES)
+    let total = pieces.iter().map(|p| p.len()).sum();
+    store_in_packs_of(storage, pieces, options, buffers, pack_size_for(total))
+}
+
+/// The pack size for a change of `total` bytes: a quarter of it, within
+/// [`MIN_PACK_BYTES`] and [`MAX_PACK_BYTES`].
+fn pack_size_for(total: usize) -> usize {
+    (total / 4).clamp(MIN_PACK_BYTES, MAX_PACK_BYTES)
 }
 
 fn store_in_packs_of(
@@ -255,6 +269,15 @@ mod tests {
     }
 
     #[test]
+    fn pack_sizes_follow_the_change() {
+        assert_eq!(pack_size_for(0), MIN_PACK_BYTES);
+        assert_eq!(pack_size_for(10 << 20), MIN_PACK_BYTES);
+        assert_eq!(pack_size_for(64 << 20), 16 << 20);
+        assert_eq!(pack_size_for(200 << 20), 50 << 20);
+        assert_eq!(pack_size_for(1 << 30), MAX_PACK_BYTES);
+    }
+
+    #[test]
     fn every_piece_reads_back_from_its_pack() {
         let storage = MemStorage::new();
         let data: Vec<Vec<u8>> = (0..300u32)
@@ -301,7 +324,7 @@ mod tests {
     #[test]
     fn checkpoints_spanning_packs_restore_and_their_packs_are_collected() {
         use crate::{Checkpointer, PagedVec, Scheme};
-        let len = (PACK_TARGET_BYTES + PACK_TARGET_BYTES / 8) / 8;
+        let len = (MAX_PACK_BYTES + MAX_PACK_BYTES / 8) / 8;
         let values: Vec<f64> = (0..len).map(|i| i as f64 * 0.5).collect();
         let mut state = PagedVec::from_vec(values);
         let packs = |store: &MemStorage| store.list("packs/").unwrap().len();
@@ -315,11 +338,11 @@ mod tests {
             .build()
             .unwrap();
         ck.checkpoint(1, &mut state).unwrap();
-        assert_eq!(packs(&store), 2, "a base of 72 MiB is stored as two packs");
+        assert_eq!(packs(&store), 4, "a base of 72 MiB is stored as four packs");
         state[7] = -1.0;
         let committed = ck.checkpoint(2, &mut state).unwrap().unwrap().clone();
         assert!(!committed.full);
-        assert_eq!(packs(&store), 3, "the increment keeps both base packs");
+        assert_eq!(packs(&store), 5, "the increment keeps every base pack");
         ck.finish().unwrap();
         let mut reopened = Checkpointer::builder().storage(store).build().unwrap();
         let restored = reopened.restore_latest::<PagedVec<f64>>().unwrap().unwrap();
@@ -335,6 +358,6 @@ mod tests {
             .unwrap();
         ck.checkpoint(1, &mut state).unwrap();
         ck.checkpoint(2, &mut state).unwrap();
-        assert_eq!(packs(&store), 2, "retention removed every pack of step 1");
+        assert_eq!(packs(&store), 4, "retention removed every pack of step 1");
     }
 }
