@@ -37,8 +37,14 @@ pub struct Committed {
     /// True when this checkpoint is a full base (references no older pack).
     pub full: bool,
     /// Decoded size of the chunks this checkpoint had to store (the
-    /// changed part of the state).
+    /// changed part of the state, or all of it for a full checkpoint).
     pub changed_bytes: u64,
+    /// Decoded size of the chunks whose content the previous checkpoint
+    /// did not hold: how much of the state changed since then, whatever
+    /// this checkpoint had to store. Equal to `changed_bytes` for an
+    /// increment; for a full checkpoint, the part an increment would have
+    /// written (everything when there is no previous checkpoint).
+    pub dirty_bytes: u64,
     /// Bytes written to storage: pack plus manifest.
     pub bytes_written: u64,
     /// Time the computation was blocked by this checkpoint.
@@ -136,6 +142,11 @@ impl Writer {
         let changed_bytes = plan.fresh.iter().map(|p| p.len() as u64).sum();
         let mut pack = PackBuilder::new(rand::random());
         let fresh_refs: Vec<ChunkRef> = encoded.iter().map(|c| pack.push(c)).collect();
+        let dirty_bytes = match (&known, &self.previous) {
+            (Some(known), _) => new_bytes(&fresh_refs, known),
+            (None, Some(previous)) => new_bytes(&fresh_refs, &known_chunks(previous)),
+            (None, None) => changed_bytes,
+        };
         let segments = resolve(plan.segments, &fresh_refs)?;
         let mut bytes_written = 0;
         if !pack.is_empty() {
@@ -164,6 +175,7 @@ impl Writer {
             info: CheckpointInfo::of(&manifest),
             full: base.is_none(),
             changed_bytes,
+            dirty_bytes,
             bytes_written,
             stall: job.capture_time
                 + if job.background {
@@ -177,6 +189,15 @@ impl Writer {
         self.previous = Some(manifest);
         Ok(committed)
     }
+}
+
+/// Decoded size of the `fresh` chunks whose content `known` lacks.
+fn new_bytes(fresh: &[ChunkRef], known: &HashMap<u128, ChunkRef>) -> u64 {
+    fresh
+        .iter()
+        .filter(|c| !known.contains_key(&c.hash))
+        .map(|c| u64::from(c.raw_len))
+        .sum()
 }
 
 /// Every chunk a manifest references, by content hash.
