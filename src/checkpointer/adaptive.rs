@@ -12,15 +12,20 @@ use crate::scheme::{Committed, Scheme};
 use crate::storage::FailoverEvent as StorageFailoverEvent;
 use crate::storage::Storage;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where the advisor's learned state is stored.
 const MODEL_KEY: &str = "model/advisor";
 /// Present while a checkpointer runs on the store; found at start-up, it
 /// means the previous run ended without `finish()`: a crash.
 const RUNNING_KEY: &str = "model/running";
-/// Commits between two saves of the learned state.
+/// Most commits between two saves of the learned state.
 const SAVE_EVERY: u32 = 10;
+/// The learned state is saved after every commit whose persist took at
+/// least this many times as long as the last save: what a crash would
+/// make the model forget then costs a few checkpoints of re-learning,
+/// and saving adds at most a few percent to a checkpoint.
+const SAVE_COST_RATIO: u32 = 20;
 
 /// A callback that receives every event.
 pub(crate) type Listener = Box<dyn FnMut(&Event) + Send>;
@@ -32,6 +37,8 @@ pub(crate) struct Adaptive {
     subscribers: Vec<Sender<Event>>,
     last_decision: Option<Decision>,
     commits_since_save: u32,
+    /// How long the last save took.
+    save_time: Duration,
 }
 
 impl std::fmt::Debug for Adaptive {
@@ -55,18 +62,20 @@ impl Adaptive {
         policy: Policy,
         listeners: Vec<Listener>,
     ) -> Result<Self> {
-        let advisor = match storage.get(MODEL_KEY) {
+        let mut advisor = match storage.get(MODEL_KEY) {
             Ok(bytes) => Advisor::from_bytes(&bytes, config.clone(), policy.clone())
                 .or_else(|_| Advisor::new(config, policy))?,
             Err(e) if e.is_damage() => Advisor::new(config, policy)?,
             Err(e) => return Err(e),
         };
+        advisor.restarted();
         let mut adaptive = Adaptive {
             advisor,
             listeners,
             subscribers: Vec::new(),
             last_decision: None,
             commits_since_save: 0,
+            save_time: Duration::ZERO,
         };
         match storage.get(RUNNING_KEY) {
             Ok(_) => adaptive.emit(RestartEvent::new(FailureClass::Process).into()),
@@ -94,8 +103,12 @@ impl Adaptive {
             .retain(|subscriber| subscriber.send(event.clone()).is_ok());
     }
 
-    /// Reports a committed checkpoint, saves the learned state now and
-    /// then, and asks the advisor what to do next.
+    /// Reports a committed checkpoint, asks the advisor what to do next,
+    /// and saves the learned state when that changes the plan, while a
+    /// scheme is being learnt (its first measurements are what a trial is
+    /// for, and a crash should not make the policy try it again), when
+    /// saving is cheap beside the checkpoint, or every [`SAVE_EVERY`]
+    /// commits.
     pub(crate) fn committed(
         &mut self,
         storage: &dyn Storage,
@@ -111,10 +124,15 @@ impl Adaptive {
         let mut event = CheckpointEvent::new(scheme, committed.info.step);
         event.steps = work.steps;
         event.compute = work.compute;
+        event.steps_beside_persist = work.busy_steps;
+        event.compute_beside_persist = work.busy_compute;
         event.stall = committed.stall;
         event.persist = committed.persist.max(committed.stall);
         event.logical_bytes = committed.info.logical_bytes;
-        event.dirty_bytes = committed.changed_bytes;
+        // What changed since the previous checkpoint, not what this one
+        // stored: a full checkpoint stores everything, but the model learns
+        // from it how fast the state changes.
+        event.dirty_bytes = committed.dirty_bytes;
         event.bytes_written = committed.bytes_written;
         event.compression_ratio = if committed.bytes_written == 0 {
             1.0
@@ -124,11 +142,19 @@ impl Adaptive {
         event.chain_length = committed.info.chain_len;
         self.emit(event.into());
         self.commits_since_save += 1;
-        if self.commits_since_save >= SAVE_EVERY {
+        let decision = self.advisor.advise(plan, interval);
+        let acts = matches!(decision, Decision::Apply(_) | Decision::Explore { .. });
+        let model = self.advisor.model();
+        let learning = model.observations(scheme) <= model.config().min_observations
+            || self
+                .advisor
+                .policy_state()
+                .exploring(model.summary().checkpoints);
+        let cheap = self.save_time.saturating_mul(SAVE_COST_RATIO) <= committed.persist;
+        if acts || learning || cheap || self.commits_since_save >= SAVE_EVERY {
             self.save(storage);
         }
-        self.last_decision
-            .insert(self.advisor.advise(plan, interval))
+        self.last_decision.insert(decision)
     }
 
     /// Reports a restore.
@@ -177,10 +203,12 @@ impl Adaptive {
     /// re-learning, never a checkpoint.
     pub(crate) fn save(&mut self, storage: &dyn Storage) {
         self.commits_since_save = 0;
+        let started = Instant::now();
         let saved = self
             .advisor
             .to_bytes()
             .and_then(|bytes| storage.put(MODEL_KEY, &bytes));
+        self.save_time = started.elapsed();
         if saved.is_err() {
             self.storage_failed("put model/advisor");
         }
@@ -210,4 +238,79 @@ pub(crate) struct Work {
     pub steps: u64,
     /// Time spent in them (or wall time, without scopes).
     pub compute: Duration,
+    /// Those of the scopes that ran while a background persist was in
+    /// flight, and the time spent in them.
+    pub busy_steps: u64,
+    pub busy_compute: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpointer::Checkpointer;
+    use crate::storage::MemStorage;
+
+    const GIB: u64 = 1 << 30;
+
+    /// An advisor that has applied a switch from full to incremental,
+    /// after a few incremental checkpoints among full ones.
+    fn advisor_that_switched(policy: &Policy) -> (Advisor, Plan, Duration) {
+        let config = ModelConfig::with_mtbf(Duration::from_secs(3_600));
+        let mut advisor = Advisor::new(config, policy.clone()).expect("valid");
+        let plan = Plan::only(Scheme::Full);
+        let every = Duration::from_secs(60);
+        for i in 0..40u32 {
+            let scheme = if i % 2 == 1 && i < 8 {
+                Scheme::Incremental
+            } else {
+                Scheme::Full
+            };
+            let mut e = CheckpointEvent::new(scheme, u64::from(i));
+            e.steps = 10;
+            e.compute = every;
+            let written = if scheme == Scheme::Full {
+                GIB
+            } else {
+                GIB / 100
+            };
+            e.stall = Duration::from_secs_f64(0.01 + written as f64 / 1e9);
+            e.persist = e.stall;
+            e.logical_bytes = GIB;
+            e.dirty_bytes = GIB / 100;
+            e.bytes_written = written;
+            e.chain_length = if scheme == Scheme::Full { 1 } else { 2 };
+            advisor.observe(&e.into());
+            if let Decision::Apply(rec) = advisor.advise(plan, every) {
+                return (advisor, rec.plan(), rec.interval().every);
+            }
+        }
+        panic!("the advisor never switched");
+    }
+
+    #[test]
+    fn a_restart_resumes_the_plan_the_policy_applied() {
+        let policy = Policy::adaptive()
+            .allow(&[Scheme::Full, Scheme::Incremental])
+            .exploration(0.0);
+        let (advisor, plan, every) = advisor_that_switched(&policy);
+        assert_eq!(plan.base(), Scheme::Incremental);
+        let store = MemStorage::new();
+        store
+            .put(MODEL_KEY, &advisor.to_bytes().expect("encodes"))
+            .expect("put");
+        let ck = Checkpointer::builder()
+            .storage(store.clone())
+            .policy(policy)
+            .build()
+            .expect("valid");
+        assert_eq!(ck.plan(), plan);
+        assert_eq!(ck.advisor().in_force(), Some((plan, every)));
+        // A policy that does not apply changes starts where it is told.
+        let ck = Checkpointer::builder()
+            .storage(store)
+            .policy(Policy::advise())
+            .build()
+            .expect("valid");
+        assert_eq!(ck.plan(), Plan::only(Scheme::Full));
+    }
 }

@@ -103,7 +103,8 @@ impl CheckpointerBuilder {
     }
 
     /// Checkpoint at the end of the first scope once `interval` has passed
-    /// since the last checkpoint.
+    /// since the last checkpoint let the computation go on (so a slow
+    /// checkpoint does not eat into the next interval).
     pub fn every(mut self, interval: Duration) -> Self {
         self.every = Some(interval);
         self
@@ -203,28 +204,43 @@ impl CheckpointerBuilder {
             reason: "no storage given; call .storage(FsStorage::open(dir)?) or .storage(MemStorage::new())".to_owned(),
         })?;
         let write = self.validate()?;
-        let config = WriterConfig {
-            scheme: self.scheme,
-            write,
-            cdc_average: (self.chunk_size / 8).clamp(1 << 10, 1 << 20),
-            max_chain: self.max_chain,
-            keep_last: self.keep_last,
-        };
         let (names, _) = catalog::scan(storage.as_ref())?;
         // Parsed names stay below MAX_SEQ, so this cannot overflow.
         let next_seq = names.last().map_or(1, |n| n.seq + 1).min(MAX_SEQ);
-        let writer = Writer::new(storage.clone(), config);
-        let persister = Persister::new(writer, self.scheme, self.max_in_flight)?;
         let adaptive = Adaptive::open(storage.as_ref(), self.model, self.policy, self.listeners)?;
+        // An automatic policy resumes what it applied before a restart;
+        // the configured scheme and interval are where a new store starts.
+        let (plan, interval) = match adaptive.advisor().in_force() {
+            Some((plan, every)) => (
+                plan,
+                Interval {
+                    every_steps: None,
+                    every: Some(every),
+                },
+            ),
+            None => (
+                Plan::only(self.scheme),
+                Interval {
+                    every_steps: self.every_steps,
+                    every: self.every,
+                },
+            ),
+        };
+        let config = WriterConfig {
+            scheme: plan.base(),
+            write,
+            cdc_average: (self.chunk_size / 8).clamp(1 << 10, 1 << 20),
+            max_chain: plan.full_every().unwrap_or(self.max_chain),
+            keep_last: self.keep_last,
+        };
+        let writer = Writer::new(storage.clone(), config);
+        let persister = Persister::new(writer, plan.base(), self.max_in_flight)?;
         Ok(Checkpointer {
             storage,
-            plan: Plan::only(self.scheme),
+            plan,
             default_max_chain: self.max_chain,
             max_in_flight: self.max_in_flight,
-            interval: Interval {
-                every_steps: self.every_steps,
-                every: self.every,
-            },
+            interval,
             persister,
             adaptive,
             next_seq,

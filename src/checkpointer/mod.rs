@@ -99,6 +99,7 @@ struct Interval {
 struct Exploration {
     remaining: u32,
     resume: Plan,
+    resume_interval: Interval,
 }
 
 impl Checkpointer {
@@ -119,10 +120,16 @@ impl Checkpointer {
         body: impl FnOnce(&mut S) -> R,
     ) -> Result<R> {
         self.check_usable()?;
+        let beside_persist = self.persister.busy();
         let started = Instant::now();
         let result = body(state);
+        let elapsed = started.elapsed();
         self.work.steps += 1;
-        self.work.compute += started.elapsed();
+        self.work.compute += elapsed;
+        if beside_persist {
+            self.work.busy_steps += 1;
+            self.work.busy_compute += elapsed;
+        }
         if self.is_due() {
             self.checkpoint(step, state)?;
         }
@@ -176,21 +183,29 @@ impl Checkpointer {
         }
         self.next_seq += 1;
         self.last_captured = Some(ident.id);
-        self.last_checkpoint_at = Instant::now();
-        match self.persister.submit(job) {
+        let durable = match self.persister.submit(job) {
             Ok(Submitted::Committed(committed)) => {
                 self.on_commit(*committed, work)?;
-                Ok(self.last_committed.as_ref())
+                true
             }
             Ok(Submitted::Queued) => {
                 self.queued_work.push_back(work);
-                Ok(None)
+                false
             }
             Err(e) => {
                 self.adaptive.storage_failed("checkpoint");
-                Err(self.poison(e))
+                return Err(self.poison(e));
             }
-        }
+        };
+        // The interval counts from the moment the computation resumes, so
+        // that `every` is compute time between checkpoints (what the cost
+        // model's intervals mean), not compute plus the last stall.
+        self.last_checkpoint_at = Instant::now();
+        Ok(if durable {
+            self.last_committed.as_ref()
+        } else {
+            None
+        })
     }
 
     /// Waits until every captured checkpoint is durable and returns the
@@ -224,24 +239,30 @@ impl Checkpointer {
     }
 
     /// Records a commit, reports it, and carries out the policy's decision.
+    ///
+    /// During a trial the policy is asked about the plan in force (the one
+    /// the trial returns to), not the trial: what it decides is whether to
+    /// leave that plan. An applied change ends the trial; otherwise the
+    /// trial runs its course and the plan and interval in force resume.
     fn on_commit(&mut self, committed: Committed, work: Work) -> Result<()> {
-        let interval = self.current_interval(work);
+        let (plan, interval) = match &self.exploring {
+            Some(trial) => (trial.resume, trial.resume_interval),
+            None => (self.plan, self.interval),
+        };
+        let every = self.compute_interval(interval, work);
         let decision = self
             .adaptive
-            .committed(self.storage.as_ref(), &committed, work, self.plan, interval)
+            .committed(self.storage.as_ref(), &committed, work, plan, every)
             .clone();
         self.last_committed = Some(committed);
-        if let Some(exploration) = &mut self.exploring {
-            exploration.remaining = exploration.remaining.saturating_sub(1);
-            if exploration.remaining == 0 {
-                let resume = exploration.resume;
-                self.exploring = None;
-                return self.set_plan(resume);
-            }
-            return Ok(());
-        }
+        // Trial commits still to come after this one; 0 ends the trial.
+        let trial_left = self
+            .exploring
+            .as_ref()
+            .map(|trial| trial.remaining.saturating_sub(1));
         match decision {
             Decision::Apply(recommendation) => {
+                self.exploring = None;
                 self.interval = Interval {
                     every_steps: None,
                     every: Some(recommendation.interval().every),
@@ -251,24 +272,41 @@ impl Checkpointer {
             Decision::Explore {
                 scheme,
                 checkpoints,
+                interval: trial_every,
                 ..
-            } => {
+            } if trial_left.unwrap_or(0) == 0 => {
                 self.exploring = Some(Exploration {
                     remaining: checkpoints,
-                    resume: self.plan,
+                    resume: plan,
+                    resume_interval: interval,
                 });
+                self.interval = Interval {
+                    every_steps: None,
+                    every: Some(trial_every),
+                };
                 self.set_plan(Plan::only(scheme))
             }
-            _ => Ok(()),
+            _ => match (trial_left, &mut self.exploring) {
+                (Some(0), _) => {
+                    self.exploring = None;
+                    self.interval = interval;
+                    self.set_plan(plan)
+                }
+                (Some(left), Some(trial)) => {
+                    trial.remaining = left;
+                    Ok(())
+                }
+                _ => Ok(()),
+            },
         }
     }
 
-    /// The interval in force, as compute time between checkpoints.
-    fn current_interval(&self, last: Work) -> Duration {
-        if let Some(every) = self.interval.every {
+    /// `interval` as compute time between checkpoints.
+    fn compute_interval(&self, interval: Interval, last: Work) -> Duration {
+        if let Some(every) = interval.every {
             return every;
         }
-        let steps = self.interval.every_steps.unwrap_or(1);
+        let steps = interval.every_steps.unwrap_or(1);
         match self.adaptive.advisor().model().step_time() {
             Some(step) => step.saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX)),
             None => last.compute,
@@ -419,4 +457,114 @@ fn unix_ms_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Event;
+    use crate::scheme::Scheme;
+    use crate::state::PagedVec;
+    use crate::storage::MemStorage;
+
+    /// A store whose writes of packs take `delay`.
+    #[derive(Debug, Clone)]
+    struct Slow {
+        inner: MemStorage,
+        delay: Duration,
+    }
+
+    impl Storage for Slow {
+        fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+            if key.starts_with("packs/") {
+                std::thread::sleep(self.delay);
+            }
+            self.inner.put(key, data)
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            self.inner.get(key)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<String>> {
+            self.inner.list(prefix)
+        }
+        fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key)
+        }
+    }
+
+    fn slow(delay_ms: u64) -> Slow {
+        Slow {
+            inner: MemStorage::new(),
+            delay: Duration::from_millis(delay_ms),
+        }
+    }
+
+    #[test]
+    fn the_interval_counts_from_the_end_of_a_slow_checkpoint() {
+        let mut ck = Checkpointer::builder()
+            .storage(slow(80))
+            .every(Duration::from_millis(40))
+            .build()
+            .expect("valid");
+        let mut state = vec![1u64; 1024];
+        ck.checkpoint(0, &mut state).expect("checkpoint");
+        // The write took twice the interval; the computation has not run
+        // since, so nothing is due yet.
+        assert!(!ck.is_due());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(ck.is_due());
+    }
+
+    #[test]
+    fn a_full_checkpoint_reports_what_changed_since_the_last_one() {
+        let mut ck = Checkpointer::builder()
+            .storage(MemStorage::new())
+            .scheme(Scheme::Full)
+            .compression_level(0)
+            .build()
+            .expect("valid");
+        let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 16 * 1024], 1024);
+        let first = ck.checkpoint(0, &mut grid).expect("checkpoint").cloned();
+        let first = first.expect("durable");
+        assert_eq!(first.dirty_bytes, 16 * 1024 * 8, "all new");
+        grid[3] = 1;
+        grid[5 * 1024] = 2;
+        let second = ck.checkpoint(1, &mut grid).expect("checkpoint").cloned();
+        let second = second.expect("durable");
+        assert_eq!(
+            second.changed_bytes,
+            16 * 1024 * 8,
+            "a full checkpoint stores all"
+        );
+        assert_eq!(second.dirty_bytes, 2 * 1024 * 8, "two pages changed");
+    }
+
+    #[test]
+    fn steps_beside_a_background_persist_are_counted() {
+        let mut ck = Checkpointer::builder()
+            .storage(slow(60))
+            .scheme(Scheme::CopyOnWrite)
+            .every_steps(4)
+            .build()
+            .expect("valid");
+        let events = ck.subscribe();
+        let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
+        for step in 0..24 {
+            ck.scope(step, &mut grid, |g| {
+                g[0] += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            })
+            .expect("scope");
+        }
+        ck.flush().expect("flush");
+        let beside: u64 = events
+            .try_iter()
+            .filter_map(|e| match e {
+                Event::Checkpoint(c) => Some(c.steps_beside_persist),
+                _ => None,
+            })
+            .sum();
+        // Each 60 ms persist overlaps the next steps of 5 ms.
+        assert!(beside >= 4, "{beside}");
+    }
 }

@@ -41,6 +41,14 @@ impl Persister {
         matches!(self, Persister::Background(_))
     }
 
+    /// True while a background job is being persisted.
+    pub(crate) fn busy(&self) -> bool {
+        match self {
+            Persister::Background(background) => background.busy(),
+            _ => false,
+        }
+    }
+
     /// Persists or queues `job`.
     pub(crate) fn submit(&mut self, job: Job) -> Result<Submitted> {
         match self {

@@ -8,16 +8,36 @@
 //!
 //! 1. **Dirty bytes** grow with `τ` as if pages were dirtied independently
 //!    at a constant rate `r`: `d(τ) = S·(1 − e^{−rτ})` for a state of `S`
-//!    bytes, with `r` the running mean of `−ln(1 − dᵢ/S)/τᵢ` over the
-//!    observed checkpoints. (A workload that rewrites one hot set makes this
-//!    pessimistic about long intervals for incremental schemes.)
+//!    bytes, with `r = −ln(1 − f̄)/τ̄` from the running means of the dirty
+//!    fraction `fᵢ = dᵢ/S` and of the interval `τᵢ` of the observed
+//!    checkpoints. (Averaging fractions, not per-checkpoint rates, keeps a
+//!    checkpoint that found everything dirty from counting as an infinite
+//!    rate.) `dᵢ` is what changed since the previous checkpoint, whatever
+//!    the scheme stored, so every scheme's checkpoints teach it. These
+//!    workload descriptors (sizes, dirty fraction, step time) follow the
+//!    application's phases with a short memory
+//!    ([`ModelConfig::workload_forgetting`]); the cost fits, which describe
+//!    the machine, keep a long one. (A workload that rewrites one hot set
+//!    makes this pessimistic about long intervals for incremental
+//!    schemes.)
 //! 2. **Per-checkpoint cost** from the scheme's fits at `(d(τ), S)`:
-//!    stall `s` and time-to-durable `p ≥ s`. The computation loses
-//!    `δ = s + β·(p − s)` per checkpoint, where `β` is the configured share
-//!    of a background persist that slows the computation down, and the
-//!    checkpoint becomes durable `ℓ = p − s` after the computation resumes.
-//!    A plan with a full base every `k` averages over its cycle:
-//!    `δ = ((k−1)·δ_base + δ_full)/k`, likewise `ℓ`.
+//!    stall `s` and time-to-durable `p ≥ s`. The fits regress each cost on
+//!    the bytes the checkpoint stored (uncompressed) and the state size;
+//!    for a write time (incremental, copy-on-write persist) the slope on
+//!    the stored bytes is combined with the time per byte of the pooled
+//!    fit over all writes ([`Solved::predict_with_slope_prior`]), so that a
+//!    scheme measured at one interval is not extrapolated to another with
+//!    a slope its narrow range of sizes could not pin down. The
+//!    computation loses `δ = s + β·(p − s)` per checkpoint, where `β` is
+//!    the share of a background persist's time the computation loses: how
+//!    much slower steps run beside a persist than without one (CPU and
+//!    memory bandwidth taken, copy-on-write page copies), measured from
+//!    the events and configured until it is. The checkpoint becomes
+//!    durable `ℓ = p − s`
+//!    after the computation resumes. A plan with a full base every `k`
+//!    averages over its cycle: `δ = ((k−1)·δ_base + δ_full)/k`, likewise
+//!    `ℓ`; copy-on-write writes its full bases in the background too, so
+//!    they are priced with its own fits at the whole state.
 //! 3. **Restart cost** `R = restore(S, L̄) + relaunch + ℓ`, where `L̄` is the
 //!    mean restore chain length a failure meets (`(k+1)/2` for a full base
 //!    every `k`, 1 for a scheme that does not chain, the observed mean
@@ -30,9 +50,15 @@
 //!    the posterior MTBF of the failures the checkpoint store survives
 //!    (process and node classes), minimised over `τ` within the bounds.
 //!
-//! **Uncertainty.** The overhead is also computed with every fitted cost at
-//! the upper and at the lower end of its confidence interval; half their
-//! difference divided by `z_{(1+γ)/2}` is the overhead's standard error.
+//! **Uncertainty.** The overhead is also computed with every fitted cost
+//! moved up, and then down, by a tenth of its confidence half-width `h`;
+//! the difference of the two overheads over `2·h/10`, divided by
+//! `z_{(1+γ)/2}`, is the overhead's standard error (the delta method: the
+//! overhead's local slope times the costs' standard error). Pricing at the
+//! interval's very ends instead would send Daly's exponential formula to
+//! absurd values whenever a fit rests on a few checkpoints (its `t`
+//! multiplier is then 4 to 13), and no comparison would ever be
+//! confident.
 //! The confidence that plan B beats plan A is
 //! `Φ((O_A − O_B)/√(se_A² + se_B²))`, treating their errors as independent
 //! (conservative when they share fits). The failure rate's uncertainty is
@@ -45,12 +71,18 @@
 //! `d/c` in the background. Such estimates carry a wide, configured
 //! uncertainty and [`Basis::Prior`], and a comparison that involves one
 //! claims a confidence of at most 0.5; the policy explores on them instead
-//! of acting on them.
+//! of acting on them. A scheme measured fewer than
+//! [`ModelConfig::min_observations`] times is priced from its own
+//! measurements (time per byte from the pooled fit), but with the same
+//! configured uncertainty, since so few points cannot estimate their own
+//! spread: it counts as measured ([`Basis::Observed`]), so that the scheme
+//! a run started with can be left after one or two of its checkpoints if
+//! another is clearly cheaper.
 
 use super::cost::{daly_interval, daly_overhead, minimize_interval, young_interval};
 use super::event::{CheckpointEvent, Event, EventSummary, RestoreEvent};
 use super::failure::{FailureClass, FailureCounts, FailurePrior, RateEstimate};
-use super::fit::{Driver, LinearFit, Solved, z_multiplier};
+use super::fit::{Driver, Estimate, LinearFit, Solved, z_multiplier};
 use super::plan::{Plan, SchemeSet, scheme_code, scheme_name};
 use super::recommend::{Addition, Advice, Basis, Bytes, IntervalAdvice, Recommendation, Secs};
 use crate::error::{Error, Result};
@@ -79,16 +111,26 @@ pub struct ModelConfig {
     /// Forgetting factor λ of the cost fits, in [0.5, 1]: the fits
     /// remember about `1/(1−λ)` checkpoints (default 0.97, about 33).
     pub forgetting: f64,
+    /// Forgetting factor of what describes the workload rather than the
+    /// machine — state size, dirty fraction, step time, compression ratio
+    /// — in [0.5, 1] (default 0.8, about 5 checkpoints): an application
+    /// that changes phase (sparse updates, then dense sweeps) changes
+    /// these at once, and the model should follow within a few
+    /// checkpoints, while what a byte costs to write stays put.
+    pub workload_forgetting: f64,
     /// Confidence level of intervals (default 0.95).
     pub level: f64,
-    /// Checkpoints of a scheme before its own fits are trusted over the
-    /// prior (default 3).
+    /// Checkpoints of a scheme before its own fits' confidence intervals
+    /// are used (default 3); before that, its measurements are priced with
+    /// [`prior_uncertainty`](Self::prior_uncertainty).
     pub min_observations: u64,
     /// Time to notice a failure and relaunch, added to every restart
     /// (default 0).
     pub relaunch: Duration,
     /// Share of a background persist's time that slows the computation
-    /// down (default 0.1).
+    /// down, until it is measured (default 0.1). The model measures it
+    /// from the checkpoints' [`CheckpointEvent::compute_beside_persist`]:
+    /// steps that ran beside a persist against those that did not.
     pub background_interference: f64,
     /// Assumed restore read speed before any restore is observed, bytes per
     /// second (default 500 MB/s).
@@ -112,6 +154,7 @@ impl Default for ModelConfig {
             store_mtbf: None,
             prior_weight: 1.0,
             forgetting: 0.97,
+            workload_forgetting: 0.8,
             level: 0.95,
             min_observations: 3,
             relaunch: Duration::ZERO,
@@ -162,6 +205,12 @@ impl ModelConfig {
             return bad(
                 "model.forgetting",
                 "must be in [0.5, 1]; 0.97 remembers ~33 checkpoints",
+            );
+        }
+        if !(0.5..=1.0).contains(&self.workload_forgetting) {
+            return bad(
+                "model.workload_forgetting",
+                "must be in [0.5, 1]; 0.8 remembers ~5 checkpoints",
             );
         }
         if !(self.level > 0.5 && self.level < 1.0) {
@@ -275,13 +324,28 @@ pub(crate) struct Learned {
     drain: LinearFit,
     logical: RunningMean,
     dirty: RunningMean,
-    dirty_rate: RunningMean,
+    /// Dirty fraction and compute interval of the same checkpoints.
+    dirty_fraction: RunningMean,
+    dirty_interval: RunningMean,
     ratio: RunningMean,
     chain: RunningMean,
     step_secs: RunningMean,
     compute_secs: RunningMean,
+    /// How much slower a step runs while a background persist is in
+    /// flight than while none is (a relative slowdown, e.g. 0.1).
+    interference: RunningMean,
     failures: Vec<(FailureClass, FailureCounts)>,
     summary: EventSummary,
+}
+
+impl Learned {
+    /// The rate `r` of `d(τ) = S·(1 − e^{−rτ})`, per second of compute,
+    /// from the mean dirty fraction and interval (see the module docs).
+    fn dirty_rate(&self) -> Option<f64> {
+        let fraction = self.dirty_fraction.get()?.clamp(0.0, 1.0 - 1e-9);
+        let interval = self.dirty_interval.get().filter(|t| *t > 0.0)?;
+        Some(-(-fraction).ln_1p() / interval)
+    }
 }
 
 /// What the model knows about one scheme, for policies deciding what to
@@ -354,11 +418,17 @@ impl Evaluation {
     }
 }
 
-/// Which end of the confidence intervals to price with.
+/// Share of a confidence half-width the costs are moved by to find how
+/// the overhead responds to them (see "Uncertainty" in the module docs).
+const SE_STEP: f64 = 0.1;
+
+/// Where in their confidence intervals to take the costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bound {
     Mean,
+    /// The mean plus [`SE_STEP`] half-widths.
     Upper,
+    /// The mean minus [`SE_STEP`] half-widths.
     Lower,
 }
 
@@ -366,8 +436,8 @@ impl Bound {
     fn pick(self, mean: f64, half_width: f64) -> f64 {
         let v = match self {
             Bound::Mean => mean,
-            Bound::Upper => mean + half_width,
-            Bound::Lower => mean - half_width,
+            Bound::Upper => mean + SE_STEP * half_width,
+            Bound::Lower => mean - SE_STEP * half_width,
         };
         if v.is_nan() {
             mean.max(0.0)
@@ -379,7 +449,12 @@ impl Bound {
 
 /// How one scheme's checkpoint costs are predicted in one evaluation.
 enum Pricing {
+    /// Its own fits, with their confidence intervals.
     Fitted { stall: Solved, persist: Solved },
+    /// Its own few measurements (fewer than the fits need to estimate
+    /// their own uncertainty), with the configured prior uncertainty.
+    Few { stall: Solved, persist: Solved },
+    /// Other schemes' writes.
     Prior { pooled: Solved },
 }
 
@@ -399,8 +474,19 @@ struct Pricer<'a> {
     chain: f64,
     mtbf: f64,
     costs: Vec<SchemeCosts>,
+    /// The restore fit, once it rests on enough restores.
     restore: Option<Solved>,
     restore_chain_mean: f64,
+    /// Mean bytes, chain length and time of the restores seen, when there
+    /// are too few for the fit.
+    restores_seen: Option<(f64, f64, f64)>,
+    /// Share of a background persist's time the computation loses: as
+    /// measured, or as configured before it is.
+    interference: f64,
+    /// Time per dirty byte written, from the pooled fit over every
+    /// scheme's writes (when its slope is bounded): the prior slope of the
+    /// write-time fits.
+    write_slope: Estimate,
 }
 
 /// Cost of one checkpoint: what the computation loses, and how long after
@@ -432,14 +518,29 @@ impl Pricer<'_> {
 
     fn checkpoint(&self, costs: &SchemeCosts, dirty: f64, bound: Bound) -> CheckpointCost {
         let s = self.logical;
+        // Write times scale with the dirty bytes; a copy-on-write stall (a
+        // snapshot) does not.
+        let own = |stall: &Solved, persist: &Solved| {
+            let write = |fit: &Solved| fit.predict_with_slope_prior(dirty, s, self.write_slope);
+            match costs.scheme {
+                Scheme::Incremental => (write(stall), write(persist)),
+                Scheme::CopyOnWrite => (stall.predict(dirty, s), write(persist)),
+                Scheme::Full => (stall.predict(dirty, s), persist.predict(dirty, s)),
+            }
+        };
         let (stall, persist) = match &costs.pricing {
             Pricing::Fitted { stall, persist } => {
-                let st = stall.predict(dirty, s);
-                let pe = persist.predict(dirty, s);
+                let (st, pe) = own(stall, persist);
                 (
                     bound.pick(st.mean, st.half_width),
                     bound.pick(pe.mean, pe.half_width),
                 )
+            }
+            Pricing::Few { stall, persist } => {
+                let (st, pe) = own(stall, persist);
+                let (st, pe) = (st.mean.max(0.0), pe.mean.max(0.0));
+                let u = self.config.prior_uncertainty;
+                (bound.pick(st, u * st), bound.pick(pe, u * pe))
             }
             Pricing::Prior { pooled } => {
                 let ratio = self.ratio;
@@ -479,7 +580,15 @@ impl Pricer<'_> {
                 }
             }
             None => {
-                let mean = bytes / self.config.prior_read_bandwidth + chain * link;
+                // Fewer restores than a fit needs: scale the ones seen (or
+                // the configured read speed) by size, with the prior's
+                // uncertainty.
+                let mean = match self.restores_seen {
+                    Some((seen_bytes, seen_chain, secs)) if seen_bytes > 0.0 => {
+                        (secs * bytes / seen_bytes + (chain - seen_chain) * link).max(0.0)
+                    }
+                    _ => bytes / self.config.prior_read_bandwidth + chain * link,
+                };
                 let u = self.config.prior_uncertainty;
                 bound.pick(mean, u * mean)
             }
@@ -489,9 +598,12 @@ impl Pricer<'_> {
     fn basis(&self, plan: Plan) -> Basis {
         let fitted = |s: Scheme| {
             self.scheme(s)
-                .is_some_and(|c| matches!(c.pricing, Pricing::Fitted { .. }))
+                .is_some_and(|c| matches!(c.pricing, Pricing::Fitted { .. } | Pricing::Few { .. }))
         };
-        let full_ok = plan.full_every().is_none() || fitted(Scheme::Full);
+        // Copy-on-write prices its full bases with its own fits.
+        let full_ok = plan.full_every().is_none()
+            || plan.base() == Scheme::CopyOnWrite
+            || fitted(Scheme::Full);
         if fitted(plan.base()) && full_ok {
             Basis::Observed
         } else {
@@ -507,7 +619,13 @@ impl Pricer<'_> {
         let b = self.checkpoint(base, dirty, bound);
         let (cycle, chain) = match plan.full_every() {
             Some(k) => {
-                let full = self.checkpoint(self.scheme(Scheme::Full)?, dirty, bound);
+                let full = if plan.base() == Scheme::CopyOnWrite {
+                    // Copy-on-write persists its full bases in the
+                    // background too: its own costs at the whole state.
+                    self.checkpoint(base, self.logical, bound)
+                } else {
+                    self.checkpoint(self.scheme(Scheme::Full)?, dirty, bound)
+                };
                 let k = f64::from(k);
                 let avg = |x: f64, y: f64| ((k - 1.0) * x + y) / k;
                 let cycle = CheckpointCost {
@@ -520,7 +638,7 @@ impl Pricer<'_> {
             None => (b, 1.0),
         };
         let lag = cycle.persist - cycle.stall;
-        let beta = self.config.background_interference;
+        let beta = self.interference;
         let delta = cycle.stall + beta * lag + (lag - tau).max(0.0);
         let restart = self.restore_time(chain, bound) + self.config.relaunch.as_secs_f64() + lag;
         Some(Priced {
@@ -537,7 +655,7 @@ impl Pricer<'_> {
         let lo = self.price(plan, tau, Bound::Lower)?.overhead;
         let z = z_multiplier(self.config.level);
         let std_error = if hi.is_finite() && lo.is_finite() {
-            ((hi - lo) / (2.0 * z)).max(0.0)
+            ((hi - lo) / (2.0 * SE_STEP * z)).max(0.0)
         } else {
             f64::INFINITY
         };
@@ -575,6 +693,22 @@ struct Priced {
     dirty: f64,
 }
 
+/// How much slower the steps that ran beside a background persist were
+/// than the others in the interval `e` closes (`None` without both kinds).
+/// Clamped to ±1 so one disturbed interval cannot swamp the mean; the mean
+/// is clamped to [0, 1] where it is used.
+fn slowdown(e: &CheckpointEvent) -> Option<f64> {
+    let (busy, all) = (e.steps_beside_persist, e.steps);
+    let busy_time = e.compute_beside_persist.as_secs_f64();
+    let idle_time = e.compute.as_secs_f64() - busy_time;
+    if busy == 0 || busy >= all || busy_time <= 0.0 || idle_time <= 0.0 {
+        return None;
+    }
+    let per_busy = busy_time / busy as f64;
+    let per_idle = idle_time / (all - busy) as f64;
+    Some((per_busy / per_idle - 1.0).clamp(-1.0, 1.0))
+}
+
 fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
 }
@@ -597,11 +731,13 @@ impl CostModel {
             drain: LinearFit::new(config.forgetting),
             logical: RunningMean::default(),
             dirty: RunningMean::default(),
-            dirty_rate: RunningMean::default(),
+            dirty_fraction: RunningMean::default(),
+            dirty_interval: RunningMean::default(),
             ratio: RunningMean::default(),
             chain: RunningMean::default(),
             step_secs: RunningMean::default(),
             compute_secs: RunningMean::default(),
+            interference: RunningMean::default(),
             failures: FailureClass::ALL
                 .iter()
                 .map(|c| (*c, FailureCounts::default()))
@@ -687,27 +823,40 @@ impl CostModel {
                 l.schemes.last_mut()
             }
         };
+        // Write costs scale with what the checkpoint stored (uncompressed),
+        // not with what changed: a full base stores everything however
+        // little changed. Increments store what changed.
+        let stored = match e.bytes_written {
+            0 => dirty,
+            written if e.compression_ratio > 0.0 => written as f64 * e.compression_ratio,
+            written => written as f64,
+        };
         if let Some(r) = record {
-            r.stall.observe(dirty, logical, stall);
-            r.persist.observe(dirty, logical, persist);
+            r.stall.observe(stored, logical, stall);
+            r.persist.observe(stored, logical, persist);
             r.longest_chain = r.longest_chain.max(e.chain_length);
             r.last_seen = seen;
         }
         l.pooled.observe(e.bytes_written as f64, logical, persist);
-        l.logical.observe(logical, lambda);
-        l.dirty.observe(dirty, lambda);
+        let quick = self.config.workload_forgetting;
+        l.logical.observe(logical, quick);
+        l.dirty.observe(dirty, quick);
         if e.compression_ratio > 0.0 {
-            l.ratio.observe(e.compression_ratio, lambda);
+            l.ratio.observe(e.compression_ratio, quick);
         }
         l.chain.observe(f64::from(e.chain_length.max(1)), lambda);
         if compute > 0.0 {
-            l.compute_secs.observe(compute, lambda);
+            l.compute_secs.observe(compute, quick);
             if e.steps > 0 {
-                l.step_secs.observe(compute / e.steps as f64, lambda);
+                l.step_secs.observe(compute / e.steps as f64, quick);
             }
             if logical > 0.0 {
-                let fraction = (dirty / logical).clamp(0.0, 1.0 - 1e-9);
-                l.dirty_rate.observe(-(-fraction).ln_1p() / compute, lambda);
+                l.dirty_fraction
+                    .observe((dirty / logical).clamp(0.0, 1.0), quick);
+                l.dirty_interval.observe(compute, quick);
+            }
+            if let Some(slowdown) = slowdown(e) {
+                l.interference.observe(slowdown, quick);
             }
         }
         for (_, counts) in &mut l.failures {
@@ -762,6 +911,15 @@ impl CostModel {
         &self.learned.drain
     }
 
+    /// Checkpoints of `scheme` observed (not discounted by forgetting).
+    pub fn observations(&self, scheme: Scheme) -> u64 {
+        self.learned
+            .schemes
+            .iter()
+            .find(|r| r.scheme == scheme)
+            .map_or(0, |r| r.stall.count())
+    }
+
     /// Mean compute time per step, once steps were reported.
     pub fn step_time(&self) -> Option<Duration> {
         self.learned.step_secs.get().map(secs)
@@ -792,10 +950,15 @@ impl CostModel {
                     Scheme::Incremental => (Driver::First, Driver::First),
                     Scheme::CopyOnWrite => (Driver::Second, Driver::First),
                 };
-                let fitted = record.filter(|r| r.stall.count() >= min_obs).and_then(|r| {
-                    Some(Pricing::Fitted {
-                        stall: r.stall.solve(level, stall_driver)?,
-                        persist: r.persist.solve(level, persist_driver)?,
+                let fitted = record.and_then(|r| {
+                    let (stall, persist) = (
+                        r.stall.solve(level, stall_driver)?,
+                        r.persist.solve(level, persist_driver)?,
+                    );
+                    Some(if r.stall.count() >= min_obs {
+                        Pricing::Fitted { stall, persist }
+                    } else {
+                        Pricing::Few { stall, persist }
                     })
                 });
                 let chains = match record {
@@ -812,18 +975,35 @@ impl CostModel {
                 }
             })
             .collect();
-        let restore = l.restore.solve(level, Driver::First);
+        let enough_restores = l.restore.count() >= min_obs;
+        let restore = l
+            .restore
+            .solve(level, Driver::First)
+            .filter(|_| enough_restores);
+        let restores_seen = (l.restore.count() > 0 && !enough_restores).then(|| l.restore.means());
+        let ratio = l.ratio.get().filter(|r| *r > 1e-3).unwrap_or(1.0);
+        let per_written = pooled.slopes().0;
+        let write_slope = Estimate {
+            mean: per_written.mean / ratio,
+            half_width: per_written.half_width / ratio,
+        };
         Some(Pricer {
             config: &self.config,
             logical: l.logical.get().unwrap_or(0.0),
             dirty: l.dirty.get().unwrap_or(0.0),
-            dirty_rate: l.dirty_rate.get(),
-            ratio: l.ratio.get().filter(|r| *r > 1e-3).unwrap_or(1.0),
+            dirty_rate: l.dirty_rate(),
+            ratio,
             chain: l.chain.get().unwrap_or(1.0),
             mtbf: self.mtbf_secs(),
             costs,
             restore,
             restore_chain_mean: l.restore.means().1.max(1.0),
+            restores_seen,
+            write_slope,
+            interference: l
+                .interference
+                .get()
+                .map_or(self.config.background_interference, |r| r.clamp(0.0, 1.0)),
         })
     }
 
@@ -1438,5 +1618,155 @@ mod tests {
             "{d10} {d20}"
         );
         assert!(pricer.dirty_at(1e9) <= GIB * (1.0 + 1e-12));
+    }
+
+    #[test]
+    fn a_checkpoint_that_found_everything_dirty_does_not_pin_the_dirty_rate() {
+        let mut m = model(1);
+        // A dense phase: everything dirty at every checkpoint...
+        for _ in 0..10 {
+            m.observe(&event(Scheme::Full, 10.0, 1.0, 1.0, GIB, GIB, 1));
+        }
+        assert!(m.pricer().expect("observed").dirty_at(10.0) > 0.99 * GIB);
+        // ...then a sparse one: 2 % per 10 s. Within a few checkpoints the
+        // model follows; a mean of per-checkpoint rates would stay near
+        // "everything" for a hundred (each dense checkpoint counted as a
+        // rate of ln(10⁹)/10 s).
+        for _ in 0..15 {
+            m.observe(&event(Scheme::Full, 10.0, 1.0, 1.0, GIB, 0.02 * GIB, 1));
+        }
+        let d = m.pricer().expect("observed").dirty_at(10.0) / GIB;
+        assert!(d < 0.1, "{d}");
+    }
+
+    #[test]
+    fn a_scheme_measured_once_can_be_left_for_a_measured_cheaper_one() {
+        let mut m = model(1);
+        let mut rng = StdRng::seed_from_u64(8);
+        // One full checkpoint (1 s of a 1 GiB write), then a trial of
+        // incremental at a tenth of the cost.
+        feed_full(&mut m, &mut rng, 1, 60.0);
+        feed_incremental(&mut m, &mut rng, 4, 60.0);
+        let constraints = Constraints {
+            allowed: SchemeSet::of(&[Scheme::Full, Scheme::Incremental]),
+            ..Constraints::default()
+        };
+        let eval = m
+            .evaluate(Plan::only(Scheme::Full), secs(60.0), &constraints)
+            .expect("observed");
+        assert_eq!(eval.current.basis, Basis::Observed, "measured once");
+        let Some(Recommendation::Switch { advice, .. }) = eval.recommendations.first() else {
+            panic!("expected a switch, got {:?}", eval.recommendations);
+        };
+        assert_eq!(advice.basis, Basis::Observed);
+        assert!(advice.confidence > 0.9, "{advice:?}");
+        // The configured uncertainty stands in for the spread one
+        // checkpoint cannot show.
+        assert!(eval.current.std_error > 0.0 && eval.current.std_error.is_finite());
+    }
+
+    #[test]
+    fn a_first_restore_does_not_make_every_estimate_uncertain() {
+        let mut m = model(1);
+        let mut rng = StdRng::seed_from_u64(9);
+        feed_full(&mut m, &mut rng, 10, 60.0);
+        feed_incremental(&mut m, &mut rng, 10, 60.0);
+        let mut restore = RestoreEvent::new(0, secs(2.0), 1);
+        restore.bytes_read = GIB as u64;
+        m.observe(&restore.into());
+        let eval = m
+            .evaluate(
+                Plan::only(Scheme::Full),
+                secs(60.0),
+                &Constraints::default(),
+            )
+            .expect("observed");
+        assert!(
+            eval.candidates.iter().all(|c| c.std_error.is_finite()),
+            "{:#?}",
+            eval.candidates
+        );
+        // The restore seen prices restarts: 2 s for the whole state.
+        let full = eval.current_tuned.restart.as_secs_f64();
+        assert!((full - 2.0).abs() < 0.1, "{full}");
+    }
+
+    #[test]
+    fn measured_interference_makes_background_persists_dearer() {
+        let cow_events = |m: &mut CostModel, slowdown: f64| {
+            for _ in 0..10 {
+                let Event::Checkpoint(mut e) =
+                    event(Scheme::CopyOnWrite, 6.0, 0.001, 1.0, GIB, GIB, 1)
+                else {
+                    unreachable!()
+                };
+                // 10 steps of 0.5 s, 2 of them beside the last persist.
+                e.steps_beside_persist = 2;
+                e.compute_beside_persist = secs(2.0 * 0.5 * (1.0 + slowdown));
+                e.compute = secs(8.0 * 0.5) + e.compute_beside_persist;
+                m.observe(&e.into());
+            }
+        };
+        let overhead = |slowdown: f64| {
+            let mut m = model(1);
+            let mut rng = StdRng::seed_from_u64(10);
+            feed_full(&mut m, &mut rng, 5, 6.0);
+            cow_events(&mut m, slowdown);
+            m.evaluate(
+                Plan::only(Scheme::CopyOnWrite),
+                secs(6.0),
+                &Constraints::default(),
+            )
+            .expect("observed")
+            .current
+            .overhead
+        };
+        let (quiet, busy) = (overhead(0.0), overhead(0.5));
+        // Half of a 1 s persist lost per 6 s: about 8 % more overhead.
+        assert!(busy > quiet + 0.05, "{quiet} {busy}");
+    }
+
+    #[test]
+    fn copy_on_write_full_bases_are_written_in_the_background_too() {
+        let mut m = model(1);
+        let mut rng = StdRng::seed_from_u64(12);
+        feed_full(&mut m, &mut rng, 10, 60.0);
+        for i in 0..12u32 {
+            // Increments of 1 % and, every 4th, a full base: both stall
+            // 2 ms, the base takes a full write to persist.
+            let base = i % 4 == 0;
+            let stored = if base { GIB } else { 0.01 * GIB };
+            let persist = 0.01 + stored / 1e9;
+            let Event::Checkpoint(mut e) = event(
+                Scheme::CopyOnWrite,
+                60.0,
+                0.002,
+                persist,
+                GIB,
+                0.01 * GIB,
+                if base { 1 } else { 1 + i % 4 },
+            ) else {
+                unreachable!()
+            };
+            e.bytes_written = stored as u64;
+            m.observe(&e.into());
+        }
+        let constraints = Constraints {
+            allowed: SchemeSet::of(&[Scheme::CopyOnWrite]),
+            ..Constraints::default()
+        };
+        let eval = m
+            .evaluate(
+                Plan::with_full_every(Scheme::CopyOnWrite, 4),
+                secs(60.0),
+                &constraints,
+            )
+            .expect("observed");
+        // Not a full checkpoint's 1 s stall every 4th time: still ~2 ms.
+        let stall = eval.current.stall.as_secs_f64();
+        assert!(stall < 0.01, "{stall}");
+        // But the base's persist counts: (3 × ~20 ms + ~1 s) / 4.
+        let persist = eval.current.persist.as_secs_f64();
+        assert!((0.2..0.4).contains(&persist), "{persist}");
     }
 }

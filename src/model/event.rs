@@ -23,6 +23,13 @@ pub struct CheckpointEvent {
     /// Useful compute time since the previous checkpoint ended, excluding
     /// any checkpoint stall: the `τ` of the interval formulas.
     pub compute: Duration,
+    /// Of those `steps`, the ones that ran while an earlier checkpoint was
+    /// being persisted in the background (0 if unknown or none).
+    pub steps_beside_persist: u64,
+    /// Compute time of the `steps_beside_persist` steps. Against the other
+    /// steps' it shows how much a background persist slows the
+    /// computation (CPU, memory bandwidth, copy-on-write page copies).
+    pub compute_beside_persist: Duration,
     /// Time the computation was blocked by this checkpoint.
     pub stall: Duration,
     /// Time from the start of the checkpoint until it was durable. For a
@@ -57,6 +64,8 @@ impl CheckpointEvent {
             step,
             steps: 0,
             compute: Duration::ZERO,
+            steps_beside_persist: 0,
+            compute_beside_persist: Duration::ZERO,
             stall: Duration::ZERO,
             persist: Duration::ZERO,
             logical_bytes: 0,

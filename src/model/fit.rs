@@ -380,6 +380,49 @@ impl Solved {
         )
     }
 
+    /// Like [`predict`](Self::predict), but the slope on the first size is
+    /// combined with `prior`, an estimate of the same slope from
+    /// elsewhere (e.g. the time per byte written, from a fit over many
+    /// sizes), weighting each by the inverse square of its half-width.
+    ///
+    /// A fit whose first size barely varied knows its cost well near the
+    /// sizes it saw but its own slope badly, and extrapolating with that
+    /// slope far from them (a different checkpoint interval changes the
+    /// dirty bytes severalfold) gives huge or nonsensical costs; the prior
+    /// slope then takes over, while a fit over a wide range keeps its own.
+    /// The prediction is anchored at the fit's mean sizes and cost. Used
+    /// only when the second size was not fitted (it did not vary); when it
+    /// was, or when neither slope is bounded, this is `predict`.
+    pub fn predict_with_slope_prior(&self, x1: f64, x2: f64, prior: Estimate) -> Estimate {
+        let own = match self.active {
+            Active::First => self.slopes().0,
+            Active::None => Estimate {
+                mean: 0.0,
+                half_width: f64::INFINITY,
+            },
+            Active::Both(_) | Active::Second => return self.predict(x1, x2),
+        };
+        let precision = |e: &Estimate| {
+            if e.half_width > 0.0 && e.half_width.is_finite() && e.mean.is_finite() {
+                1.0 / (e.half_width * e.half_width)
+            } else {
+                0.0
+            }
+        };
+        let (w_own, w_prior) = (precision(&own), precision(&prior));
+        if w_own + w_prior <= 0.0 || !(w_own + w_prior).is_finite() {
+            return self.predict(x1, x2);
+        }
+        let slope = (w_own * own.mean + w_prior * prior.mean) / (w_own + w_prior);
+        let slope_half_width = (w_own + w_prior).sqrt().recip();
+        let d1 = x1 - self.mean1;
+        let center = (self.variance / self.weight).sqrt() * self.multiplier;
+        Estimate {
+            mean: self.mean_y + slope * d1,
+            half_width: center.hypot(slope_half_width * d1),
+        }
+    }
+
     /// The mean cost at sizes `(x1, x2)` with its confidence interval.
     pub fn predict(&self, x1: f64, x2: f64) -> Estimate {
         let (d1, d2) = (x1 - self.mean1, x2 - self.mean2);
@@ -417,6 +460,60 @@ mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn a_narrow_fit_borrows_the_prior_slope_and_a_wide_one_keeps_its_own() {
+        let mut rng = StdRng::seed_from_u64(11);
+        // Cost 5 ms + 4 ns/byte, sizes within ±2 % of 10 MB, 3 % noise.
+        let truth = |x: f64| 0.005 + 4e-9 * x;
+        let mut narrow = LinearFit::new(0.97);
+        for _ in 0..4 {
+            let x = 1e7 * rng.random_range(0.98..1.02);
+            narrow.observe(x, 1e9, truth(x) * (1.0 + 0.03 * normal(&mut rng)));
+        }
+        let solved = narrow.solve(0.95, Driver::First).expect("observed");
+        let prior = Estimate {
+            mean: 4.2e-9,
+            half_width: 0.4e-9,
+        };
+        // A tenth of the sizes seen: the own slope extrapolates wildly, the
+        // prior-backed prediction stays near the truth and says how sure it
+        // is.
+        let own = solved.predict(1e6, 1e9);
+        let backed = solved.predict_with_slope_prior(1e6, 1e9, prior);
+        assert!(backed.half_width < own.half_width, "{backed:?} vs {own:?}");
+        assert!(
+            (backed.mean - truth(1e6)).abs() < 0.01,
+            "{backed:?} against {}",
+            truth(1e6)
+        );
+        assert!(backed.covers(truth(1e6)), "{backed:?}");
+        // Over a wide range the own slope is sharp and a wrong prior barely
+        // moves it.
+        let mut wide = LinearFit::new(0.97);
+        for i in 0..40 {
+            let x = 1e6 * f64::from(1 + i % 20);
+            wide.observe(x, 1e9, truth(x) * (1.0 + 0.01 * normal(&mut rng)));
+        }
+        let solved = wide.solve(0.95, Driver::First).expect("observed");
+        let wrong = Estimate {
+            mean: 8e-9,
+            half_width: 2e-9,
+        };
+        let p = solved.predict_with_slope_prior(5e7, 1e9, wrong);
+        assert!((p.mean - truth(5e7)).abs() < 0.02 * truth(5e7), "{p:?}");
+        // An unbounded prior adds nothing: the fit's own prediction.
+        let unbounded = Estimate {
+            mean: 1.0,
+            half_width: f64::INFINITY,
+        };
+        let (with, plain) = (
+            solved.predict_with_slope_prior(5e7, 1e9, unbounded),
+            solved.predict(5e7, 1e9),
+        );
+        assert!((with.mean - plain.mean).abs() < 1e-12, "{with:?} {plain:?}");
+        assert!((with.half_width - plain.half_width).abs() < 1e-12);
+    }
 
     fn normal(rng: &mut StdRng) -> f64 {
         // Box–Muller: enough for test noise.

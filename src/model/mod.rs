@@ -87,12 +87,12 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Version of the bytes [`Advisor::to_bytes`] writes (their first byte).
-pub const MODEL_STATE_VERSION: u8 = 1;
+pub const MODEL_STATE_VERSION: u8 = 2;
 
 /// Largest model state this build decodes; a longer claim is corruption.
 const MAX_MODEL_STATE_BYTES: usize = 16 << 20;
 
-/// bincode settings of model state version 1, pinned: state written today
+/// bincode settings of model state version 2, pinned: state written today
 /// must load after a dependency upgrade.
 const MODEL_STATE_CODEC: bincode::config::Configuration<
     bincode::config::LittleEndian,
@@ -177,6 +177,20 @@ impl Advisor {
     /// The policy's memory (streaks, dwell, exploration).
     pub fn policy_state(&self) -> &PolicyState {
         &self.state
+    }
+
+    /// Tells the policy a new process starts on this state (see
+    /// [`PolicyState::abandon_trial`]).
+    pub fn restarted(&mut self) {
+        self.state.abandon_trial();
+    }
+
+    /// The plan and compute interval an automatic policy applied last and
+    /// that the policy's constraints still allow: where a checkpointer
+    /// that restarts on the stored state should resume. See
+    /// [`PolicyState::in_force`].
+    pub fn in_force(&self) -> Option<(Plan, Duration)> {
+        self.state.in_force(&self.policy)
     }
 
     /// Running totals of the events seen.
@@ -333,6 +347,7 @@ mod tests {
             match advisor.advise(plan, interval) {
                 Decision::Apply(rec) => {
                     out.applied += 1;
+                    trial = None;
                     if rec.plan() != plan {
                         out.plan_changes += 1;
                         n_in_plan = 0;
@@ -473,7 +488,7 @@ mod tests {
         }
         assert!(matches!(
             load(&newer),
-            Err(Error::UnsupportedVersion { found: 2, .. })
+            Err(Error::UnsupportedVersion { found, .. }) if found == u16::from(MODEL_STATE_VERSION) + 1
         ));
         for len in 1..bytes.len() {
             assert!(

@@ -8,8 +8,11 @@
 //!   1. a recommendation counts only if its predicted saving is at least
 //!      `min_saving` of run time, its confidence at least
 //!      `min_confidence`, and it rests on measurements ([`Basis::Observed`]);
-//!   2. the *same* change (same plan, interval within ±25 %) must count in
-//!      `patience` consecutive evaluations — one miss starts over;
+//!   2. the *same* change (a switch to the same scheme, adding or dropping
+//!      a full base, whatever cadence and interval the estimates settle on
+//!      meanwhile; otherwise the same plan with an interval within ±25 %)
+//!      must count in `patience` consecutive evaluations — one miss starts
+//!      over; what is applied is the latest of them;
 //!   3. at least `min_dwell` checkpoints must pass between two applied
 //!      changes.
 //!
@@ -19,10 +22,14 @@
 //!   otherwise, with probability `exploration / explore_checkpoints` per
 //!   evaluation, the allowed scheme the current plan does not use and that
 //!   was seen longest ago is tried (random, from a seeded RNG so runs are
-//!   reproducible). A trial lasts `explore_checkpoints` checkpoints, so
-//!   about `exploration` of the checkpoints explore when the policy is
-//!   evaluated after each one; a scheme is not tried again within
-//!   `min_dwell` checkpoints.
+//!   reproducible). A trial lasts `explore_checkpoints` checkpoints, at
+//!   the interval the model finds best for the scheme, so about
+//!   `exploration` of the checkpoints explore when the policy is evaluated
+//!   after each one; a scheme is not tried again within `min_dwell`
+//!   checkpoints. During a trial the policy keeps judging the plan in
+//!   force: if the trial shows its scheme is better, the switch builds its
+//!   streak during the trial and is applied from it, instead of going back
+//!   to the old plan first.
 
 use super::estimate::{Constraints, Evaluation};
 use super::plan::{Plan, SchemeSet};
@@ -88,7 +95,7 @@ impl Policy {
             patience: 3,
             min_dwell: 10,
             exploration: 0.02,
-            explore_checkpoints: 3,
+            explore_checkpoints: 5,
             seed: 0,
         }
     }
@@ -106,7 +113,8 @@ impl Policy {
     /// Apply recommendations with hysteresis and a little exploration
     /// (defaults: saving ≥ 1 % of run time at ≥ 90 % confidence, 3
     /// evaluations in a row, 10 checkpoints between changes, 2 %
-    /// exploration, 3 checkpoints per trial).
+    /// exploration, 5 checkpoints per trial: enough to measure a scheme
+    /// and, if it wins, to agree on it 3 times before the trial ends).
     pub fn adaptive() -> Self {
         Self::with_mode(Mode::Auto)
     }
@@ -177,7 +185,7 @@ impl Policy {
         self
     }
 
-    /// Checkpoints a trial of a scheme lasts (default 3).
+    /// Checkpoints a trial of a scheme lasts (default 5).
     pub fn explore_checkpoints(mut self, checkpoints: u32) -> Self {
         self.explore_checkpoints = checkpoints;
         self
@@ -242,13 +250,17 @@ pub enum Decision {
     /// Change to [`Recommendation::plan`] and
     /// [`Recommendation::interval`].
     Apply(Recommendation),
-    /// Take the next `checkpoints` checkpoints with `scheme`, then return
-    /// to the current plan.
+    /// Take the next `checkpoints` checkpoints with `scheme`, `interval`
+    /// apart, then return to the current plan and interval — unless an
+    /// [`Apply`](Decision::Apply) during the trial switches for good.
     Explore {
         /// The scheme to try.
         scheme: Scheme,
         /// How many checkpoints to take with it.
         checkpoints: u32,
+        /// Compute time between the trial's checkpoints: the model's best
+        /// interval for the scheme.
+        interval: Duration,
         /// Why, in words.
         reason: String,
     },
@@ -261,8 +273,16 @@ struct Streak {
     count: u32,
 }
 
-/// The policy's memory between evaluations (streaks, dwell, exploration):
-/// stored with the model so a restart neither forgets nor flaps.
+/// The plan and interval the policy last applied.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct InForce {
+    plan: Plan,
+    interval_secs: f64,
+}
+
+/// The policy's memory between evaluations (streaks, dwell, exploration,
+/// and the plan it applied): stored with the model so a restart neither
+/// forgets nor flaps, and resumes the plan that was in force.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PolicyState {
     streak: Option<Streak>,
@@ -271,12 +291,39 @@ pub struct PolicyState {
     explored: Vec<(u8, u64)>,
     draws: u64,
     applied: u64,
+    in_force: Option<InForce>,
 }
 
 impl PolicyState {
     /// Changes applied so far.
     pub fn changes_applied(&self) -> u64 {
         self.applied
+    }
+
+    /// The plan and compute interval the policy last applied, if it
+    /// applied any and they are still within `policy`'s constraints: what
+    /// a checkpointer restarting under `policy` should resume with. `None`
+    /// unless `policy` is automatic.
+    pub fn in_force(&self, policy: &Policy) -> Option<(Plan, Duration)> {
+        let f = self.in_force.filter(|_| policy.mode == Mode::Auto)?;
+        let c = &policy.constraints;
+        let every = Duration::try_from_secs_f64(f.interval_secs).ok()?;
+        let full_ok = f.plan.full_every().is_none_or(|k| {
+            k <= c.max_full_every && c.allowed.contains(crate::scheme::Scheme::Full)
+        });
+        let allowed = c.allowed.contains(f.plan.base())
+            && full_ok
+            && (c.min_interval..=c.max_interval).contains(&every);
+        allowed.then_some((f.plan, every))
+    }
+
+    /// Forgets a trial that was running when the process stopped: a new
+    /// process starts on the plan in force, so the trial's scheme was not
+    /// measured as planned and may be tried again at once.
+    pub fn abandon_trial(&mut self) {
+        if self.exploring_until.take().is_some() {
+            self.explored.pop();
+        }
     }
 
     /// True while a trial started by [`Decision::Explore`] runs.
@@ -318,12 +365,16 @@ impl PolicyState {
         Decision::Advise(rec.clone())
     }
 
+    /// During a trial the evaluation is of the plan in force (the one the
+    /// trial returns to), so a trial that shows its scheme is better builds
+    /// the streak that applies it, and ends in the switch instead of going
+    /// back first; nothing new is explored until the trial ends.
     fn decide_auto(&mut self, policy: &Policy, eval: &Evaluation) -> Decision {
         let seen = eval.checkpoints;
-        if self.exploring(seen) {
-            return Decision::Hold;
+        let exploring = self.exploring(seen);
+        if !exploring {
+            self.exploring_until = None;
         }
-        self.exploring_until = None;
         let qualifying = eval.recommendations.iter().find(|r| {
             policy.passes(r)
                 && r.advice().basis == Basis::Observed
@@ -331,13 +382,15 @@ impl PolicyState {
         });
         let Some(rec) = qualifying else {
             self.streak = None;
-            return self.explore(policy, eval);
+            return if exploring {
+                Decision::Hold
+            } else {
+                self.explore(policy, eval)
+            };
         };
         let interval = rec.interval().every.as_secs_f64();
         let count = match &self.streak {
-            Some(s) if s.plan == rec.plan() && within(s.interval_secs, interval, 1.25) => {
-                s.count + 1
-            }
+            Some(s) if same_change(eval.current.plan, s, rec.plan(), interval) => s.count + 1,
             _ => 1,
         };
         let dwelt = self
@@ -345,8 +398,13 @@ impl PolicyState {
             .is_none_or(|at| seen.saturating_sub(at) >= policy.min_dwell);
         if count >= policy.patience && dwelt {
             self.streak = None;
+            self.exploring_until = None;
             self.last_change = Some(seen);
             self.applied += 1;
+            self.in_force = Some(InForce {
+                plan: rec.plan(),
+                interval_secs: interval,
+            });
             return Decision::Apply(rec.clone());
         }
         let keep_interval = match &self.streak {
@@ -415,9 +473,18 @@ impl PolicyState {
         self.explored.push((scheme.code(), seen));
         let checkpoints = policy.explore_checkpoints;
         self.exploring_until = Some(seen.saturating_add(u64::from(checkpoints)));
+        // Try the scheme where it would run: at the interval the model
+        // finds best for it (candidates are sorted, cheapest first).
+        let interval = eval
+            .candidates
+            .iter()
+            .find(|c| c.plan == Plan::only(scheme))
+            .or_else(|| eval.candidates.iter().find(|c| c.plan.base() == scheme))
+            .map_or(eval.current.interval, |c| c.interval);
         Decision::Explore {
             scheme,
             checkpoints,
+            interval,
             reason,
         }
     }
@@ -428,6 +495,25 @@ impl PolicyState {
         self.draws = self.draws.wrapping_add(1);
         let stream = policy.seed ^ self.draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         StdRng::seed_from_u64(stream).random()
+    }
+}
+
+/// Whether `to` at `interval` is the change `streak` has been counting,
+/// seen from the plan `current`.
+///
+/// A change of scheme, or adding or dropping a full base, is the same
+/// change whatever cadence and interval come with it: the estimates of the
+/// new plan's best interval and full-base cadence move as it is measured,
+/// near-equal cadences trade places as the best from one evaluation to the
+/// next, and the change's merit does not hinge on either. Any other change
+/// (a new cadence or interval for the same kind of plan) is the same only
+/// with the same plan and an interval within ±25 %.
+fn same_change(current: Plan, streak: &Streak, to: Plan, interval: f64) -> bool {
+    let kind = |p: Plan| (p.base(), p.full_every().is_some());
+    if kind(to) != kind(current) {
+        kind(streak.plan) == kind(to)
+    } else {
+        streak.plan == to && within(streak.interval_secs, interval, 1.25)
     }
 }
 
@@ -608,21 +694,175 @@ mod tests {
                 d,
                 Decision::Explore {
                     scheme: Scheme::CopyOnWrite,
-                    checkpoints: 3,
+                    checkpoints: 5,
                     ..
                 }
             ),
             "{d:?}"
         );
-        // While the trial runs, nothing else happens.
+        // While the trial runs, nothing new is explored...
         for n in 2..4 {
             let d = state.decide(
                 &policy,
-                &evaluation(n, vec![switch(Scheme::Incremental, 0.05, Basis::Observed)]),
+                &evaluation(n, vec![switch(Scheme::Incremental, 0.05, Basis::Prior)]),
             );
             assert_eq!(d, Decision::Hold);
         }
-        assert!(!state.exploring(4));
+        assert!(state.exploring(4));
+        // ...and the trial ends when its time is up.
+        assert!(!state.exploring(6));
+    }
+
+    #[test]
+    fn a_switch_counts_as_the_same_change_while_its_interval_estimate_moves() {
+        let policy = quiet().patience(3);
+        let mut state = PolicyState::default();
+        let with_interval = |secs: u64| {
+            let mut rec = switch(Scheme::CopyOnWrite, 0.05, Basis::Observed);
+            if let Recommendation::Switch { advice, .. } = &mut rec {
+                advice.interval.every = Duration::from_secs(secs);
+            }
+            vec![rec]
+        };
+        // 4 s, 6 s, 9 s: each 50 % off the last, the switch all the same.
+        assert_eq!(
+            state.decide(&policy, &evaluation(0, with_interval(4))),
+            Decision::Hold
+        );
+        assert_eq!(
+            state.decide(&policy, &evaluation(1, with_interval(6))),
+            Decision::Hold
+        );
+        let Decision::Apply(rec) = state.decide(&policy, &evaluation(2, with_interval(9))) else {
+            panic!("the switch was not applied");
+        };
+        assert_eq!(
+            rec.interval().every,
+            Duration::from_secs(9),
+            "the latest interval"
+        );
+        // A change of interval alone that moves as much never settles.
+        let mut state = PolicyState::default();
+        let set_interval = |n: u64, secs: u64| {
+            let mut eval = evaluation(n, vec![]);
+            let mut rec = switch(Scheme::Full, 0.05, Basis::Observed);
+            if let Recommendation::Switch { advice, .. } = &mut rec {
+                advice.interval.every = Duration::from_secs(secs);
+            }
+            eval.recommendations = vec![Recommendation::SetInterval {
+                advice: rec.advice().clone(),
+            }];
+            eval
+        };
+        for (n, secs) in [(10, 4), (11, 6), (12, 9), (13, 14)] {
+            assert_eq!(
+                state.decide(&policy, &set_interval(n, secs)),
+                Decision::Hold
+            );
+        }
+    }
+
+    #[test]
+    fn near_equal_cadences_of_one_switch_do_not_reset_the_streak() {
+        let policy = quiet().patience(3);
+        let mut state = PolicyState::default();
+        let to = |k: u32| {
+            let mut rec = switch(Scheme::Incremental, 0.05, Basis::Observed);
+            if let Recommendation::Switch { advice, .. } = &mut rec {
+                advice.plan = Plan::with_full_every(Scheme::Incremental, k);
+            }
+            vec![rec]
+        };
+        assert_eq!(
+            state.decide(&policy, &evaluation(0, to(32))),
+            Decision::Hold
+        );
+        assert_eq!(
+            state.decide(&policy, &evaluation(1, to(48))),
+            Decision::Hold
+        );
+        let Decision::Apply(rec) = state.decide(&policy, &evaluation(2, to(24))) else {
+            panic!("not applied");
+        };
+        assert_eq!(rec.plan(), Plan::with_full_every(Scheme::Incremental, 24));
+        // Switching to another scheme in between starts over.
+        let mut state = PolicyState::default();
+        let mut cow = to(32);
+        if let Some(Recommendation::Switch { to, advice, .. }) = cow.first_mut() {
+            *to = Scheme::CopyOnWrite;
+            advice.plan = Plan::only(Scheme::CopyOnWrite);
+        }
+        assert_eq!(
+            state.decide(&policy, &evaluation(0, to(32))),
+            Decision::Hold
+        );
+        assert_eq!(state.decide(&policy, &evaluation(1, cow)), Decision::Hold);
+        assert_eq!(
+            state.decide(&policy, &evaluation(2, to(32))),
+            Decision::Hold
+        );
+    }
+
+    #[test]
+    fn a_trial_cut_short_by_a_restart_can_be_tried_again_at_once() {
+        let policy = quiet();
+        let mut state = PolicyState::default();
+        let prior = || vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Prior)];
+        assert!(matches!(
+            state.decide(&policy, &evaluation(0, prior())),
+            Decision::Explore { .. }
+        ));
+        // Without a restart, the scheme cools down after its trial.
+        let mut cooled = state.clone();
+        assert_eq!(
+            cooled.decide(&policy, &evaluation(6, prior())),
+            Decision::Hold
+        );
+        // A new process never ran the trial: it may start it again.
+        state.abandon_trial();
+        assert!(!state.exploring(1));
+        assert!(matches!(
+            state.decide(&policy, &evaluation(1, prior())),
+            Decision::Explore {
+                scheme: Scheme::CopyOnWrite,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_trial_runs_at_the_schemes_best_interval_and_can_end_in_the_switch() {
+        let policy = quiet().patience(2);
+        let mut state = PolicyState::default();
+        let mut eval = evaluation(0, vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Prior)]);
+        let mut cow = estimate(Plan::only(Scheme::CopyOnWrite), 0.02);
+        cow.interval = Duration::from_secs(3);
+        eval.candidates.insert(0, cow);
+        let d = state.decide(&policy, &eval);
+        let Decision::Explore {
+            scheme, interval, ..
+        } = d
+        else {
+            panic!("expected a trial, got {d:?}");
+        };
+        assert_eq!(
+            (scheme, interval),
+            (Scheme::CopyOnWrite, Duration::from_secs(3))
+        );
+        // Measured during the trial and better: applied before the trial
+        // is over, after `patience` evaluations agree.
+        let measured = || vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Observed)];
+        assert_eq!(
+            state.decide(&policy, &evaluation(3, measured())),
+            Decision::Hold
+        );
+        assert!(matches!(
+            state.decide(&policy, &evaluation(4, measured())),
+            Decision::Apply(_)
+        ));
+        assert!(!state.exploring(4), "the switch ended the trial");
+        let (plan, _) = state.in_force(&policy).expect("applied");
+        assert_eq!(plan, Plan::only(Scheme::CopyOnWrite));
     }
 
     #[test]
@@ -646,7 +886,11 @@ mod tests {
     #[test]
     fn random_exploration_is_seeded_and_picks_the_stalest_scheme() {
         let run = |seed| {
-            let policy = Policy::adaptive().exploration(0.3).min_dwell(5).seed(seed);
+            let policy = Policy::adaptive()
+                .exploration(0.3)
+                .explore_checkpoints(3)
+                .min_dwell(5)
+                .seed(seed);
             let mut state = PolicyState::default();
             (0..200)
                 .map(|n| state.decide(&policy, &evaluation(n, vec![])))

@@ -6,6 +6,8 @@ use super::writer::{Committed, Job, Writer};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
 use std::thread::JoinHandle;
 
@@ -30,6 +32,8 @@ pub(crate) struct Background {
     results: Receiver<Result<Committed>>,
     worker: Option<JoinHandle<Writer>>,
     pending: usize,
+    /// Jobs submitted and not yet persisted (or failed) by the thread.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Background {
@@ -37,6 +41,8 @@ impl Background {
     pub(crate) fn spawn(mut writer: Writer, max_in_flight: usize) -> Result<Self> {
         let (jobs, inbox) = sync_channel::<Message>(max_in_flight);
         let (outbox, results) = channel();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let done = in_flight.clone();
         let worker = std::thread::Builder::new()
             .name("ckpt-persist".to_owned())
             .spawn(move || {
@@ -48,6 +54,7 @@ impl Background {
                         }
                         Message::Persist(job) => {
                             let result = writer.persist(*job);
+                            done.fetch_sub(1, Ordering::Release);
                             let failed = result.is_err();
                             if outbox.send(result).is_err() || failed {
                                 break; // nothing after a failed persist can be trusted
@@ -63,14 +70,25 @@ impl Background {
             results,
             worker: Some(worker),
             pending: 0,
+            in_flight,
         })
     }
 
     /// Queues a job, blocking while `max_in_flight` are already queued.
     pub(crate) fn submit(&mut self, job: Job) -> Result<()> {
-        self.send(Message::Persist(Box::new(job)))?;
+        self.in_flight.fetch_add(1, Ordering::Acquire);
+        if let Err(e) = self.send(Message::Persist(Box::new(job))) {
+            self.in_flight.fetch_sub(1, Ordering::Release);
+            return Err(e);
+        }
         self.pending += 1;
         Ok(())
+    }
+
+    /// True while a submitted job is still being persisted (or waits to
+    /// be), whether or not its result was collected.
+    pub(crate) fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
     }
 
     /// See [`Writer::resume_from`].

@@ -37,8 +37,14 @@ pub struct Committed {
     /// True when this checkpoint is a full base (references no older pack).
     pub full: bool,
     /// Decoded size of the chunks this checkpoint had to store (the
-    /// changed part of the state).
+    /// changed part of the state, or all of it for a full checkpoint).
     pub changed_bytes: u64,
+    /// Decoded size of the chunks whose content the previous checkpoint
+    /// did not hold: how much of the state changed since then, whatever
+    /// this checkpoint had to store. Equal to `changed_bytes` for an
+    /// increment; for a full checkpoint, the part an increment would have
+    /// written (everything when there is no previous checkpoint).
+    pub dirty_bytes: u64,
     /// Bytes written to storage: packs plus manifest.
     pub bytes_written: u64,
     /// Time the computation was blocked by this checkpoint.
@@ -141,6 +147,11 @@ impl Writer {
             self.config.write,
             &mut self.buffers,
         )?;
+        let dirty_bytes = match (&known, &self.previous) {
+            (Some(known), _) => new_bytes(&stored.refs, known),
+            (None, Some(previous)) => new_bytes(&stored.refs, &known_chunks(previous)),
+            (None, None) => changed_bytes,
+        };
         let segments = resolve(plan.segments, &stored.refs)?;
         let mut bytes_written = stored.bytes;
         let ident = job.ident;
@@ -165,6 +176,7 @@ impl Writer {
             info: CheckpointInfo::of(&manifest),
             full: base.is_none(),
             changed_bytes,
+            dirty_bytes,
             bytes_written,
             stall: job.capture_time
                 + if job.background {
@@ -178,6 +190,15 @@ impl Writer {
         self.previous = Some(manifest);
         Ok(committed)
     }
+}
+
+/// Decoded size of the `fresh` chunks whose content `known` lacks.
+fn new_bytes(fresh: &[ChunkRef], known: &HashMap<u128, ChunkRef>) -> u64 {
+    fresh
+        .iter()
+        .filter(|c| !known.contains_key(&c.hash))
+        .map(|c| u64::from(c.raw_len))
+        .sum()
 }
 
 /// Every chunk a manifest references, by content hash.
