@@ -150,6 +150,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The storage backend cannot do what was asked of it (for example a
+    /// conditional put, which coordinated checkpoints need).
+    #[error("storage backend {backend} does not support {operation}; {hint}")]
+    Unsupported {
+        /// The backend's type.
+        backend: String,
+        /// The operation it lacks.
+        operation: &'static str,
+        /// Which backends do support it.
+        hint: &'static str,
+    },
+
     /// An earlier persist failed, so the checkpointer refuses further work.
     ///
     /// After a failed write or fsync the operating system may have dropped

@@ -22,6 +22,28 @@ fn fs_storage() {
 }
 
 #[test]
+fn conditional_put_is_supported_where_coordination_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FsStorage::open(dir.path()).unwrap();
+    let backends: [(&str, Box<dyn Storage>); 4] = [
+        ("mem", Box::new(MemStorage::new())),
+        (
+            "prefix over mem",
+            Box::new(PrefixStorage::new(MemStorage::new(), "p").unwrap()),
+        ),
+        (
+            "faulty over mem",
+            Box::new(FaultyStorage::new(MemStorage::new())),
+        ),
+        ("fs", Box::new(fs)),
+    ];
+    for (name, store) in &backends {
+        assert!(suite::supports_conditional_put(store.as_ref()), "{name}");
+        suite::conditional_put(store.as_ref());
+    }
+}
+
+#[test]
 fn prefix_storage_over_mem_and_fs() {
     let shared = MemStorage::new();
     suite::run_all(&PrefixStorage::new(shared.clone(), "tenant").unwrap());
@@ -108,4 +130,37 @@ impl Storage for UnsortedList {
 #[should_panic(expected = "storage suite: list")]
 fn the_suite_catches_a_backend_that_lists_out_of_order() {
     suite::list_prefixes_and_order(&UnsortedList(MemStorage::new()));
+}
+
+/// A conditional put built as "check, then write" (what s3s-fs does): the
+/// suite's race must catch it.
+#[derive(Debug)]
+struct CheckThenWrite(MemStorage);
+
+impl Storage for CheckThenWrite {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.0.put(key, data)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.0.get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.0.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.0.delete(key)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        if self.0.get(key).is_ok() {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        self.0.put(key, data).map(|()| true)
+    }
+}
+
+#[test]
+#[should_panic(expected = "exactly one winner")]
+fn the_suite_catches_a_conditional_put_that_checks_then_writes() {
+    suite::conditional_put(&CheckThenWrite(MemStorage::new()));
 }

@@ -369,6 +369,10 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         self.run("get", key, None, |s| s.get_range(key, range))
     }
+
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.run("put", key, Some(data), |s| s.put_if_absent(key, data))
+    }
 }
 
 #[cfg(test)]

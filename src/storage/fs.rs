@@ -176,6 +176,24 @@ impl Storage for FsStorage {
         sync_dir(&dir).map_err(|e| Error::storage("put", key, e))
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let path = self.path_of(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        self.ensure_dir(&dir, key)?;
+        let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        // link(2) fails if the target exists, atomically: the durable temp
+        // file becomes the object only if nobody else's did first.
+        let linked = write_durably(&temp, data).and_then(|()| fs::hard_link(&temp, &path));
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(Error::storage("put", key, e)),
+        }
+        sync_dir(&dir).map_err(|e| Error::storage("put", key, e))?;
+        Ok(true)
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>> {
         let path = self.path_of(key)?;
         fs::read(&path).map_err(|e| self.not_found_or(e, "get", key))

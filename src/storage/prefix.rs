@@ -86,6 +86,10 @@ impl<S: Storage> Storage for PrefixStorage<S> {
             .get_range(&self.full_key(key)?, range)
             .map_err(|e| self.unprefix(e))
     }
+
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.inner.put_if_absent(&self.full_key(key)?, data)
+    }
 }
 
 impl<S> PrefixStorage<S> {

@@ -45,6 +45,81 @@ pub fn run_all(store: &dyn Storage) {
     awkward_keys(store);
     invalid_keys(store);
     concurrent_puts(store);
+    if supports_conditional_put(store) {
+        conditional_put(store);
+    }
+}
+
+/// Whether `store` implements [`Storage::put_if_absent`] at all (a backend
+/// may answer [`Error::Unsupported`]; coordinated checkpoints then refuse
+/// it). Probes with one object under `suite/probe/` and removes it.
+pub fn supports_conditional_put(store: &dyn Storage) -> bool {
+    let root = fresh(store, "suite/probe/");
+    let answer = store.put_if_absent(&format!("{root}x"), b"probe");
+    clear(store, &root);
+    !matches!(answer, Err(Error::Unsupported { .. }))
+}
+
+/// `put_if_absent` creates a missing object, refuses to replace an
+/// existing one (keeping its bytes), rejects invalid keys, and of many
+/// concurrent creators of one key exactly one wins.
+pub fn conditional_put(store: &dyn Storage) {
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 6;
+    let root = fresh(store, "suite/conditional/");
+    let key = format!("{root}once");
+    assert!(
+        ok("put_if_absent", store.put_if_absent(&key, b"first")),
+        "storage suite: put_if_absent of a missing {key:?} must create it"
+    );
+    assert!(
+        !ok("put_if_absent", store.put_if_absent(&key, b"second")),
+        "storage suite: put_if_absent of an existing {key:?} must answer false"
+    );
+    assert_bytes(&key, &ok("get", store.get(&key)), b"first");
+    ok("delete", store.delete(&key));
+    assert!(
+        ok("put_if_absent", store.put_if_absent(&key, b"third")),
+        "storage suite: put_if_absent after delete must create {key:?} again"
+    );
+    assert_bytes(&key, &ok("get", store.get(&key)), b"third");
+    expect_invalid("a//b", "put_if_absent", store.put_if_absent("a//b", b"x"));
+    for round in 0..ROUNDS {
+        let contested = format!("{root}race{round}");
+        let barrier = std::sync::Barrier::new(THREADS);
+        let winners: Vec<usize> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (contested, barrier) = (&contested, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let value = noise(4096, (round * THREADS + t) as u64 + 1);
+                        ok(
+                            "racing put_if_absent",
+                            store.put_if_absent(contested, &value),
+                        )
+                        .then_some(t)
+                    })
+                })
+                .collect();
+            racers
+                .into_iter()
+                .filter_map(|r| {
+                    r.join()
+                        .unwrap_or_else(|_| panic!("storage suite: a racer thread panicked"))
+                })
+                .collect()
+        });
+        assert_eq!(
+            winners.len(),
+            1,
+            "storage suite: {THREADS} concurrent put_if_absent of {contested:?} must have exactly one winner, got {winners:?}"
+        );
+        let winner = winners.first().copied().unwrap_or_default();
+        let expected = noise(4096, (round * THREADS + winner) as u64 + 1);
+        assert_bytes(&contested, &ok("get", store.get(&contested)), &expected);
+    }
+    clear(store, &root);
 }
 
 /// `put` then `get` returns the bytes; a second `put` replaces the object
