@@ -3,7 +3,7 @@
 //! then apply retention.
 
 use super::chunking::{cut_content_defined, cut_fixed};
-use super::packs::{PackBuffers, store_packs};
+use super::packs::store_packs;
 use super::{CheckpointId, Scheme, WriterConfig};
 use crate::catalog::{self, CheckpointInfo, RetentionReport};
 use crate::error::{Error, Result};
@@ -103,7 +103,6 @@ pub(crate) struct Writer {
     previous: Option<Manifest>,
     /// Manifests known to fail verification; retention does not count them.
     damaged: BTreeSet<String>,
-    buffers: PackBuffers,
 }
 
 impl Writer {
@@ -113,7 +112,6 @@ impl Writer {
             config,
             previous: None,
             damaged: BTreeSet::new(),
-            buffers: PackBuffers::default(),
         }
     }
 
@@ -141,12 +139,7 @@ impl Writer {
         let known = base.map(known_chunks);
         let plan = plan(&job.segments, base, known.as_ref(), &self.config)?;
         let changed_bytes = plan.fresh.iter().map(|p| p.len() as u64).sum();
-        let stored = store_packs(
-            self.storage.as_ref(),
-            &plan.fresh,
-            self.config.write,
-            &mut self.buffers,
-        )?;
+        let stored = store_packs(self.storage.as_ref(), &plan.fresh, self.config.write)?;
         let dirty_bytes = match (&known, &self.previous) {
             (Some(known), _) => new_bytes(&stored.refs, known),
             (None, Some(previous)) => new_bytes(&stored.refs, &known_chunks(previous)),

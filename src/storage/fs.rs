@@ -8,7 +8,7 @@
 use super::{Storage, validate_key};
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -164,11 +164,18 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.put_parts(key, &[data])
+    }
+
+    /// Writes the parts one after another into a temporary file (gathered
+    /// into `writev` calls, so nothing is copied), fsyncs it, renames it
+    /// over `key` and fsyncs the directory.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
         let path = self.path_of(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         self.ensure_dir(&dir, key)?;
         let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
-        let written = write_durably(&temp, data).and_then(|()| fs::rename(&temp, &path));
+        let written = write_durably(&temp, parts).and_then(|()| fs::rename(&temp, &path));
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(Error::storage("put", key, e));
@@ -183,7 +190,7 @@ impl Storage for FsStorage {
         let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
         // link(2) fails if the target exists, atomically: the durable temp
         // file becomes the object only if nobody else's did first.
-        let linked = write_durably(&temp, data).and_then(|()| fs::hard_link(&temp, &path));
+        let linked = write_durably(&temp, &[data]).and_then(|()| fs::hard_link(&temp, &path));
         let _ = fs::remove_file(&temp);
         match linked {
             Ok(()) => {}
@@ -290,10 +297,35 @@ fn take_lock(root: &Path) -> Result<File> {
     Ok(file)
 }
 
-fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
+fn write_durably(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(data)?;
+    write_all_vectored(&mut file, parts)?;
     file.sync_all()
+}
+
+/// Most buffers one `writev` takes (Linux's `IOV_MAX`).
+const MAX_IO_SLICES: usize = 1024;
+
+/// Writes every byte of `parts`, in order, with as few `writev` calls as
+/// the kernel allows.
+fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> io::Result<()> {
+    let mut rest: Vec<IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| IoSlice::new(p))
+        .collect();
+    let mut slices = rest.as_mut_slice();
+    while !slices.is_empty() {
+        let batch = slices.len().min(MAX_IO_SLICES);
+        let written = match file.write_vectored(slices.get(..batch).unwrap_or_default()) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        IoSlice::advance_slices(&mut slices, written);
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -57,6 +57,17 @@ pub trait Storage: Send + Sync + Debug {
         slice_range(key, &whole, range).map(<[u8]>::to_vec)
     }
 
+    /// Stores the concatenation of `parts` under `key`, exactly like
+    /// [`put`](Storage::put) (atomic, durable on return).
+    ///
+    /// Packs are written this way so that chunks go to storage straight
+    /// from the state's memory. The default joins the parts (one copy) and
+    /// calls `put`; backends that can write a sequence of buffers should
+    /// override it, and wrappers should forward it.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.put(key, &parts.concat())
+    }
+
     /// Stores `data` under `key` only if no object is there yet, atomically:
     /// of any number of concurrent callers (threads, processes, machines
     /// sharing the store) exactly one gets `Ok(true)`; the others get
@@ -145,5 +156,8 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         (**self).put_if_absent(key, data)
+    }
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        (**self).put_parts(key, parts)
     }
 }

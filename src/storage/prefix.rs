@@ -90,6 +90,10 @@ impl<S: Storage> Storage for PrefixStorage<S> {
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         self.inner.put_if_absent(&self.full_key(key)?, data)
     }
+
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.inner.put_parts(&self.full_key(key)?, parts)
+    }
 }
 
 impl<S> PrefixStorage<S> {
