@@ -212,12 +212,10 @@ pub(crate) fn apply_retention(
         .into_iter()
         .filter(|k| !live.contains(k))
         .collect();
-    for key in &expired {
-        storage.delete(key)?;
-    }
-    for key in &dead_packs {
-        storage.delete(key)?;
-    }
+    // Manifests go first and durably, so a crash never leaves a listed
+    // checkpoint whose packs are gone.
+    storage.delete_many(&expired)?;
+    storage.delete_many(&dead_packs)?;
     Ok(RetentionReport {
         manifests_deleted: expired.len(),
         packs_deleted: dead_packs.len(),

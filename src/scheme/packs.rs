@@ -19,7 +19,7 @@ use super::chunking::encode_many;
 use crate::error::{Error, Result};
 use crate::format::ChunkRef;
 use crate::format::layout::pack_key;
-use crate::format::pack::PackBuilder;
+use crate::format::pack::{Compression, PackBuilder};
 use crate::storage::Storage;
 use std::collections::VecDeque;
 use std::thread::{Scope, ScopedJoinHandle};
@@ -60,13 +60,19 @@ pub(crate) fn store_packs(
     options: WriteOptions,
 ) -> Result<Stored> {
     let total = pieces.iter().map(|p| p.len()).sum();
-    store_in_packs_of(storage, pieces, options, pack_size_for(total))
+    store_in_packs_of(storage, pieces, options, pack_size_for(total, options))
 }
 
-/// The pack size for a change of `total` bytes: a quarter of it, within
-/// [`MIN_PACK_BYTES`] and [`MAX_PACK_BYTES`].
-fn pack_size_for(total: usize) -> usize {
-    (total / 4).clamp(MIN_PACK_BYTES, MAX_PACK_BYTES)
+/// The pack size for a change of `total` bytes. Compressed, a quarter of
+/// it, within [`MIN_PACK_BYTES`] and [`MAX_PACK_BYTES`], so compressing one
+/// pack overlaps storing the previous ones. Uncompressed there is next to
+/// nothing to overlap (a checksum and a hash), and every pack costs an
+/// fsync, a rename, a directory sync and later a delete: the largest packs.
+fn pack_size_for(total: usize, options: WriteOptions) -> usize {
+    match options.compression {
+        Compression::Off => MAX_PACK_BYTES,
+        Compression::Zstd(_) => (total / 4).clamp(MIN_PACK_BYTES, MAX_PACK_BYTES),
+    }
 }
 
 fn store_in_packs_of(
@@ -185,7 +191,7 @@ fn finish(writing: ScopedJoinHandle<'_, Result<()>>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::pack::{Compression, check_pack, read_chunk};
+    use crate::format::pack::{check_pack, read_chunk};
     use crate::storage::MemStorage;
 
     fn options(compression: Compression) -> WriteOptions {
@@ -220,11 +226,14 @@ mod tests {
 
     #[test]
     fn pack_sizes_follow_the_change() {
-        assert_eq!(pack_size_for(0), MIN_PACK_BYTES);
-        assert_eq!(pack_size_for(10 << 20), MIN_PACK_BYTES);
-        assert_eq!(pack_size_for(64 << 20), 16 << 20);
-        assert_eq!(pack_size_for(200 << 20), 50 << 20);
-        assert_eq!(pack_size_for(1 << 30), MAX_PACK_BYTES);
+        let zstd = options(Compression::Zstd(1));
+        assert_eq!(pack_size_for(0, zstd), MIN_PACK_BYTES);
+        assert_eq!(pack_size_for(10 << 20, zstd), MIN_PACK_BYTES);
+        assert_eq!(pack_size_for(64 << 20, zstd), 16 << 20);
+        assert_eq!(pack_size_for(200 << 20, zstd), 50 << 20);
+        assert_eq!(pack_size_for(1 << 30, zstd), MAX_PACK_BYTES);
+        let off = options(Compression::Off);
+        assert_eq!(pack_size_for(64 << 20, off), MAX_PACK_BYTES);
     }
 
     #[test]
@@ -274,7 +283,7 @@ mod tests {
         let mut ck = Checkpointer::builder()
             .storage(store.clone())
             .scheme(Scheme::Incremental)
-            .compression_level(0)
+            .compression_level(1)
             .keep_last(1)
             .build()
             .unwrap();

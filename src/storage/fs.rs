@@ -237,6 +237,25 @@ impl Storage for FsStorage {
         sync_dir(dir).map_err(|e| Error::storage("delete", key, e))
     }
 
+    /// Removes the files, then fsyncs each directory they were in once.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let mut dirs = std::collections::BTreeMap::new();
+        for key in keys {
+            let path = self.path_of(key)?;
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::storage("delete", key, e)),
+            }
+            let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+            dirs.entry(dir).or_insert(key);
+        }
+        for (dir, key) in dirs {
+            sync_dir(&dir).map_err(|e| Error::storage("delete", key, e))?;
+        }
+        Ok(())
+    }
+
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         let path = self.path_of(key)?;
         let len = range

@@ -57,6 +57,18 @@ pub trait Storage: Send + Sync + Debug {
         slice_range(key, &whole, range).map(<[u8]>::to_vec)
     }
 
+    /// Removes every object in `keys`, like [`delete`](Storage::delete) on
+    /// each (missing objects are not an error). When it returns `Ok`, every
+    /// removal is durable; in between they may become durable in any
+    /// order, so callers that need an order call it once per step.
+    ///
+    /// Retention removes a checkpoint's packs this way. The default deletes
+    /// one by one; a backend that pays a sync per delete (a directory
+    /// fsync) should override it to pay one per batch.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        keys.iter().try_for_each(|key| self.delete(key))
+    }
+
     /// Stores the concatenation of `parts` under `key`, exactly like
     /// [`put`](Storage::put) (atomic, durable on return).
     ///
@@ -159,5 +171,8 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
         (**self).put_parts(key, parts)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        (**self).delete_many(keys)
     }
 }

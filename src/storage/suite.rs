@@ -38,6 +38,7 @@ pub fn run_all(store: &dyn Storage) {
     put_get_overwrite(store);
     put_parts_concatenates(store);
     delete_is_idempotent(store);
+    delete_many_removes_each(store);
     not_found(store);
     empty_objects(store);
     list_prefixes_and_order(store);
@@ -167,6 +168,36 @@ pub fn put_parts_concatenates(store: &dyn Storage) {
     let many: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
     ok("put_parts of 3000 parts", store.put_parts(&key, &many));
     assert_bytes(&key, &ok("get", store.get(&key)), &many.concat());
+    clear(store, &root);
+}
+
+/// `delete_many` removes every object named (missing ones are not an
+/// error) across directories, and nothing else.
+pub fn delete_many_removes_each(store: &dyn Storage) {
+    let root = fresh(store, "suite/delete-many/");
+    let keys: Vec<String> = ["a/1", "a/2", "b/c/3", "top"]
+        .iter()
+        .map(|k| format!("{root}{k}"))
+        .collect();
+    for key in &keys {
+        ok("put", store.put(key, b"doomed"));
+    }
+    let survivor = format!("{root}a/survivor");
+    ok("put", store.put(&survivor, b"kept"));
+    let mut doomed = keys.clone();
+    doomed.push(format!("{root}a/never-written"));
+    ok("delete_many", store.delete_many(&doomed));
+    ok("delete_many again", store.delete_many(&doomed));
+    ok("delete_many of nothing", store.delete_many(&[]));
+    for key in &keys {
+        expect_not_found(key, store.get(key));
+    }
+    assert_bytes(&survivor, &ok("get", store.get(&survivor)), b"kept");
+    assert_eq!(
+        ok("list", store.list(&root)),
+        vec![survivor.clone()],
+        "storage suite: delete_many must remove exactly the keys it was given"
+    );
     clear(store, &root);
 }
 
