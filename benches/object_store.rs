@@ -5,9 +5,10 @@
 //!
 //! * State: a `PagedVec<f64>` of `sin(i·1e-3)` (64 KiB pages), the same
 //!   bytes the baseline uploads.
-//! * Baselines: `object_store` multipart upload of the state's bytes (8 MiB
-//!   parts, 8 in flight, `WriteMultipart`), and one `ObjectStorage::put` of
-//!   them (what a single pack costs through `ckpt`'s backend).
+//! * Baseline: `object_store` multipart upload of the state's bytes (8 MiB
+//!   parts, 8 in flight, `WriteMultipart`). For reference, one
+//!   `ObjectStorage::put` of them (multipart, as packs of 16 MiB and more
+//!   are), and one with multipart off (a single PUT request).
 //! * Cases: full checkpoints with compression off and zstd 1; incremental
 //!   checkpoints (compression off) after 1 % and 10 % of the pages changed,
 //!   spread evenly, each to a value it never held.
@@ -73,16 +74,24 @@ fn main() {
     };
     let uploader = Uploader::new(&endpoint, &bucket, &format!("{root}/raw"));
     let single = builder().prefix(format!("{root}/put")).build().unwrap();
+    let one_request = builder()
+        .prefix(format!("{root}/put1"))
+        .multipart_threshold(usize::MAX)
+        .build()
+        .unwrap();
 
     println!("state {mib} MiB, {runs} runs per case, medians; endpoint {endpoint}");
     let mut table = Vec::new();
     let mut baseline = Vec::new();
-    let mut put = Vec::new();
+    let (mut put, mut put1) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         baseline.push(uploader.upload(&bytes));
         let start = Instant::now();
         single.put("object", &bytes).unwrap();
         put.push(start.elapsed());
+        let start = Instant::now();
+        one_request.put("object", &bytes).unwrap();
+        put1.push(start.elapsed());
     }
     let base = median(&mut baseline);
     table.push(Row::new(
@@ -92,9 +101,15 @@ fn main() {
         base,
     ));
     table.push(Row::new(
-        "ObjectStorage::put, one object",
+        "ObjectStorage::put, one object (multipart)",
         bytes.len() as u64,
         median(&mut put),
+        base,
+    ));
+    table.push(Row::new(
+        "ObjectStorage::put, one object, one PUT request",
+        bytes.len() as u64,
+        median(&mut put1),
         base,
     ));
 

@@ -374,3 +374,137 @@ fn keys_are_validated_before_any_request() {
         ));
     }
 }
+
+/// An S3 gateway process of the test's own onto the server's store, killed
+/// when dropped.
+struct Gateway {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Gateway {
+    /// Starts one, or `None` (after saying why) when the server's script did
+    /// not say where `weed` and the filer are.
+    fn start() -> Option<Self> {
+        let (Ok(weed), Ok(filer)) = (
+            std::env::var("CKPT_S3_WEED"),
+            std::env::var("CKPT_S3_FILER"),
+        ) else {
+            eprintln!(
+                "skipped: CKPT_S3_WEED/CKPT_S3_FILER unset; start the server with scripts/s3-server"
+            );
+            return None;
+        };
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap()
+        };
+        let (port, grpc) = (free_port(), free_port());
+        let child = std::process::Command::new(weed)
+            .args([
+                "-logtostderr",
+                "s3",
+                "-ip.bind=127.0.0.1",
+                "-port.iceberg=0",
+                "-port.lance=0",
+            ])
+            .arg(format!("-filer={filer}"))
+            .arg(format!("-port={port}"))
+            .arg(format!("-port.grpc={grpc}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Some(Gateway {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn fails_over_when_the_active_s3_gateway_dies() {
+    let Some((builder, prefix)) = server("failover") else {
+        return;
+    };
+    let Some(mut gateway) = Gateway::start() else {
+        return;
+    };
+    // The gateway's own path: few retries, so its death shows quickly.
+    let via_gateway = server("failover")
+        .unwrap()
+        .0
+        .endpoint(&gateway.endpoint)
+        .prefix(prefix.clone())
+        .retries(1, Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while via_gateway.put("probe", b"up").is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the gateway did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    via_gateway.delete("probe").unwrap();
+    let pair = std::sync::Arc::new(
+        ckpt::FailoverStorage::builder(ckpt::storage::Mode::Shared)
+            .active("gateway", std::sync::Arc::new(via_gateway))
+            .standby("server", std::sync::Arc::new(builder.build().unwrap()))
+            .deadline(Some(Duration::from_secs(20)))
+            .build()
+            .unwrap(),
+    );
+    let mut ck = Checkpointer::builder()
+        .storage(pair.clone())
+        .scheme(Scheme::Incremental)
+        .every_steps(1)
+        .keep_last(2)
+        .build()
+        .unwrap();
+    let mut sim = Sim::new();
+    while sim.step < 8 {
+        if sim.step == 4 {
+            gateway.kill(); // a real server process dies under the checkpointer
+        }
+        ck.scope(sim.step, &mut sim, Sim::advance).unwrap();
+    }
+    ck.finish().unwrap();
+    let stats = pair.stats();
+    assert_eq!(stats.failovers, 1, "{stats:?}");
+    assert_eq!(stats.active.as_deref(), Some("server"));
+
+    let direct = server("failover")
+        .unwrap()
+        .0
+        .prefix(prefix.clone())
+        .build()
+        .unwrap();
+    let mut ck = Checkpointer::builder().storage(direct).build().unwrap();
+    let restored = ck.restore_latest::<Sim>().unwrap().expect("a checkpoint");
+    assert_eq!(restored.state.step, 8);
+    assert!(restored.state == Sim::at(8), "restored state differs");
+    ck.finish().unwrap();
+    clear(
+        &server("failover")
+            .unwrap()
+            .0
+            .prefix(prefix)
+            .build()
+            .unwrap(),
+    );
+}
