@@ -306,8 +306,10 @@ impl Storage for ObjectStorage {
             Err(Error::NotFound { key }) => Err(Error::NotFound { key }),
             // A range starting past the end is refused (416); find out
             // whether that was the reason.
-            Err(error) => match self.size(key, path)? {
-                size if range.end > size => Err(Self::out_of_range(key, &range, size)),
+            // If that check fails too, the first error is the one to report.
+            Err(error) => match self.size(key, path) {
+                Ok(size) if range.end > size => Err(Self::out_of_range(key, &range, size)),
+                Err(Error::NotFound { key }) => Err(Error::NotFound { key }),
                 _ => Err(error),
             },
         }
