@@ -41,7 +41,9 @@
 //!
 //! State ([`State`]) is captured into named segments, a scheme ([`Scheme`])
 //! turns them into packs and a manifest, and a [`Storage`] backend
-//! ([`MemStorage`], [`FsStorage`]) stores those objects atomically.
+//! ([`MemStorage`], [`FsStorage`], and with the `object-store` feature
+//! `ObjectStorage` for S3 and S3-compatible stores) stores those objects
+//! atomically.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -64,3 +66,5 @@ pub use format::FORMAT_VERSION;
 pub use scheme::{Committed, Scheme};
 pub use state::{Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State};
 pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};
+#[cfg(feature = "object-store")]
+pub use storage::{ObjectStorage, ObjectStorageBuilder};

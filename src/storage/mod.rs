@@ -9,6 +9,8 @@ mod failover;
 mod fault;
 mod fs;
 mod mem;
+#[cfg(feature = "object-store")]
+pub mod object;
 mod pool;
 mod prefix;
 #[cfg(feature = "test-suite")]
@@ -21,6 +23,8 @@ pub use failover::{
 pub use fault::{DEFAULT_HANG_LIMIT, Fault, FaultControl, FaultyStorage};
 pub use fs::FsStorage;
 pub use mem::MemStorage;
+#[cfg(feature = "object-store")]
+pub use object::{ObjectStorage, ObjectStorageBuilder};
 pub use prefix::PrefixStorage;
 
 use crate::error::{Error, Result};
