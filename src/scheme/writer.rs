@@ -5,7 +5,7 @@
 use super::chunking::{cut_content_defined, cut_fixed};
 use super::packs::{PackBuffers, store_packs};
 use super::{CheckpointId, Scheme, WriterConfig};
-use crate::catalog::{self, CheckpointInfo, RetentionReport};
+use crate::catalog::{CheckpointInfo, KeepLast, Retention, RetentionReport};
 use crate::error::{Error, Result};
 use crate::format::pack::chunk_hash;
 use crate::format::{ChunkRef, Manifest, SegmentEntry, SegmentKind};
@@ -54,6 +54,9 @@ pub struct Committed {
     pub persist: Duration,
     /// What retention removed after this commit.
     pub retention: RetentionReport,
+    /// For a rank of a [`Group`](crate::Group): its vote for this step,
+    /// and whether the step is now globally committed.
+    pub group: Option<crate::GroupStatus>,
 }
 
 /// Where a planned chunk's reference comes from.
@@ -104,6 +107,7 @@ pub(crate) struct Writer {
     /// Manifests known to fail verification; retention does not count them.
     damaged: BTreeSet<String>,
     buffers: PackBuffers,
+    retention: Arc<dyn Retention>,
 }
 
 impl Writer {
@@ -114,7 +118,14 @@ impl Writer {
             previous: None,
             damaged: BTreeSet::new(),
             buffers: PackBuffers::default(),
+            retention: Arc::new(KeepLast(config.keep_last)),
         }
+    }
+
+    /// Replaces the default retention (keep the newest `keep_last`).
+    pub(crate) fn with_retention(mut self, retention: Arc<dyn Retention>) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// Changes the scheme and chain bound from the next checkpoint on.
@@ -170,8 +181,9 @@ impl Writer {
             .put(&manifest.name().key(), &encoded_manifest)?;
         bytes_written += encoded_manifest.len() as u64;
         let persist = started.elapsed();
-        let retention =
-            catalog::apply_retention(self.storage.as_ref(), self.config.keep_last, &self.damaged)?;
+        let retention = self
+            .retention
+            .apply(self.storage.as_ref(), &manifest, &self.damaged)?;
         let committed = Committed {
             info: CheckpointInfo::of(&manifest),
             full: base.is_none(),
@@ -186,6 +198,7 @@ impl Writer {
                 },
             persist,
             retention,
+            group: None,
         };
         self.previous = Some(manifest);
         Ok(committed)
