@@ -192,7 +192,7 @@ pub enum Error {
     /// verify. The rank does not fall back to an older step on its own,
     /// because every rank must resume from the same step.
     #[error(
-        "rank {rank}'s shard of globally committed step {step} does not verify ({reason}); the group cannot resume from that step: delete the commit {commit:?} from the store so that every rank falls back to the previous global commit"
+        "rank {rank}'s shard of globally committed step {step} does not verify ({reason}); the group cannot resume from that step: delete the commit {commit:?} and the votes starting with {votes:?} from the store, so that every rank falls back to the previous global commit"
     )]
     ShardDamaged {
         /// The rank whose shard is damaged.
@@ -201,6 +201,9 @@ pub enum Error {
         step: u64,
         /// The global commit's key in the shared store.
         commit: String,
+        /// The prefix of the keys of the votes it was made from (restore
+        /// would make the commit again from them).
+        votes: String,
         /// What failed.
         reason: String,
     },

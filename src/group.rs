@@ -53,7 +53,7 @@
 //! before checkpointing, and all ranks checkpoint the same steps, in
 //! increasing order.
 
-use crate::catalog::{self, CheckpointInfo, LoadedSegments, RetentionReport, Retention, Skipped};
+use crate::catalog::{self, CheckpointInfo, LoadedSegments, Retention, RetentionReport, Skipped};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::group::{
@@ -428,18 +428,28 @@ impl Coordinator {
                 let segments = catalog::load_segments(shard, &manifest)?;
                 Ok((manifest, segments))
             });
-        loaded.map_err(|e| {
-            if e.is_damage() {
-                Error::ShardDamaged {
-                    rank: self.group.rank,
-                    step: commit.step,
-                    commit: info.key.clone(),
-                    reason: e.to_string(),
-                }
-            } else {
-                e
+        loaded.map_err(|e| match e {
+            Error::Corrupt { key, reason } => {
+                self.shard_damaged(commit, info, format!("{key:?}: {reason}"))
             }
+            e if e.is_damage() => self.shard_damaged(commit, info, e.to_string()),
+            e => e,
         })
+    }
+
+    fn shard_damaged(
+        &self,
+        commit: &GlobalCommit,
+        info: &GlobalCommitInfo,
+        reason: String,
+    ) -> Error {
+        Error::ShardDamaged {
+            rank: self.group.rank,
+            step: commit.step,
+            commit: info.key.clone(),
+            votes: votes_prefix(commit.step, &commit.run),
+            reason,
+        }
     }
 
     /// Creates the commit of every complete vote set that lacks one: its
@@ -476,7 +486,9 @@ impl Coordinator {
     pub(crate) fn newest(&self) -> Result<Option<GlobalCommitInfo>> {
         for name in list_commits(self.root.as_ref())?.iter().rev() {
             match read_commit(self.root.as_ref(), &name.key, self.group.ranks) {
-                Ok(commit) => return Ok(Some(GlobalCommitInfo::of(name, &commit, self.group.rank))),
+                Ok(commit) => {
+                    return Ok(Some(GlobalCommitInfo::of(name, &commit, self.group.rank)));
+                }
                 Err(e) if e.is_damage() => {}
                 Err(e) => return Err(e),
             }
@@ -635,7 +647,10 @@ fn list_commits(root: &dyn Storage) -> Result<Vec<CommitName>> {
 fn read_commit(root: &dyn Storage, key: &str, ranks: u32) -> Result<GlobalCommit> {
     let commit = GlobalCommit::decode(key, &root.get(key)?)?;
     if parse_commit_key(key) != Some((commit.step, commit.run.clone())) {
-        return Err(Error::corrupt(key, "the commit is stored under another name"));
+        return Err(Error::corrupt(
+            key,
+            "the commit is stored under another name",
+        ));
     }
     if commit.ranks() != ranks {
         return Err(Error::corrupt(

@@ -51,10 +51,7 @@ impl FsStorage {
         let shown = root.display().to_string();
         fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
         let lock = take_lock(&root)?;
-        let store = FsStorage {
-            root,
-            _lock: lock,
-        };
+        let store = FsStorage { root, _lock: lock };
         store.remove_stale_temps(&store.root.clone())?;
         Ok(store)
     }
