@@ -52,7 +52,7 @@ fn run_rank(rank: u32, run_id: &str, dir: &Path) -> ckpt::Result<()> {
         // checkpoints apart (`shards/<rank>/`) and commits steps together.
         .storage(FsStorage::open_shared(dir)?)
         .group(Group::new(RANKS, rank, run_id))
-        .scheme(if rank % 2 == 0 {
+        .scheme(if rank.is_multiple_of(2) {
             Scheme::Incremental
         } else {
             Scheme::Full
@@ -106,10 +106,10 @@ fn launch(run_id: &str, dir: &Path) -> bool {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [mode, rank, run_id, dir] = args.as_slice() {
-        if mode == "rank" {
-            return Ok(run_rank(rank.parse()?, run_id, Path::new(dir))?);
-        }
+    if let [mode, rank, run_id, dir] = args.as_slice()
+        && mode == "rank"
+    {
+        return Ok(run_rank(rank.parse()?, run_id, Path::new(dir))?);
     }
     let temp = tempfile::tempdir()?;
     let dir = args.first().map_or(temp.path(), |d| Path::new(d));

@@ -229,6 +229,9 @@ struct CommitName {
     key: String,
 }
 
+/// A retained commit.
+type Kept = (CommitName, GlobalCommit);
+
 /// What a group restore found.
 #[derive(Debug)]
 pub(crate) struct GroupRestore {
@@ -460,10 +463,10 @@ impl Coordinator {
         let existing: BTreeSet<String> = root.list(COMMITS)?.into_iter().collect();
         let mut sets: BTreeMap<(u64, String), BTreeSet<u32>> = BTreeMap::new();
         for key in root.list(VOTES)? {
-            if let Some((step, run, rank)) = parse_vote_key(&key) {
-                if rank < self.group.ranks {
-                    sets.entry((step, run)).or_default().insert(rank);
-                }
+            if let Some((step, run, rank)) = parse_vote_key(&key)
+                && rank < self.group.ranks
+            {
+                sets.entry((step, run)).or_default().insert(rank);
             }
         }
         for ((step, run), voters) in sets {
@@ -511,7 +514,7 @@ pub(crate) struct GroupRetention {
 impl GroupRetention {
     /// The newest `keep_last` commits whose records verify, newest first,
     /// and every commit name, oldest first.
-    fn kept_commits(&self) -> Result<(Vec<(CommitName, GlobalCommit)>, Vec<CommitName>)> {
+    fn kept_commits(&self) -> Result<(Vec<Kept>, Vec<CommitName>)> {
         let names = list_commits(self.root.as_ref())?;
         let mut cache = self
             .cache
@@ -542,17 +545,13 @@ impl GroupRetention {
     /// can no longer matter: those of steps at or below the newest commit,
     /// and those of other launches (restore committed every complete set
     /// before this launch checkpointed, so theirs are incomplete forever).
-    fn collect_group_objects(
-        &self,
-        kept: &[(CommitName, GlobalCommit)],
-        names: &[CommitName],
-    ) -> Result<()> {
+    fn collect_group_objects(&self, kept: &[Kept], names: &[CommitName]) -> Result<()> {
         let root = self.root.as_ref();
-        if kept.len() >= self.keep_last {
-            if let Some((oldest_kept, _)) = kept.last() {
-                for name in names.iter().filter(|n| *n < oldest_kept) {
-                    root.delete(&name.key)?;
-                }
+        if kept.len() >= self.keep_last
+            && let Some((oldest_kept, _)) = kept.last()
+        {
+            for name in names.iter().filter(|n| *n < oldest_kept) {
+                root.delete(&name.key)?;
             }
         }
         let newest_step = kept.first().map(|(name, _)| name.step);

@@ -182,11 +182,11 @@ fn group_child_process() {
 /// Reports the newest step this rank saw globally committed, once.
 fn report_commit(ck: &Checkpointer, newest: &mut Option<u64>, say: &mut impl FnMut(String)) {
     let status = ck.last_committed().and_then(|c| c.group.clone());
-    if let Some(status) = status.filter(|s| s.globally_committed) {
-        if *newest < Some(status.step) {
-            *newest = Some(status.step);
-            say(format!("@committed {}", status.step));
-        }
+    if let Some(status) = status.filter(|s| s.globally_committed)
+        && *newest < Some(status.step)
+    {
+        *newest = Some(status.step);
+        say(format!("@committed {}", status.step));
     }
 }
 
@@ -200,9 +200,13 @@ impl Drop for Reaper {
     }
 }
 
+/// What a rank restored: step, launch and digest of its shard (`None`: a
+/// fresh start).
+type Restore = Option<(u64, u32, u64)>;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Line {
-    Restored(Option<(u64, u32, u64)>),
+    Restored(Restore),
     Checkpointed(u64),
     Committed(u64),
     Finished,
@@ -259,10 +263,10 @@ fn spawn_launch(
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(parsed) = parse(&line) {
-                        if tx.send((rank, parsed)).is_err() {
-                            break;
-                        }
+                    if let Some(parsed) = parse(&line)
+                        && tx.send((rank, parsed)).is_err()
+                    {
+                        break;
                     }
                 }
             });
@@ -275,7 +279,7 @@ fn spawn_launch(
 /// What the parent learned from one launch.
 #[derive(Debug, Default)]
 struct Seen {
-    restored: Vec<Option<Option<(u64, u32, u64)>>>,
+    restored: Vec<Option<Restore>>,
     committed: Option<u64>,
     checkpointed: Option<u64>,
     finished: u32,
@@ -305,7 +309,7 @@ impl Seen {
     /// Every rank that got through its restore restored the same step,
     /// from one launch, with exactly its shard; returns that step.
     fn check_restores(&self, context: &str) -> Option<u64> {
-        let done: Vec<(u32, Option<(u64, u32, u64)>)> = self
+        let done: Vec<(u32, Restore)> = self
             .restored
             .iter()
             .enumerate()

@@ -235,7 +235,7 @@ mod tests {
         GlobalCommit {
             step: 12,
             run: "job-7.r1".into(),
-            shards: (0..3)
+            shards: (0u32..3)
                 .map(|r| ShardRef {
                     manifest: format!("manifests/{r}"),
                     hash: u128::from(r) * 77,
