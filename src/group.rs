@@ -247,6 +247,8 @@ pub(crate) struct Coordinator {
     root: Arc<dyn Storage>,
     group: Group,
     restored: bool,
+    /// True once this process checkpointed.
+    checkpointed: bool,
     /// The last step checkpointed or restored in this process.
     last_step: Option<u64>,
 }
@@ -262,6 +264,7 @@ impl Coordinator {
             root,
             group,
             restored: false,
+            checkpointed: false,
             last_step: None,
         })
     }
@@ -303,6 +306,7 @@ impl Coordinator {
             });
         }
         self.last_step = Some(step);
+        self.checkpointed = true;
         Ok(())
     }
 
@@ -369,6 +373,14 @@ impl Coordinator {
     /// Restores this rank's shard of the newest global commit that
     /// verifies; `None` when the group has committed nothing yet.
     pub(crate) fn restore(&mut self, shard: &dyn Storage) -> Result<Option<GroupRestore>> {
+        if self.checkpointed {
+            return Err(Error::GroupOrder {
+                reason: format!(
+                    "rank {} restores after checkpointing; in a group, restore only at the start of a launch (the other ranks would not go back with it): restart the whole group with a new run id",
+                    self.group.rank
+                ),
+            });
+        }
         self.roll_forward()?;
         let mut skipped = Vec::new();
         for name in list_commits(self.root.as_ref())?.iter().rev() {

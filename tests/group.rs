@@ -539,6 +539,11 @@ fn misuse_is_refused_with_typed_errors() {
         );
     }
     assert_eq!(ck.newest_global_commit().unwrap(), None);
+    let result = ck.restore_latest::<Vec<u64>>();
+    assert!(
+        matches!(result, Err(Error::GroupOrder { .. })),
+        "restore after checkpoint: {result:?}"
+    );
 
     let mut other = build(store.clone(), Group::new(2, 1, "r1")).unwrap();
     assert!(other.restore_latest::<Vec<u64>>().unwrap().is_none());
