@@ -47,6 +47,27 @@
 //!   retained commit names never will be either: restore created the
 //!   commits of every complete vote set before this rank collects.
 //!
+//! Design notes (what changed from the first sketch, and why):
+//!
+//! * The commit key carries the run id (`<step>-<run>`), not the step
+//!   alone: a commit of a crashed launch that is damaged (so skipped) would
+//!   otherwise occupy the key the relaunch needs for the same step. Steps
+//!   order commits across launches, because each launch resumes from the
+//!   newest commit and checkpoints only later steps.
+//! * A rank whose shard of the chosen commit is damaged errors instead of
+//!   trying an older commit: falling back alone would split the group.
+//!   Deleting the commit and its votes (what the error says) moves every
+//!   rank back together.
+//! * "Usable" means "the commit record verifies", for restore and
+//!   retention alike, so both agree on every rank without reading the
+//!   other ranks' shards (a restore costs O(1) reads of group objects per
+//!   rank, not O(N)).
+//! * Only rank 0 deletes group objects (old commits and votes); each rank
+//!   deletes only its own shards, so the only rank that can remove a shard
+//!   is the one that knows whether it still needs it.
+//! * Retention also runs right after a restore, so what crashed launches
+//!   left behind is collected even before the first new checkpoint.
+//!
 //! Assumptions, as MPI and torchrun jobs behave: the whole group starts and
 //! restarts together (no rank of an old launch still runs when a new launch
 //! restores), every rank calls [`restore_latest`](crate::Checkpointer::restore_latest)
@@ -251,6 +272,8 @@ pub(crate) struct Coordinator {
     checkpointed: bool,
     /// The last step checkpointed or restored in this process.
     last_step: Option<u64>,
+    /// Shared with the writer; also run after a restore.
+    retention: Option<Arc<GroupRetention>>,
 }
 
 impl Coordinator {
@@ -266,6 +289,7 @@ impl Coordinator {
             restored: false,
             checkpointed: false,
             last_step: None,
+            retention: None,
         })
     }
 
@@ -277,13 +301,25 @@ impl Coordinator {
     /// The retention this rank's writer applies after each checkpoint.
     /// `first_seq` is the first manifest sequence number this process
     /// writes: manifests from there on belong to this launch.
-    pub(crate) fn retention(&self, keep_last: usize, first_seq: u64) -> GroupRetention {
-        GroupRetention {
+    pub(crate) fn retention(&mut self, keep_last: usize, first_seq: u64) -> Arc<GroupRetention> {
+        let retention = Arc::new(GroupRetention {
             root: self.root.clone(),
             group: self.group.clone(),
             keep_last,
             first_seq,
             cache: Mutex::default(),
+        });
+        self.retention = Some(retention.clone());
+        retention
+    }
+
+    /// After a restore: removes what earlier launches left that no
+    /// retained commit needs (shards that never committed, votes of old
+    /// launches), so a relaunch starts from a tidy store.
+    fn collect_after_restore(&self, shard: &dyn Storage, restored: Option<String>) -> Result<()> {
+        match &self.retention {
+            Some(retention) => retention.collect(shard, restored).map(|_| ()),
+            None => Ok(()),
         }
     }
 
@@ -398,6 +434,7 @@ impl Coordinator {
             };
             let info = GlobalCommitInfo::of(name, &commit, self.group.rank);
             let (manifest, segments) = self.load_shard(shard, &commit, &info)?;
+            self.collect_after_restore(shard, Some(manifest.name().key()))?;
             self.restored = true;
             self.last_step = Some(commit.step);
             return Ok(Some(GroupRestore {
@@ -410,6 +447,7 @@ impl Coordinator {
         if !skipped.is_empty() {
             return Err(Error::NoUsableCheckpoint { skipped });
         }
+        self.collect_after_restore(shard, None)?;
         self.restored = true;
         self.last_step = None;
         Ok(None)
@@ -586,6 +624,20 @@ impl Retention for GroupRetention {
         newest: &Manifest,
         _damaged: &BTreeSet<String>,
     ) -> Result<RetentionReport> {
+        self.collect(shard, Some(newest.name().key()))
+    }
+}
+
+impl GroupRetention {
+    /// One pass: keeps this rank's shards of the retained commits, the
+    /// shards this launch wrote above the newest commit, and `protect`;
+    /// deletes its other manifests and every pack none of the kept ones
+    /// references. Rank 0 then collects the group's objects.
+    pub(crate) fn collect(
+        &self,
+        shard: &dyn Storage,
+        protect: Option<String>,
+    ) -> Result<RetentionReport> {
         let (kept, names) = self.kept_commits()?;
         let newest_committed = kept.first().map(|(name, _)| name.step);
         let mut keep: BTreeSet<String> = kept
@@ -593,7 +645,7 @@ impl Retention for GroupRetention {
             .filter_map(|(_, commit)| shard_of(commit, self.group.rank))
             .map(|s| s.manifest.clone())
             .collect();
-        keep.insert(newest.name().key());
+        keep.extend(protect);
         let (locals, _) = catalog::scan(shard)?;
         let pending = |name: &ManifestName| {
             name.seq >= self.first_seq && newest_committed.is_none_or(|step| name.step > step)

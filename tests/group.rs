@@ -286,19 +286,14 @@ fn launches_with_random_failures_always_resume_together() {
             "rank {rank} kept shards of old launches: {:?}",
             now.intersection(old).collect::<Vec<_>>()
         );
-        // The shards of the retained commits, plus those that were not
-        // committed yet when the rank last collected (copy-on-write votes
-        // one step late).
-        assert!(now.len() <= KEEP_LAST + 2, "rank {rank} keeps {now:?}");
+        // Restores collect too, so what is left is exactly the shards of
+        // the retained commits.
+        assert_eq!(now.len(), KEEP_LAST, "rank {rank} keeps {now:?}");
     }
     let votes = keys(&store, "group/votes/");
-    assert!(
-        votes.iter().all(|k| k.contains("-launch-100-")),
-        "{votes:?}"
-    );
-    // Rank 0 last collected before the last two steps committed.
+    assert!(votes.is_empty(), "{votes:?}");
     let commits = keys(&store, "group/commits/");
-    assert!(commits.len() <= KEEP_LAST + 2, "{commits:?}");
+    assert_eq!(commits.len(), KEEP_LAST, "{commits:?}");
 }
 
 /// A store that fails writes of keys starting with `prefix`, as a crash at
@@ -573,4 +568,50 @@ fn misuse_is_refused_with_typed_errors() {
 fn restored_launch(report: &Report) -> u32 {
     let restored = report.restored.as_ref().expect("restore completed");
     restored.as_ref().expect("a step was restored").1.launch
+}
+
+#[test]
+fn the_first_increment_after_a_restore_chains_from_the_restored_shard() {
+    let store = MemStorage::new();
+    let open_rank = |rank: u32, run: &str| {
+        Checkpointer::builder()
+            .storage(store.clone())
+            .group(Group::new(2, rank, run))
+            .scheme(Scheme::Incremental)
+            .chunk_size(4096)
+            .build()
+            .unwrap()
+    };
+    let mut first: Vec<Checkpointer> = (0..2).map(|rank| open_rank(rank, "a")).collect();
+    for ck in &mut first {
+        assert!(ck.restore_latest::<Shard>().unwrap().is_none());
+    }
+    for step in 0..3 {
+        for (rank, ck) in first.iter_mut().enumerate() {
+            ck.checkpoint(step, &mut shard_at(rank as u32, step, 1))
+                .unwrap();
+        }
+    }
+    drop(first);
+    for rank in 0..2 {
+        let mut ck = open_rank(rank, "b");
+        let restored = ck.restore_latest::<Shard>().unwrap().unwrap();
+        assert_eq!(restored.step, 2);
+        let full_size = restored.info.logical_bytes;
+        let committed = ck
+            .checkpoint(3, &mut shard_at(rank, 3, 2))
+            .unwrap()
+            .cloned()
+            .unwrap();
+        assert!(
+            !committed.full,
+            "rank {rank}: a full checkpoint after restore"
+        );
+        assert_eq!(committed.info.chain_len, restored.info.chain_len + 1);
+        assert!(
+            committed.changed_bytes < full_size * 3 / 4,
+            "rank {rank}: {} of {full_size} bytes written",
+            committed.changed_bytes
+        );
+    }
 }

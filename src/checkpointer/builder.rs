@@ -224,7 +224,7 @@ impl CheckpointerBuilder {
             reason: "no storage given; call .storage(FsStorage::open(dir)?) or .storage(MemStorage::new())".to_owned(),
         })?;
         let write = self.validate()?;
-        let (storage, coordinator) = match self.group.clone() {
+        let (storage, mut coordinator) = match self.group.clone() {
             Some(group) => {
                 let shard = PrefixStorage::new(storage.clone(), &shard_prefix(group.rank()))?;
                 let coordinator = Coordinator::open(storage, group)?;
@@ -262,9 +262,8 @@ impl CheckpointerBuilder {
             keep_last: self.keep_last,
         };
         let mut writer = Writer::new(storage.clone(), config);
-        if let Some(coordinator) = &coordinator {
-            let retention = coordinator.retention(self.keep_last, next_seq);
-            writer = writer.with_retention(Arc::new(retention));
+        if let Some(coordinator) = &mut coordinator {
+            writer = writer.with_retention(coordinator.retention(self.keep_last, next_seq));
         }
         let persister = Persister::new(writer, plan.base(), self.max_in_flight)?;
         Ok(Checkpointer {
