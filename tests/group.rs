@@ -491,6 +491,36 @@ fn misuse_is_refused_with_typed_errors() {
             "{what}: {result:?}"
         );
     }
+    let timed = Checkpointer::builder()
+        .storage(store.clone())
+        .group(Group::new(4, 0, "r1"))
+        .every(Duration::from_secs(1))
+        .build();
+    assert!(
+        matches!(
+            timed,
+            Err(Error::InvalidConfig {
+                option: "every",
+                ..
+            })
+        ),
+        "{timed:?}"
+    );
+    let adaptive = Checkpointer::builder()
+        .storage(store.clone())
+        .group(Group::new(4, 0, "r1"))
+        .policy(ckpt::model::Policy::adaptive())
+        .build();
+    assert!(
+        matches!(
+            adaptive,
+            Err(Error::InvalidConfig {
+                option: "policy",
+                ..
+            })
+        ),
+        "{adaptive:?}"
+    );
     let result = build(NoConditionalPut(MemStorage::new()), Group::new(2, 0, "r1"));
     assert!(
         matches!(result, Err(Error::Unsupported { .. })),

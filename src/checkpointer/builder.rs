@@ -211,7 +211,11 @@ impl CheckpointerBuilder {
     /// (it must support [`Storage::put_if_absent`]); this rank keeps its
     /// own checkpoints under `shards/<rank>/` of it and the group's
     /// objects live under `group/`. [`keep_last`](Self::keep_last) counts
-    /// global commits. See [`Group`] for the protocol and an example.
+    /// global commits. Every rank must checkpoint the same steps, so a
+    /// group takes [`every_steps`](Self::every_steps) (or explicit
+    /// [`Checkpointer::checkpoint`] calls), not [`every`](Self::every), and
+    /// a fixed or advising [`Policy`], not an adaptive one. See [`Group`]
+    /// for the protocol and an example.
     pub fn group(mut self, group: Group) -> Self {
         self.group = Some(group);
         self
@@ -336,6 +340,21 @@ impl CheckpointerBuilder {
         self.policy.validate()?;
         if let Some(group) = &self.group {
             group.validate()?;
+            // A step commits only once every rank checkpointed it, so ranks
+            // must choose the same steps; time and a learning policy would
+            // choose differently on every rank.
+            if self.every.is_some() {
+                return invalid(
+                    "every",
+                    "in a group every rank must checkpoint the same steps: use every_steps(n), or call checkpoint at the same steps on every rank",
+                );
+            }
+            if self.policy.mode() == crate::model::Mode::Auto {
+                return invalid(
+                    "policy",
+                    "in a group every rank must checkpoint the same steps, and an adaptive policy retunes each rank's interval on its own: use Policy::fixed() or Policy::advise()",
+                );
+            }
         }
         let compression = match self.compression_level {
             0 => Compression::Off,
