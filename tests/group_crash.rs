@@ -39,10 +39,23 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The store every rank shares, at `location`.
 ///
-/// With `CKPT_S3_ENDPOINT` set this is meant to be the S3 server:
-/// `ObjectStorageBuilder::from_env().allow_http(true).prefix(location)`
-/// (built with the `object-store` feature). Until that backend is part of
-/// this build, the test says so and uses a local directory.
+/// With `CKPT_S3_ENDPOINT` set this is meant to be the S3 server; once
+/// `ObjectStorage` is in this build (the dev-dependencies turn its feature
+/// on), begin this function with the following, and let [`new_location`]
+/// return a fresh prefix such as `ckpt-tests/group-crash-<pid>-<nanos>`
+/// (tested against SeaweedFS 4.48 on a merge of this branch with `s3`):
+///
+/// ```text
+/// if std::env::var_os("CKPT_S3_ENDPOINT").is_some() {
+///     let mut builder = ckpt::storage::ObjectStorageBuilder::from_env()
+///         .allow_http(true)
+///         .prefix(location);
+///     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+///         builder = builder.credentials("ckpt-test", "ckpt-test-secret");
+///     }
+///     return Arc::new(builder.build().expect("open the S3 store"));
+/// }
+/// ```
 fn shared_store(location: &str) -> Arc<dyn Storage> {
     Arc::new(FsStorage::open_shared(location).expect("open the shared directory"))
 }
@@ -470,6 +483,9 @@ fn group_checkpoints_survive_sigkill() {
     let votes = store.list("group/votes/").unwrap();
     assert!(votes.is_empty(), "votes outlived their commits: {votes:?}");
 
+    for key in store.list("").unwrap() {
+        store.delete(&key).unwrap();
+    }
     println!(
         "{ROUNDS} rounds in {:.1?}: newest step reported committed {newest_committed:?}, {kills_during_restore} kills during a restore",
         started.elapsed()
