@@ -222,7 +222,11 @@ fn keys(store: &MemStorage, prefix: &str) -> BTreeSet<String> {
 
 #[test]
 fn launches_with_random_failures_always_resume_together() {
-    let seed = 0x6A0F_2026;
+    let seed = std::env::var("CKPT_GROUP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x6A0F_2026);
+    println!("group test seed {seed} (set CKPT_GROUP_SEED to replay another)");
     let mut rng = StdRng::seed_from_u64(seed);
     let store = MemStorage::new();
     let mut newest_committed: Option<u64> = None;
