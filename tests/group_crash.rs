@@ -14,7 +14,7 @@ use ckpt::{Checkpointer, FsStorage, Group, Scheme, Storage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
@@ -203,6 +203,59 @@ fn report_commit(ck: &Checkpointer, newest: &mut Option<u64>, say: &mut impl FnM
     }
 }
 
+const PENDING_SHARD: &str = "a durable shard newer than the newest commit";
+const UNVOTED_SHARD: &str = "a durable shard without its vote";
+const UNCOMMITTED_VOTES: &str = "complete votes without their commit";
+
+/// Where the kills of `launch` left the protocol, read from the store
+/// before the next launch touches it.
+fn kill_phases(store: &dyn Storage, launch: u32) -> Vec<&'static str> {
+    let run = format!("launch-{launch}");
+    let step_of =
+        |key: &str, at: usize| -> Option<u64> { key.split(['-', '/']).nth(at)?.parse().ok() };
+    let newest_commit = store
+        .list("group/commits/")
+        .unwrap()
+        .iter()
+        .filter_map(|k| step_of(k, 2))
+        .max();
+    let votes: Vec<(u64, String)> = store
+        .list("group/votes/")
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.contains(&format!("-{run}-")))
+        .filter_map(|k| Some((step_of(&k, 2)?, k)))
+        .collect();
+    let mut phases = BTreeSet::new();
+    for rank in 0..RANKS {
+        let newest_shard = store
+            .list(&format!("shards/{rank}/manifests/"))
+            .unwrap()
+            .iter()
+            .filter_map(|k| step_of(k, 4))
+            .max();
+        let newest_vote = votes
+            .iter()
+            .filter(|(_, k)| k.ends_with(&format!("-{rank}")))
+            .map(|(step, _)| *step)
+            .max();
+        if newest_shard > newest_commit {
+            phases.insert(PENDING_SHARD);
+        }
+        if newest_shard > newest_vote && newest_shard > newest_commit {
+            phases.insert(UNVOTED_SHARD);
+        }
+    }
+    let steps: BTreeSet<u64> = votes.iter().map(|(step, _)| *step).collect();
+    for step in steps {
+        let count = votes.iter().filter(|(s, _)| *s == step).count();
+        if count == RANKS as usize && Some(step) > newest_commit {
+            phases.insert(UNCOMMITTED_VOTES);
+        }
+    }
+    phases.into_iter().collect()
+}
+
 /// Kills the child if the parent test fails half-way.
 struct Reaper(Child);
 
@@ -381,6 +434,7 @@ fn group_checkpoints_survive_sigkill() {
     let mut newest_checkpointed: Option<u64> = None;
     let mut newest_restored: Option<u64> = None;
     let mut kills_during_restore = 0;
+    let mut phases: BTreeMap<&str, usize> = BTreeMap::new();
     for round in 0..ROUNDS {
         let context = format!("round {round} (seed {seed})");
         let (mut children, rx) = spawn_launch(&location, round, None);
@@ -409,6 +463,10 @@ fn group_checkpoints_survive_sigkill() {
         }
         drop(children);
         seen.absorb_all(&rx);
+        let store = shared_store(&location);
+        for phase in kill_phases(store.as_ref(), round) {
+            *phases.entry(phase).or_default() += 1;
+        }
         let restored = seen.check_restores(&context);
         if seen.all_restored() {
             assert!(
@@ -489,6 +547,13 @@ fn group_checkpoints_survive_sigkill() {
     println!(
         "{ROUNDS} rounds in {:.1?}: newest step reported committed {newest_committed:?}, {kills_during_restore} kills during a restore",
         started.elapsed()
+    );
+    for (phase, count) in &phases {
+        println!("  {count:3} kills left {phase}");
+    }
+    assert!(
+        phases.contains_key(PENDING_SHARD),
+        "no kill landed between a shard and its commit: {phases:?}"
     );
     assert!(
         newest_committed.is_some_and(|s| s > 0),
