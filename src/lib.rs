@@ -42,6 +42,14 @@
 //! State ([`State`]) is captured into named segments, a scheme ([`Scheme`])
 //! turns them into packs and a manifest, and a [`Storage`] backend
 //! ([`MemStorage`], [`FsStorage`]) stores those objects atomically.
+//!
+//! ## Many processes
+//!
+//! A computation split across processes checkpoints as a [`Group`]: each
+//! rank checkpoints its own shard, a step counts once every shard of it is
+//! durable (committed atomically with [`Storage::put_if_absent`]), and
+//! every rank restores its shard of the newest step the whole group
+//! committed.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
