@@ -175,7 +175,14 @@ impl FsStorage {
             } else {
                 format!("{prefix}/{decoded}")
             };
-            if entry.file_type()?.is_dir() {
+            // Another process sharing the directory may delete the entry
+            // between readdir and this (l)stat: then it is simply gone.
+            let file_type = match entry.file_type() {
+                Ok(file_type) => file_type,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if file_type.is_dir() {
                 self.collect_keys(&entry.path(), &key, out)?;
             } else {
                 out.push(key);
