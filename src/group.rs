@@ -277,12 +277,11 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
-    /// Joins the group on `root`: checks (or records) its size and
-    /// registers this rank in this launch.
+    /// Opens the group on `root`: checks (or records) its size. Call
+    /// [`register`](Self::register) once nothing else can fail.
     pub(crate) fn open(root: Arc<dyn Storage>, group: Group) -> Result<Self> {
         group.validate()?;
         check_config(root.as_ref(), group.ranks)?;
-        register_run(root.as_ref(), &group)?;
         Ok(Coordinator {
             root,
             group,
@@ -291,6 +290,13 @@ impl Coordinator {
             last_step: None,
             retention: None,
         })
+    }
+
+    /// Registers this rank in this launch (a run id is used once per
+    /// rank); the last step of opening a checkpointer, so that a failure
+    /// before it does not use up the id.
+    pub(crate) fn register(&self) -> Result<()> {
+        register_run(self.root.as_ref(), &self.group)
     }
 
     /// The group this rank belongs to.

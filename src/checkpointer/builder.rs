@@ -270,6 +270,9 @@ impl CheckpointerBuilder {
             writer = writer.with_retention(coordinator.retention(self.keep_last, next_seq));
         }
         let persister = Persister::new(writer, plan.base(), self.max_in_flight)?;
+        if let Some(coordinator) = &coordinator {
+            coordinator.register()?;
+        }
         Ok(Checkpointer {
             storage,
             plan,
