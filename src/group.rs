@@ -91,6 +91,19 @@ use std::sync::{Arc, Mutex};
 /// this is, and which launch. Pass it to
 /// [`CheckpointerBuilder::group`](crate::CheckpointerBuilder::group).
 ///
+/// Each rank checkpoints its own shard (any scheme) under `shards/<rank>/`
+/// of the shared store. Once its checkpoint of a step is durable, the rank
+/// writes a vote naming it; the rank that sees all the votes of the step
+/// creates the step's global commit with [`Storage::put_if_absent`], the
+/// store's atomic create — so a step is committed exactly when every shard
+/// of it is durable, and never half. [`Checkpointer::restore_latest`](crate::Checkpointer::restore_latest)
+/// gives every rank its shard of the newest global commit that verifies
+/// (first committing a step whose votes are complete but whose commit a
+/// crash prevented); shards no commit names are never restored and are
+/// garbage-collected. It assumes what MPI and torchrun jobs do: the whole
+/// group starts and restarts together, every rank restores before its
+/// first checkpoint, and all ranks checkpoint the same steps.
+///
 /// The run id names one launch of the whole group: the same on every rank
 /// of a launch, different on every launch (including restarts after a
 /// crash). Scheduler variables make good ones: `$SLURM_JOB_ID` joined with

@@ -55,7 +55,10 @@ pub struct Committed {
     /// What retention removed after this commit.
     pub retention: RetentionReport,
     /// For a rank of a [`Group`](crate::Group): its vote for this step,
-    /// and whether the step is now globally committed.
+    /// and whether the step is now globally committed (a rank votes once
+    /// its checkpoint is durable: with copy-on-write, when the background
+    /// write is collected, as [`last_committed`](crate::Checkpointer::last_committed)
+    /// reports).
     pub group: Option<crate::GroupStatus>,
 }
 
