@@ -342,8 +342,8 @@ impl Coordinator {
         }
     }
 
-    /// Checks that a checkpoint of `step` may be taken now, and records it.
-    pub(crate) fn before_checkpoint(&mut self, step: u64) -> Result<()> {
+    /// Checks that a checkpoint of `step` may be taken now.
+    pub(crate) fn check_checkpoint(&self, step: u64) -> Result<()> {
         if !self.restored {
             return Err(Error::GroupOrder {
                 reason: format!(
@@ -360,9 +360,13 @@ impl Coordinator {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Records that `step` was captured and goes to storage.
+    pub(crate) fn checkpointing(&mut self, step: u64) {
         self.last_step = Some(step);
         self.checkpointed = true;
-        Ok(())
     }
 
     /// Votes for the durable shard `info` (in `shard`, this rank's

@@ -166,8 +166,8 @@ impl Checkpointer {
         self.drain_failover_events();
         let finished = self.persister.finished();
         self.absorb(finished)?;
-        if let Some(coordinator) = &mut self.group {
-            coordinator.before_checkpoint(step)?;
+        if let Some(coordinator) = &self.group {
+            coordinator.check_checkpoint(step)?;
         }
         let started = Instant::now();
         let ident = CheckpointId {
@@ -179,6 +179,9 @@ impl Checkpointer {
         };
         let mut capture = Capture::new(ident.id, self.last_captured);
         state.capture(&mut capture)?;
+        if let Some(coordinator) = &mut self.group {
+            coordinator.checkpointing(step);
+        }
         let job = Job {
             ident,
             segments: capture.into_segments(),
