@@ -44,6 +44,14 @@
 //! ([`MemStorage`], [`FsStorage`], and with the `object-store` feature
 //! `ObjectStorage` for S3 and S3-compatible stores) stores those objects
 //! atomically.
+//!
+//! ## Many processes
+//!
+//! A computation split across processes checkpoints as a [`Group`]: each
+//! rank checkpoints its own shard, a step counts once every shard of it is
+//! durable (committed atomically with [`Storage::put_if_absent`]), and
+//! every rank restores its shard of the newest step the whole group
+//! committed.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -53,6 +61,7 @@ mod catalog;
 mod checkpointer;
 mod error;
 mod format;
+mod group;
 pub mod model;
 mod scheme;
 mod state;
@@ -63,6 +72,7 @@ pub use catalog::{CheckpointInfo, Listing, RetentionReport, Skipped};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Restored};
 pub use error::{Error, Result};
 pub use format::FORMAT_VERSION;
+pub use group::{GlobalCommitInfo, Group, GroupStatus};
 pub use scheme::{Committed, Scheme};
 pub use state::{Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State};
 pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};

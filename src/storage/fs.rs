@@ -36,7 +36,8 @@ const TEMP_PREFIX: &str = ".tmp-";
 pub struct FsStorage {
     root: PathBuf,
     /// Held for the life of the store; the OS releases the lock when the
-    /// process dies, so a crash never leaves the store locked.
+    /// process dies, so a crash never leaves the store locked. Shared
+    /// (not exclusive) for a store opened with [`FsStorage::open_shared`].
     _lock: File,
 }
 
@@ -53,6 +54,28 @@ impl FsStorage {
         let store = FsStorage { root, _lock: lock };
         store.remove_stale_temps(&store.root.clone())?;
         Ok(store)
+    }
+
+    /// Opens (creating if needed) the store in `dir` without taking its
+    /// lock, for cooperating processes that share one directory: the
+    /// ranks of a [`Group`](crate::Group), each writing only its own keys
+    /// and committing together through [`Storage::put_if_absent`] (a
+    /// `link(2)`, atomic across processes on a local or POSIX-compliant
+    /// shared filesystem).
+    ///
+    /// Nothing stops two such handles from writing the same key; only use
+    /// it where the keys written are disjoint, as a group's are. Temporary
+    /// files of crashed writers are not removed (another process's may be
+    /// in use); they are hidden from [`list`](Storage::list) and cost only
+    /// space. Shared handles hold a shared lock: a directory opened with
+    /// [`FsStorage::open`] is refused with [`Error::Locked`], and so is
+    /// `open` while shared handles are open.
+    pub fn open_shared(dir: impl AsRef<Path>) -> Result<Self> {
+        let root = dir.as_ref().to_path_buf();
+        let shown = root.display().to_string();
+        fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
+        let lock = take_shared_lock(&root)?;
+        Ok(FsStorage { root, _lock: lock })
     }
 
     /// The directory this store lives in.
@@ -152,7 +175,14 @@ impl FsStorage {
             } else {
                 format!("{prefix}/{decoded}")
             };
-            if entry.file_type()?.is_dir() {
+            // Another process sharing the directory may delete the entry
+            // between readdir and this (l)stat: then it is simply gone.
+            let file_type = match entry.file_type() {
+                Ok(file_type) => file_type,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if file_type.is_dir() {
                 self.collect_keys(&entry.path(), &key, out)?;
             } else {
                 out.push(key);
@@ -314,6 +344,35 @@ fn take_lock(root: &Path) -> Result<File> {
         .and_then(|()| write!(file, "pid {}", std::process::id()))
         .map_err(|e| Error::storage("open", &shown, e))?;
     Ok(file)
+}
+
+/// A shared lock on `root`, or [`Error::Locked`] while an exclusive
+/// [`FsStorage::open`] holds it.
+fn take_shared_lock(root: &Path) -> Result<File> {
+    let path = root.join(LOCK_FILE);
+    let shown = display(root);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::storage("open", &shown, e))?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Err(Error::Locked {
+                path: shown,
+                holder: match holder.trim() {
+                    "" => "holder unknown".to_owned(),
+                    h => h.to_owned(),
+                },
+            })
+        }
+        Err(TryLockError::Error(e)) => Err(Error::storage("open", &shown, e)),
+    }
 }
 
 fn write_durably(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
