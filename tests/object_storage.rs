@@ -11,9 +11,15 @@ mod common;
 use ckpt::storage::{ObjectStorageBuilder, is_unavailable, suite};
 use ckpt::{Checkpointer, Error, ObjectStorage, Scheme, Storage};
 use common::paged_sim::Sim;
-use std::io;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Prints past the test harness's output capture, so a skip is visible in
+/// a plain `cargo test`.
+fn say(message: &str) {
+    let _ = writeln!(io::stderr(), "{message}");
+}
 
 /// A builder for the test server with a prefix no other test or run uses,
 /// or `None` (after saying why) when no server is configured.
@@ -24,9 +30,9 @@ fn server(test: &str) -> Option<(ObjectStorageBuilder, String)> {
             std::env::var_os("CKPT_S3_REQUIRED").is_none(),
             "CKPT_S3_REQUIRED is set but CKPT_S3_ENDPOINT is not: start scripts/s3-server"
         );
-        eprintln!(
+        say(&format!(
             "skipped {test}: CKPT_S3_ENDPOINT unset; run `eval \"$(scripts/s3-server start)\"`"
-        );
+        ));
         return None;
     }
     static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -390,8 +396,8 @@ impl Gateway {
             std::env::var("CKPT_S3_WEED"),
             std::env::var("CKPT_S3_FILER"),
         ) else {
-            eprintln!(
-                "skipped: CKPT_S3_WEED/CKPT_S3_FILER unset; start the server with scripts/s3-server"
+            say(
+                "skipped: CKPT_S3_WEED/CKPT_S3_FILER unset; start the server with scripts/s3-server",
             );
             return None;
         };
