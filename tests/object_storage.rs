@@ -112,6 +112,24 @@ fn a_missing_object_is_not_found_under_the_callers_key() {
 }
 
 #[test]
+fn list_follows_every_page() {
+    let Some((builder, _)) = server("pages") else {
+        return;
+    };
+    let store = builder.list_page_size(7).build().unwrap();
+    // Written out of order; 40 objects make 6 pages of 7.
+    let mut keys: Vec<String> = (0..40).map(|i| format!("k/{:02}", (i * 17) % 40)).collect();
+    for key in &keys {
+        store.put(key, key.as_bytes()).unwrap();
+    }
+    keys.sort();
+    assert_eq!(store.list("").unwrap(), keys);
+    assert_eq!(store.list("k/1").unwrap(), keys[10..20].to_vec());
+    clear(&store);
+    assert_eq!(store.list("").unwrap(), Vec::<String>::new());
+}
+
+#[test]
 fn ranges_outside_an_object_are_corrupt() {
     let Some(store) = store("ranges") else { return };
     store.put("object", &[7u8; 100]).unwrap();
@@ -350,6 +368,10 @@ fn the_builder_names_the_option_it_rejects() {
     assert_eq!(
         rejected(base().bucket("b").max_concurrency(0)),
         "max_concurrency"
+    );
+    assert_eq!(
+        rejected(base().bucket("b").list_page_size(0)),
+        "list_page_size"
     );
     assert_eq!(
         rejected(base().bucket("b").option("aws_no_such_thing", "1")),
