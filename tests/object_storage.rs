@@ -11,9 +11,15 @@ mod common;
 use ckpt::storage::{ObjectStorageBuilder, is_unavailable, suite};
 use ckpt::{Checkpointer, Error, ObjectStorage, Scheme, Storage};
 use common::paged_sim::Sim;
-use std::io;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Prints past the test harness's output capture, so a skip is visible in
+/// a plain `cargo test`.
+fn say(message: &str) {
+    let _ = writeln!(io::stderr(), "{message}");
+}
 
 /// A builder for the test server with a prefix no other test or run uses,
 /// or `None` (after saying why) when no server is configured.
@@ -24,9 +30,9 @@ fn server(test: &str) -> Option<(ObjectStorageBuilder, String)> {
             std::env::var_os("CKPT_S3_REQUIRED").is_none(),
             "CKPT_S3_REQUIRED is set but CKPT_S3_ENDPOINT is not: start scripts/s3-server"
         );
-        eprintln!(
+        say(&format!(
             "skipped {test}: CKPT_S3_ENDPOINT unset; run `eval \"$(scripts/s3-server start)\"`"
-        );
+        ));
         return None;
     }
     static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -103,6 +109,24 @@ fn a_missing_object_is_not_found_under_the_callers_key() {
         Err(Error::NotFound { .. })
     ));
     store.delete("never/written").unwrap();
+}
+
+#[test]
+fn list_follows_every_page() {
+    let Some((builder, _)) = server("pages") else {
+        return;
+    };
+    let store = builder.list_page_size(7).build().unwrap();
+    // Written out of order; 40 objects make 6 pages of 7.
+    let mut keys: Vec<String> = (0..40).map(|i| format!("k/{:02}", (i * 17) % 40)).collect();
+    for key in &keys {
+        store.put(key, key.as_bytes()).unwrap();
+    }
+    keys.sort();
+    assert_eq!(store.list("").unwrap(), keys);
+    assert_eq!(store.list("k/1").unwrap(), keys[10..20].to_vec());
+    clear(&store);
+    assert_eq!(store.list("").unwrap(), Vec::<String>::new());
 }
 
 #[test]
@@ -346,6 +370,10 @@ fn the_builder_names_the_option_it_rejects() {
         "max_concurrency"
     );
     assert_eq!(
+        rejected(base().bucket("b").list_page_size(0)),
+        "list_page_size"
+    );
+    assert_eq!(
         rejected(base().bucket("b").option("aws_no_such_thing", "1")),
         "option"
     );
@@ -390,8 +418,8 @@ impl Gateway {
             std::env::var("CKPT_S3_WEED"),
             std::env::var("CKPT_S3_FILER"),
         ) else {
-            eprintln!(
-                "skipped: CKPT_S3_WEED/CKPT_S3_FILER unset; start the server with scripts/s3-server"
+            say(
+                "skipped: CKPT_S3_WEED/CKPT_S3_FILER unset; start the server with scripts/s3-server",
             );
             return None;
         };

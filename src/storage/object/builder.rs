@@ -168,6 +168,14 @@ impl ObjectStorageBuilder {
         self
     }
 
+    /// How many objects one list request asks for (default: as many as
+    /// the store returns, 1000 on S3). `list` follows every page whatever
+    /// the size; a small size only costs requests.
+    pub fn list_page_size(mut self, objects: usize) -> Self {
+        self.tuning.list_page_size = Some(objects);
+        self
+    }
+
     /// Checks every option and opens the store. Nothing is sent to the
     /// store yet: a wrong endpoint or credentials show on the first request.
     pub fn build(self) -> Result<ObjectStorage> {
@@ -194,6 +202,9 @@ impl ObjectStorageBuilder {
                     tuning.part_size
                 ),
             ));
+        }
+        if tuning.list_page_size == Some(0) {
+            return Err(invalid("list_page_size", "must be at least 1".to_owned()));
         }
         if tuning.max_concurrency == 0 {
             return Err(invalid("max_concurrency", "must be at least 1".to_owned()));

@@ -39,6 +39,8 @@ struct Tuning {
     multipart_threshold: usize,
     part_size: usize,
     max_concurrency: usize,
+    /// Objects per list request; `None` lets the store decide (1000 on S3).
+    list_page_size: Option<usize>,
 }
 
 impl Default for Tuning {
@@ -47,6 +49,7 @@ impl Default for Tuning {
             multipart_threshold: 16 << 20,
             part_size: 8 << 20,
             max_concurrency: 8,
+            list_page_size: None,
         }
     }
 }
@@ -226,12 +229,14 @@ impl Storage for ObjectStorage {
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let store = self.store.clone();
         let full = format!("{}{}", self.root, encode_key(prefix));
+        let max_keys = self.tuning.list_page_size;
         let keys = self.run("list", prefix, async move {
             let mut keys = Vec::new();
             let mut page_token = None;
             loop {
                 let options = PaginatedListOptions {
                     page_token,
+                    max_keys,
                     ..PaginatedListOptions::default()
                 };
                 let page = store
