@@ -202,9 +202,18 @@ impl ObjectStorage {
 
 impl Storage for ObjectStorage {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.put_parts(key, &[data])
+    }
+
+    /// Copies the parts once, into the buffer the request owns (the
+    /// runtime's tasks cannot borrow the caller's memory), and uploads it
+    /// in one request or, from the multipart threshold on, in parts.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
         let path = self.path(key)?;
         let store = self.store.clone();
-        let data = Bytes::copy_from_slice(data);
+        let mut joined = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        parts.iter().for_each(|p| joined.extend_from_slice(p));
+        let data = Bytes::from(joined);
         let tuning = self.tuning;
         self.run("put", key, async move {
             if data.len() < tuning.multipart_threshold {
