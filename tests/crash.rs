@@ -6,7 +6,10 @@
 //!
 //! Set `CKPT_CRASH_SEED` to replay another seed.
 
+mod common;
+
 use ckpt::{Checkpointer, FsStorage};
+use common::mix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -34,14 +37,6 @@ struct Sim {
     label: String,
     energy: f64,
     values: Vec<u64>,
-}
-
-fn mix(mut x: u64) -> u64 {
-    // splitmix64's finalizer.
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 /// 64 Ki to 384 Ki values (0.5 to 3 MB in memory), with an entropy that

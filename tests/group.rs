@@ -4,8 +4,11 @@
 //! before; shards of steps that never committed are never restored and are
 //! collected. The multi-process version is `tests/group_crash.rs`.
 
+mod common;
+
 use ckpt::storage::{Fault, FaultyStorage};
 use ckpt::{Checkpointer, Error, Group, MemStorage, Scheme, Storage};
+use common::mix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -27,13 +30,6 @@ struct Shard {
     step: u64,
     launch: u32,
     values: Vec<u64>,
-}
-
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 /// Mostly the same from step to step (so increments are small), with a

@@ -10,7 +10,10 @@
 //! S3 server when `CKPT_S3_ENDPOINT` is set (see [`shared_store`]). Set
 //! `CKPT_GROUP_CRASH_SEED` to replay another seed.
 
+mod common;
+
 use ckpt::{Checkpointer, FsStorage, Group, Scheme, Storage};
+use common::mix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -76,13 +79,6 @@ struct Shard {
     step: u64,
     launch: u32,
     values: Vec<u64>,
-}
-
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 fn shard_at(rank: u32, step: u64, launch: u32) -> Shard {

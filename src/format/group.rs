@@ -14,8 +14,8 @@
 //! pure function of the votes it is made from, so every rank that builds
 //! it builds the same object.
 
-use super::{FORMAT_VERSION, MANIFEST_CODEC, le_u16, le_u32};
-use crate::error::{Error, Result};
+use super::record::{decode_record, encode_record};
+use crate::error::Result;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -34,8 +34,6 @@ const CONFIG_MAGIC: &[u8; 8] = b"CKPTGCFG";
 const RUN_MAGIC: &[u8; 8] = b"CKPTGRUN";
 const VOTE_MAGIC: &[u8; 8] = b"CKPTVOTE";
 const COMMIT_MAGIC: &[u8; 8] = b"CKPTGCOM";
-const HEADER_LEN: usize = 16;
-const TRAILER_LEN: usize = 4;
 /// Group records are small; a length field claiming more is corruption.
 const MAX_RECORD_BYTES: usize = 64 << 20;
 
@@ -180,51 +178,17 @@ impl Record for GlobalCommit {
 }
 
 fn encode<T: Serialize>(magic: &[u8; 8], value: &T) -> Vec<u8> {
-    let payload = bincode::serde::encode_to_vec(value, MANIFEST_CODEC)
-        .expect("group records are plain data and always encode");
-    let payload_len = u32::try_from(payload.len()).expect("group records are small");
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + TRAILER_LEN);
-    out.extend_from_slice(magic);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&payload_len.to_le_bytes());
-    out.extend_from_slice(&payload);
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    encode_record(magic, value)
 }
 
 fn decode<T: DeserializeOwned>(magic: &[u8; 8], key: &str, bytes: &[u8]) -> Result<T> {
-    let corrupt = |reason: &str| Error::corrupt(key, reason.to_owned());
-    if bytes.len() < HEADER_LEN + TRAILER_LEN {
-        return Err(corrupt("group record is truncated"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - TRAILER_LEN);
-    let (header, payload) = body.split_at(HEADER_LEN);
-    if header.get(..8) != Some(magic.as_slice()) {
-        return Err(corrupt("not a group record of this kind (bad magic)"));
-    }
-    if crc32fast::hash(body).to_le_bytes() != crc {
-        return Err(corrupt("group record checksum mismatch"));
-    }
-    let version = le_u16(header, 8).unwrap_or(0);
-    if version == 0 || version > FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            key: key.to_owned(),
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    let payload_len = le_u32(header, 12).unwrap_or(u32::MAX);
-    if payload_len as usize != payload.len() || payload.len() > MAX_RECORD_BYTES {
-        return Err(corrupt("group record length field does not match its size"));
-    }
-    let (value, used) = bincode::serde::decode_from_slice(payload, MANIFEST_CODEC)
-        .map_err(|e| corrupt(&format!("group record does not decode: {e}")))?;
-    if used != payload.len() {
-        return Err(corrupt("group record has trailing bytes"));
-    }
-    Ok(value)
+    decode_record(
+        magic,
+        "group record of this kind",
+        key,
+        bytes,
+        MAX_RECORD_BYTES,
+    )
 }
 
 #[cfg(test)]

@@ -7,14 +7,13 @@
 //!
 //! The payload is a bincode-encoded [`Manifest`] ([`super::MANIFEST_CODEC`]).
 
+use super::MAX_MANIFEST_BYTES;
 use super::layout::ManifestName;
-use super::{FORMAT_VERSION, MANIFEST_CODEC, MAX_MANIFEST_BYTES, le_u16, le_u32};
+use super::record::{decode_record, encode_record};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 const MANIFEST_MAGIC: &[u8; 8] = b"CKPTMANI";
-const HEADER_LEN: usize = 16;
-const TRAILER_LEN: usize = 4;
 
 /// Where one chunk of a segment lives and what it must hash to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,52 +104,13 @@ impl Manifest {
 
     /// Encodes the manifest with its header and checksum.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let payload = bincode::serde::encode_to_vec(self, MANIFEST_CODEC)
-            .expect("a manifest is plain data and always encodes");
-        let payload_len = u32::try_from(payload.len()).expect("manifest below 4 GiB");
-        let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + TRAILER_LEN);
-        out.extend_from_slice(MANIFEST_MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(&payload_len.to_le_bytes());
-        out.extend_from_slice(&payload);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        encode_record(MANIFEST_MAGIC, self)
     }
 
     /// Decodes and verifies the manifest stored under `key`.
     pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<Self> {
-        let corrupt = |reason: &str| Error::corrupt(key, reason.to_owned());
-        if bytes.len() < HEADER_LEN + TRAILER_LEN {
-            return Err(corrupt("manifest is truncated"));
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - TRAILER_LEN);
-        let (header, payload) = body.split_at(HEADER_LEN);
-        if header.get(..8) != Some(MANIFEST_MAGIC.as_slice()) {
-            return Err(corrupt("not a manifest (bad magic)"));
-        }
-        if crc32fast::hash(body).to_le_bytes() != crc {
-            return Err(corrupt("manifest checksum mismatch"));
-        }
-        let version = le_u16(header, 8).unwrap_or(0);
-        if version == 0 || version > FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                key: key.to_owned(),
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let payload_len = le_u32(header, 12).unwrap_or(u32::MAX);
-        if payload_len as usize != payload.len() || payload.len() > MAX_MANIFEST_BYTES {
-            return Err(corrupt("manifest length field does not match its size"));
-        }
-        let (manifest, used): (Manifest, usize) =
-            bincode::serde::decode_from_slice(payload, MANIFEST_CODEC)
-                .map_err(|e| corrupt(&format!("manifest does not decode: {e}")))?;
-        if used != payload.len() {
-            return Err(corrupt("manifest has trailing bytes"));
-        }
+        let manifest: Manifest =
+            decode_record(MANIFEST_MAGIC, "manifest", key, bytes, MAX_MANIFEST_BYTES)?;
         manifest.check_consistency(key)?;
         Ok(manifest)
     }

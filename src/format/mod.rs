@@ -11,6 +11,7 @@ pub(crate) mod group;
 pub(crate) mod layout;
 pub(crate) mod manifest;
 pub(crate) mod pack;
+pub(crate) mod record;
 
 pub(crate) use manifest::{ChunkRef, Manifest, SegmentEntry, SegmentKind};
 

@@ -50,7 +50,7 @@ impl FsStorage {
         let root = dir.as_ref().to_path_buf();
         let shown = root.display().to_string();
         fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
-        let lock = take_lock(&root)?;
+        let lock = take_lock(&root, LockMode::Exclusive)?;
         let store = FsStorage { root, _lock: lock };
         store.remove_stale_temps(&store.root.clone())?;
         Ok(store)
@@ -74,7 +74,7 @@ impl FsStorage {
         let root = dir.as_ref().to_path_buf();
         let shown = root.display().to_string();
         fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
-        let lock = take_shared_lock(&root)?;
+        let lock = take_lock(&root, LockMode::Shared)?;
         Ok(FsStorage { root, _lock: lock })
     }
 
@@ -314,7 +314,20 @@ impl Storage for FsStorage {
     }
 }
 
-fn take_lock(root: &Path) -> Result<File> {
+/// How a store holds its directory's lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockMode {
+    /// One writer: [`FsStorage::open`].
+    Exclusive,
+    /// Cooperating processes: [`FsStorage::open_shared`]; excludes (and is
+    /// excluded by) an exclusive holder.
+    Shared,
+}
+
+/// Takes `root`'s lock, or [`Error::Locked`] naming the holder while a
+/// conflicting lock is held. An exclusive holder writes its pid into the
+/// file for the next one's error message.
+fn take_lock(root: &Path, mode: LockMode) -> Result<File> {
     let path = root.join(LOCK_FILE);
     let shown = display(root);
     let mut file = OpenOptions::new()
@@ -324,7 +337,11 @@ fn take_lock(root: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::storage("open", &shown, e))?;
-    match file.try_lock() {
+    let taken = match mode {
+        LockMode::Exclusive => file.try_lock(),
+        LockMode::Shared => file.try_lock_shared(),
+    };
+    match taken {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut holder = String::new();
@@ -340,39 +357,12 @@ fn take_lock(root: &Path) -> Result<File> {
         }
         Err(TryLockError::Error(e)) => return Err(Error::storage("open", &shown, e)),
     }
-    file.set_len(0)
-        .and_then(|()| write!(file, "pid {}", std::process::id()))
-        .map_err(|e| Error::storage("open", &shown, e))?;
-    Ok(file)
-}
-
-/// A shared lock on `root`, or [`Error::Locked`] while an exclusive
-/// [`FsStorage::open`] holds it.
-fn take_shared_lock(root: &Path) -> Result<File> {
-    let path = root.join(LOCK_FILE);
-    let shown = display(root);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::storage("open", &shown, e))?;
-    match file.try_lock_shared() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            Err(Error::Locked {
-                path: shown,
-                holder: match holder.trim() {
-                    "" => "holder unknown".to_owned(),
-                    h => h.to_owned(),
-                },
-            })
-        }
-        Err(TryLockError::Error(e)) => Err(Error::storage("open", &shown, e)),
+    if mode == LockMode::Exclusive {
+        file.set_len(0)
+            .and_then(|()| write!(file, "pid {}", std::process::id()))
+            .map_err(|e| Error::storage("open", &shown, e))?;
     }
+    Ok(file)
 }
 
 fn write_durably(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
