@@ -399,8 +399,10 @@ pub struct Evaluation {
     pub current_tuned: PlanEstimate,
     /// Every candidate plan at its best interval, cheapest first.
     pub candidates: Vec<PlanEstimate>,
-    /// Changes worth considering, the most significant first (at most a
-    /// change of plan, then a change of interval); a policy decides.
+    /// Changes worth considering, the most significant first: a change to
+    /// the cheapest plan; when that plan rests on priors, also a change to
+    /// the cheapest measured plan; then a change of interval. A policy
+    /// decides.
     pub recommendations: Vec<Recommendation>,
     /// Posterior MTBF used for the overheads, seconds (infinite when no
     /// failure is expected).
@@ -1030,11 +1032,21 @@ impl CostModel {
             .collect();
         candidates.sort_by(|a, b| a.overhead.total_cmp(&b.overhead));
         let mut recommendations = Vec::new();
-        if let Some(best) = candidates
-            .first()
-            .filter(|b| b.plan != current && b.overhead < tuned.overhead)
-        {
+        let better = |c: &&PlanEstimate| c.plan != current && c.overhead < tuned.overhead;
+        if let Some(best) = candidates.first().filter(better) {
             recommendations.push(self.plan_change(&pricer, &now, &tuned, best));
+        }
+        // When the cheapest plan rests on priors, the cheapest measured one
+        // is worth acting on meanwhile (a policy explores the first and
+        // may apply the second).
+        let measured = candidates
+            .iter()
+            .filter(better)
+            .find(|c| c.basis == Basis::Observed);
+        if let Some(measured) = measured
+            && candidates.first().is_some_and(|b| b.basis == Basis::Prior)
+        {
+            recommendations.push(self.plan_change(&pricer, &now, &tuned, measured));
         }
         let ratio = tuned.interval.as_secs_f64() / interval.as_secs_f64().max(1e-9);
         if tuned.overhead < now.overhead && !(0.8..=1.25).contains(&ratio) {
@@ -1768,5 +1780,38 @@ mod tests {
         // But the base's persist counts: (3 × ~20 ms + ~1 s) / 4.
         let persist = eval.current.persist.as_secs_f64();
         assert!((0.2..0.4).contains(&persist), "{persist}");
+    }
+
+    #[test]
+    fn a_measured_improvement_is_offered_while_a_cheaper_guess_is_unmeasured() {
+        let mut m = model(1);
+        let mut rng = StdRng::seed_from_u64(13);
+        feed_full(&mut m, &mut rng, 10, 60.0);
+        feed_incremental(&mut m, &mut rng, 10, 60.0);
+        // Copy-on-write is unmeasured; its prior (a 2 % stall) looks best.
+        let eval = m
+            .evaluate(
+                Plan::only(Scheme::Full),
+                secs(60.0),
+                &Constraints::default(),
+            )
+            .expect("observed");
+        let kinds: Vec<(Scheme, Basis)> = eval
+            .recommendations
+            .iter()
+            .filter_map(|r| match r {
+                Recommendation::Switch { to, advice, .. } => Some((*to, advice.basis)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Scheme::CopyOnWrite, Basis::Prior),
+                (Scheme::Incremental, Basis::Observed)
+            ],
+            "{:#?}",
+            eval.recommendations
+        );
     }
 }

@@ -250,13 +250,16 @@ pub enum Decision {
     /// Change to [`Recommendation::plan`] and
     /// [`Recommendation::interval`].
     Apply(Recommendation),
-    /// Take the next `checkpoints` checkpoints with `scheme`, `interval`
-    /// apart, then return to the current plan and interval — unless an
-    /// [`Apply`](Decision::Apply) during the trial switches for good.
+    /// Take checkpoints with `scheme`, `interval` apart, while the trial
+    /// lasts ([`PolicyState::exploring`]), then return to the current plan
+    /// and interval — unless an [`Apply`](Decision::Apply) during the
+    /// trial switches for good.
     Explore {
         /// The scheme to try.
         scheme: Scheme,
-        /// How many checkpoints to take with it.
+        /// How many checkpoints the trial is planned to last; the policy
+        /// extends it while the scheme is winning, until the switch is
+        /// decided.
         checkpoints: u32,
         /// Compute time between the trial's checkpoints: the model's best
         /// interval for the scheme.
@@ -416,6 +419,14 @@ impl PolicyState {
             interval_secs: keep_interval,
             count,
         });
+        // A trial whose scheme is winning runs on until the switch is
+        // decided, instead of going back to the old plan for the last
+        // evaluations the streak needs.
+        let trial = self.explored.last().map(|(code, _)| *code);
+        if exploring && trial == Some(rec.plan().base().code()) {
+            let needed = seen.saturating_add(u64::from(policy.patience.saturating_sub(count)));
+            self.exploring_until = self.exploring_until.map(|until| until.max(needed));
+        }
         Decision::Hold
     }
 
@@ -832,7 +843,7 @@ mod tests {
 
     #[test]
     fn a_trial_runs_at_the_schemes_best_interval_and_can_end_in_the_switch() {
-        let policy = quiet().patience(2);
+        let policy = quiet().patience(3);
         let mut state = PolicyState::default();
         let mut eval = evaluation(0, vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Prior)]);
         let mut cow = estimate(Plan::only(Scheme::CopyOnWrite), 0.02);
@@ -849,18 +860,23 @@ mod tests {
             (scheme, interval),
             (Scheme::CopyOnWrite, Duration::from_secs(3))
         );
-        // Measured during the trial and better: applied before the trial
-        // is over, after `patience` evaluations agree.
+        // Measured late in the trial and better: the trial runs on past
+        // its planned end (5) until `patience` evaluations agree.
         let measured = || vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Observed)];
-        assert_eq!(
-            state.decide(&policy, &evaluation(3, measured())),
-            Decision::Hold
-        );
+        assert!(!state.exploring(5), "planned to end after 5");
+        for n in [4, 5] {
+            assert_eq!(
+                state.decide(&policy, &evaluation(n, measured())),
+                Decision::Hold
+            );
+            // The checkpointer asks after commit n whether the trial goes on.
+            assert!(state.exploring(n), "extended past its planned end");
+        }
         assert!(matches!(
-            state.decide(&policy, &evaluation(4, measured())),
+            state.decide(&policy, &evaluation(6, measured())),
             Decision::Apply(_)
         ));
-        assert!(!state.exploring(4), "the switch ended the trial");
+        assert!(!state.exploring(6), "the switch ended the trial");
         let (plan, _) = state.in_force(&policy).expect("applied");
         assert_eq!(plan, Plan::only(Scheme::CopyOnWrite));
     }
