@@ -125,8 +125,8 @@ impl Adaptive {
         event.compute = work.compute;
         event.steps_beside_persist = work.busy_steps;
         event.compute_beside_persist = work.busy_compute;
-        event.stall = committed.stall;
-        event.persist = committed.persist.max(committed.stall);
+        event.stall = committed.stall + work.overhead;
+        event.persist = committed.persist.max(event.stall);
         event.logical_bytes = committed.info.logical_bytes;
         // What changed since the previous checkpoint, not what this one
         // stored: a full checkpoint stores everything, but the model learns
@@ -213,6 +213,12 @@ pub(crate) struct Work {
     /// flight, and the time spent in them.
     pub busy_steps: u64,
     pub busy_compute: Duration,
+    /// Time the computation spent in the checkpointer on earlier
+    /// checkpoints' bookkeeping that no reported stall included yet.
+    pub overhead: Duration,
+    /// For a checkpoint persisted in the background: how long the call
+    /// that captured it blocked the computation.
+    pub blocked: Option<Duration>,
 }
 
 #[cfg(test)]
