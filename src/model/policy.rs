@@ -28,8 +28,11 @@
 //!   after each one; a scheme is not tried again within `min_dwell`
 //!   checkpoints. During a trial the policy keeps judging the plan in
 //!   force: if the trial shows its scheme is better, the switch builds its
-//!   streak during the trial and is applied from it, instead of going back
-//!   to the old plan first.
+//!   streak during the trial (which runs on until the streak decides) and
+//!   is applied from it, instead of going back to the old plan first.
+//!   Likewise, a measured switch to another scheme that starts a streak
+//!   is confirmed on that scheme, in a trial, rather than on the old
+//!   plan's checkpoints, which may be far apart.
 
 use super::estimate::{Constraints, Evaluation};
 use super::plan::{Plan, SchemeSet};
@@ -422,10 +425,26 @@ impl PolicyState {
         // A trial whose scheme is winning runs on until the switch is
         // decided, instead of going back to the old plan for the last
         // evaluations the streak needs.
+        let to = rec.plan().base();
         let trial = self.explored.last().map(|(code, _)| *code);
-        if exploring && trial == Some(rec.plan().base().code()) {
+        if exploring && trial == Some(to.code()) {
             let needed = seen.saturating_add(u64::from(policy.patience.saturating_sub(count)));
             self.exploring_until = self.exploring_until.map(|until| until.max(needed));
+        }
+        // A switch to another scheme that is building its streak is
+        // confirmed on that scheme: a trial of it, during which the streak
+        // goes on (and which ends in the switch if it holds). The old plan
+        // may checkpoint far less often than the new one would, and
+        // waiting for its checkpoints to agree costs more than trying.
+        if !exploring && dwelt && to != eval.current.plan.base() && !self.cooling(policy, seen, to)
+        {
+            let reason = format!(
+                "confirming a measured saving ({} of {} evaluations agree) on {} itself",
+                count,
+                policy.patience,
+                super::plan::scheme_name(to)
+            );
+            return self.start_trial(policy, seen, to, rec.interval().every, reason);
         }
         Decision::Hold
     }
@@ -480,10 +499,6 @@ impl PolicyState {
         let Some((scheme, reason)) = chosen else {
             return Decision::Hold;
         };
-        self.explored.retain(|(code, _)| *code != scheme.code());
-        self.explored.push((scheme.code(), seen));
-        let checkpoints = policy.explore_checkpoints;
-        self.exploring_until = Some(seen.saturating_add(u64::from(checkpoints)));
         // Try the scheme where it would run: at the interval the model
         // finds best for it (candidates are sorted, cheapest first).
         let interval = eval
@@ -492,12 +507,35 @@ impl PolicyState {
             .find(|c| c.plan == Plan::only(scheme))
             .or_else(|| eval.candidates.iter().find(|c| c.plan.base() == scheme))
             .map_or(eval.current.interval, |c| c.interval);
+        self.start_trial(policy, seen, scheme, interval, reason)
+    }
+
+    fn start_trial(
+        &mut self,
+        policy: &Policy,
+        seen: u64,
+        scheme: Scheme,
+        interval: Duration,
+        reason: String,
+    ) -> Decision {
+        self.explored.retain(|(code, _)| *code != scheme.code());
+        self.explored.push((scheme.code(), seen));
+        let checkpoints = policy.explore_checkpoints;
+        self.exploring_until = Some(seen.saturating_add(u64::from(checkpoints)));
         Decision::Explore {
             scheme,
             checkpoints,
             interval,
             reason,
         }
+    }
+
+    /// True when `scheme` was tried within the last `min_dwell`
+    /// checkpoints.
+    fn cooling(&self, policy: &Policy, seen: u64, scheme: Scheme) -> bool {
+        self.explored.iter().any(|(code, at)| {
+            *code == scheme.code() && seen.saturating_sub(*at) < policy.min_dwell.max(1)
+        })
     }
 
     /// One uniform draw in [0, 1), reproducible from the seed and the
@@ -607,7 +645,16 @@ mod tests {
         let decisions: Vec<_> = (0..3)
             .map(|n| state.decide(&policy, &evaluation(n, rec())))
             .collect();
-        assert_eq!(decisions[0], Decision::Hold);
+        // The first agreeing evaluation starts a trial of incremental to
+        // confirm it; the streak goes on during the trial.
+        assert!(
+            matches!(
+                &decisions[0],
+                Decision::Explore { scheme: Scheme::Incremental, reason, .. } if reason.contains("confirming")
+            ),
+            "{:?}",
+            decisions[0]
+        );
         assert_eq!(decisions[1], Decision::Hold);
         assert!(matches!(decisions[2], Decision::Apply(_)));
         // The same advice again right away waits for the dwell time.
@@ -639,7 +686,7 @@ mod tests {
                 &policy,
                 &evaluation(n, vec![switch(to, 0.05, Basis::Observed)]),
             );
-            assert_eq!(d, Decision::Hold, "n={n}");
+            assert!(!matches!(d, Decision::Apply(_)), "n={n}: {d:?}");
         }
     }
 
@@ -658,7 +705,7 @@ mod tests {
                     vec![switch(Scheme::Incremental, saving, Basis::Observed)],
                 ),
             );
-            assert_eq!(d, Decision::Hold, "n={n}");
+            assert!(!matches!(d, Decision::Apply(_)), "n={n}: {d:?}");
         }
         // Noisy around the threshold, with the target flipping too: applied
         // changes stay rare and never closer than the dwell time.
@@ -735,11 +782,12 @@ mod tests {
             }
             vec![rec]
         };
-        // 4 s, 6 s, 9 s: each 50 % off the last, the switch all the same.
-        assert_eq!(
+        // 4 s, 6 s, 9 s: each 50 % off the last, the switch all the same
+        // (the first starts a confirming trial).
+        assert!(matches!(
             state.decide(&policy, &evaluation(0, with_interval(4))),
-            Decision::Hold
-        );
+            Decision::Explore { .. }
+        ));
         assert_eq!(
             state.decide(&policy, &evaluation(1, with_interval(6))),
             Decision::Hold
@@ -784,10 +832,10 @@ mod tests {
             }
             vec![rec]
         };
-        assert_eq!(
+        assert!(matches!(
             state.decide(&policy, &evaluation(0, to(32))),
-            Decision::Hold
-        );
+            Decision::Explore { .. }
+        ));
         assert_eq!(
             state.decide(&policy, &evaluation(1, to(48))),
             Decision::Hold
@@ -803,10 +851,10 @@ mod tests {
             *to = Scheme::CopyOnWrite;
             advice.plan = Plan::only(Scheme::CopyOnWrite);
         }
-        assert_eq!(
+        assert!(matches!(
             state.decide(&policy, &evaluation(0, to(32))),
-            Decision::Hold
-        );
+            Decision::Explore { .. }
+        ));
         assert_eq!(state.decide(&policy, &evaluation(1, cow)), Decision::Hold);
         assert_eq!(
             state.decide(&policy, &evaluation(2, to(32))),
