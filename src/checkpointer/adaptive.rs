@@ -210,8 +210,9 @@ pub(crate) struct Work {
     /// Time spent in them (or wall time, without scopes).
     pub compute: Duration,
     /// Those of the scopes that ran while a background persist was in
-    /// flight, and the time spent in them.
+    /// flight.
     pub busy_steps: u64,
+    /// Time spent in the `busy_steps` scopes.
     pub busy_compute: Duration,
     /// Time the computation spent in the checkpointer on earlier
     /// checkpoints' bookkeeping that no reported stall included yet.

@@ -71,7 +71,10 @@
 //! `d/c` in the background. Such estimates carry a wide, configured
 //! uncertainty and [`Basis::Prior`], and a comparison that involves one
 //! claims a confidence of at most 0.5; the policy explores on them instead
-//! of acting on them. A scheme measured fewer than
+//! of acting on them. The same relative uncertainty is combined (inverse
+//! variance) with a measured scheme's fitted intervals, so that a third
+//! checkpoint, whose fit has a Student-t multiplier above 10, does not
+//! make a scheme look less known than two did. A scheme measured fewer than
 //! [`ModelConfig::min_observations`] times is priced from its own
 //! measurements (time per byte from the pooled fit), but with the same
 //! configured uncertainty, since so few points cannot estimate their own
@@ -533,9 +536,10 @@ impl Pricer<'_> {
         let (stall, persist) = match &costs.pricing {
             Pricing::Fitted { stall, persist } => {
                 let (st, pe) = own(stall, persist);
+                let u = self.config.prior_uncertainty;
                 (
-                    bound.pick(st.mean, st.half_width),
-                    bound.pick(pe.mean, pe.half_width),
+                    bound.pick(st.mean, capped(st, u)),
+                    bound.pick(pe.mean, capped(pe, u)),
                 )
             }
             Pricing::Few { stall, persist } => {
@@ -693,6 +697,22 @@ struct Priced {
     cost: CheckpointCost,
     restart: f64,
     dirty: f64,
+}
+
+/// The half-width of a fitted cost combined with the configured prior
+/// uncertainty (`u` times the cost) by inverse variance: a fit on three or
+/// four checkpoints has a Student-t multiplier of 4 to 13 and would claim
+/// less than the two checkpoints priced with the prior alone did; with
+/// more checkpoints the fit's own interval takes over.
+fn capped(e: Estimate, u: f64) -> f64 {
+    let prior = u * e.mean.abs();
+    let usable = |x: f64| x > 0.0 && x.is_finite();
+    match (usable(prior), usable(e.half_width)) {
+        (true, true) => (prior.powi(-2) + e.half_width.powi(-2)).sqrt().recip(),
+        // An unbounded (or undefined) fit interval: the prior's.
+        (true, false) if e.half_width != 0.0 => prior,
+        _ => e.half_width,
+    }
 }
 
 /// How much slower the steps that ran beside a background persist were
@@ -1813,5 +1833,30 @@ mod tests {
             "{:#?}",
             eval.recommendations
         );
+    }
+
+    #[test]
+    fn a_third_checkpoint_does_not_make_a_scheme_look_less_known() {
+        let confidence = |incrementals: usize| {
+            let mut m = model(1);
+            let mut rng = StdRng::seed_from_u64(14);
+            feed_full(&mut m, &mut rng, 1, 60.0);
+            feed_incremental(&mut m, &mut rng, incrementals, 60.0);
+            let constraints = Constraints {
+                allowed: SchemeSet::of(&[Scheme::Full, Scheme::Incremental]),
+                ..Constraints::default()
+            };
+            let eval = m
+                .evaluate(Plan::only(Scheme::Full), secs(60.0), &constraints)
+                .expect("observed");
+            eval.recommendations
+                .first()
+                .map_or(0.0, |r| r.advice().confidence)
+        };
+        // Priced with the prior's uncertainty at 2, fitted from 3 on: the
+        // fit's t multiplier (>10 at 3) must not undo what was learnt.
+        for n in 2..6 {
+            assert!(confidence(n) > 0.9, "{n} incrementals: {}", confidence(n));
+        }
     }
 }
