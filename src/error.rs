@@ -119,6 +119,49 @@ pub enum Error {
         skipped: Vec<crate::catalog::Skipped>,
     },
 
+    /// Every backend of a [`FailoverStorage`](crate::storage::FailoverStorage)
+    /// failed: the active, and then the standby (or there was no standby to
+    /// fail over to).
+    ///
+    /// Nothing reported committed is lost: it is all on the backend(s) named
+    /// in `holder`. The pair stays down (every later operation returns this
+    /// error at once); repair a holder and open a new `FailoverStorage` with
+    /// it as the active.
+    #[error(
+        "failover storage is down: {reason}; every object reported committed is on {holder}: repair it and open a new FailoverStorage with it as the active"
+    )]
+    StorageDown {
+        /// What failed, backend by backend.
+        reason: String,
+        /// The backend(s) that hold every committed object.
+        holder: String,
+    },
+
+    /// A backend could not be admitted as the standby of a
+    /// [`FailoverStorage`](crate::storage::FailoverStorage) (at build time, or
+    /// on failback). The pair keeps running on its active without a standby.
+    #[error(
+        "cannot admit {backend:?} as standby: {reason}; fix it and try again (a running pair carries on without a standby meanwhile)"
+    )]
+    AdmitRefused {
+        /// The backend's name.
+        backend: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The storage backend cannot do what was asked of it (for example a
+    /// conditional put, which coordinated checkpoints need).
+    #[error("storage backend {backend} does not support {operation}; {hint}")]
+    Unsupported {
+        /// The backend's type.
+        backend: String,
+        /// The operation it lacks.
+        operation: &'static str,
+        /// Which backends do support it.
+        hint: &'static str,
+    },
+
     /// An earlier persist failed, so the checkpointer refuses further work.
     ///
     /// After a failed write or fsync the operating system may have dropped

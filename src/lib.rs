@@ -63,4 +63,4 @@ pub use error::{Error, Result};
 pub use format::FORMAT_VERSION;
 pub use scheme::{Committed, Scheme};
 pub use state::{Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State};
-pub use storage::{FsStorage, MemStorage, Storage};
+pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};

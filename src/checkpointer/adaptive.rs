@@ -5,10 +5,11 @@
 
 use crate::error::Result;
 use crate::model::{
-    Advisor, CheckpointEvent, Decision, Event, FailureClass, ModelConfig, Plan, Policy,
-    RestartEvent, RestoreEvent, StorageErrorEvent,
+    Advisor, CheckpointEvent, Decision, Event, FailoverEvent, FailureClass, ModelConfig, Plan,
+    Policy, RestartEvent, RestoreEvent, StorageErrorEvent,
 };
 use crate::scheme::{Committed, Scheme};
+use crate::storage::FailoverEvent as StorageFailoverEvent;
 use crate::storage::Storage;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
@@ -167,6 +168,34 @@ impl Adaptive {
     /// Reports a storage failure.
     pub(crate) fn storage_failed(&mut self, op: &str) {
         self.emit(StorageErrorEvent::new(op, false).into());
+    }
+
+    /// Reports what a [`FailoverStorage`](crate::storage::FailoverStorage)
+    /// said since the last call: each failover as one event whose pause is
+    /// the relocation plus the longest pause an operation saw, with the
+    /// operations that had to wait or retry; a pair that went down or lost
+    /// its standby as a storage error.
+    pub(crate) fn storage_events(&mut self, events: impl Iterator<Item = StorageFailoverEvent>) {
+        let mut relocations = Vec::new();
+        let (mut longest_pause, mut delayed) = (Duration::ZERO, 0u64);
+        for event in events {
+            match event {
+                StorageFailoverEvent::FailedOver { relocation, .. } => relocations.push(relocation),
+                StorageFailoverEvent::Paused { paused, .. } => {
+                    longest_pause = longest_pause.max(paused);
+                    delayed += 1;
+                }
+                StorageFailoverEvent::Down { .. } => self.storage_failed("failover: both down"),
+                StorageFailoverEvent::StandbyLost { .. } => {
+                    self.emit(StorageErrorEvent::new("failover: standby lost", true).into());
+                }
+                _ => {}
+            }
+        }
+        for relocation in relocations {
+            self.emit(FailoverEvent::new(relocation.max(longest_pause), delayed).into());
+            delayed = 0;
+        }
     }
 
     /// Stores the learned state. A failure is reported as an event, not an

@@ -9,8 +9,9 @@ use crate::format::layout::MAX_SEQ;
 use crate::format::pack::Compression;
 use crate::model::{Event, ModelConfig, Plan, Policy};
 use crate::scheme::{Scheme, WriteOptions, Writer, WriterConfig};
-use crate::storage::Storage;
+use crate::storage::{FailoverEvent, Storage};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 const DEFAULT_KEEP_LAST: usize = 3;
@@ -40,6 +41,7 @@ pub struct CheckpointerBuilder {
     policy: Policy,
     model: ModelConfig,
     listeners: Vec<Listener>,
+    failover_events: Option<Receiver<FailoverEvent>>,
 }
 
 impl std::fmt::Debug for CheckpointerBuilder {
@@ -73,6 +75,7 @@ impl Default for CheckpointerBuilder {
             policy: Policy::fixed(),
             model: ModelConfig::default(),
             listeners: Vec::new(),
+            failover_events: None,
         }
     }
 }
@@ -185,6 +188,15 @@ impl CheckpointerBuilder {
         self
     }
 
+    /// Feeds a [`FailoverStorage`](crate::storage::FailoverStorage)'s
+    /// events to the cost model (failovers, the pauses callers saw, a lost
+    /// standby), so it learns what storage failures cost:
+    /// `.failover_events(pair.subscribe())`.
+    pub fn failover_events(mut self, events: Receiver<FailoverEvent>) -> Self {
+        self.failover_events = Some(events);
+        self
+    }
+
     /// Validates the options and opens the checkpointer on its storage.
     pub fn build(self) -> Result<Checkpointer> {
         let storage = self.storage.clone().ok_or_else(|| Error::InvalidConfig {
@@ -237,6 +249,7 @@ impl CheckpointerBuilder {
             last_checkpoint_at: Instant::now(),
             queued_work: Default::default(),
             exploring: None,
+            failover_events: self.failover_events,
             last_committed: None,
             poisoned: None,
         })

@@ -14,7 +14,7 @@ use crate::format::layout::ManifestName;
 use crate::model::{Advisor, Decision, Event, EventSummary, Plan};
 use crate::scheme::{CheckpointId, Committed, Job};
 use crate::state::{Capture, Restore, State};
-use crate::storage::Storage;
+use crate::storage::{FailoverEvent, Storage};
 use adaptive::{Adaptive, Work};
 use persister::{Persister, Submitted};
 use std::collections::{BTreeSet, VecDeque};
@@ -82,6 +82,7 @@ pub struct Checkpointer {
     /// Work covered by each background job still in flight, in order.
     queued_work: VecDeque<Work>,
     exploring: Option<Exploration>,
+    failover_events: Option<Receiver<FailoverEvent>>,
     last_committed: Option<Committed>,
     poisoned: Option<String>,
 }
@@ -158,6 +159,7 @@ impl Checkpointer {
     pub fn checkpoint<S: State>(&mut self, step: u64, state: &mut S) -> Result<Option<&Committed>> {
         let entered = Instant::now();
         self.check_usable()?;
+        self.drain_failover_events();
         let finished = self.persister.finished();
         self.absorb(finished)?;
         let started = Instant::now();
@@ -221,8 +223,15 @@ impl Checkpointer {
     pub fn flush(&mut self) -> Result<Option<&Committed>> {
         self.check_usable()?;
         let results = self.persister.wait();
+        self.drain_failover_events();
         self.absorb(results)?;
         Ok(self.last_committed.as_ref())
+    }
+
+    fn drain_failover_events(&mut self) {
+        if let Some(events) = &self.failover_events {
+            self.adaptive.storage_events(events.try_iter());
+        }
     }
 
     fn absorb(&mut self, results: Vec<Result<Committed>>) -> Result<()> {

@@ -63,19 +63,26 @@ pub(crate) fn encode_chunk(raw: &[u8], compression: Compression) -> EncodedChunk
     };
     let stored_len = u32::try_from(stored.len()).expect("stored bytes never exceed raw bytes");
     let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + stored.len());
-    frame.extend_from_slice(&[codec, 0, 0, 0]);
-    frame.extend_from_slice(&stored_len.to_le_bytes());
-    frame.extend_from_slice(&raw_len.to_le_bytes());
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&frame);
-    crc.update(stored);
-    frame.extend_from_slice(&crc.finalize().to_le_bytes());
-    frame.extend_from_slice(stored);
+    append_frame(&mut frame, codec, stored_len, raw_len, stored);
     EncodedChunk {
         frame,
         raw_len,
         hash: chunk_hash(raw),
     }
+}
+
+/// Appends the frame of `stored`, which is `stored_len` bytes long, to
+/// `out`.
+fn append_frame(out: &mut Vec<u8>, codec: u8, stored_len: u32, raw_len: u32, stored: &[u8]) {
+    let [s0, s1, s2, s3] = stored_len.to_le_bytes();
+    let [r0, r1, r2, r3] = raw_len.to_le_bytes();
+    let header = [codec, 0, 0, 0, s0, s1, s2, s3, r0, r1, r2, r3];
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header);
+    crc.update(stored);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(stored);
 }
 
 /// Builds one pack in memory.
@@ -86,9 +93,11 @@ pub(crate) struct PackBuilder {
 }
 
 impl PackBuilder {
-    /// An empty pack with the given id.
-    pub(crate) fn new(id: u128) -> Self {
-        let mut bytes = Vec::new();
+    /// An empty pack with the given id, built in `buffer` (whatever it
+    /// held is discarded), so that a writer can reuse one allocation for
+    /// many packs instead of faulting in fresh memory for each.
+    pub(crate) fn in_buffer(id: u128, mut bytes: Vec<u8>) -> Self {
+        bytes.clear();
         bytes.extend_from_slice(PACK_MAGIC);
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         bytes.extend_from_slice(&[0, 0]);
@@ -110,9 +119,33 @@ impl PackBuilder {
         }
     }
 
-    /// True when no chunk was pushed.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.bytes.len() == PACK_HEADER_LEN
+    /// Appends `raw` stored as is (what [`encode_chunk`] does without
+    /// compression), framed in place: the bytes are copied once, into the
+    /// pack, with no intermediate frame.
+    ///
+    /// `raw` must be shorter than 4 GiB, as for [`encode_chunk`].
+    pub(crate) fn push_raw(&mut self, raw: &[u8]) -> ChunkRef {
+        let raw_len = u32::try_from(raw.len()).expect("chunk sizes are validated below 4 GiB");
+        let offset = self.bytes.len() as u64;
+        append_frame(&mut self.bytes, CODEC_RAW, raw_len, raw_len, raw);
+        ChunkRef {
+            pack: self.id,
+            offset,
+            len: u32::try_from(FRAME_HEADER_LEN + raw.len()).expect("frame of a chunk below 4 GiB"),
+            raw_len,
+            hash: chunk_hash(raw),
+        }
+    }
+
+    /// Makes room for `additional` more bytes at once, so that filling a
+    /// large pack does not grow (and copy) its buffer step by step.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.bytes.reserve(additional);
+    }
+
+    /// The buffer, to build the next pack in.
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.bytes
     }
 
     /// The pack's id.
@@ -222,7 +255,7 @@ mod tests {
     use super::*;
 
     fn pack_with(raw: &[u8], compression: Compression) -> (Vec<u8>, ChunkRef) {
-        let mut pack = PackBuilder::new(9);
+        let mut pack = PackBuilder::in_buffer(9, Vec::new());
         let chunk = pack.push(&encode_chunk(raw, compression));
         (pack.bytes().to_vec(), chunk)
     }
@@ -246,6 +279,19 @@ mod tests {
                 raw
             );
         }
+    }
+
+    #[test]
+    fn raw_chunks_framed_in_place_match_encoded_ones() {
+        let raw: Vec<u8> = (0..70_000u32).map(|i| (i * 7) as u8).collect();
+        let mut encoded = PackBuilder::in_buffer(5, Vec::new());
+        let mut in_place = PackBuilder::in_buffer(5, b"leftover bytes".to_vec());
+        for piece in [&raw[..], &raw[..10], &[][..]] {
+            let a = encoded.push(&encode_chunk(piece, Compression::Off));
+            let b = in_place.push_raw(piece);
+            assert_eq!(a, b);
+        }
+        assert_eq!(encoded.bytes(), in_place.bytes());
     }
 
     #[test]

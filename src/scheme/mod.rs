@@ -1,13 +1,14 @@
 //! How a captured state becomes stored bytes: the checkpoint schemes.
 //!
-//! A [`writer::Writer`] turns the segments of one capture into a pack and a
+//! A [`writer::Writer`] turns the segments of one capture into packs and a
 //! manifest, choosing per checkpoint between a full base and an increment
-//! on the previous checkpoint. It writes the pack first and the manifest
+//! on the previous checkpoint. It writes the packs first and the manifest
 //! last, so a checkpoint exists only once everything it references is
 //! durable. Copy-on-write runs the same writer on a background thread.
 
 mod background;
 mod chunking;
+mod packs;
 mod writer;
 
 pub(crate) use background::Background;

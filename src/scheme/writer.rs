@@ -1,13 +1,13 @@
 //! Persisting one captured checkpoint: choose full or incremental, plan which
-//! chunks to write and which to reuse, write the pack, then the manifest,
+//! chunks to write and which to reuse, write the packs, then the manifest,
 //! then apply retention.
 
-use super::chunking::{cut_content_defined, cut_fixed, encode_many};
+use super::chunking::{cut_content_defined, cut_fixed};
+use super::packs::{PackBuffers, store_packs};
 use super::{CheckpointId, Scheme, WriterConfig};
 use crate::catalog::{self, CheckpointInfo, RetentionReport};
 use crate::error::{Error, Result};
-use crate::format::layout::pack_key;
-use crate::format::pack::{PackBuilder, chunk_hash};
+use crate::format::pack::chunk_hash;
 use crate::format::{ChunkRef, Manifest, SegmentEntry, SegmentKind};
 use crate::state::{CapturedSegment, PageSnapshot, SegmentData};
 use crate::storage::Storage;
@@ -45,7 +45,7 @@ pub struct Committed {
     /// increment; for a full checkpoint, the part an increment would have
     /// written (everything when there is no previous checkpoint).
     pub dirty_bytes: u64,
-    /// Bytes written to storage: pack plus manifest.
+    /// Bytes written to storage: packs plus manifest.
     pub bytes_written: u64,
     /// Time the computation was blocked by this checkpoint. For
     /// copy-on-write, the whole call that captured it: the snapshot,
@@ -106,6 +106,7 @@ pub(crate) struct Writer {
     previous: Option<Manifest>,
     /// Manifests known to fail verification; retention does not count them.
     damaged: BTreeSet<String>,
+    buffers: PackBuffers,
 }
 
 impl Writer {
@@ -115,6 +116,7 @@ impl Writer {
             config,
             previous: None,
             damaged: BTreeSet::new(),
+            buffers: PackBuffers::default(),
         }
     }
 
@@ -132,7 +134,7 @@ impl Writer {
         self.damaged = damaged;
     }
 
-    /// Writes one checkpoint: pack first, manifest last, then retention.
+    /// Writes one checkpoint: packs first, manifest last, then retention.
     pub(crate) fn persist(&mut self, job: Job) -> Result<Committed> {
         let started = Instant::now();
         let base = self
@@ -141,21 +143,20 @@ impl Writer {
             .filter(|p| self.config.scheme != Scheme::Full && p.chain_len < self.config.max_chain);
         let known = base.map(known_chunks);
         let plan = plan(&job.segments, base, known.as_ref(), &self.config)?;
-        let encoded = encode_many(&plan.fresh, self.config.write);
         let changed_bytes = plan.fresh.iter().map(|p| p.len() as u64).sum();
-        let mut pack = PackBuilder::new(rand::random());
-        let fresh_refs: Vec<ChunkRef> = encoded.iter().map(|c| pack.push(c)).collect();
+        let stored = store_packs(
+            self.storage.as_ref(),
+            &plan.fresh,
+            self.config.write,
+            &mut self.buffers,
+        )?;
         let dirty_bytes = match (&known, &self.previous) {
-            (Some(known), _) => new_bytes(&fresh_refs, known),
-            (None, Some(previous)) => new_bytes(&fresh_refs, &known_chunks(previous)),
+            (Some(known), _) => new_bytes(&stored.refs, known),
+            (None, Some(previous)) => new_bytes(&stored.refs, &known_chunks(previous)),
             (None, None) => changed_bytes,
         };
-        let segments = resolve(plan.segments, &fresh_refs)?;
-        let mut bytes_written = 0;
-        if !pack.is_empty() {
-            self.storage.put(&pack_key(pack.id()), pack.bytes())?;
-            bytes_written += pack.bytes().len() as u64;
-        }
+        let segments = resolve(plan.segments, &stored.refs)?;
+        let mut bytes_written = stored.bytes;
         let ident = job.ident;
         let manifest = Manifest {
             seq: ident.seq,

@@ -69,6 +69,34 @@ impl FsStorage {
         Ok(path)
     }
 
+    /// `NotFound` for a missing object, but a storage failure when the whole
+    /// store directory has vanished: an empty answer from a store that is
+    /// gone must not pass for "this object does not exist".
+    fn not_found_or(&self, e: io::Error, op: &'static str, key: &str) -> Error {
+        // A directory, or a path through a file, is not an object either.
+        let missing = matches!(
+            e.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory
+        );
+        if !missing {
+            Error::storage(op, key, e)
+        } else if self.root.is_dir() {
+            Error::NotFound {
+                key: key.to_owned(),
+            }
+        } else {
+            self.vanished(op, key)
+        }
+    }
+
+    fn vanished(&self, op: &'static str, key: &str) -> Error {
+        let message = format!(
+            "the store directory {} no longer exists",
+            self.root.display()
+        );
+        Error::storage(op, key, io::Error::new(io::ErrorKind::NotFound, message))
+    }
+
     fn remove_stale_temps(&self, dir: &Path) -> Result<()> {
         let entries = fs::read_dir(dir).map_err(|e| Error::storage("open", display(dir), e))?;
         for entry in entries {
@@ -148,9 +176,27 @@ impl Storage for FsStorage {
         sync_dir(&dir).map_err(|e| Error::storage("put", key, e))
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let path = self.path_of(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        self.ensure_dir(&dir, key)?;
+        let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        // link(2) fails if the target exists, atomically: the durable temp
+        // file becomes the object only if nobody else's did first.
+        let linked = write_durably(&temp, data).and_then(|()| fs::hard_link(&temp, &path));
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(Error::storage("put", key, e)),
+        }
+        sync_dir(&dir).map_err(|e| Error::storage("put", key, e))?;
+        Ok(true)
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>> {
         let path = self.path_of(key)?;
-        fs::read(&path).map_err(|e| not_found_or(e, "get", key))
+        fs::read(&path).map_err(|e| self.not_found_or(e, "get", key))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
@@ -162,6 +208,9 @@ impl Storage for FsStorage {
         let Ok(start) = start else {
             return Ok(Vec::new()); // no valid key can begin with this prefix
         };
+        if !self.root.is_dir() {
+            return Err(self.vanished("list", prefix));
+        }
         let mut keys = Vec::new();
         self.collect_keys(&start, dir_part, &mut keys)
             .map_err(|e| Error::storage("list", prefix, e))?;
@@ -188,11 +237,13 @@ impl Storage for FsStorage {
             .checked_sub(range.start)
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| Error::corrupt(key, format!("invalid range {range:?}")))?;
-        let mut file = File::open(&path).map_err(|e| not_found_or(e, "get", key))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::storage("get", key, e))?
-            .len();
+        let mut file = File::open(&path).map_err(|e| self.not_found_or(e, "get", key))?;
+        let metadata = file.metadata().map_err(|e| Error::storage("get", key, e))?;
+        if metadata.is_dir() {
+            let e = io::Error::from(io::ErrorKind::IsADirectory);
+            return Err(self.not_found_or(e, "get", key));
+        }
+        let size = metadata.len();
         if range.end > size {
             return Err(Error::corrupt(
                 key,
@@ -247,16 +298,6 @@ fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-fn not_found_or(e: io::Error, op: &'static str, key: &str) -> Error {
-    if e.kind() == io::ErrorKind::NotFound {
-        Error::NotFound {
-            key: key.to_owned(),
-        }
-    } else {
-        Error::storage(op, key, e)
-    }
 }
 
 fn display(path: &Path) -> String {

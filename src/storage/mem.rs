@@ -4,6 +4,7 @@
 use super::{Storage, slice_range, validate_key};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -77,5 +78,16 @@ impl Storage for MemStorage {
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         let object = self.object(key)?;
         slice_range(key, &object, range).map(<[u8]>::to_vec)
+    }
+
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        validate_key(key)?;
+        match self.objects().entry(key.to_owned()) {
+            Entry::Occupied(_) => Ok(false),
+            Entry::Vacant(slot) => {
+                slot.insert(Arc::new(data.to_vec()));
+                Ok(true)
+            }
+        }
     }
 }

@@ -5,11 +5,23 @@
 //! atomic (a reader sees the old object, the new one, or nothing — never a
 //! torn one) and durable when it returns.
 
+mod failover;
+mod fault;
 mod fs;
 mod mem;
+mod pool;
+mod prefix;
+#[cfg(feature = "test-suite")]
+pub mod suite;
 
+pub use failover::{
+    DEFAULT_ADMIT_WAIT, DEFAULT_DEADLINE, DEFAULT_DEADLINE_PER_MIB, FailoverBuilder, FailoverEvent,
+    FailoverStats, FailoverStorage, InFlightOp, Mode, OpKind, OpState, Resync, is_unavailable,
+};
+pub use fault::{DEFAULT_HANG_LIMIT, Fault, FaultControl, FaultyStorage};
 pub use fs::FsStorage;
 pub use mem::MemStorage;
+pub use prefix::PrefixStorage;
 
 use crate::error::{Error, Result};
 use std::fmt::Debug;
@@ -43,6 +55,31 @@ pub trait Storage: Send + Sync + Debug {
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         let whole = self.get(key)?;
         slice_range(key, &whole, range).map(<[u8]>::to_vec)
+    }
+
+    /// Stores `data` under `key` only if no object is there yet, atomically:
+    /// of any number of concurrent callers (threads, processes, machines
+    /// sharing the store) exactly one gets `Ok(true)`; the others get
+    /// `Ok(false)` and the object keeps the winner's bytes. Durable on
+    /// return, like [`put`](Storage::put).
+    ///
+    /// This is the one primitive coordinated checkpoints build on (a step
+    /// is globally committed by whoever creates its global manifest), so a
+    /// backend must implement it with a guarantee of the store (an
+    /// exclusive link, a conditional `If-None-Match: *` request, a lock
+    /// the whole store honours), never as a read followed by a write. A
+    /// retried request may find the object its own earlier attempt created
+    /// and answer `Ok(false)`; callers write the same bytes on every
+    /// attempt, so that answer is harmless.
+    ///
+    /// The default returns [`Error::Unsupported`].
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let _ = (key, data);
+        Err(Error::Unsupported {
+            backend: format!("{self:?}").chars().take(80).collect(),
+            operation: "conditional put (put_if_absent)",
+            hint: "use MemStorage, FsStorage or ObjectStorage, or implement put_if_absent",
+        })
     }
 }
 
@@ -105,5 +142,8 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         (**self).get_range(key, range)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        (**self).put_if_absent(key, data)
     }
 }

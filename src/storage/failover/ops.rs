@@ -1,0 +1,723 @@
+//! The operation path: the gate, running an operation on one epoch's
+//! pair, relocation, and the backend calls themselves.
+
+use super::{
+    Backend, FailoverEvent, FailoverStorage, Gate, Mode, OpKind, OpRecord, PROBE_PREFIX,
+    RecordState,
+};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+use crate::storage::pool::Pool;
+use std::collections::BTreeSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io;
+use std::ops::Range;
+use std::sync::{Arc, MutexGuard, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+
+/// A storage operation, borrowed (`Op<&str, &[u8]>`) on the caller's
+/// thread or owned (`Op<String, Arc<[u8]>>`) for a deadline thread.
+#[derive(Clone)]
+pub(super) enum Op<K, D> {
+    Put(K, D),
+    Get(K),
+    GetRange(K, Range<u64>),
+    List(K),
+    Delete(K),
+}
+
+pub(super) type BorrowedOp<'a> = Op<&'a str, &'a [u8]>;
+pub(super) type OwnedOp = Op<String, Arc<[u8]>>;
+
+pub(super) enum Output {
+    Done,
+    Bytes(Vec<u8>),
+    Keys(Vec<String>),
+}
+
+impl<K: AsRef<str>, D: AsRef<[u8]>> Op<K, D> {
+    fn kind(&self) -> OpKind {
+        match self {
+            Op::Put(..) => OpKind::Put,
+            Op::Get(_) => OpKind::Get,
+            Op::GetRange(..) => OpKind::GetRange,
+            Op::List(_) => OpKind::List,
+            Op::Delete(_) => OpKind::Delete,
+        }
+    }
+
+    fn key(&self) -> &str {
+        match self {
+            Op::Put(k, _) | Op::Get(k) | Op::GetRange(k, _) | Op::List(k) | Op::Delete(k) => {
+                k.as_ref()
+            }
+        }
+    }
+
+    /// Bytes the operation moves, when known in advance.
+    fn bytes(&self) -> u64 {
+        match self {
+            Op::Put(_, data) => data.as_ref().len() as u64,
+            Op::GetRange(_, range) => range.end.saturating_sub(range.start),
+            _ => 0,
+        }
+    }
+
+    fn is_write(&self) -> bool {
+        matches!(self, Op::Put(..) | Op::Delete(_))
+    }
+
+    fn apply(&self, storage: &dyn Storage) -> Result<Output> {
+        match self {
+            Op::Put(key, data) => storage
+                .put(key.as_ref(), data.as_ref())
+                .map(|()| Output::Done),
+            Op::Get(key) => storage.get(key.as_ref()).map(Output::Bytes),
+            Op::GetRange(key, range) => storage
+                .get_range(key.as_ref(), range.clone())
+                .map(Output::Bytes),
+            Op::List(prefix) => storage.list(prefix.as_ref()).map(Output::Keys),
+            Op::Delete(key) => storage.delete(key.as_ref()).map(|()| Output::Done),
+        }
+    }
+}
+
+impl BorrowedOp<'_> {
+    fn to_owned_op(&self) -> OwnedOp {
+        match self {
+            Op::Put(k, d) => Op::Put((*k).to_owned(), Arc::from(*d)),
+            Op::Get(k) => Op::Get((*k).to_owned()),
+            Op::GetRange(k, r) => Op::GetRange((*k).to_owned(), r.clone()),
+            Op::List(k) => Op::List((*k).to_owned()),
+            Op::Delete(k) => Op::Delete((*k).to_owned()),
+        }
+    }
+}
+
+/// What one backend call came to.
+pub(super) enum Attempt {
+    Ok(Output),
+    /// The backend answered with an error that is not a failure.
+    Answer(Error),
+    /// The backend is unavailable (error or deadline), with the cause.
+    Failed(String),
+}
+
+/// What running an operation on one epoch's pair came to.
+pub(super) enum Outcome {
+    Done(Result<Output>),
+    /// The active failed: relocate, then retry.
+    ActiveFailed(String),
+    /// The pair changed under the operation: retry on the new one.
+    Retry,
+}
+
+/// What comparing the active's listing with the standby's came to.
+enum Listings {
+    Settled(Outcome),
+    /// The active lacks this many keys the standby lists.
+    ActiveLacks(usize),
+}
+
+/// An attempt on the active, as the outcome of the operation.
+fn outcome_of(attempt: Attempt) -> Outcome {
+    match attempt {
+        Attempt::Ok(output) => Outcome::Done(Ok(output)),
+        Attempt::Answer(e) => Outcome::Done(Err(e)),
+        Attempt::Failed(cause) => Outcome::ActiveFailed(cause),
+    }
+}
+
+/// The backends one attempt uses, as of one epoch.
+pub(super) struct Pair {
+    epoch: u64,
+    active: Arc<Backend>,
+    /// Only in mirrored mode (a shared-mode standby is not written).
+    standby: Option<Arc<Backend>>,
+}
+
+impl FailoverStorage {
+    /// Runs `op` through the gate, failing over and retrying as needed.
+    pub(super) fn execute(&self, op: BorrowedOp<'_>) -> Result<Output> {
+        let started = Instant::now();
+        let id = self.register(&op);
+        let mut owned: Option<Arc<OwnedOp>> = None;
+        let mut delayed = false;
+        let mut last_call = Duration::ZERO;
+        let result = loop {
+            let pair = match self.enter(id, &mut delayed) {
+                Ok(pair) => pair,
+                Err(e) => break Err(e),
+            };
+            let call_started = Instant::now();
+            let (outcome, wrote) = self.run_on(&pair, &op, &mut owned);
+            last_call = call_started.elapsed();
+            self.leave(id, wrote.then(|| op.key()));
+            match outcome {
+                Outcome::Done(result) => break result,
+                Outcome::Retry => delayed = true,
+                Outcome::ActiveFailed(cause) => {
+                    delayed = true;
+                    if let Err(e) = self.relocate(pair.epoch, cause) {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        let paused = if result.is_ok() {
+            started.elapsed().saturating_sub(last_call)
+        } else {
+            started.elapsed()
+        };
+        self.finish(id, delayed, paused, started.elapsed());
+        result
+    }
+
+    fn register(&self, op: &BorrowedOp<'_>) -> u64 {
+        let mut st = self.state();
+        let id = st.next_op;
+        st.next_op += 1;
+        st.ops.insert(
+            id,
+            OpRecord {
+                op: op.kind(),
+                key: op.key().to_owned(),
+                started: Instant::now(),
+                attempts: 0,
+                state: RecordState::AtGate,
+            },
+        );
+        id
+    }
+
+    /// Waits at the gate, then marks the operation as running on this
+    /// epoch's pair.
+    fn enter(&self, id: u64, delayed: &mut bool) -> Result<Pair> {
+        let mut st = self.state();
+        loop {
+            if let Some(down) = st.down_error() {
+                return Err(down);
+            }
+            if matches!(st.gate, Gate::Open) {
+                break;
+            }
+            *delayed = true;
+            if let Some(record) = st.ops.get_mut(&id) {
+                record.state = RecordState::AtGate;
+            }
+            st = self.wait(st);
+        }
+        st.running += 1;
+        let active = Arc::clone(&st.active);
+        if let Some(record) = st.ops.get_mut(&id) {
+            record.attempts += 1;
+            record.state = RecordState::Running(Arc::clone(&active));
+        }
+        Ok(Pair {
+            epoch: st.epoch,
+            active,
+            standby: match self.mode {
+                Mode::Mirrored => st.standby.clone(),
+                Mode::Shared => None,
+            },
+        })
+    }
+
+    fn leave(&self, id: u64, wrote: Option<&str>) {
+        let mut st = self.state();
+        st.running = st.running.saturating_sub(1);
+        if let Some(record) = st.ops.get_mut(&id) {
+            record.state = RecordState::Retrying;
+        }
+        if let (Some(key), Some(syncing)) = (wrote, st.syncing.as_mut()) {
+            syncing.dirty.insert(key.to_owned());
+        }
+        if st.running == 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    fn finish(&self, id: u64, delayed: bool, paused: Duration, total: Duration) {
+        let event = {
+            let mut st = self.state();
+            let record = st.ops.remove(&id);
+            st.counters.operations += 1;
+            if delayed {
+                let c = &mut st.counters;
+                c.paused_operations += 1;
+                c.total_pause = c.total_pause.saturating_add(paused);
+                c.max_pause = c.max_pause.max(paused);
+            }
+            record.filter(|_| delayed).map(|r| FailoverEvent::Paused {
+                op: r.op,
+                key: r.key,
+                paused,
+                total,
+                attempts: r.attempts,
+            })
+        };
+        self.emit(event.into_iter().collect());
+    }
+
+    /// Runs `op` on one epoch's pair. Also says whether the active now
+    /// holds a write (for a re-sync in progress).
+    fn run_on(
+        &self,
+        pair: &Pair,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> (Outcome, bool) {
+        match (pair.standby.as_ref(), op) {
+            (Some(standby), Op::Put(..) | Op::Delete(_)) => {
+                self.mirrored_write(pair, standby, op, owned)
+            }
+            (Some(standby), Op::Get(_) | Op::GetRange(..)) => {
+                (self.mirrored_get(pair, standby, op, owned), false)
+            }
+            (Some(standby), Op::List(_)) => (self.mirrored_list(pair, standby, op, owned), false),
+            (None, _) => {
+                let outcome = outcome_of(self.attempt(&pair.active, op, owned));
+                let wrote = op.is_write() && matches!(outcome, Outcome::Done(Ok(_)));
+                (outcome, wrote)
+            }
+        }
+    }
+
+    /// A put goes to the active, then the standby; a delete to the
+    /// standby, then the active — so the standby never holds what the
+    /// active lacks. The key's stripe is held throughout, so that writes
+    /// of one key reach both mirrors in the same order (a put racing a
+    /// delete could otherwise leave them different).
+    fn mirrored_write(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> (Outcome, bool) {
+        let _in_order = self.lock_key(op.key());
+        if matches!(op, Op::Delete(_)) && !self.on_standby(pair, standby, op, owned) {
+            return (Outcome::Retry, false);
+        }
+        let output = match self.attempt(&pair.active, op, owned) {
+            Attempt::Ok(output) => output,
+            other => return (outcome_of(other), false),
+        };
+        if matches!(op, Op::Put(..)) && !self.on_standby(pair, standby, op, owned) {
+            return (Outcome::Retry, true);
+        }
+        (Outcome::Done(Ok(output)), true)
+    }
+
+    /// Runs a write on the standby; if it fails in any way the standby
+    /// leaves the pair. False when the pair changed meanwhile: retry.
+    fn on_standby(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> bool {
+        match self.attempt(standby, op, owned) {
+            Attempt::Ok(_) => true,
+            Attempt::Answer(e) => self.lose_standby(pair.epoch, standby, e.to_string()),
+            Attempt::Failed(cause) => self.lose_standby(pair.epoch, standby, cause),
+        }
+    }
+
+    /// A read from the active; "not found" is checked against the standby,
+    /// which holding the object means the active has lost data.
+    fn mirrored_get(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> Outcome {
+        match self.attempt(&pair.active, op, owned) {
+            Attempt::Answer(Error::NotFound { .. }) => {}
+            other => return outcome_of(other),
+        }
+        // Under the key's stripe no mirrored write of it is half done, so
+        // the two backends must agree on whether it exists.
+        let _consistent = self.lock_key(op.key());
+        let probe: BorrowedOp<'_> = Op::GetRange(op.key(), 0..0);
+        let cause = match self.attempt(standby, &probe, &mut None) {
+            Attempt::Ok(_) => None,
+            Attempt::Answer(Error::NotFound { .. }) => {
+                // Neither has it (now): the active's answer stands.
+                return outcome_of(self.attempt(&pair.active, op, owned));
+            }
+            Attempt::Answer(e) => Some(e.to_string()),
+            Attempt::Failed(cause) => Some(cause),
+        };
+        if let Some(cause) = cause {
+            if !self.lose_standby(pair.epoch, standby, cause) {
+                return Outcome::Retry;
+            }
+            return outcome_of(self.attempt(&pair.active, op, owned));
+        }
+        match self.attempt(&pair.active, op, owned) {
+            Attempt::Answer(Error::NotFound { .. }) => Outcome::ActiveFailed(format!(
+                "the active lacks {:?}, which the standby holds: it has lost data",
+                op.key()
+            )),
+            other => outcome_of(other),
+        }
+    }
+
+    /// A listing from the active, checked against the standby's: keys only
+    /// the standby lists mean the active has lost data. A write half done
+    /// between the two listings can fake that, so a mismatch is looked at
+    /// again with every key stripe held (no mirrored write in progress).
+    fn mirrored_list(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> Outcome {
+        if let Listings::Settled(outcome) = self.compare_listings(pair, standby, op, owned) {
+            return outcome;
+        }
+        let _no_write_in_progress: Vec<_> = self
+            .key_stripes
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+            .collect();
+        match self.compare_listings(pair, standby, op, owned) {
+            Listings::Settled(outcome) => outcome,
+            Listings::ActiveLacks(lost) => Outcome::ActiveFailed(format!(
+                "the active's listing of {:?} lacks {lost} object(s) the standby holds: it has lost data",
+                op.key()
+            )),
+        }
+    }
+
+    fn compare_listings(
+        &self,
+        pair: &Pair,
+        standby: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> Listings {
+        let ours = match self.attempt(&pair.active, op, owned) {
+            Attempt::Ok(Output::Keys(keys)) => keys,
+            other => return Listings::Settled(outcome_of(other)),
+        };
+        let cause = match self.attempt(standby, op, owned) {
+            Attempt::Ok(Output::Keys(theirs)) => {
+                let mine: BTreeSet<&String> = ours.iter().collect();
+                let lost = theirs
+                    .iter()
+                    .filter(|k| !k.starts_with(PROBE_PREFIX) && !mine.contains(k))
+                    .count();
+                if lost > 0 {
+                    return Listings::ActiveLacks(lost);
+                }
+                None
+            }
+            Attempt::Ok(_) => None,
+            Attempt::Answer(e) => Some(e.to_string()),
+            Attempt::Failed(cause) => Some(cause),
+        };
+        if let Some(cause) = cause
+            && !self.lose_standby(pair.epoch, standby, cause)
+        {
+            return Listings::Settled(Outcome::Retry);
+        }
+        Listings::Settled(Outcome::Done(Ok(Output::Keys(ours))))
+    }
+
+    /// Serialises mirrored writes of keys that share `key`'s stripe.
+    fn lock_key(&self, key: &str) -> Option<MutexGuard<'_, ()>> {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        let stripes = self.key_stripes.len().max(1) as u64;
+        let stripe = usize::try_from(hasher.finish() % stripes).unwrap_or(0);
+        self.key_stripes
+            .get(stripe)
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Drops `standby` from the pair after it failed. Returns false if the
+    /// pair changed meanwhile (the standby may be the active now), in which
+    /// case the operation must be retried on the new pair.
+    fn lose_standby(&self, epoch: u64, standby: &Arc<Backend>, cause: String) -> bool {
+        let event = {
+            let mut st = self.state();
+            if st.epoch != epoch {
+                return false;
+            }
+            match &st.standby {
+                Some(current) if Arc::ptr_eq(current, standby) => {
+                    st.standby = None;
+                    st.failed.push(Arc::clone(standby));
+                    st.counters.standby_losses += 1;
+                    Some(FailoverEvent::StandbyLost {
+                        standby: standby.name.clone(),
+                        cause,
+                    })
+                }
+                _ => None, // another operation already dropped it
+            }
+        };
+        self.emit(event.into_iter().collect());
+        true
+    }
+
+    /// Fails over from the active of `failed_epoch`, or waits for the
+    /// relocation another operation is doing. `Ok` means "retry".
+    fn relocate(&self, failed_epoch: u64, cause: String) -> Result<()> {
+        let mut st = self.state();
+        loop {
+            if let Some(down) = st.down_error() {
+                return Err(down);
+            }
+            if st.epoch != failed_epoch {
+                return Ok(()); // someone else relocated already
+            }
+            if matches!(st.gate, Gate::Open) {
+                break;
+            }
+            st = self.wait(st);
+        }
+        // This operation leads the relocation.
+        let started = Instant::now();
+        st.gate = Gate::Relocating;
+        let failed = Arc::clone(&st.active);
+        let standby = st.standby.take();
+        st.syncing = None; // a re-sync from the failed active is void
+        drop(st);
+
+        let check = match &standby {
+            Some(standby) => self.health_check(standby),
+            None => Err("there is no standby to fail over to".to_owned()),
+        };
+
+        let mut st = self.state();
+        let relocation = started.elapsed();
+        let (event, result) = match (standby, check) {
+            (Some(standby), Ok(())) => {
+                st.active = Arc::clone(&standby);
+                st.failed.push(Arc::clone(&failed));
+                st.epoch += 1;
+                st.gate = Gate::Open;
+                let c = &mut st.counters;
+                c.failovers += 1;
+                c.total_relocation = c.total_relocation.saturating_add(relocation);
+                c.max_relocation = c.max_relocation.max(relocation);
+                let event = FailoverEvent::FailedOver {
+                    from: failed.name.clone(),
+                    to: standby.name.clone(),
+                    cause,
+                    relocation,
+                    epoch: st.epoch,
+                };
+                (event, Ok(()))
+            }
+            (standby, check) => {
+                let (reason, holder) = self.down_reason(&failed, standby.as_deref(), &cause, check);
+                if let Some(standby) = standby {
+                    st.failed.push(standby);
+                }
+                st.gate = Gate::Down {
+                    reason: reason.clone(),
+                    holder: holder.clone(),
+                };
+                let error = st.down_error();
+                (
+                    FailoverEvent::Down { reason, holder },
+                    error.map_or(Ok(()), Err),
+                )
+            }
+        };
+        self.changed.notify_all();
+        drop(st);
+        self.emit(vec![event]);
+        result
+    }
+
+    /// Says what failed and which backend holds every committed object.
+    fn down_reason(
+        &self,
+        active: &Backend,
+        standby: Option<&Backend>,
+        cause: &str,
+        check: std::result::Result<(), String>,
+    ) -> (String, String) {
+        let standby_part = match (standby, &check) {
+            (Some(s), Err(e)) => format!("standby {:?} failed its health check ({e})", s.name),
+            (Some(s), Ok(())) => format!("standby {:?} was not usable", s.name),
+            (None, Err(e)) => e.clone(),
+            (None, Ok(())) => "there is no standby".to_owned(),
+        };
+        let reason = format!(
+            "active {:?} failed ({cause}) and {standby_part}",
+            active.name
+        );
+        let holder = match (self.mode, standby) {
+            (Mode::Shared, Some(s)) => format!(
+                "the shared store (reached through {:?} or {:?})",
+                active.name, s.name
+            ),
+            (Mode::Shared, None) => format!("the shared store (reached through {:?})", active.name),
+            (Mode::Mirrored, Some(s)) => {
+                format!("{:?} and {:?} (each holds all of it)", active.name, s.name)
+            }
+            (Mode::Mirrored, None) => format!("{:?}", active.name),
+        };
+        (reason, holder)
+    }
+
+    // ----- backend calls -----
+
+    /// One call of `op` on `backend`, under the deadline, classified.
+    fn attempt(
+        &self,
+        backend: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+        owned: &mut Option<Arc<OwnedOp>>,
+    ) -> Attempt {
+        let result = match self.deadline_for(op) {
+            None => {
+                let _call = backend.start_call();
+                op.apply(backend.storage.as_ref())
+            }
+            Some(limit) => {
+                let shared = Arc::clone(owned.get_or_insert_with(|| Arc::new(op.to_owned_op())));
+                match call_with_deadline(&self.pool, backend, shared, limit) {
+                    Some(result) => result,
+                    None => {
+                        return Attempt::Failed(format!(
+                            "{:?} of {:?} on {:?} ran past its deadline of {limit:?}",
+                            op.kind(),
+                            op.key(),
+                            backend.name
+                        ));
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(output) => Attempt::Ok(output),
+            Err(e) if (self.config.unavailable)(&e) => {
+                Attempt::Failed(format!("{:?}: {e}", backend.name))
+            }
+            Err(e) => Attempt::Answer(e),
+        }
+    }
+
+    fn deadline_for<K: AsRef<str>, D: AsRef<[u8]>>(&self, op: &Op<K, D>) -> Option<Duration> {
+        let base = self.config.deadline?;
+        let mib = op.bytes() as f64 / MIB as f64;
+        let extra = Duration::try_from_secs_f64(self.config.deadline_per_mib.as_secs_f64() * mib)
+            .unwrap_or(Duration::MAX);
+        Some(base.saturating_add(extra))
+    }
+
+    /// A call made outside any operation (health checks, re-sync), with
+    /// every error turned into a cause string — except `NotFound`, which
+    /// callers need to tell apart.
+    pub(super) fn call(&self, backend: &Arc<Backend>, op: &BorrowedOp<'_>) -> CallResult {
+        match self.attempt(backend, op, &mut None) {
+            Attempt::Ok(output) => CallResult::Ok(output),
+            Attempt::Answer(Error::NotFound { .. }) => CallResult::NotFound,
+            Attempt::Answer(e) => CallResult::Err(format!("{:?}: {e}", backend.name)),
+            Attempt::Failed(cause) => CallResult::Err(cause),
+        }
+    }
+
+    pub(super) fn call_ok(
+        &self,
+        backend: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+    ) -> std::result::Result<Output, String> {
+        match self.call(backend, op) {
+            CallResult::Ok(output) => Ok(output),
+            CallResult::NotFound => Err(format!("{:?}: {:?} not found", backend.name, op.key())),
+            CallResult::Err(cause) => Err(cause),
+        }
+    }
+
+    /// Put, get and delete a probe object on `backend`.
+    pub(super) fn health_check(&self, backend: &Arc<Backend>) -> std::result::Result<(), String> {
+        let key = format!("{PROBE_PREFIX}probe-{:016x}", rand::random::<u64>());
+        let value = rand::random::<u128>().to_le_bytes();
+        self.call_ok(backend, &Op::Put(&key, &value))?;
+        let read = self.call_ok(backend, &Op::Get(&key));
+        let cleaned = self.call_ok(backend, &Op::Delete(&key));
+        match read? {
+            Output::Bytes(bytes) if bytes == value => cleaned.map(|_| ()),
+            _ => Err(format!(
+                "{:?} returned a different probe than was written",
+                backend.name
+            )),
+        }
+    }
+
+    /// Shared mode: a probe written through `active` must be read through
+    /// `candidate`.
+    pub(super) fn check_same_store(
+        &self,
+        active: &Arc<Backend>,
+        candidate: &Arc<Backend>,
+    ) -> std::result::Result<(), String> {
+        let key = format!("{PROBE_PREFIX}same-store-{:016x}", rand::random::<u64>());
+        let value = rand::random::<u128>().to_le_bytes();
+        self.call_ok(active, &Op::Put(&key, &value))?;
+        let seen = self.call(candidate, &Op::Get(&key));
+        let _ = self.call(active, &Op::Delete(&key));
+        match seen {
+            CallResult::Ok(Output::Bytes(bytes)) if bytes == value => Ok(()),
+            CallResult::Err(cause) => Err(cause),
+            _ => Err(format!(
+                "it does not reach the same store as the active {:?} (a probe written through the active is not visible through it); use Mode::Mirrored for two separate stores",
+                active.name
+            )),
+        }
+    }
+}
+
+/// A call outside any operation.
+pub(super) enum CallResult {
+    Ok(Output),
+    NotFound,
+    Err(String),
+}
+
+/// Runs `op` on `backend` on a new thread and waits up to `limit`. `None`
+/// means the deadline passed; the thread is abandoned and ends when the
+/// backend call does (the backend's running count says so).
+fn call_with_deadline(
+    pool: &Pool,
+    backend: &Arc<Backend>,
+    op: Arc<OwnedOp>,
+    limit: Duration,
+) -> Option<Result<Output>> {
+    let (sender, receiver) = mpsc::sync_channel(1);
+    let call = backend.start_call();
+    let storage = Arc::clone(&backend.storage);
+    let job_op = Arc::clone(&op);
+    let job = Box::new(move || {
+        let result = job_op.apply(storage.as_ref());
+        drop(call);
+        // The caller may have given up; then nobody needs the result.
+        let _ = sender.send(result);
+    });
+    if let Err(job) = pool.run(job) {
+        // No thread to spare: run on the caller's, without a deadline.
+        job();
+    }
+    match receiver.recv_timeout(limit) {
+        Ok(result) => Some(result),
+        Err(mpsc::RecvTimeoutError::Timeout) => None,
+        Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(Error::storage(
+            "call",
+            op.key(),
+            io::Error::other("the backend call panicked"),
+        ))),
+    }
+}
