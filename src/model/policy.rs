@@ -19,13 +19,17 @@
 //!   Exploration keeps the estimates of unused schemes fresh: when an
 //!   estimate resting on priors ([`Basis::Prior`]) predicts a saving of at
 //!   least `min_saving`, the scheme it lacks is tried (directed), and
-//!   otherwise, with probability `exploration / explore_checkpoints` per
-//!   evaluation, the allowed scheme the current plan does not use and that
-//!   was seen longest ago is tried (random, from a seeded RNG so runs are
-//!   reproducible). A trial lasts `explore_checkpoints` checkpoints, at
-//!   the interval the model finds best for the scheme, so about
-//!   `exploration` of the checkpoints explore when the policy is evaluated
-//!   after each one; a scheme is not tried again within `min_dwell`
+//!   otherwise the allowed scheme the current plan does not use and that
+//!   was seen longest ago is tried at random (from a seeded RNG so runs
+//!   are reproducible). A trial lasts `explore_checkpoints` checkpoints, at
+//!   the interval `τ_t` the model finds best for the scheme; a random one
+//!   starts with probability `exploration / explore_checkpoints · min(1,
+//!   τ / τ_t)` per evaluation (`τ` the current interval), so that about
+//!   `exploration` of the run's time, and at most that share of its
+//!   checkpoints, goes to random trials when the policy is evaluated after
+//!   every checkpoint. (Counting checkpoints alone would let a scheme that
+//!   checkpoints five times less often spend five times the share of the
+//!   run on trials.) A scheme is not tried again within `min_dwell`
 //!   checkpoints. During a trial the policy keeps judging the plan in
 //!   force: if the trial shows its scheme is better, the switch builds its
 //!   streak during the trial (which runs on until the streak decides) and
@@ -179,10 +183,11 @@ impl Policy {
         self
     }
 
-    /// Share of checkpoints spent trying schemes the current plan does not
-    /// use, when evaluated after every checkpoint (default 0.02; 0 turns
-    /// random exploration off, not the directed trials of schemes priced
-    /// from priors).
+    /// Share of the run's time spent trying schemes the current plan does
+    /// not use, when evaluated after every checkpoint (default 0.02; 0
+    /// turns random exploration off, not the directed trials of schemes
+    /// priced from priors). See the [module docs](self) for how a trial's
+    /// length in time is counted.
     pub fn exploration(mut self, share: f64) -> Self {
         self.exploration = share;
         self
@@ -298,6 +303,16 @@ pub struct PolicyState {
     draws: u64,
     applied: u64,
     in_force: Option<InForce>,
+    /// The trial that runs while `exploring_until` is set.
+    trial: Option<Trial>,
+}
+
+/// A trial the policy started: the scheme and the compute interval it runs
+/// at.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Trial {
+    scheme: u8,
+    interval_secs: f64,
 }
 
 impl PolicyState {
@@ -323,13 +338,31 @@ impl PolicyState {
         allowed.then_some((f.plan, every))
     }
 
-    /// Forgets a trial that was running when the process stopped: a new
-    /// process starts on the plan in force, so the trial's scheme was not
-    /// measured as planned and may be tried again at once.
+    /// Forgets a trial that was running when the process stopped and that
+    /// cannot go on (see [`PolicyState::trial`]): a new process starts on
+    /// the plan in force, so the trial's scheme was not measured as
+    /// planned and may be tried again at once.
     pub fn abandon_trial(&mut self) {
+        self.trial = None;
         if self.exploring_until.take().is_some() {
             self.explored.pop();
         }
+    }
+
+    /// The trial that was running when this state was saved, if `policy`
+    /// still allows its scheme and interval: its scheme and compute
+    /// interval. A process that restarts after a crash goes on with it for
+    /// the checkpoints it has left, since the evidence that started it did
+    /// not change; waiting instead for the plan in force to checkpoint and
+    /// decide again would cost a whole interval of the old plan.
+    pub fn trial(&self, policy: &Policy) -> Option<(Scheme, Duration)> {
+        self.exploring_until?;
+        let t = self.trial.filter(|_| policy.mode == Mode::Auto)?;
+        let scheme = Scheme::from_code(t.scheme)?;
+        let every = Duration::try_from_secs_f64(t.interval_secs).ok()?;
+        let c = &policy.constraints;
+        (c.allowed.contains(scheme) && (c.min_interval..=c.max_interval).contains(&every))
+            .then_some((scheme, every))
     }
 
     /// True while a trial started by [`Decision::Explore`] runs.
@@ -380,6 +413,7 @@ impl PolicyState {
         let exploring = self.exploring(seen);
         if !exploring {
             self.exploring_until = None;
+            self.trial = None;
         }
         let qualifying = eval.recommendations.iter().find(|r| {
             policy.passes(r)
@@ -405,6 +439,7 @@ impl PolicyState {
         if count >= policy.patience && dwelt {
             self.streak = None;
             self.exploring_until = None;
+            self.trial = None;
             self.last_change = Some(seen);
             self.applied += 1;
             self.in_force = Some(InForce {
@@ -480,33 +515,38 @@ impl PolicyState {
                 .find(|s| !in_use(*s) && unmeasured(*s) && !cooling(&self.explored, *s))
                 .map(|s| (s, format!("the estimate for {plan} rests on priors and predicts a saving; measuring it")))
         });
+        // Try the scheme where it would run: at the interval the model
+        // finds best for it (candidates are sorted, cheapest first).
+        let trial_interval = |scheme: Scheme| {
+            eval.candidates
+                .iter()
+                .find(|c| c.plan == Plan::only(scheme))
+                .or_else(|| eval.candidates.iter().find(|c| c.plan.base() == scheme))
+                .map_or(eval.current.interval, |c| c.interval)
+        };
+        // One draw per evaluation, whether or not it is used, so that the
+        // stream of draws does not depend on what was decided.
+        let draw = self.draw(policy);
         let chosen = directed.or_else(|| {
-            let per_evaluation = policy.exploration / f64::from(policy.explore_checkpoints.max(1));
-            if self.draw(policy) >= per_evaluation {
-                return None;
-            }
-            eval.schemes
+            let scheme = eval
+                .schemes
                 .iter()
                 .filter(|st| !in_use(st.scheme) && !cooling(&self.explored, st.scheme))
-                .max_by_key(|st| st.since_seen.unwrap_or(u64::MAX))
-                .map(|st| {
-                    (
-                        st.scheme,
-                        "random exploration keeps its estimate fresh".to_owned(),
-                    )
-                })
+                .max_by_key(|st| st.since_seen.unwrap_or(u64::MAX))?
+                .scheme;
+            let per_evaluation = policy.exploration / f64::from(policy.explore_checkpoints.max(1));
+            let time_share = time_ratio(eval.current.interval, trial_interval(scheme));
+            (draw < per_evaluation * time_share).then(|| {
+                (
+                    scheme,
+                    "random exploration keeps its estimate fresh".to_owned(),
+                )
+            })
         });
         let Some((scheme, reason)) = chosen else {
             return Decision::Hold;
         };
-        // Try the scheme where it would run: at the interval the model
-        // finds best for it (candidates are sorted, cheapest first).
-        let interval = eval
-            .candidates
-            .iter()
-            .find(|c| c.plan == Plan::only(scheme))
-            .or_else(|| eval.candidates.iter().find(|c| c.plan.base() == scheme))
-            .map_or(eval.current.interval, |c| c.interval);
+        let interval = trial_interval(scheme);
         self.start_trial(policy, seen, scheme, interval, reason)
     }
 
@@ -522,6 +562,10 @@ impl PolicyState {
         self.explored.push((scheme.code(), seen));
         let checkpoints = policy.explore_checkpoints;
         self.exploring_until = Some(seen.saturating_add(u64::from(checkpoints)));
+        self.trial = Some(Trial {
+            scheme: scheme.code(),
+            interval_secs: interval.as_secs_f64(),
+        });
         Decision::Explore {
             scheme,
             checkpoints,
@@ -544,6 +588,18 @@ impl PolicyState {
         self.draws = self.draws.wrapping_add(1);
         let stream = policy.seed ^ self.draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         StdRng::seed_from_u64(stream).random()
+    }
+}
+
+/// `min(1, current / trial)`: how much less often than the current plan a
+/// trial checkpoints, which makes each of its checkpoints last that much
+/// longer (1 when either interval is unknown).
+fn time_ratio(current: Duration, trial: Duration) -> f64 {
+    let ratio = current.as_secs_f64() / trial.as_secs_f64();
+    if ratio.is_finite() && ratio > 0.0 {
+        ratio.min(1.0)
+    } else {
+        1.0
     }
 }
 
@@ -982,6 +1038,45 @@ mod tests {
             state.decide(&always, &evaluation(0, vec![])),
             Decision::Explore { .. }
         ));
+    }
+
+    #[test]
+    fn random_trials_of_a_slower_cadence_are_rarer_so_their_share_of_time_holds() {
+        // Explored schemes: incremental (seen 40 ago), then copy-on-write
+        // is never seen; only incremental may be tried, at `trial` apart.
+        let trials = |trial: Duration| {
+            let policy = Policy::adaptive()
+                .exploration(0.2)
+                .explore_checkpoints(1)
+                .min_dwell(1)
+                .allow(&[Scheme::Full, Scheme::Incremental]);
+            let mut state = PolicyState::default();
+            (0..4_000)
+                .filter(|n| {
+                    let mut eval = evaluation(*n, vec![]);
+                    let mut inc = estimate(Plan::only(Scheme::Incremental), 0.06);
+                    inc.interval = trial;
+                    eval.candidates.push(inc);
+                    eval.schemes.retain(|st| st.scheme != Scheme::CopyOnWrite);
+                    matches!(state.decide(&policy, &eval), Decision::Explore { .. })
+                })
+                .count() as f64
+        };
+        // The current plan checkpoints every 10 s.
+        let same = trials(Duration::from_secs(10));
+        let five_times_longer = trials(Duration::from_secs(50));
+        let shorter = trials(Duration::from_secs(2));
+        // 0.2 per evaluation (a one-checkpoint trial ends before the next).
+        assert!((650.0..950.0).contains(&same), "{same}");
+        assert!(
+            (3.5..7.0).contains(&(same / five_times_longer)),
+            "{same} vs {five_times_longer}"
+        );
+        // A trial that checkpoints more often is not made more frequent.
+        assert!(
+            (0.8..1.25).contains(&(same / shorter)),
+            "{same} vs {shorter}"
+        );
     }
 
     #[test]
