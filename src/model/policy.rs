@@ -19,9 +19,10 @@
 //!   Exploration keeps the estimates of unused schemes fresh: when an
 //!   estimate resting on priors ([`Basis::Prior`]) predicts a saving of at
 //!   least `min_saving`, the scheme it lacks is tried (directed), and
-//!   otherwise the allowed scheme the current plan does not use and that
-//!   was seen longest ago is tried at random (from a seeded RNG so runs
-//!   are reproducible). A trial lasts `explore_checkpoints` checkpoints, at
+//!   otherwise the allowed scheme the current plan does not use, that
+//!   could still win (its cheapest plan's overhead less two standard
+//!   errors is below the current plan's) and that was seen longest ago is
+//!   tried at random (from a seeded RNG so runs are reproducible). A trial lasts `explore_checkpoints` checkpoints, at
 //!   the interval `τ_t` the model finds best for the scheme; a random one
 //!   starts with probability `exploration / explore_checkpoints · min(1,
 //!   τ / τ_t)` per evaluation (`τ` the current interval), so that about
@@ -527,11 +528,28 @@ impl PolicyState {
         // One draw per evaluation, whether or not it is used, so that the
         // stream of draws does not depend on what was decided.
         let draw = self.draw(policy);
+        // A random trial is worth its cost only for a scheme that could
+        // still win: one whose cheapest plan, two standard errors below its
+        // estimate, would beat the current plan (or that has no estimate).
+        let plausible = |s: Scheme| {
+            eval.candidates
+                .iter()
+                .filter(|c| c.plan.base() == s)
+                .min_by(|a, b| a.overhead.total_cmp(&b.overhead))
+                .is_none_or(|c| {
+                    c.overhead - 2.0 * c.std_error < eval.current_tuned.overhead
+                        || c.overhead.is_nan()
+                })
+        };
         let chosen = directed.or_else(|| {
             let scheme = eval
                 .schemes
                 .iter()
-                .filter(|st| !in_use(st.scheme) && !cooling(&self.explored, st.scheme))
+                .filter(|st| {
+                    !in_use(st.scheme)
+                        && !cooling(&self.explored, st.scheme)
+                        && plausible(st.scheme)
+                })
                 .max_by_key(|st| st.since_seen.unwrap_or(u64::MAX))?
                 .scheme;
             let per_evaluation = policy.exploration / f64::from(policy.explore_checkpoints.max(1));
@@ -1041,10 +1059,10 @@ mod tests {
     }
 
     #[test]
-    fn random_trials_of_a_slower_cadence_are_rarer_so_their_share_of_time_holds() {
+    fn random_trials_keep_their_share_of_time_and_skip_hopeless_schemes() {
         // Explored schemes: incremental (seen 40 ago), then copy-on-write
         // is never seen; only incremental may be tried, at `trial` apart.
-        let trials = |trial: Duration| {
+        let trials_at = |trial: Duration, overhead: f64| {
             let policy = Policy::adaptive()
                 .exploration(0.2)
                 .explore_checkpoints(1)
@@ -1054,7 +1072,8 @@ mod tests {
             (0..4_000)
                 .filter(|n| {
                     let mut eval = evaluation(*n, vec![]);
-                    let mut inc = estimate(Plan::only(Scheme::Incremental), 0.06);
+                    let mut inc = estimate(Plan::only(Scheme::Incremental), overhead);
+                    inc.std_error = 0.01;
                     inc.interval = trial;
                     eval.candidates.push(inc);
                     eval.schemes.retain(|st| st.scheme != Scheme::CopyOnWrite);
@@ -1062,7 +1081,8 @@ mod tests {
                 })
                 .count() as f64
         };
-        // The current plan checkpoints every 10 s.
+        let trials = |trial| trials_at(trial, 0.06);
+        // The current plan checkpoints every 10 s, at an overhead of 0.05.
         let same = trials(Duration::from_secs(10));
         let five_times_longer = trials(Duration::from_secs(50));
         let shorter = trials(Duration::from_secs(2));
