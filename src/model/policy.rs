@@ -187,8 +187,10 @@ impl Policy {
     /// Share of the run's time spent trying schemes the current plan does
     /// not use, when evaluated after every checkpoint (default 0.02; 0
     /// turns random exploration off, not the directed trials of schemes
-    /// priced from priors). See the [module docs](self) for how a trial's
-    /// length in time is counted.
+    /// priced from priors). A random trial of `explore_checkpoints`
+    /// checkpoints at interval `τ_t` starts with probability `exploration /
+    /// explore_checkpoints · min(1, τ / τ_t)` per evaluation, `τ` the
+    /// current interval, and only for a scheme that could still win.
     pub fn exploration(mut self, share: f64) -> Self {
         self.exploration = share;
         self
