@@ -170,6 +170,38 @@ pub struct RetentionReport {
     pub packs_deleted: usize,
 }
 
+/// What a writer does after each commit to keep the store tidy.
+///
+/// A lone checkpointer keeps its newest checkpoints ([`KeepLast`]); a rank
+/// of a group keeps what the group's commits need
+/// (`group::GroupRetention`).
+pub(crate) trait Retention: Send + Sync + std::fmt::Debug {
+    /// Runs one pass on `storage` right after `newest` was committed
+    /// (nothing else writes the store meanwhile); `damaged` are manifests
+    /// known not to verify.
+    fn apply(
+        &self,
+        storage: &dyn Storage,
+        newest: &Manifest,
+        damaged: &BTreeSet<String>,
+    ) -> Result<RetentionReport>;
+}
+
+/// Retention of a lone checkpointer: see [`apply_retention`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeepLast(pub usize);
+
+impl Retention for KeepLast {
+    fn apply(
+        &self,
+        storage: &dyn Storage,
+        _newest: &Manifest,
+        damaged: &BTreeSet<String>,
+    ) -> Result<RetentionReport> {
+        apply_retention(storage, self.0, damaged)
+    }
+}
+
 /// Keeps the newest `keep_last` manifests that verify, deletes every older
 /// manifest, then every pack no kept manifest references.
 ///
@@ -212,12 +244,10 @@ pub(crate) fn apply_retention(
         .into_iter()
         .filter(|k| !live.contains(k))
         .collect();
-    for key in &expired {
-        storage.delete(key)?;
-    }
-    for key in &dead_packs {
-        storage.delete(key)?;
-    }
+    // Manifests go first and durably, so a crash never leaves a listed
+    // checkpoint whose packs are gone.
+    storage.delete_many(&expired)?;
+    storage.delete_many(&dead_packs)?;
     Ok(RetentionReport {
         manifests_deleted: expired.len(),
         packs_deleted: dead_packs.len(),

@@ -162,6 +162,59 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// The shared store holds a checkpoint [`Group`](crate::Group) of
+    /// another size than this checkpointer's.
+    #[error(
+        "the store holds a checkpoint group of {found} ranks, this checkpointer was configured for {expected}; start every rank with the same number of ranks, or use another store (or PrefixStorage namespace) for a group of another size"
+    )]
+    GroupSizeMismatch {
+        /// The number of ranks this checkpointer was given.
+        expected: u32,
+        /// The number of ranks the store's group was created with.
+        found: u32,
+    },
+
+    /// This rank already joined the group under this run id: the id was
+    /// reused by a later launch (or a second checkpointer of the same
+    /// rank). Reusing an id could mix the shards of two launches in one
+    /// global commit, so it is refused.
+    #[error(
+        "run id {run:?} was already used by rank {rank}; give every launch of the group (including each restart) a new run id, the same on every rank, e.g. $SLURM_JOB_ID-$SLURM_RESTART_COUNT"
+    )]
+    RunReused {
+        /// The run id.
+        run: String,
+        /// The rank that found it taken.
+        rank: u32,
+    },
+
+    /// This rank's shard of the newest globally committed step does not
+    /// verify. The rank does not fall back to an older step on its own,
+    /// because every rank must resume from the same step.
+    #[error(
+        "rank {rank}'s shard of globally committed step {step} does not verify ({reason}); the group cannot resume from that step: delete the commit {commit:?} and the votes starting with {votes:?} from the store, so that every rank falls back to the previous global commit"
+    )]
+    ShardDamaged {
+        /// The rank whose shard is damaged.
+        rank: u32,
+        /// The committed step.
+        step: u64,
+        /// The global commit's key in the shared store.
+        commit: String,
+        /// The prefix of the keys of the votes it was made from (restore
+        /// would make the commit again from them).
+        votes: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// A rank of a group was used out of the order the protocol needs.
+    #[error("group checkpoint refused: {reason}")]
+    GroupOrder {
+        /// What was out of order and what to do instead.
+        reason: String,
+    },
+
     /// An earlier persist failed, so the checkpointer refuses further work.
     ///
     /// After a failed write or fsync the operating system may have dropped

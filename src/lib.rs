@@ -41,7 +41,17 @@
 //!
 //! State ([`State`]) is captured into named segments, a scheme ([`Scheme`])
 //! turns them into packs and a manifest, and a [`Storage`] backend
-//! ([`MemStorage`], [`FsStorage`]) stores those objects atomically.
+//! ([`MemStorage`], [`FsStorage`], and with the `object-store` feature
+//! `ObjectStorage` for S3 and S3-compatible stores) stores those objects
+//! atomically.
+//!
+//! ## Many processes
+//!
+//! A computation split across processes checkpoints as a [`Group`]: each
+//! rank checkpoints its own shard, a step counts once every shard of it is
+//! durable (committed atomically with [`Storage::put_if_absent`]), and
+//! every rank restores its shard of the newest step the whole group
+//! committed.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -51,6 +61,7 @@ mod catalog;
 mod checkpointer;
 mod error;
 mod format;
+mod group;
 pub mod model;
 mod scheme;
 mod state;
@@ -61,6 +72,9 @@ pub use catalog::{CheckpointInfo, Listing, RetentionReport, Skipped};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Restored};
 pub use error::{Error, Result};
 pub use format::FORMAT_VERSION;
+pub use group::{GlobalCommitInfo, Group, GroupStatus};
 pub use scheme::{Committed, Scheme};
 pub use state::{Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State};
 pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};
+#[cfg(feature = "object-store")]
+pub use storage::{ObjectStorage, ObjectStorageBuilder};

@@ -22,6 +22,34 @@ fn fs_storage() {
 }
 
 #[test]
+fn fs_storage_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStorage::open_shared(dir.path()).unwrap();
+    suite::run_all(&store);
+    assert!(suite::supports_conditional_put(&store));
+    // Two shared handles see each other's objects, and creates race
+    // through the same link(2).
+    let other = FsStorage::open_shared(dir.path()).unwrap();
+    assert!(store.put_if_absent("group/x", b"first").unwrap());
+    assert!(!other.put_if_absent("group/x", b"second").unwrap());
+    assert_eq!(other.get("group/x").unwrap(), b"first");
+    // An exclusive open waits for every shared handle to go, and shuts
+    // shared ones out while it lives.
+    assert!(matches!(
+        FsStorage::open(dir.path()),
+        Err(ckpt::Error::Locked { .. })
+    ));
+    drop((store, other));
+    let exclusive = FsStorage::open(dir.path()).unwrap();
+    assert!(matches!(
+        FsStorage::open_shared(dir.path()),
+        Err(ckpt::Error::Locked { .. })
+    ));
+    drop(exclusive);
+    FsStorage::open_shared(dir.path()).unwrap();
+}
+
+#[test]
 fn conditional_put_is_supported_where_coordination_needs_it() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FsStorage::open(dir.path()).unwrap();

@@ -5,11 +5,13 @@ use super::persister::Persister;
 use super::{Checkpointer, Exploration, Interval};
 use crate::catalog;
 use crate::error::{Error, Result};
+use crate::format::group::shard_prefix;
 use crate::format::layout::MAX_SEQ;
 use crate::format::pack::Compression;
+use crate::group::{Coordinator, Group};
 use crate::model::{Event, ModelConfig, Plan, Policy};
 use crate::scheme::{Scheme, WriteOptions, Writer, WriterConfig};
-use crate::storage::{FailoverEvent, Storage};
+use crate::storage::{FailoverEvent, PrefixStorage, Storage};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -42,6 +44,7 @@ pub struct CheckpointerBuilder {
     model: ModelConfig,
     listeners: Vec<Listener>,
     failover_events: Option<Receiver<FailoverEvent>>,
+    group: Option<Group>,
 }
 
 impl std::fmt::Debug for CheckpointerBuilder {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for CheckpointerBuilder {
             .field("compression_level", &self.compression_level)
             .field("chunk_size", &self.chunk_size)
             .field("policy", &self.policy)
+            .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +80,7 @@ impl Default for CheckpointerBuilder {
             model: ModelConfig::default(),
             listeners: Vec::new(),
             failover_events: None,
+            group: None,
         }
     }
 }
@@ -197,6 +202,25 @@ impl CheckpointerBuilder {
         self
     }
 
+    /// Makes this checkpointer one rank of a [`Group`] of processes that
+    /// checkpoint together: a step counts only once every rank's shard of
+    /// it is durable, and [`Checkpointer::restore_latest`] gives every
+    /// rank its shard of the newest step the whole group committed.
+    ///
+    /// The [`storage`](Self::storage) is then the store every rank shares
+    /// (it must support [`Storage::put_if_absent`]); this rank keeps its
+    /// own checkpoints under `shards/<rank>/` of it and the group's
+    /// objects live under `group/`. [`keep_last`](Self::keep_last) counts
+    /// global commits. Every rank must checkpoint the same steps, so a
+    /// group takes [`every_steps`](Self::every_steps) (or explicit
+    /// [`Checkpointer::checkpoint`] calls), not [`every`](Self::every), and
+    /// a fixed or advising [`Policy`], not an adaptive one. See [`Group`]
+    /// for the protocol and an example.
+    pub fn group(mut self, group: Group) -> Self {
+        self.group = Some(group);
+        self
+    }
+
     /// Validates the options and opens the checkpointer on its storage.
     pub fn build(self) -> Result<Checkpointer> {
         let storage = self.storage.clone().ok_or_else(|| Error::InvalidConfig {
@@ -204,6 +228,14 @@ impl CheckpointerBuilder {
             reason: "no storage given; call .storage(FsStorage::open(dir)?) or .storage(MemStorage::new())".to_owned(),
         })?;
         let write = self.validate()?;
+        let (storage, mut coordinator) = match self.group.clone() {
+            Some(group) => {
+                let shard = PrefixStorage::new(storage.clone(), &shard_prefix(group.rank()))?;
+                let coordinator = Coordinator::open(storage, group)?;
+                (Arc::new(shard) as Arc<dyn Storage>, Some(coordinator))
+            }
+            None => (storage, None),
+        };
         let (names, _) = catalog::scan(storage.as_ref())?;
         // Parsed names stay below MAX_SEQ, so this cannot overflow.
         let next_seq = names.last().map_or(1, |n| n.seq + 1).min(MAX_SEQ);
@@ -250,8 +282,14 @@ impl CheckpointerBuilder {
             max_chain: plan.full_every().unwrap_or(self.max_chain),
             keep_last: self.keep_last,
         };
-        let writer = Writer::new(storage.clone(), config);
+        let mut writer = Writer::new(storage.clone(), config);
+        if let Some(coordinator) = &mut coordinator {
+            writer = writer.with_retention(coordinator.retention(self.keep_last, next_seq));
+        }
         let persister = Persister::new(writer, plan.base(), self.max_in_flight)?;
+        if let Some(coordinator) = &coordinator {
+            coordinator.register()?;
+        }
         Ok(Checkpointer {
             storage,
             plan,
@@ -269,6 +307,7 @@ impl CheckpointerBuilder {
             failover_events: self.failover_events,
             last_committed: None,
             poisoned: None,
+            group: coordinator,
         })
     }
 
@@ -319,6 +358,24 @@ impl CheckpointerBuilder {
             return invalid("mtbf", "must be longer than zero");
         }
         self.policy.validate()?;
+        if let Some(group) = &self.group {
+            group.validate()?;
+            // A step commits only once every rank checkpointed it, so ranks
+            // must choose the same steps; time and a learning policy would
+            // choose differently on every rank.
+            if self.every.is_some() {
+                return invalid(
+                    "every",
+                    "in a group every rank must checkpoint the same steps: use every_steps(n), or call checkpoint at the same steps on every rank",
+                );
+            }
+            if self.policy.mode() == crate::model::Mode::Auto {
+                return invalid(
+                    "policy",
+                    "in a group every rank must checkpoint the same steps, and an adaptive policy retunes each rank's interval on its own: use Policy::fixed() or Policy::advise()",
+                );
+            }
+        }
         let compression = match self.compression_level {
             0 => Compression::Off,
             level => Compression::Zstd(level),

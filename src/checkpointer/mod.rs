@@ -11,6 +11,7 @@ use crate::catalog::{self, CheckpointInfo, Listing, Skipped};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::layout::ManifestName;
+use crate::group::{Coordinator, GlobalCommitInfo, Group, GroupRestore};
 use crate::model::{Advisor, Decision, Event, EventSummary, Plan};
 use crate::scheme::{CheckpointId, Committed, Job};
 use crate::state::{Capture, Restore, State};
@@ -34,8 +35,10 @@ pub struct Restored<S> {
     /// The checkpoint it came from.
     pub info: CheckpointInfo,
     /// Newer checkpoints that were passed over because they did not
-    /// verify, newest first.
+    /// verify, newest first (for a rank of a group: global commits).
     pub skipped: Vec<Skipped>,
+    /// For a rank of a [`Group`]: the global commit this shard belongs to.
+    pub global: Option<GlobalCommitInfo>,
 }
 
 /// Takes checkpoints of a state, keeps the store tidy and restores.
@@ -85,6 +88,8 @@ pub struct Checkpointer {
     failover_events: Option<Receiver<FailoverEvent>>,
     last_committed: Option<Committed>,
     poisoned: Option<String>,
+    /// Set for a rank of a group.
+    group: Option<Coordinator>,
 }
 
 /// When a scope ends with a checkpoint.
@@ -162,6 +167,9 @@ impl Checkpointer {
         self.drain_failover_events();
         let finished = self.persister.finished();
         self.absorb(finished)?;
+        if let Some(coordinator) = &self.group {
+            coordinator.check_checkpoint(step)?;
+        }
         let started = Instant::now();
         let ident = CheckpointId {
             seq: self.next_seq,
@@ -172,6 +180,9 @@ impl Checkpointer {
         };
         let mut capture = Capture::new(ident.id, self.last_captured);
         state.capture(&mut capture)?;
+        if let Some(coordinator) = &mut self.group {
+            coordinator.checkpointing(step);
+        }
         let job = Job {
             ident,
             segments: capture.into_segments(),
@@ -258,6 +269,15 @@ impl Checkpointer {
         if let Some(blocked) = work.blocked {
             committed.stall = blocked;
         }
+        if let Some(coordinator) = &self.group {
+            match coordinator.vote(self.storage.as_ref(), &committed.info) {
+                Ok(status) => committed.group = Some(status),
+                Err(e) => {
+                    self.adaptive.storage_failed("group vote");
+                    return Err(self.poison(e));
+                }
+            }
+        }
         let (plan, interval) = match &self.exploring {
             Some(trial) => (trial.resume, trial.resume_interval),
             None => (self.plan, self.interval),
@@ -335,8 +355,16 @@ impl Checkpointer {
     /// in [`Restored::skipped`]. If checkpoints exist but none verifies,
     /// this is [`Error::NoUsableCheckpoint`] rather than `None`, so a
     /// damaged store is never mistaken for a fresh start.
+    ///
+    /// For a rank of a [`Group`], this is the rank's shard of the newest
+    /// globally committed step (the same step on every rank); shards of
+    /// steps the group never committed are never restored. Call it before
+    /// the first checkpoint, on every rank, even on a fresh store.
     pub fn restore_latest<S: State>(&mut self) -> Result<Option<Restored<S>>> {
         self.flush()?;
+        if self.group.is_some() {
+            return self.restore_group();
+        }
         let started = Instant::now();
         // Foreign names under manifests/ are not checkpoints: list() shows
         // them, restore does not count them as skipped.
@@ -361,6 +389,7 @@ impl Checkpointer {
                         step: info.step,
                         info,
                         skipped,
+                        global: None,
                     }));
                 }
                 Err(e) if e.is_damage() => skipped.push(catalog::skipped(name, &e)),
@@ -374,8 +403,59 @@ impl Checkpointer {
         }
     }
 
+    fn restore_group<S: State>(&mut self) -> Result<Option<Restored<S>>> {
+        let started = Instant::now();
+        let Some(coordinator) = &mut self.group else {
+            return Ok(None);
+        };
+        let Some(found) = coordinator.restore(self.storage.as_ref())? else {
+            return Ok(None);
+        };
+        let GroupRestore {
+            commit,
+            manifest,
+            segments,
+            skipped,
+        } = found;
+        let mut restore = Restore::new(manifest.step, manifest.id, segments);
+        let state = S::restore(&mut restore)?;
+        let info = CheckpointInfo::of(&manifest);
+        self.resume_from(manifest, BTreeSet::new())?;
+        self.adaptive.restored(
+            info.step,
+            started.elapsed(),
+            info.chain_len,
+            info.logical_bytes,
+        );
+        Ok(Some(Restored {
+            state,
+            step: info.step,
+            info,
+            skipped,
+            global: Some(commit),
+        }))
+    }
+
+    /// For a rank of a [`Group`]: the newest globally committed step in
+    /// the shared store (the one a restore would choose, unless this
+    /// rank's shard of it turns out damaged).
+    pub fn newest_global_commit(&self) -> Result<Option<GlobalCommitInfo>> {
+        match &self.group {
+            Some(coordinator) => coordinator.newest(),
+            None => Err(Error::InvalidConfig {
+                option: "group",
+                reason: "this checkpointer is not a rank of a group; build it with .group(Group::new(ranks, rank, run_id))".to_owned(),
+            }),
+        }
+    }
+
+    /// The group this checkpointer is a rank of, if any.
+    pub fn group(&self) -> Option<&Group> {
+        self.group.as_ref().map(Coordinator::group)
+    }
+
     /// Lists the checkpoints in the store (manifests only; packs are
-    /// verified on restore).
+    /// verified on restore). For a rank of a group: this rank's shards.
     pub fn list(&self) -> Result<Listing> {
         catalog::list(self.storage.as_ref())
     }

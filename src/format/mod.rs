@@ -7,6 +7,7 @@
 //! part of the on-disk format: a checkpoint written today must restore after
 //! a dependency upgrade.
 
+pub(crate) mod group;
 pub(crate) mod layout;
 pub(crate) mod manifest;
 pub(crate) mod pack;

@@ -13,6 +13,7 @@
 use super::{ChunkRef, FORMAT_VERSION, le_u16, le_u32};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+use std::borrow::Cow;
 
 const PACK_MAGIC: &[u8; 8] = b"CKPTPACK";
 /// Bytes before the first frame.
@@ -32,12 +33,22 @@ pub(crate) enum Compression {
     Zstd(i32),
 }
 
-/// One chunk, framed and ready to append to a pack.
+/// One chunk, framed and ready to append to a pack: a frame header and a
+/// payload that borrows the raw bytes when they are stored as they are, so
+/// a checkpoint never copies what it writes.
 #[derive(Debug)]
-pub(crate) struct EncodedChunk {
-    frame: Vec<u8>,
+pub(crate) struct EncodedChunk<'a> {
+    header: [u8; FRAME_HEADER_LEN],
+    payload: Cow<'a, [u8]>,
     raw_len: u32,
     hash: u128,
+}
+
+impl EncodedChunk<'_> {
+    /// Header plus payload length.
+    fn frame_len(&self) -> usize {
+        FRAME_HEADER_LEN + self.payload.len()
+    }
 }
 
 /// The identity of raw chunk bytes.
@@ -45,11 +56,12 @@ pub(crate) fn chunk_hash(raw: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(raw)
 }
 
-/// Frames `raw`, compressing it when that makes it smaller.
+/// Frames `raw`, compressing it when that makes it smaller; stored as it
+/// is, the payload borrows `raw`.
 ///
 /// `raw` must be shorter than 4 GiB; chunk sizes are validated far below
 /// that when a checkpointer is built.
-pub(crate) fn encode_chunk(raw: &[u8], compression: Compression) -> EncodedChunk {
+pub(crate) fn encode_chunk(raw: &[u8], compression: Compression) -> EncodedChunk<'_> {
     let raw_len = u32::try_from(raw.len()).expect("chunk sizes are validated below 4 GiB");
     let compressed = match compression {
         Compression::Zstd(level) => zstd::bulk::compress(raw, level)
@@ -57,95 +69,74 @@ pub(crate) fn encode_chunk(raw: &[u8], compression: Compression) -> EncodedChunk
             .filter(|c| c.len() < raw.len()),
         Compression::Off => None,
     };
-    let (codec, stored) = match &compressed {
-        Some(c) => (CODEC_ZSTD, c.as_slice()),
-        None => (CODEC_RAW, raw),
+    let (codec, payload) = match compressed {
+        Some(c) => (CODEC_ZSTD, Cow::Owned(c)),
+        None => (CODEC_RAW, Cow::Borrowed(raw)),
     };
-    let stored_len = u32::try_from(stored.len()).expect("stored bytes never exceed raw bytes");
-    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + stored.len());
-    append_frame(&mut frame, codec, stored_len, raw_len, stored);
+    let stored_len = u32::try_from(payload.len()).expect("stored bytes never exceed raw bytes");
     EncodedChunk {
-        frame,
+        header: frame_header(codec, stored_len, raw_len, &payload),
+        payload,
         raw_len,
         hash: chunk_hash(raw),
     }
 }
 
-/// Appends the frame of `stored`, which is `stored_len` bytes long, to
-/// `out`.
-fn append_frame(out: &mut Vec<u8>, codec: u8, stored_len: u32, raw_len: u32, stored: &[u8]) {
+/// The header of the frame that stores `stored` (`stored_len` bytes).
+fn frame_header(codec: u8, stored_len: u32, raw_len: u32, stored: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     let [s0, s1, s2, s3] = stored_len.to_le_bytes();
     let [r0, r1, r2, r3] = raw_len.to_le_bytes();
-    let header = [codec, 0, 0, 0, s0, s1, s2, s3, r0, r1, r2, r3];
+    let covered = [codec, 0, 0, 0, s0, s1, s2, s3, r0, r1, r2, r3];
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&header);
+    crc.update(&covered);
     crc.update(stored);
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(stored);
+    let [c0, c1, c2, c3] = crc.finalize().to_le_bytes();
+    [
+        codec, 0, 0, 0, s0, s1, s2, s3, r0, r1, r2, r3, c0, c1, c2, c3,
+    ]
 }
 
-/// Builds one pack in memory.
+/// Lays out one pack — its header, then the frames of the chunks pushed —
+/// as the consecutive parts [`Storage::put_parts`] writes. Nothing is
+/// copied: parts borrow the chunks' payloads, which borrow the state.
 #[derive(Debug)]
-pub(crate) struct PackBuilder {
+pub(crate) struct PackBuilder<'a> {
     id: u128,
-    bytes: Vec<u8>,
+    header: [u8; PACK_HEADER_LEN],
+    frames: Vec<EncodedChunk<'a>>,
+    len: u64,
 }
 
-impl PackBuilder {
-    /// An empty pack with the given id, built in `buffer` (whatever it
-    /// held is discarded), so that a writer can reuse one allocation for
-    /// many packs instead of faulting in fresh memory for each.
-    pub(crate) fn in_buffer(id: u128, mut bytes: Vec<u8>) -> Self {
-        bytes.clear();
-        bytes.extend_from_slice(PACK_MAGIC);
-        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        bytes.extend_from_slice(&[0, 0]);
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
-        PackBuilder { id, bytes }
+impl<'a> PackBuilder<'a> {
+    /// An empty pack with the given id.
+    pub(crate) fn new(id: u128) -> Self {
+        let [m0, m1, m2, m3, m4, m5, m6, m7] = *PACK_MAGIC;
+        let [v0, v1] = FORMAT_VERSION.to_le_bytes();
+        let covered = [m0, m1, m2, m3, m4, m5, m6, m7, v0, v1, 0, 0];
+        let [c0, c1, c2, c3] = crc32fast::hash(&covered).to_le_bytes();
+        let header = [m0, m1, m2, m3, m4, m5, m6, m7, v0, v1, 0, 0, c0, c1, c2, c3];
+        PackBuilder {
+            id,
+            header,
+            frames: Vec::new(),
+            len: PACK_HEADER_LEN as u64,
+        }
     }
 
     /// Appends a chunk and returns the reference a manifest stores.
-    pub(crate) fn push(&mut self, chunk: &EncodedChunk) -> ChunkRef {
-        let offset = self.bytes.len() as u64;
-        self.bytes.extend_from_slice(&chunk.frame);
-        ChunkRef {
+    pub(crate) fn push(&mut self, chunk: EncodedChunk<'a>) -> ChunkRef {
+        let offset = self.len;
+        let len = chunk.frame_len();
+        self.len += len as u64;
+        let chunk_ref = ChunkRef {
             pack: self.id,
             offset,
-            len: u32::try_from(chunk.frame.len()).expect("frame of a chunk below 4 GiB"),
+            len: u32::try_from(len).expect("frame of a chunk below 4 GiB"),
             raw_len: chunk.raw_len,
             hash: chunk.hash,
-        }
-    }
-
-    /// Appends `raw` stored as is (what [`encode_chunk`] does without
-    /// compression), framed in place: the bytes are copied once, into the
-    /// pack, with no intermediate frame.
-    ///
-    /// `raw` must be shorter than 4 GiB, as for [`encode_chunk`].
-    pub(crate) fn push_raw(&mut self, raw: &[u8]) -> ChunkRef {
-        let raw_len = u32::try_from(raw.len()).expect("chunk sizes are validated below 4 GiB");
-        let offset = self.bytes.len() as u64;
-        append_frame(&mut self.bytes, CODEC_RAW, raw_len, raw_len, raw);
-        ChunkRef {
-            pack: self.id,
-            offset,
-            len: u32::try_from(FRAME_HEADER_LEN + raw.len()).expect("frame of a chunk below 4 GiB"),
-            raw_len,
-            hash: chunk_hash(raw),
-        }
-    }
-
-    /// Makes room for `additional` more bytes at once, so that filling a
-    /// large pack does not grow (and copy) its buffer step by step.
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.bytes.reserve(additional);
-    }
-
-    /// The buffer, to build the next pack in.
-    pub(crate) fn into_buffer(self) -> Vec<u8> {
-        self.bytes
+        };
+        self.frames.push(chunk);
+        chunk_ref
     }
 
     /// The pack's id.
@@ -153,9 +144,20 @@ impl PackBuilder {
         self.id
     }
 
-    /// The encoded pack.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The pack's length in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The pack as the consecutive parts to store.
+    pub(crate) fn parts(&self) -> Vec<&[u8]> {
+        let mut parts = Vec::with_capacity(2 * self.frames.len() + 1);
+        parts.push(self.header.as_slice());
+        for frame in &self.frames {
+            parts.push(frame.header.as_slice());
+            parts.push(&frame.payload);
+        }
+        parts
     }
 }
 
@@ -255,9 +257,11 @@ mod tests {
     use super::*;
 
     fn pack_with(raw: &[u8], compression: Compression) -> (Vec<u8>, ChunkRef) {
-        let mut pack = PackBuilder::in_buffer(9, Vec::new());
-        let chunk = pack.push(&encode_chunk(raw, compression));
-        (pack.bytes().to_vec(), chunk)
+        let mut pack = PackBuilder::new(9);
+        let chunk = pack.push(encode_chunk(raw, compression));
+        let bytes = pack.parts().concat();
+        assert_eq!(bytes.len() as u64, pack.len());
+        (bytes, chunk)
     }
 
     fn frame_of<'a>(pack: &'a [u8], chunk: &ChunkRef) -> &'a [u8] {
@@ -282,23 +286,38 @@ mod tests {
     }
 
     #[test]
-    fn raw_chunks_framed_in_place_match_encoded_ones() {
+    fn a_pack_of_many_chunks_lays_them_out_back_to_back() {
         let raw: Vec<u8> = (0..70_000u32).map(|i| (i * 7) as u8).collect();
-        let mut encoded = PackBuilder::in_buffer(5, Vec::new());
-        let mut in_place = PackBuilder::in_buffer(5, b"leftover bytes".to_vec());
-        for piece in [&raw[..], &raw[..10], &[][..]] {
-            let a = encoded.push(&encode_chunk(piece, Compression::Off));
-            let b = in_place.push_raw(piece);
-            assert_eq!(a, b);
+        let mut pack = PackBuilder::new(5);
+        let pieces = [&raw[..], &raw[..10], &[][..], &raw[5..60_000]];
+        let refs: Vec<ChunkRef> = pieces
+            .iter()
+            .map(|p| pack.push(encode_chunk(p, Compression::Off)))
+            .collect();
+        let bytes = pack.parts().concat();
+        assert_eq!(bytes.len() as u64, pack.len());
+        verify_pack_header("p", &bytes).unwrap();
+        let mut offset = PACK_HEADER_LEN as u64;
+        for (piece, chunk) in pieces.iter().zip(&refs) {
+            assert_eq!(chunk.offset, offset);
+            offset += u64::from(chunk.len);
+            assert_eq!(
+                decode_frame("p", frame_of(&bytes, chunk), chunk).unwrap(),
+                *piece
+            );
         }
-        assert_eq!(encoded.bytes(), in_place.bytes());
+        assert_eq!(offset, pack.len());
     }
 
     #[test]
     fn incompressible_chunks_are_stored_raw() {
         let raw: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
         let chunk = encode_chunk(&raw, Compression::Zstd(3));
-        assert_eq!(chunk.frame.len(), raw.len() + FRAME_HEADER_LEN);
+        assert_eq!(chunk.frame_len(), raw.len() + FRAME_HEADER_LEN);
+        assert!(
+            matches!(chunk.payload, Cow::Borrowed(_)),
+            "stored without a copy"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub(crate) fn cut_content_defined(bytes: &[u8], average: usize) -> Vec<&[u8]> {
 }
 
 /// Encodes `pieces` on up to `options.threads` threads, in order.
-pub(crate) fn encode_many(pieces: &[&[u8]], options: WriteOptions) -> Vec<EncodedChunk> {
+pub(crate) fn encode_many<'a>(pieces: &[&'a [u8]], options: WriteOptions) -> Vec<EncodedChunk<'a>> {
     let threads = options.threads.clamp(1, pieces.len().max(1));
     if threads == 1 {
         return pieces

@@ -3,9 +3,9 @@
 //! then apply retention.
 
 use super::chunking::{cut_content_defined, cut_fixed};
-use super::packs::{PackBuffers, store_packs};
+use super::packs::store_packs;
 use super::{CheckpointId, Scheme, WriterConfig};
-use crate::catalog::{self, CheckpointInfo, RetentionReport};
+use crate::catalog::{CheckpointInfo, KeepLast, Retention, RetentionReport};
 use crate::error::{Error, Result};
 use crate::format::pack::chunk_hash;
 use crate::format::{ChunkRef, Manifest, SegmentEntry, SegmentKind};
@@ -57,6 +57,12 @@ pub struct Committed {
     pub persist: Duration,
     /// What retention removed after this commit.
     pub retention: RetentionReport,
+    /// For a rank of a [`Group`](crate::Group): its vote for this step,
+    /// and whether the step is now globally committed (a rank votes once
+    /// its checkpoint is durable: with copy-on-write, when the background
+    /// write is collected, as [`last_committed`](crate::Checkpointer::last_committed)
+    /// reports).
+    pub group: Option<crate::GroupStatus>,
 }
 
 /// Where a planned chunk's reference comes from.
@@ -106,7 +112,7 @@ pub(crate) struct Writer {
     previous: Option<Manifest>,
     /// Manifests known to fail verification; retention does not count them.
     damaged: BTreeSet<String>,
-    buffers: PackBuffers,
+    retention: Arc<dyn Retention>,
 }
 
 impl Writer {
@@ -116,8 +122,14 @@ impl Writer {
             config,
             previous: None,
             damaged: BTreeSet::new(),
-            buffers: PackBuffers::default(),
+            retention: Arc::new(KeepLast(config.keep_last)),
         }
+    }
+
+    /// Replaces the default retention (keep the newest `keep_last`).
+    pub(crate) fn with_retention(mut self, retention: Arc<dyn Retention>) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// Changes the scheme and chain bound from the next checkpoint on.
@@ -144,12 +156,7 @@ impl Writer {
         let known = base.map(known_chunks);
         let plan = plan(&job.segments, base, known.as_ref(), &self.config)?;
         let changed_bytes = plan.fresh.iter().map(|p| p.len() as u64).sum();
-        let stored = store_packs(
-            self.storage.as_ref(),
-            &plan.fresh,
-            self.config.write,
-            &mut self.buffers,
-        )?;
+        let stored = store_packs(self.storage.as_ref(), &plan.fresh, self.config.write)?;
         let dirty_bytes = match (&known, &self.previous) {
             (Some(known), _) => new_bytes(&stored.refs, known),
             (None, Some(previous)) => new_bytes(&stored.refs, &known_chunks(previous)),
@@ -173,8 +180,9 @@ impl Writer {
             .put(&manifest.name().key(), &encoded_manifest)?;
         bytes_written += encoded_manifest.len() as u64;
         let persist = started.elapsed();
-        let retention =
-            catalog::apply_retention(self.storage.as_ref(), self.config.keep_last, &self.damaged)?;
+        let retention = self
+            .retention
+            .apply(self.storage.as_ref(), &manifest, &self.damaged)?;
         let committed = Committed {
             info: CheckpointInfo::of(&manifest),
             full: base.is_none(),
@@ -189,6 +197,7 @@ impl Writer {
                 },
             persist,
             retention,
+            group: None,
         };
         self.previous = Some(manifest);
         Ok(committed)

@@ -8,7 +8,7 @@
 use super::{Storage, validate_key};
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -36,7 +36,8 @@ const TEMP_PREFIX: &str = ".tmp-";
 pub struct FsStorage {
     root: PathBuf,
     /// Held for the life of the store; the OS releases the lock when the
-    /// process dies, so a crash never leaves the store locked.
+    /// process dies, so a crash never leaves the store locked. Shared
+    /// (not exclusive) for a store opened with [`FsStorage::open_shared`].
     _lock: File,
 }
 
@@ -53,6 +54,28 @@ impl FsStorage {
         let store = FsStorage { root, _lock: lock };
         store.remove_stale_temps(&store.root.clone())?;
         Ok(store)
+    }
+
+    /// Opens (creating if needed) the store in `dir` without taking its
+    /// lock, for cooperating processes that share one directory: the
+    /// ranks of a [`Group`](crate::Group), each writing only its own keys
+    /// and committing together through [`Storage::put_if_absent`] (a
+    /// `link(2)`, atomic across processes on a local or POSIX-compliant
+    /// shared filesystem).
+    ///
+    /// Nothing stops two such handles from writing the same key; only use
+    /// it where the keys written are disjoint, as a group's are. Temporary
+    /// files of crashed writers are not removed (another process's may be
+    /// in use); they are hidden from [`list`](Storage::list) and cost only
+    /// space. Shared handles hold a shared lock: a directory opened with
+    /// [`FsStorage::open`] is refused with [`Error::Locked`], and so is
+    /// `open` while shared handles are open.
+    pub fn open_shared(dir: impl AsRef<Path>) -> Result<Self> {
+        let root = dir.as_ref().to_path_buf();
+        let shown = root.display().to_string();
+        fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
+        let lock = take_shared_lock(&root)?;
+        Ok(FsStorage { root, _lock: lock })
     }
 
     /// The directory this store lives in.
@@ -152,7 +175,14 @@ impl FsStorage {
             } else {
                 format!("{prefix}/{decoded}")
             };
-            if entry.file_type()?.is_dir() {
+            // Another process sharing the directory may delete the entry
+            // between readdir and this (l)stat: then it is simply gone.
+            let file_type = match entry.file_type() {
+                Ok(file_type) => file_type,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if file_type.is_dir() {
                 self.collect_keys(&entry.path(), &key, out)?;
             } else {
                 out.push(key);
@@ -164,11 +194,18 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.put_parts(key, &[data])
+    }
+
+    /// Writes the parts one after another into a temporary file (gathered
+    /// into `writev` calls, so nothing is copied), fsyncs it, renames it
+    /// over `key` and fsyncs the directory.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
         let path = self.path_of(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         self.ensure_dir(&dir, key)?;
         let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
-        let written = write_durably(&temp, data).and_then(|()| fs::rename(&temp, &path));
+        let written = write_durably(&temp, parts).and_then(|()| fs::rename(&temp, &path));
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(Error::storage("put", key, e));
@@ -183,7 +220,7 @@ impl Storage for FsStorage {
         let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
         // link(2) fails if the target exists, atomically: the durable temp
         // file becomes the object only if nobody else's did first.
-        let linked = write_durably(&temp, data).and_then(|()| fs::hard_link(&temp, &path));
+        let linked = write_durably(&temp, &[data]).and_then(|()| fs::hard_link(&temp, &path));
         let _ = fs::remove_file(&temp);
         match linked {
             Ok(()) => {}
@@ -228,6 +265,25 @@ impl Storage for FsStorage {
         }
         let dir = path.parent().unwrap_or(&self.root);
         sync_dir(dir).map_err(|e| Error::storage("delete", key, e))
+    }
+
+    /// Removes the files, then fsyncs each directory they were in once.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let mut dirs = std::collections::BTreeMap::new();
+        for key in keys {
+            let path = self.path_of(key)?;
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::storage("delete", key, e)),
+            }
+            let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+            dirs.entry(dir).or_insert(key);
+        }
+        for (dir, key) in dirs {
+            sync_dir(&dir).map_err(|e| Error::storage("delete", key, e))?;
+        }
+        Ok(())
     }
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
@@ -290,10 +346,64 @@ fn take_lock(root: &Path) -> Result<File> {
     Ok(file)
 }
 
-fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
+/// A shared lock on `root`, or [`Error::Locked`] while an exclusive
+/// [`FsStorage::open`] holds it.
+fn take_shared_lock(root: &Path) -> Result<File> {
+    let path = root.join(LOCK_FILE);
+    let shown = display(root);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::storage("open", &shown, e))?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Err(Error::Locked {
+                path: shown,
+                holder: match holder.trim() {
+                    "" => "holder unknown".to_owned(),
+                    h => h.to_owned(),
+                },
+            })
+        }
+        Err(TryLockError::Error(e)) => Err(Error::storage("open", &shown, e)),
+    }
+}
+
+fn write_durably(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(data)?;
+    write_all_vectored(&mut file, parts)?;
     file.sync_all()
+}
+
+/// Most buffers one `writev` takes (Linux's `IOV_MAX`).
+const MAX_IO_SLICES: usize = 1024;
+
+/// Writes every byte of `parts`, in order, with as few `writev` calls as
+/// the kernel allows.
+fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> io::Result<()> {
+    let mut rest: Vec<IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| IoSlice::new(p))
+        .collect();
+    let mut slices = rest.as_mut_slice();
+    while !slices.is_empty() {
+        let batch = slices.len().min(MAX_IO_SLICES);
+        let written = match file.write_vectored(slices.get(..batch).unwrap_or_default()) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        IoSlice::advance_slices(&mut slices, written);
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -9,6 +9,8 @@ mod failover;
 mod fault;
 mod fs;
 mod mem;
+#[cfg(feature = "object-store")]
+pub mod object;
 mod pool;
 mod prefix;
 #[cfg(feature = "test-suite")]
@@ -21,6 +23,8 @@ pub use failover::{
 pub use fault::{DEFAULT_HANG_LIMIT, Fault, FaultControl, FaultyStorage};
 pub use fs::FsStorage;
 pub use mem::MemStorage;
+#[cfg(feature = "object-store")]
+pub use object::{ObjectStorage, ObjectStorageBuilder};
 pub use prefix::PrefixStorage;
 
 use crate::error::{Error, Result};
@@ -55,6 +59,29 @@ pub trait Storage: Send + Sync + Debug {
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         let whole = self.get(key)?;
         slice_range(key, &whole, range).map(<[u8]>::to_vec)
+    }
+
+    /// Removes every object in `keys`, like [`delete`](Storage::delete) on
+    /// each (missing objects are not an error). When it returns `Ok`, every
+    /// removal is durable; in between they may become durable in any
+    /// order, so callers that need an order call it once per step.
+    ///
+    /// Retention removes a checkpoint's packs this way. The default deletes
+    /// one by one; a backend that pays a sync per delete (a directory
+    /// fsync) should override it to pay one per batch.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        keys.iter().try_for_each(|key| self.delete(key))
+    }
+
+    /// Stores the concatenation of `parts` under `key`, exactly like
+    /// [`put`](Storage::put) (atomic, durable on return).
+    ///
+    /// Packs are written this way so that chunks go to storage straight
+    /// from the state's memory. The default joins the parts (one copy) and
+    /// calls `put`; backends that can write a sequence of buffers should
+    /// override it, and wrappers should forward it.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.put(key, &parts.concat())
     }
 
     /// Stores `data` under `key` only if no object is there yet, atomically:
@@ -145,5 +172,11 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         (**self).put_if_absent(key, data)
+    }
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        (**self).put_parts(key, parts)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        (**self).delete_many(keys)
     }
 }

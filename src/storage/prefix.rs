@@ -90,6 +90,18 @@ impl<S: Storage> Storage for PrefixStorage<S> {
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         self.inner.put_if_absent(&self.full_key(key)?, data)
     }
+
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.inner.put_parts(&self.full_key(key)?, parts)
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let full: Vec<String> = keys
+            .iter()
+            .map(|k| self.full_key(k))
+            .collect::<Result<_>>()?;
+        self.inner.delete_many(&full)
+    }
 }
 
 impl<S> PrefixStorage<S> {

@@ -36,7 +36,9 @@ use std::fmt::Debug;
 /// Runs every check of the suite, in order.
 pub fn run_all(store: &dyn Storage) {
     put_get_overwrite(store);
+    put_parts_concatenates(store);
     delete_is_idempotent(store);
+    delete_many_removes_each(store);
     not_found(store);
     empty_objects(store);
     list_prefixes_and_order(store);
@@ -146,6 +148,55 @@ pub fn put_get_overwrite(store: &dyn Storage) {
         ok("list", store.list(&root)),
         vec![key.clone()],
         "storage suite: overwriting {key:?} must leave exactly one object"
+    );
+    clear(store, &root);
+}
+
+/// `put_parts` stores the parts back to back, replacing the object whole,
+/// including with no parts at all (an empty object) and with more parts
+/// than one `writev` takes.
+pub fn put_parts_concatenates(store: &dyn Storage) {
+    let root = fresh(store, "suite/put-parts/");
+    let key = format!("{root}object");
+    let (big, tail) = (noise(300_000, 7), noise(17, 8));
+    let parts: [&[u8]; 5] = [b"head", &[], &big, b"x", &tail];
+    ok("put_parts", store.put_parts(&key, &parts));
+    assert_bytes(&key, &ok("get", store.get(&key)), &parts.concat());
+    ok("put_parts with no parts", store.put_parts(&key, &[]));
+    assert_bytes(&key, &ok("get", store.get(&key)), b"");
+    let many: Vec<Vec<u8>> = (0..3000u64).map(|i| noise((i % 97) as usize, i)).collect();
+    let many: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
+    ok("put_parts of 3000 parts", store.put_parts(&key, &many));
+    assert_bytes(&key, &ok("get", store.get(&key)), &many.concat());
+    clear(store, &root);
+}
+
+/// `delete_many` removes every object named (missing ones are not an
+/// error) across directories, and nothing else.
+pub fn delete_many_removes_each(store: &dyn Storage) {
+    let root = fresh(store, "suite/delete-many/");
+    let keys: Vec<String> = ["a/1", "a/2", "b/c/3", "top"]
+        .iter()
+        .map(|k| format!("{root}{k}"))
+        .collect();
+    for key in &keys {
+        ok("put", store.put(key, b"doomed"));
+    }
+    let survivor = format!("{root}a/survivor");
+    ok("put", store.put(&survivor, b"kept"));
+    let mut doomed = keys.clone();
+    doomed.push(format!("{root}a/never-written"));
+    ok("delete_many", store.delete_many(&doomed));
+    ok("delete_many again", store.delete_many(&doomed));
+    ok("delete_many of nothing", store.delete_many(&[]));
+    for key in &keys {
+        expect_not_found(key, store.get(key));
+    }
+    assert_bytes(&survivor, &ok("get", store.get(&survivor)), b"kept");
+    assert_eq!(
+        ok("list", store.list(&root)),
+        vec![survivor.clone()],
+        "storage suite: delete_many must remove exactly the keys it was given"
     );
     clear(store, &root);
 }

@@ -1,0 +1,804 @@
+//! Coordinated checkpoints across processes: N ranks each checkpoint their
+//! own shard, and a step counts only once every shard of it is durable.
+//!
+//! # Protocol
+//!
+//! Every rank keeps ordinary checkpoints in its own namespace
+//! `shards/<rank>/` of one shared store. After rank `r`'s checkpoint of
+//! step `s` is durable (its manifest written), `r` puts a **vote**
+//! `group/votes/<s>-<run>-<r>` naming that manifest (key and xxh3-128 of
+//! its bytes), then lists the votes of `(s, run)`. If all N ranks voted, it
+//! creates the **global commit** `group/commits/<s>-<run>` with
+//! [`Storage::put_if_absent`]. The commit's bytes are a pure function of
+//! the N votes, so whichever rank wins the create, the object is the same;
+//! a create that answers "exists" is harmless.
+//!
+//! Why this is correct, in short:
+//!
+//! * *Only complete steps commit.* A vote is written after its shard is
+//!   durable, and a commit is built only from N votes of one step and one
+//!   run, so a commit names N durable shards of the same step computed in
+//!   the same launch. The store's conditional create makes the commit
+//!   atomic: it exists whole or not at all, and no two versions of it can
+//!   exist.
+//! * *Every rank restores the same step.* Restore picks the newest commit
+//!   whose record verifies; all ranks read the same immutable objects, so
+//!   they pick the same one. A rank whose own shard of that commit does
+//!   not verify fails with [`Error::ShardDamaged`] instead of quietly
+//!   falling back alone, which would split the group.
+//! * *A commit lost to a crash is recovered.* If the rank that completed
+//!   the votes died before creating the commit, every shard is still
+//!   durable: restore first creates the commit of every complete vote set
+//!   (the same bytes any rank would have written), then chooses.
+//! * *Launches never mix.* After a crash the group recomputes from an
+//!   older step, and a computation need not be deterministic; votes carry
+//!   the launch's run id, so a vote set can only complete with votes of one
+//!   launch. A run id is registered per rank with a conditional create, so
+//!   a reused id is refused ([`Error::RunReused`]).
+//! * *Garbage collection never removes what a retained commit needs.* Each
+//!   rank deletes only objects in its own namespace, and keeps the shards
+//!   named by the newest `keep_last` commits it can see (a newer commit
+//!   appearing later only makes older ones expendable) plus the shards this
+//!   launch wrote above the newest commit. Within a launch commits appear
+//!   in step order (a rank votes for `s + 1` only after its vote for `s`,
+//!   and the rank that completes a vote set creates the commit before
+//!   voting again), so an older shard of this launch below the newest
+//!   commit can never be committed later. Shards of older launches that no
+//!   retained commit names never will be either: restore created the
+//!   commits of every complete vote set before this rank collects.
+//!
+//! Design notes (what changed from the first sketch, and why):
+//!
+//! * The commit key carries the run id (`<step>-<run>`), not the step
+//!   alone: a commit of a crashed launch that is damaged (so skipped) would
+//!   otherwise occupy the key the relaunch needs for the same step. Steps
+//!   order commits across launches, because each launch resumes from the
+//!   newest commit and checkpoints only later steps.
+//! * A rank whose shard of the chosen commit is damaged errors instead of
+//!   trying an older commit: falling back alone would split the group.
+//!   Deleting the commit and its votes (what the error says) moves every
+//!   rank back together.
+//! * "Usable" means "the commit record verifies", for restore and
+//!   retention alike, so both agree on every rank without reading the
+//!   other ranks' shards (a restore costs O(1) reads of group objects per
+//!   rank, not O(N)).
+//! * Only rank 0 deletes group objects (old commits and votes); each rank
+//!   deletes only its own shards, so the only rank that can remove a shard
+//!   is the one that knows whether it still needs it.
+//! * Retention also runs right after a restore, so what crashed launches
+//!   left behind is collected even before the first new checkpoint.
+//!
+//! Assumptions, as MPI and torchrun jobs behave: the whole group starts and
+//! restarts together (no rank of an old launch still runs when a new launch
+//! restores), every rank calls [`restore_latest`](crate::Checkpointer::restore_latest)
+//! before checkpointing, and all ranks checkpoint the same steps, in
+//! increasing order.
+
+use crate::catalog::{self, CheckpointInfo, LoadedSegments, Retention, RetentionReport, Skipped};
+use crate::error::{Error, Result};
+use crate::format::Manifest;
+use crate::format::group::{
+    COMMITS, CONFIG_KEY, GlobalCommit, GroupConfig, MAX_RUN_LEN, Record, RunRecord, ShardRef,
+    VOTES, Vote, commit_key, parse_commit_key, parse_vote_key, run_key, valid_run, vote_key,
+    votes_prefix,
+};
+use crate::format::layout::{ManifestName, PACKS, pack_key};
+use crate::storage::Storage;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+/// This process's place in a checkpoint group: how many ranks, which one
+/// this is, and which launch. Pass it to
+/// [`CheckpointerBuilder::group`](crate::CheckpointerBuilder::group).
+///
+/// Each rank checkpoints its own shard (any scheme) under `shards/<rank>/`
+/// of the shared store. Once its checkpoint of a step is durable, the rank
+/// writes a vote naming it; the rank that sees all the votes of the step
+/// creates the step's global commit with [`Storage::put_if_absent`], the
+/// store's atomic create — so a step is committed exactly when every shard
+/// of it is durable, and never half. [`Checkpointer::restore_latest`](crate::Checkpointer::restore_latest)
+/// gives every rank its shard of the newest global commit that verifies
+/// (first committing a step whose votes are complete but whose commit a
+/// crash prevented); shards no commit names are never restored and are
+/// garbage-collected. It assumes what MPI and torchrun jobs do: the whole
+/// group starts and restarts together, every rank restores before its
+/// first checkpoint, and all ranks checkpoint the same steps.
+///
+/// The run id names one launch of the whole group: the same on every rank
+/// of a launch, different on every launch (including restarts after a
+/// crash). Scheduler variables make good ones: `$SLURM_JOB_ID` joined with
+/// `$SLURM_RESTART_COUNT`, torchrun's `$TORCHELASTIC_RUN_ID` joined with
+/// `$TORCHELASTIC_RESTART_COUNT`, or an id the launcher generates. It must
+/// be 1 to 128 characters of `[A-Za-z0-9._-]`, not starting with `.`.
+///
+/// ```
+/// use ckpt::{Checkpointer, Group, MemStorage};
+///
+/// let store = MemStorage::new(); // shared by every rank
+/// let ranks = 2;
+/// let handles: Vec<_> = (0..ranks)
+///     .map(|rank| {
+///         let store = store.clone();
+///         std::thread::spawn(move || -> ckpt::Result<u64> {
+///             let mut ck = Checkpointer::builder()
+///                 .storage(store)
+///                 .group(Group::new(ranks, rank, "launch-1"))
+///                 .build()?;
+///             // Every rank gets its shard of the newest globally committed step.
+///             let (mut shard, first) = match ck.restore_latest::<Vec<u64>>()? {
+///                 Some(r) => (r.state, r.step + 1),
+///                 None => (vec![u64::from(rank); 4], 0),
+///             };
+///             for step in first..10 {
+///                 shard.iter_mut().for_each(|x| *x += step);
+///                 ck.checkpoint(step, &mut shard)?;
+///             }
+///             ck.finish()?;
+///             Ok(first)
+///         })
+///     })
+///     .collect();
+/// for handle in handles {
+///     handle.join().expect("rank thread")?;
+/// }
+///
+/// // The next launch (a new run id) resumes every rank from step 9.
+/// let mut ck = Checkpointer::builder()
+///     .storage(store)
+///     .group(Group::new(ranks, 1, "launch-2"))
+///     .build()?;
+/// let restored = ck.restore_latest::<Vec<u64>>()?.expect("step 9 committed");
+/// assert_eq!(restored.step, 9);
+/// assert_eq!(restored.state, vec![1 + (0..10).sum::<u64>(); 4]);
+/// # Ok::<(), ckpt::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    ranks: u32,
+    rank: u32,
+    run_id: String,
+}
+
+impl Group {
+    /// Rank `rank` of a group of `ranks` processes, in launch `run_id`.
+    /// Checked by [`CheckpointerBuilder::build`](crate::CheckpointerBuilder::build).
+    pub fn new(ranks: u32, rank: u32, run_id: impl Into<String>) -> Self {
+        Group {
+            ranks,
+            rank,
+            run_id: run_id.into(),
+        }
+    }
+
+    /// Number of ranks in the group.
+    pub fn ranks(&self) -> u32 {
+        self.ranks
+    }
+
+    /// This process's rank, from 0.
+    pub fn rank(&self) -> u32 {
+        self.rank
+    }
+
+    /// The launch this process belongs to.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |reason: String| {
+            Err(Error::InvalidConfig {
+                option: "group",
+                reason,
+            })
+        };
+        if self.ranks == 0 {
+            return invalid("a group needs at least 1 rank".to_owned());
+        }
+        if self.rank >= self.ranks {
+            return invalid(format!(
+                "rank {} is out of range for {} ranks (ranks count from 0)",
+                self.rank, self.ranks
+            ));
+        }
+        if !valid_run(&self.run_id) {
+            return invalid(format!(
+                "run id {:?} must be 1 to {MAX_RUN_LEN} characters of [A-Za-z0-9._-], not starting with '.'",
+                self.run_id
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a rank's vote achieved, reported in
+/// [`Committed::group`](crate::Committed::group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStatus {
+    /// The step voted for.
+    pub step: u64,
+    /// Ranks in the group.
+    pub ranks: u32,
+    /// Votes for this step (in this launch) seen after this rank voted.
+    pub votes: u32,
+    /// True when this rank saw the step globally committed: it created
+    /// the global commit, or found it created by another rank. False means
+    /// "not yet as far as this rank saw": the last rank to vote commits it.
+    pub globally_committed: bool,
+    /// True when this call created the global commit.
+    pub created: bool,
+}
+
+/// A global commit: a step every rank's shard of which is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GlobalCommitInfo {
+    /// The commit's key in the shared store.
+    pub key: String,
+    /// The step it commits.
+    pub step: u64,
+    /// The launch that computed it.
+    pub run_id: String,
+    /// This rank's shard: the manifest key inside `shards/<rank>/`.
+    pub shard: String,
+}
+
+impl GlobalCommitInfo {
+    fn of(name: &CommitName, commit: &GlobalCommit, rank: u32) -> Self {
+        GlobalCommitInfo {
+            key: name.key.clone(),
+            step: commit.step,
+            run_id: commit.run.clone(),
+            shard: shard_of(commit, rank).map_or_else(String::new, |s| s.manifest.clone()),
+        }
+    }
+}
+
+/// A global commit's key, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CommitName {
+    step: u64,
+    run: String,
+    key: String,
+}
+
+/// A retained commit.
+type Kept = (CommitName, GlobalCommit);
+
+/// What a group restore found.
+#[derive(Debug)]
+pub(crate) struct GroupRestore {
+    pub commit: GlobalCommitInfo,
+    pub manifest: Manifest,
+    pub segments: LoadedSegments,
+    pub skipped: Vec<Skipped>,
+}
+
+/// The group side of one rank's checkpointer.
+#[derive(Debug)]
+pub(crate) struct Coordinator {
+    root: Arc<dyn Storage>,
+    group: Group,
+    restored: bool,
+    /// True once this process checkpointed.
+    checkpointed: bool,
+    /// The last step checkpointed or restored in this process.
+    last_step: Option<u64>,
+    /// Shared with the writer; also run after a restore.
+    retention: Option<Arc<GroupRetention>>,
+}
+
+impl Coordinator {
+    /// Opens the group on `root`: checks (or records) its size. Call
+    /// [`register`](Self::register) once nothing else can fail.
+    pub(crate) fn open(root: Arc<dyn Storage>, group: Group) -> Result<Self> {
+        group.validate()?;
+        check_config(root.as_ref(), group.ranks)?;
+        Ok(Coordinator {
+            root,
+            group,
+            restored: false,
+            checkpointed: false,
+            last_step: None,
+            retention: None,
+        })
+    }
+
+    /// Registers this rank in this launch (a run id is used once per
+    /// rank); the last step of opening a checkpointer, so that a failure
+    /// before it does not use up the id.
+    pub(crate) fn register(&self) -> Result<()> {
+        register_run(self.root.as_ref(), &self.group)
+    }
+
+    /// The group this rank belongs to.
+    pub(crate) fn group(&self) -> &Group {
+        &self.group
+    }
+
+    /// The retention this rank's writer applies after each checkpoint.
+    /// `first_seq` is the first manifest sequence number this process
+    /// writes: manifests from there on belong to this launch.
+    pub(crate) fn retention(&mut self, keep_last: usize, first_seq: u64) -> Arc<GroupRetention> {
+        let retention = Arc::new(GroupRetention {
+            root: self.root.clone(),
+            group: self.group.clone(),
+            keep_last,
+            first_seq,
+            cache: Mutex::default(),
+        });
+        self.retention = Some(retention.clone());
+        retention
+    }
+
+    /// After a restore: removes what earlier launches left that no
+    /// retained commit needs (shards that never committed, votes of old
+    /// launches), so a relaunch starts from a tidy store.
+    fn collect_after_restore(&self, shard: &dyn Storage, restored: Option<String>) -> Result<()> {
+        match &self.retention {
+            Some(retention) => retention.collect(shard, restored).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that a checkpoint of `step` may be taken now.
+    pub(crate) fn check_checkpoint(&self, step: u64) -> Result<()> {
+        if !self.restored {
+            return Err(Error::GroupOrder {
+                reason: format!(
+                    "rank {} checkpoints before restoring; call restore_latest first (it returns None on a fresh store), so that every rank resumes from the same step",
+                    self.group.rank
+                ),
+            });
+        }
+        if let Some(last) = self.last_step.filter(|&last| step <= last) {
+            return Err(Error::GroupOrder {
+                reason: format!(
+                    "step {step} is not after step {last}, which rank {} already checkpointed or restored; steps must increase (resume at restored step + 1)",
+                    self.group.rank
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records that `step` was captured and goes to storage.
+    pub(crate) fn checkpointing(&mut self, step: u64) {
+        self.last_step = Some(step);
+        self.checkpointed = true;
+    }
+
+    /// Votes for the durable shard `info` (in `shard`, this rank's
+    /// namespace) and commits its step globally if every rank has voted.
+    pub(crate) fn vote(&self, shard: &dyn Storage, info: &CheckpointInfo) -> Result<GroupStatus> {
+        let bytes = shard.get(&info.key)?;
+        let Group { ranks, rank, .. } = self.group;
+        let run = &self.group.run_id;
+        let vote = Vote {
+            step: info.step,
+            run: run.clone(),
+            rank,
+            ranks,
+            shard: ShardRef {
+                manifest: info.key.clone(),
+                hash: manifest_hash(&bytes),
+            },
+        };
+        self.root
+            .put(&vote_key(info.step, run, rank), &vote.encode())?;
+        self.try_commit(info.step)
+    }
+
+    fn try_commit(&self, step: u64) -> Result<GroupStatus> {
+        let run = &self.group.run_id;
+        let voters: BTreeSet<u32> = self
+            .root
+            .list(&votes_prefix(step, run))?
+            .iter()
+            .filter_map(|key| parse_vote_key(key))
+            .filter(|(s, r, rank)| *s == step && r == run && *rank < self.group.ranks)
+            .map(|(_, _, rank)| rank)
+            .collect();
+        let mut status = GroupStatus {
+            step,
+            ranks: self.group.ranks,
+            votes: u32::try_from(voters.len()).unwrap_or(u32::MAX),
+            globally_committed: false,
+            created: false,
+        };
+        if status.votes < self.group.ranks {
+            return Ok(status);
+        }
+        let key = commit_key(step, run);
+        match build_commit(self.root.as_ref(), step, run, self.group.ranks) {
+            Ok(commit) => {
+                let bytes = commit.encode();
+                status.created = self.root.put_if_absent(&key, &bytes)?;
+                status.globally_committed = status.created || self.root.get(&key)? == bytes;
+            }
+            // A vote vanished: another rank committed the step and rank 0's
+            // collection removed the votes. A damaged vote: the step
+            // cannot commit (restore falls back to the previous one).
+            Err(e) if e.is_damage() => {
+                status.globally_committed =
+                    read_commit(self.root.as_ref(), &key, self.group.ranks).is_ok();
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(status)
+    }
+
+    /// Restores this rank's shard of the newest global commit that
+    /// verifies; `None` when the group has committed nothing yet.
+    pub(crate) fn restore(&mut self, shard: &dyn Storage) -> Result<Option<GroupRestore>> {
+        if self.checkpointed {
+            return Err(Error::GroupOrder {
+                reason: format!(
+                    "rank {} restores after checkpointing; in a group, restore only at the start of a launch (the other ranks would not go back with it): restart the whole group with a new run id",
+                    self.group.rank
+                ),
+            });
+        }
+        self.roll_forward()?;
+        let mut skipped = Vec::new();
+        for name in list_commits(self.root.as_ref())?.iter().rev() {
+            let commit = match read_commit(self.root.as_ref(), &name.key, self.group.ranks) {
+                Ok(commit) => commit,
+                Err(e) if e.is_damage() => {
+                    skipped.push(Skipped {
+                        key: name.key.clone(),
+                        step: Some(name.step),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let info = GlobalCommitInfo::of(name, &commit, self.group.rank);
+            let (manifest, segments) = self.load_shard(shard, &commit, &info)?;
+            self.collect_after_restore(shard, Some(manifest.name().key()))?;
+            self.restored = true;
+            self.last_step = Some(commit.step);
+            return Ok(Some(GroupRestore {
+                commit: info,
+                manifest,
+                segments,
+                skipped,
+            }));
+        }
+        if !skipped.is_empty() {
+            return Err(Error::NoUsableCheckpoint { skipped });
+        }
+        self.collect_after_restore(shard, None)?;
+        self.restored = true;
+        self.last_step = None;
+        Ok(None)
+    }
+
+    /// Loads this rank's shard of `commit`; damage is
+    /// [`Error::ShardDamaged`], never a silent fallback.
+    fn load_shard(
+        &self,
+        shard: &dyn Storage,
+        commit: &GlobalCommit,
+        info: &GlobalCommitInfo,
+    ) -> Result<(Manifest, LoadedSegments)> {
+        let loaded = shard_of(commit, self.group.rank)
+            .ok_or_else(|| Error::corrupt(&info.key, "the commit names no shard for this rank"))
+            .and_then(|shard_ref| {
+                let bytes = shard.get(&shard_ref.manifest)?;
+                if manifest_hash(&bytes) != shard_ref.hash {
+                    return Err(Error::corrupt(
+                        &shard_ref.manifest,
+                        "the manifest is not the one the commit names (hash mismatch)",
+                    ));
+                }
+                let manifest = Manifest::decode(&shard_ref.manifest, &bytes)?;
+                if manifest.step != commit.step {
+                    return Err(Error::corrupt(
+                        &shard_ref.manifest,
+                        "the manifest's step is not the commit's",
+                    ));
+                }
+                let segments = catalog::load_segments(shard, &manifest)?;
+                Ok((manifest, segments))
+            });
+        loaded.map_err(|e| match e {
+            Error::Corrupt { key, reason } => {
+                self.shard_damaged(commit, info, format!("{key:?}: {reason}"))
+            }
+            e if e.is_damage() => self.shard_damaged(commit, info, e.to_string()),
+            e => e,
+        })
+    }
+
+    fn shard_damaged(
+        &self,
+        commit: &GlobalCommit,
+        info: &GlobalCommitInfo,
+        reason: String,
+    ) -> Error {
+        Error::ShardDamaged {
+            rank: self.group.rank,
+            step: commit.step,
+            commit: info.key.clone(),
+            votes: votes_prefix(commit.step, &commit.run),
+            reason,
+        }
+    }
+
+    /// Creates the commit of every complete vote set that lacks one: its
+    /// last voter died between voting and committing, but every shard of
+    /// the step is durable, so the step is globally durable.
+    fn roll_forward(&self) -> Result<()> {
+        let root = self.root.as_ref();
+        let existing: BTreeSet<String> = root.list(COMMITS)?.into_iter().collect();
+        let mut sets: BTreeMap<(u64, String), BTreeSet<u32>> = BTreeMap::new();
+        for key in root.list(VOTES)? {
+            if let Some((step, run, rank)) = parse_vote_key(&key)
+                && rank < self.group.ranks
+            {
+                sets.entry((step, run)).or_default().insert(rank);
+            }
+        }
+        for ((step, run), voters) in sets {
+            let complete = voters.len() == self.group.ranks as usize;
+            if !complete || existing.contains(&commit_key(step, &run)) {
+                continue;
+            }
+            match build_commit(root, step, &run, self.group.ranks) {
+                Ok(commit) => {
+                    root.put_if_absent(&commit_key(step, &run), &commit.encode())?;
+                }
+                Err(e) if e.is_damage() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest global commit whose record verifies.
+    pub(crate) fn newest(&self) -> Result<Option<GlobalCommitInfo>> {
+        for name in list_commits(self.root.as_ref())?.iter().rev() {
+            match read_commit(self.root.as_ref(), &name.key, self.group.ranks) {
+                Ok(commit) => {
+                    return Ok(Some(GlobalCommitInfo::of(name, &commit, self.group.rank)));
+                }
+                Err(e) if e.is_damage() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Group retention for one rank: see the module docs.
+#[derive(Debug)]
+pub(crate) struct GroupRetention {
+    root: Arc<dyn Storage>,
+    group: Group,
+    keep_last: usize,
+    first_seq: u64,
+    /// Commit records are immutable: each is read once (`None`: damaged).
+    cache: Mutex<BTreeMap<String, Option<GlobalCommit>>>,
+}
+
+impl GroupRetention {
+    /// The newest `keep_last` commits whose records verify, newest first,
+    /// and every commit name, oldest first.
+    fn kept_commits(&self) -> Result<(Vec<Kept>, Vec<CommitName>)> {
+        let names = list_commits(self.root.as_ref())?;
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.retain(|key, _| names.iter().any(|n| &n.key == key));
+        let mut kept = Vec::new();
+        for name in names.iter().rev() {
+            if kept.len() >= self.keep_last {
+                break;
+            }
+            if !cache.contains_key(&name.key) {
+                let commit = match read_commit(self.root.as_ref(), &name.key, self.group.ranks) {
+                    Ok(commit) => Some(commit),
+                    Err(e) if e.is_damage() => None,
+                    Err(e) => return Err(e),
+                };
+                cache.insert(name.key.clone(), commit);
+            }
+            if let Some(Some(commit)) = cache.get(&name.key) {
+                kept.push((name.clone(), commit.clone()));
+            }
+        }
+        Ok((kept, names))
+    }
+
+    /// Rank 0 removes commits older than the retained ones and votes that
+    /// can no longer matter: those of steps at or below the newest commit,
+    /// and those of other launches (restore committed every complete set
+    /// before this launch checkpointed, so theirs are incomplete forever).
+    fn collect_group_objects(&self, kept: &[Kept], names: &[CommitName]) -> Result<()> {
+        let root = self.root.as_ref();
+        if kept.len() >= self.keep_last
+            && let Some((oldest_kept, _)) = kept.last()
+        {
+            for name in names.iter().filter(|n| *n < oldest_kept) {
+                root.delete(&name.key)?;
+            }
+        }
+        let newest_step = kept.first().map(|(name, _)| name.step);
+        for key in root.list(VOTES)? {
+            let Some((step, run, _)) = parse_vote_key(&key) else {
+                continue;
+            };
+            if newest_step.is_some_and(|newest| step <= newest) || run != self.group.run_id {
+                root.delete(&key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Retention for GroupRetention {
+    fn apply(
+        &self,
+        shard: &dyn Storage,
+        newest: &Manifest,
+        _damaged: &BTreeSet<String>,
+    ) -> Result<RetentionReport> {
+        self.collect(shard, Some(newest.name().key()))
+    }
+}
+
+impl GroupRetention {
+    /// One pass: keeps this rank's shards of the retained commits, the
+    /// shards this launch wrote above the newest commit, and `protect`;
+    /// deletes its other manifests and every pack none of the kept ones
+    /// references. Rank 0 then collects the group's objects.
+    pub(crate) fn collect(
+        &self,
+        shard: &dyn Storage,
+        protect: Option<String>,
+    ) -> Result<RetentionReport> {
+        let (kept, names) = self.kept_commits()?;
+        let newest_committed = kept.first().map(|(name, _)| name.step);
+        let mut keep: BTreeSet<String> = kept
+            .iter()
+            .filter_map(|(_, commit)| shard_of(commit, self.group.rank))
+            .map(|s| s.manifest.clone())
+            .collect();
+        keep.extend(protect);
+        let (locals, _) = catalog::scan(shard)?;
+        let pending = |name: &ManifestName| {
+            name.seq >= self.first_seq && newest_committed.is_none_or(|step| name.step > step)
+        };
+        let (retained, expired): (Vec<ManifestName>, Vec<ManifestName>) = locals
+            .into_iter()
+            .partition(|name| keep.contains(&name.key()) || pending(name));
+        let mut live = BTreeSet::new();
+        for name in &retained {
+            match catalog::load_manifest(shard, name) {
+                Ok(manifest) => live.extend(manifest.packs().map(pack_key)),
+                Err(e) if e.is_damage() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let dead_packs: Vec<String> = shard
+            .list(PACKS)?
+            .into_iter()
+            .filter(|key| !live.contains(key))
+            .collect();
+        for name in &expired {
+            shard.delete(&name.key())?;
+        }
+        for key in &dead_packs {
+            shard.delete(key)?;
+        }
+        if self.group.rank == 0 {
+            self.collect_group_objects(&kept, &names)?;
+        }
+        Ok(RetentionReport {
+            manifests_deleted: expired.len(),
+            packs_deleted: dead_packs.len(),
+        })
+    }
+}
+
+/// The identity of a manifest's bytes, as votes and commits record it.
+fn manifest_hash(bytes: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(bytes)
+}
+
+fn shard_of(commit: &GlobalCommit, rank: u32) -> Option<&ShardRef> {
+    commit.shards.get(usize::try_from(rank).ok()?)
+}
+
+/// Global commits in the store, oldest first.
+fn list_commits(root: &dyn Storage) -> Result<Vec<CommitName>> {
+    let mut names: Vec<CommitName> = root
+        .list(COMMITS)?
+        .into_iter()
+        .filter_map(|key| {
+            let (step, run) = parse_commit_key(&key)?;
+            Some(CommitName { step, run, key })
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Reads and verifies a commit record, including that it agrees with its
+/// key and covers `ranks` ranks.
+fn read_commit(root: &dyn Storage, key: &str, ranks: u32) -> Result<GlobalCommit> {
+    let commit = GlobalCommit::decode(key, &root.get(key)?)?;
+    if parse_commit_key(key) != Some((commit.step, commit.run.clone())) {
+        return Err(Error::corrupt(
+            key,
+            "the commit is stored under another name",
+        ));
+    }
+    if commit.ranks() != ranks {
+        return Err(Error::corrupt(
+            key,
+            format!(
+                "the commit covers {} ranks, the group has {ranks}",
+                commit.ranks()
+            ),
+        ));
+    }
+    Ok(commit)
+}
+
+/// Builds the commit of `(step, run)` from its `ranks` votes.
+fn build_commit(root: &dyn Storage, step: u64, run: &str, ranks: u32) -> Result<GlobalCommit> {
+    let mut shards = Vec::with_capacity(ranks as usize);
+    for rank in 0..ranks {
+        let key = vote_key(step, run, rank);
+        let vote = Vote::decode(&key, &root.get(&key)?)?;
+        if vote.step != step || vote.run != run || vote.rank != rank || vote.ranks != ranks {
+            return Err(Error::corrupt(&key, "the vote disagrees with its key"));
+        }
+        shards.push(vote.shard);
+    }
+    Ok(GlobalCommit {
+        step,
+        run: run.to_owned(),
+        shards,
+    })
+}
+
+/// Records the group's size on first use, or checks it.
+fn check_config(root: &dyn Storage, ranks: u32) -> Result<()> {
+    let config = GroupConfig { ranks };
+    if root.put_if_absent(CONFIG_KEY, &config.encode())? {
+        return Ok(());
+    }
+    let found = GroupConfig::decode(CONFIG_KEY, &root.get(CONFIG_KEY)?)?;
+    if found.ranks != ranks {
+        return Err(Error::GroupSizeMismatch {
+            expected: ranks,
+            found: found.ranks,
+        });
+    }
+    Ok(())
+}
+
+/// Registers `group.rank` in launch `group.run_id`. A registration that
+/// is already there with another nonce is another checkpointer's (nonces
+/// are random per call), so the run id was reused; with ours, a retried
+/// create found its own earlier attempt.
+fn register_run(root: &dyn Storage, group: &Group) -> Result<()> {
+    let key = run_key(&group.run_id, group.rank);
+    let record = RunRecord {
+        nonce: rand::random(),
+    }
+    .encode();
+    if root.put_if_absent(&key, &record)? || root.get(&key)? == record {
+        return Ok(());
+    }
+    Err(Error::RunReused {
+        run: group.run_id.clone(),
+        rank: group.rank,
+    })
+}
