@@ -126,8 +126,8 @@ impl Adaptive {
         event.compute = work.compute;
         event.steps_beside_persist = work.busy_steps;
         event.compute_beside_persist = work.busy_compute;
-        event.stall = committed.stall;
-        event.persist = committed.persist.max(committed.stall);
+        event.stall = committed.stall + work.overhead;
+        event.persist = committed.persist.max(event.stall);
         event.logical_bytes = committed.info.logical_bytes;
         // What changed since the previous checkpoint, not what this one
         // stored: a full checkpoint stores everything, but the model learns
@@ -239,9 +239,16 @@ pub(crate) struct Work {
     /// Time spent in them (or wall time, without scopes).
     pub compute: Duration,
     /// Those of the scopes that ran while a background persist was in
-    /// flight, and the time spent in them.
+    /// flight.
     pub busy_steps: u64,
+    /// Time spent in the `busy_steps` scopes.
     pub busy_compute: Duration,
+    /// Time the computation spent in the checkpointer on earlier
+    /// checkpoints' bookkeeping that no reported stall included yet.
+    pub overhead: Duration,
+    /// For a checkpoint persisted in the background: how long the call
+    /// that captured it blocked the computation.
+    pub blocked: Option<Duration>,
 }
 
 #[cfg(test)]
@@ -285,6 +292,60 @@ mod tests {
             }
         }
         panic!("the advisor never switched");
+    }
+
+    #[test]
+    fn a_restart_goes_on_with_the_trial_the_crash_cut_short() {
+        let policy = Policy::adaptive()
+            .allow(&[Scheme::Full, Scheme::CopyOnWrite])
+            .exploration(0.0);
+        let config = ModelConfig::with_mtbf(Duration::from_secs(3_600));
+        let mut advisor = Advisor::new(config, policy.clone()).expect("valid");
+        let plan = Plan::only(Scheme::Full);
+        // Full's best interval here, so that no interval change competes.
+        let every = Duration::from_secs(190);
+        let mut trial = None;
+        for i in 0..5u64 {
+            let mut e = CheckpointEvent::new(Scheme::Full, i);
+            e.steps = 10;
+            e.compute = every;
+            e.stall = Duration::from_secs(5);
+            e.persist = e.stall;
+            e.logical_bytes = GIB;
+            e.dirty_bytes = GIB / 100;
+            e.bytes_written = GIB;
+            e.chain_length = 1;
+            advisor.observe(&e.into());
+            if let Decision::Explore {
+                scheme, interval, ..
+            } = advisor.advise(plan, every)
+            {
+                trial = Some((scheme, interval));
+                break;
+            }
+        }
+        let (scheme, interval) =
+            trial.expect("a 5 s full checkpoint makes the prior of copy-on-write worth a trial");
+        assert_eq!(advisor.trial(), Some((scheme, interval)));
+        let store = MemStorage::new();
+        store
+            .put(MODEL_KEY, &advisor.to_bytes().expect("encodes"))
+            .expect("put");
+        let ck = Checkpointer::builder()
+            .storage(store.clone())
+            .policy(policy)
+            .build()
+            .expect("valid");
+        assert_eq!(ck.plan(), Plan::only(scheme));
+        assert_eq!(ck.advisor().trial(), Some((scheme, interval)));
+        // A policy that no longer allows the scheme abandons the trial.
+        let ck = Checkpointer::builder()
+            .storage(store)
+            .policy(Policy::adaptive().allow(&[Scheme::Full]))
+            .build()
+            .expect("valid");
+        assert_eq!(ck.plan(), Plan::only(Scheme::Full));
+        assert_eq!(ck.advisor().trial(), None);
     }
 
     #[test]

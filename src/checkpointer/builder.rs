@@ -2,7 +2,7 @@
 
 use super::adaptive::{Adaptive, Listener};
 use super::persister::Persister;
-use super::{Checkpointer, Interval};
+use super::{Checkpointer, Exploration, Interval};
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::format::group::shard_prefix;
@@ -258,6 +258,23 @@ impl CheckpointerBuilder {
                 },
             ),
         };
+        // A trial cut short by the crash goes on where it stopped; the
+        // plan in force resumes when it ends.
+        let trial = adaptive.advisor().trial();
+        let exploring = trial.map(|_| Exploration {
+            resume: plan,
+            resume_interval: interval,
+        });
+        let (plan, interval) = match trial {
+            Some((scheme, every)) => (
+                Plan::only(scheme),
+                Interval {
+                    every_steps: None,
+                    every: Some(every),
+                },
+            ),
+            None => (plan, interval),
+        };
         let config = WriterConfig {
             scheme: plan.base(),
             write,
@@ -286,7 +303,7 @@ impl CheckpointerBuilder {
             work: Default::default(),
             last_checkpoint_at: Instant::now(),
             queued_work: Default::default(),
-            exploring: None,
+            exploring,
             failover_events: self.failover_events,
             last_committed: None,
             poisoned: None,

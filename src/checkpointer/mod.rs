@@ -99,10 +99,10 @@ struct Interval {
     every: Option<Duration>,
 }
 
-/// A trial of another scheme started by the policy.
+/// A trial of another scheme started by the policy; it lasts while the
+/// policy says so ([`PolicyState::exploring`](crate::model::PolicyState::exploring)).
 #[derive(Debug, Clone, Copy)]
 struct Exploration {
-    remaining: u32,
     resume: Plan,
     resume_interval: Interval,
 }
@@ -162,6 +162,7 @@ impl Checkpointer {
     /// poisons the checkpointer (see [`Error::Poisoned`]); a failure in the
     /// background is returned by the next call.
     pub fn checkpoint<S: State>(&mut self, step: u64, state: &mut S) -> Result<Option<&Committed>> {
+        let entered = Instant::now();
         self.check_usable()?;
         self.drain_failover_events();
         let finished = self.persister.finished();
@@ -196,10 +197,19 @@ impl Checkpointer {
         self.last_captured = Some(ident.id);
         let durable = match self.persister.submit(job) {
             Ok(Submitted::Committed(committed)) => {
+                let reported = committed.stall;
                 self.on_commit(*committed, work)?;
+                // What this call cost beyond the stall its commit reported
+                // (the policy's evaluation, saving what the model learnt,
+                // a change of scheme) is charged to the next checkpoint,
+                // so the model sees everything the computation waits for.
+                self.work.overhead += entered.elapsed().saturating_sub(reported);
                 true
             }
             Ok(Submitted::Queued) => {
+                // Everything this call blocked for: bookkeeping of earlier
+                // commits, the snapshot, and waiting for room in the queue.
+                work.blocked = Some(entered.elapsed());
                 self.queued_work.push_back(work);
                 false
             }
@@ -256,6 +266,9 @@ impl Checkpointer {
     /// leave that plan. An applied change ends the trial; otherwise the
     /// trial runs its course and the plan and interval in force resume.
     fn on_commit(&mut self, mut committed: Committed, work: Work) -> Result<()> {
+        if let Some(blocked) = work.blocked {
+            committed.stall = blocked;
+        }
         if let Some(coordinator) = &self.group {
             match coordinator.vote(self.storage.as_ref(), &committed.info) {
                 Ok(status) => committed.group = Some(status),
@@ -275,11 +288,10 @@ impl Checkpointer {
             .committed(self.storage.as_ref(), &committed, work, plan, every)
             .clone();
         self.last_committed = Some(committed);
-        // Trial commits still to come after this one; 0 ends the trial.
-        let trial_left = self
-            .exploring
-            .as_ref()
-            .map(|trial| trial.remaining.saturating_sub(1));
+        let advisor = self.adaptive.advisor();
+        let trial_over = !advisor
+            .policy_state()
+            .exploring(advisor.summary().checkpoints);
         match decision {
             Decision::Apply(recommendation) => {
                 self.exploring = None;
@@ -291,12 +303,10 @@ impl Checkpointer {
             }
             Decision::Explore {
                 scheme,
-                checkpoints,
                 interval: trial_every,
                 ..
-            } if trial_left.unwrap_or(0) == 0 => {
+            } => {
                 self.exploring = Some(Exploration {
-                    remaining: checkpoints,
                     resume: plan,
                     resume_interval: interval,
                 });
@@ -306,18 +316,12 @@ impl Checkpointer {
                 };
                 self.set_plan(Plan::only(scheme))
             }
-            _ => match (trial_left, &mut self.exploring) {
-                (Some(0), _) => {
-                    self.exploring = None;
-                    self.interval = interval;
-                    self.set_plan(plan)
-                }
-                (Some(left), Some(trial)) => {
-                    trial.remaining = left;
-                    Ok(())
-                }
-                _ => Ok(()),
-            },
+            _ if self.exploring.is_some() && trial_over => {
+                self.exploring = None;
+                self.interval = interval;
+                self.set_plan(plan)
+            }
+            _ => Ok(()),
         }
     }
 

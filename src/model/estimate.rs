@@ -71,7 +71,10 @@
 //! `d/c` in the background. Such estimates carry a wide, configured
 //! uncertainty and [`Basis::Prior`], and a comparison that involves one
 //! claims a confidence of at most 0.5; the policy explores on them instead
-//! of acting on them. A scheme measured fewer than
+//! of acting on them. The same relative uncertainty is combined (inverse
+//! variance) with a measured scheme's fitted intervals, so that a third
+//! checkpoint, whose fit has a Student-t multiplier above 10, does not
+//! make a scheme look less known than two did. A scheme measured fewer than
 //! [`ModelConfig::min_observations`] times is priced from its own
 //! measurements (time per byte from the pooled fit), but with the same
 //! configured uncertainty, since so few points cannot estimate their own
@@ -399,8 +402,10 @@ pub struct Evaluation {
     pub current_tuned: PlanEstimate,
     /// Every candidate plan at its best interval, cheapest first.
     pub candidates: Vec<PlanEstimate>,
-    /// Changes worth considering, the most significant first (at most a
-    /// change of plan, then a change of interval); a policy decides.
+    /// Changes worth considering, the most significant first: a change to
+    /// the cheapest plan; when that plan rests on priors, also a change to
+    /// the cheapest measured plan; then a change of interval. A policy
+    /// decides.
     pub recommendations: Vec<Recommendation>,
     /// Posterior MTBF used for the overheads, seconds (infinite when no
     /// failure is expected).
@@ -531,9 +536,10 @@ impl Pricer<'_> {
         let (stall, persist) = match &costs.pricing {
             Pricing::Fitted { stall, persist } => {
                 let (st, pe) = own(stall, persist);
+                let u = self.config.prior_uncertainty;
                 (
-                    bound.pick(st.mean, st.half_width),
-                    bound.pick(pe.mean, pe.half_width),
+                    bound.pick(st.mean, capped(st, u)),
+                    bound.pick(pe.mean, capped(pe, u)),
                 )
             }
             Pricing::Few { stall, persist } => {
@@ -691,6 +697,22 @@ struct Priced {
     cost: CheckpointCost,
     restart: f64,
     dirty: f64,
+}
+
+/// The half-width of a fitted cost combined with the configured prior
+/// uncertainty (`u` times the cost) by inverse variance: a fit on three or
+/// four checkpoints has a Student-t multiplier of 4 to 13 and would claim
+/// less than the two checkpoints priced with the prior alone did; with
+/// more checkpoints the fit's own interval takes over.
+fn capped(e: Estimate, u: f64) -> f64 {
+    let prior = u * e.mean.abs();
+    let usable = |x: f64| x > 0.0 && x.is_finite();
+    match (usable(prior), usable(e.half_width)) {
+        (true, true) => (prior.powi(-2) + e.half_width.powi(-2)).sqrt().recip(),
+        // An unbounded (or undefined) fit interval: the prior's.
+        (true, false) if e.half_width != 0.0 => prior,
+        _ => e.half_width,
+    }
 }
 
 /// How much slower the steps that ran beside a background persist were
@@ -1030,11 +1052,21 @@ impl CostModel {
             .collect();
         candidates.sort_by(|a, b| a.overhead.total_cmp(&b.overhead));
         let mut recommendations = Vec::new();
-        if let Some(best) = candidates
-            .first()
-            .filter(|b| b.plan != current && b.overhead < tuned.overhead)
-        {
+        let better = |c: &&PlanEstimate| c.plan != current && c.overhead < tuned.overhead;
+        if let Some(best) = candidates.first().filter(better) {
             recommendations.push(self.plan_change(&pricer, &now, &tuned, best));
+        }
+        // When the cheapest plan rests on priors, the cheapest measured one
+        // is worth acting on meanwhile (a policy explores the first and
+        // may apply the second).
+        let measured = candidates
+            .iter()
+            .filter(better)
+            .find(|c| c.basis == Basis::Observed);
+        if let Some(measured) = measured
+            && candidates.first().is_some_and(|b| b.basis == Basis::Prior)
+        {
+            recommendations.push(self.plan_change(&pricer, &now, &tuned, measured));
         }
         let ratio = tuned.interval.as_secs_f64() / interval.as_secs_f64().max(1e-9);
         if tuned.overhead < now.overhead && !(0.8..=1.25).contains(&ratio) {
@@ -1768,5 +1800,63 @@ mod tests {
         // But the base's persist counts: (3 × ~20 ms + ~1 s) / 4.
         let persist = eval.current.persist.as_secs_f64();
         assert!((0.2..0.4).contains(&persist), "{persist}");
+    }
+
+    #[test]
+    fn a_measured_improvement_is_offered_while_a_cheaper_guess_is_unmeasured() {
+        let mut m = model(1);
+        let mut rng = StdRng::seed_from_u64(13);
+        feed_full(&mut m, &mut rng, 10, 60.0);
+        feed_incremental(&mut m, &mut rng, 10, 60.0);
+        // Copy-on-write is unmeasured; its prior (a 2 % stall) looks best.
+        let eval = m
+            .evaluate(
+                Plan::only(Scheme::Full),
+                secs(60.0),
+                &Constraints::default(),
+            )
+            .expect("observed");
+        let kinds: Vec<(Scheme, Basis)> = eval
+            .recommendations
+            .iter()
+            .filter_map(|r| match r {
+                Recommendation::Switch { to, advice, .. } => Some((*to, advice.basis)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Scheme::CopyOnWrite, Basis::Prior),
+                (Scheme::Incremental, Basis::Observed)
+            ],
+            "{:#?}",
+            eval.recommendations
+        );
+    }
+
+    #[test]
+    fn a_third_checkpoint_does_not_make_a_scheme_look_less_known() {
+        let confidence = |incrementals: usize| {
+            let mut m = model(1);
+            let mut rng = StdRng::seed_from_u64(14);
+            feed_full(&mut m, &mut rng, 1, 60.0);
+            feed_incremental(&mut m, &mut rng, incrementals, 60.0);
+            let constraints = Constraints {
+                allowed: SchemeSet::of(&[Scheme::Full, Scheme::Incremental]),
+                ..Constraints::default()
+            };
+            let eval = m
+                .evaluate(Plan::only(Scheme::Full), secs(60.0), &constraints)
+                .expect("observed");
+            eval.recommendations
+                .first()
+                .map_or(0.0, |r| r.advice().confidence)
+        };
+        // Priced with the prior's uncertainty at 2, fitted from 3 on: the
+        // fit's t multiplier (>10 at 3) must not undo what was learnt.
+        for n in 2..6 {
+            assert!(confidence(n) > 0.9, "{n} incrementals: {}", confidence(n));
+        }
     }
 }

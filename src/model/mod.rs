@@ -83,16 +83,17 @@ pub use policy::{Decision, Mode, Policy, PolicyState};
 pub use recommend::{Addition, Advice, Basis, IntervalAdvice, Recommendation};
 
 use crate::error::{Error, Result};
+use crate::scheme::Scheme;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Version of the bytes [`Advisor::to_bytes`] writes (their first byte).
-pub const MODEL_STATE_VERSION: u8 = 2;
+pub const MODEL_STATE_VERSION: u8 = 3;
 
 /// Largest model state this build decodes; a longer claim is corruption.
 const MAX_MODEL_STATE_BYTES: usize = 16 << 20;
 
-/// bincode settings of model state version 2, pinned: state written today
+/// bincode settings of model state (versions 2 and 3), pinned: state written today
 /// must load after a dependency upgrade.
 const MODEL_STATE_CODEC: bincode::config::Configuration<
     bincode::config::LittleEndian,
@@ -179,10 +180,21 @@ impl Advisor {
         &self.state
     }
 
-    /// Tells the policy a new process starts on this state (see
-    /// [`PolicyState::abandon_trial`]).
+    /// Tells the policy a new process starts on this state: a trial that
+    /// was running goes on if the policy still allows it
+    /// ([`Advisor::trial`]), and is abandoned otherwise
+    /// ([`PolicyState::abandon_trial`]).
     pub fn restarted(&mut self) {
-        self.state.abandon_trial();
+        if self.trial().is_none() {
+            self.state.abandon_trial();
+        }
+    }
+
+    /// The trial an automatic policy was running when its state was saved
+    /// (scheme and compute interval), which a restarting checkpointer goes
+    /// on with. See [`PolicyState::trial`].
+    pub fn trial(&self) -> Option<(Scheme, Duration)> {
+        self.state.trial(&self.policy)
     }
 
     /// The plan and compute interval an automatic policy applied last and
@@ -256,7 +268,6 @@ impl Advisor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheme::Scheme;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 

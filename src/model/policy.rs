@@ -19,17 +19,25 @@
 //!   Exploration keeps the estimates of unused schemes fresh: when an
 //!   estimate resting on priors ([`Basis::Prior`]) predicts a saving of at
 //!   least `min_saving`, the scheme it lacks is tried (directed), and
-//!   otherwise, with probability `exploration / explore_checkpoints` per
-//!   evaluation, the allowed scheme the current plan does not use and that
-//!   was seen longest ago is tried (random, from a seeded RNG so runs are
-//!   reproducible). A trial lasts `explore_checkpoints` checkpoints, at
-//!   the interval the model finds best for the scheme, so about
-//!   `exploration` of the checkpoints explore when the policy is evaluated
-//!   after each one; a scheme is not tried again within `min_dwell`
+//!   otherwise the allowed scheme the current plan does not use, that
+//!   could still win (its cheapest plan's overhead less two standard
+//!   errors is below the current plan's) and that was seen longest ago is
+//!   tried at random (from a seeded RNG so runs are reproducible). A trial lasts `explore_checkpoints` checkpoints, at
+//!   the interval `τ_t` the model finds best for the scheme; a random one
+//!   starts with probability `exploration / explore_checkpoints · min(1,
+//!   τ / τ_t)` per evaluation (`τ` the current interval), so that about
+//!   `exploration` of the run's time, and at most that share of its
+//!   checkpoints, goes to random trials when the policy is evaluated after
+//!   every checkpoint. (Counting checkpoints alone would let a scheme that
+//!   checkpoints five times less often spend five times the share of the
+//!   run on trials.) A scheme is not tried again within `min_dwell`
 //!   checkpoints. During a trial the policy keeps judging the plan in
 //!   force: if the trial shows its scheme is better, the switch builds its
-//!   streak during the trial and is applied from it, instead of going back
-//!   to the old plan first.
+//!   streak during the trial (which runs on until the streak decides) and
+//!   is applied from it, instead of going back to the old plan first.
+//!   Likewise, a measured switch to another scheme that starts a streak
+//!   is confirmed on that scheme, in a trial, rather than on the old
+//!   plan's checkpoints, which may be far apart.
 
 use super::estimate::{Constraints, Evaluation};
 use super::plan::{Plan, SchemeSet};
@@ -176,10 +184,13 @@ impl Policy {
         self
     }
 
-    /// Share of checkpoints spent trying schemes the current plan does not
-    /// use, when evaluated after every checkpoint (default 0.02; 0 turns
-    /// random exploration off, not the directed trials of schemes priced
-    /// from priors).
+    /// Share of the run's time spent trying schemes the current plan does
+    /// not use, when evaluated after every checkpoint (default 0.02; 0
+    /// turns random exploration off, not the directed trials of schemes
+    /// priced from priors). A random trial of `explore_checkpoints`
+    /// checkpoints at interval `τ_t` starts with probability `exploration /
+    /// explore_checkpoints · min(1, τ / τ_t)` per evaluation, `τ` the
+    /// current interval, and only for a scheme that could still win.
     pub fn exploration(mut self, share: f64) -> Self {
         self.exploration = share;
         self
@@ -250,13 +261,16 @@ pub enum Decision {
     /// Change to [`Recommendation::plan`] and
     /// [`Recommendation::interval`].
     Apply(Recommendation),
-    /// Take the next `checkpoints` checkpoints with `scheme`, `interval`
-    /// apart, then return to the current plan and interval — unless an
-    /// [`Apply`](Decision::Apply) during the trial switches for good.
+    /// Take checkpoints with `scheme`, `interval` apart, while the trial
+    /// lasts ([`PolicyState::exploring`]), then return to the current plan
+    /// and interval — unless an [`Apply`](Decision::Apply) during the
+    /// trial switches for good.
     Explore {
         /// The scheme to try.
         scheme: Scheme,
-        /// How many checkpoints to take with it.
+        /// How many checkpoints the trial is planned to last; the policy
+        /// extends it while the scheme is winning, until the switch is
+        /// decided.
         checkpoints: u32,
         /// Compute time between the trial's checkpoints: the model's best
         /// interval for the scheme.
@@ -292,6 +306,16 @@ pub struct PolicyState {
     draws: u64,
     applied: u64,
     in_force: Option<InForce>,
+    /// The trial that runs while `exploring_until` is set.
+    trial: Option<Trial>,
+}
+
+/// A trial the policy started: the scheme and the compute interval it runs
+/// at.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Trial {
+    scheme: u8,
+    interval_secs: f64,
 }
 
 impl PolicyState {
@@ -317,13 +341,31 @@ impl PolicyState {
         allowed.then_some((f.plan, every))
     }
 
-    /// Forgets a trial that was running when the process stopped: a new
-    /// process starts on the plan in force, so the trial's scheme was not
-    /// measured as planned and may be tried again at once.
+    /// Forgets a trial that was running when the process stopped and that
+    /// cannot go on (see [`PolicyState::trial`]): a new process starts on
+    /// the plan in force, so the trial's scheme was not measured as
+    /// planned and may be tried again at once.
     pub fn abandon_trial(&mut self) {
+        self.trial = None;
         if self.exploring_until.take().is_some() {
             self.explored.pop();
         }
+    }
+
+    /// The trial that was running when this state was saved, if `policy`
+    /// still allows its scheme and interval: its scheme and compute
+    /// interval. A process that restarts after a crash goes on with it for
+    /// the checkpoints it has left, since the evidence that started it did
+    /// not change; waiting instead for the plan in force to checkpoint and
+    /// decide again would cost a whole interval of the old plan.
+    pub fn trial(&self, policy: &Policy) -> Option<(Scheme, Duration)> {
+        self.exploring_until?;
+        let t = self.trial.filter(|_| policy.mode == Mode::Auto)?;
+        let scheme = Scheme::from_code(t.scheme)?;
+        let every = Duration::try_from_secs_f64(t.interval_secs).ok()?;
+        let c = &policy.constraints;
+        (c.allowed.contains(scheme) && (c.min_interval..=c.max_interval).contains(&every))
+            .then_some((scheme, every))
     }
 
     /// True while a trial started by [`Decision::Explore`] runs.
@@ -374,6 +416,7 @@ impl PolicyState {
         let exploring = self.exploring(seen);
         if !exploring {
             self.exploring_until = None;
+            self.trial = None;
         }
         let qualifying = eval.recommendations.iter().find(|r| {
             policy.passes(r)
@@ -399,6 +442,7 @@ impl PolicyState {
         if count >= policy.patience && dwelt {
             self.streak = None;
             self.exploring_until = None;
+            self.trial = None;
             self.last_change = Some(seen);
             self.applied += 1;
             self.in_force = Some(InForce {
@@ -416,6 +460,30 @@ impl PolicyState {
             interval_secs: keep_interval,
             count,
         });
+        // A trial whose scheme is winning runs on until the switch is
+        // decided, instead of going back to the old plan for the last
+        // evaluations the streak needs.
+        let to = rec.plan().base();
+        let trial = self.explored.last().map(|(code, _)| *code);
+        if exploring && trial == Some(to.code()) {
+            let needed = seen.saturating_add(u64::from(policy.patience.saturating_sub(count)));
+            self.exploring_until = self.exploring_until.map(|until| until.max(needed));
+        }
+        // A switch to another scheme that is building its streak is
+        // confirmed on that scheme: a trial of it, during which the streak
+        // goes on (and which ends in the switch if it holds). The old plan
+        // may checkpoint far less often than the new one would, and
+        // waiting for its checkpoints to agree costs more than trying.
+        if !exploring && dwelt && to != eval.current.plan.base() && !self.cooling(policy, seen, to)
+        {
+            let reason = format!(
+                "confirming a measured saving ({} of {} evaluations agree) on {} itself",
+                count,
+                policy.patience,
+                super::plan::scheme_name(to)
+            );
+            return self.start_trial(policy, seen, to, rec.interval().every, reason);
+        }
         Decision::Hold
     }
 
@@ -450,37 +518,74 @@ impl PolicyState {
                 .find(|s| !in_use(*s) && unmeasured(*s) && !cooling(&self.explored, *s))
                 .map(|s| (s, format!("the estimate for {plan} rests on priors and predicts a saving; measuring it")))
         });
-        let chosen = directed.or_else(|| {
-            let per_evaluation = policy.exploration / f64::from(policy.explore_checkpoints.max(1));
-            if self.draw(policy) >= per_evaluation {
-                return None;
-            }
-            eval.schemes
+        // Try the scheme where it would run: at the interval the model
+        // finds best for it (candidates are sorted, cheapest first).
+        let trial_interval = |scheme: Scheme| {
+            eval.candidates
                 .iter()
-                .filter(|st| !in_use(st.scheme) && !cooling(&self.explored, st.scheme))
-                .max_by_key(|st| st.since_seen.unwrap_or(u64::MAX))
-                .map(|st| {
-                    (
-                        st.scheme,
-                        "random exploration keeps its estimate fresh".to_owned(),
-                    )
+                .find(|c| c.plan == Plan::only(scheme))
+                .or_else(|| eval.candidates.iter().find(|c| c.plan.base() == scheme))
+                .map_or(eval.current.interval, |c| c.interval)
+        };
+        // One draw per evaluation, whether or not it is used, so that the
+        // stream of draws does not depend on what was decided.
+        let draw = self.draw(policy);
+        // A random trial is worth its cost only for a scheme that could
+        // still win: one whose cheapest plan, two standard errors below its
+        // estimate, would beat the current plan (or that has no estimate).
+        let plausible = |s: Scheme| {
+            eval.candidates
+                .iter()
+                .filter(|c| c.plan.base() == s)
+                .min_by(|a, b| a.overhead.total_cmp(&b.overhead))
+                .is_none_or(|c| {
+                    c.overhead - 2.0 * c.std_error < eval.current_tuned.overhead
+                        || c.overhead.is_nan()
                 })
+        };
+        let chosen = directed.or_else(|| {
+            let scheme = eval
+                .schemes
+                .iter()
+                .filter(|st| {
+                    !in_use(st.scheme)
+                        && !cooling(&self.explored, st.scheme)
+                        && plausible(st.scheme)
+                })
+                .max_by_key(|st| st.since_seen.unwrap_or(u64::MAX))?
+                .scheme;
+            let per_evaluation = policy.exploration / f64::from(policy.explore_checkpoints.max(1));
+            let time_share = time_ratio(eval.current.interval, trial_interval(scheme));
+            (draw < per_evaluation * time_share).then(|| {
+                (
+                    scheme,
+                    "random exploration keeps its estimate fresh".to_owned(),
+                )
+            })
         });
         let Some((scheme, reason)) = chosen else {
             return Decision::Hold;
         };
+        let interval = trial_interval(scheme);
+        self.start_trial(policy, seen, scheme, interval, reason)
+    }
+
+    fn start_trial(
+        &mut self,
+        policy: &Policy,
+        seen: u64,
+        scheme: Scheme,
+        interval: Duration,
+        reason: String,
+    ) -> Decision {
         self.explored.retain(|(code, _)| *code != scheme.code());
         self.explored.push((scheme.code(), seen));
         let checkpoints = policy.explore_checkpoints;
         self.exploring_until = Some(seen.saturating_add(u64::from(checkpoints)));
-        // Try the scheme where it would run: at the interval the model
-        // finds best for it (candidates are sorted, cheapest first).
-        let interval = eval
-            .candidates
-            .iter()
-            .find(|c| c.plan == Plan::only(scheme))
-            .or_else(|| eval.candidates.iter().find(|c| c.plan.base() == scheme))
-            .map_or(eval.current.interval, |c| c.interval);
+        self.trial = Some(Trial {
+            scheme: scheme.code(),
+            interval_secs: interval.as_secs_f64(),
+        });
         Decision::Explore {
             scheme,
             checkpoints,
@@ -489,12 +594,32 @@ impl PolicyState {
         }
     }
 
+    /// True when `scheme` was tried within the last `min_dwell`
+    /// checkpoints.
+    fn cooling(&self, policy: &Policy, seen: u64, scheme: Scheme) -> bool {
+        self.explored.iter().any(|(code, at)| {
+            *code == scheme.code() && seen.saturating_sub(*at) < policy.min_dwell.max(1)
+        })
+    }
+
     /// One uniform draw in [0, 1), reproducible from the seed and the
     /// number of draws so far (so the state stays a plain counter).
     fn draw(&mut self, policy: &Policy) -> f64 {
         self.draws = self.draws.wrapping_add(1);
         let stream = policy.seed ^ self.draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         StdRng::seed_from_u64(stream).random()
+    }
+}
+
+/// `min(1, current / trial)`: how much less often than the current plan a
+/// trial checkpoints, which makes each of its checkpoints last that much
+/// longer (1 when either interval is unknown).
+fn time_ratio(current: Duration, trial: Duration) -> f64 {
+    let ratio = current.as_secs_f64() / trial.as_secs_f64();
+    if ratio.is_finite() && ratio > 0.0 {
+        ratio.min(1.0)
+    } else {
+        1.0
     }
 }
 
@@ -596,7 +721,16 @@ mod tests {
         let decisions: Vec<_> = (0..3)
             .map(|n| state.decide(&policy, &evaluation(n, rec())))
             .collect();
-        assert_eq!(decisions[0], Decision::Hold);
+        // The first agreeing evaluation starts a trial of incremental to
+        // confirm it; the streak goes on during the trial.
+        assert!(
+            matches!(
+                &decisions[0],
+                Decision::Explore { scheme: Scheme::Incremental, reason, .. } if reason.contains("confirming")
+            ),
+            "{:?}",
+            decisions[0]
+        );
         assert_eq!(decisions[1], Decision::Hold);
         assert!(matches!(decisions[2], Decision::Apply(_)));
         // The same advice again right away waits for the dwell time.
@@ -628,7 +762,7 @@ mod tests {
                 &policy,
                 &evaluation(n, vec![switch(to, 0.05, Basis::Observed)]),
             );
-            assert_eq!(d, Decision::Hold, "n={n}");
+            assert!(!matches!(d, Decision::Apply(_)), "n={n}: {d:?}");
         }
     }
 
@@ -647,7 +781,7 @@ mod tests {
                     vec![switch(Scheme::Incremental, saving, Basis::Observed)],
                 ),
             );
-            assert_eq!(d, Decision::Hold, "n={n}");
+            assert!(!matches!(d, Decision::Apply(_)), "n={n}: {d:?}");
         }
         // Noisy around the threshold, with the target flipping too: applied
         // changes stay rare and never closer than the dwell time.
@@ -724,11 +858,12 @@ mod tests {
             }
             vec![rec]
         };
-        // 4 s, 6 s, 9 s: each 50 % off the last, the switch all the same.
-        assert_eq!(
+        // 4 s, 6 s, 9 s: each 50 % off the last, the switch all the same
+        // (the first starts a confirming trial).
+        assert!(matches!(
             state.decide(&policy, &evaluation(0, with_interval(4))),
-            Decision::Hold
-        );
+            Decision::Explore { .. }
+        ));
         assert_eq!(
             state.decide(&policy, &evaluation(1, with_interval(6))),
             Decision::Hold
@@ -773,10 +908,10 @@ mod tests {
             }
             vec![rec]
         };
-        assert_eq!(
+        assert!(matches!(
             state.decide(&policy, &evaluation(0, to(32))),
-            Decision::Hold
-        );
+            Decision::Explore { .. }
+        ));
         assert_eq!(
             state.decide(&policy, &evaluation(1, to(48))),
             Decision::Hold
@@ -792,10 +927,10 @@ mod tests {
             *to = Scheme::CopyOnWrite;
             advice.plan = Plan::only(Scheme::CopyOnWrite);
         }
-        assert_eq!(
+        assert!(matches!(
             state.decide(&policy, &evaluation(0, to(32))),
-            Decision::Hold
-        );
+            Decision::Explore { .. }
+        ));
         assert_eq!(state.decide(&policy, &evaluation(1, cow)), Decision::Hold);
         assert_eq!(
             state.decide(&policy, &evaluation(2, to(32))),
@@ -832,7 +967,7 @@ mod tests {
 
     #[test]
     fn a_trial_runs_at_the_schemes_best_interval_and_can_end_in_the_switch() {
-        let policy = quiet().patience(2);
+        let policy = quiet().patience(3);
         let mut state = PolicyState::default();
         let mut eval = evaluation(0, vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Prior)]);
         let mut cow = estimate(Plan::only(Scheme::CopyOnWrite), 0.02);
@@ -849,18 +984,23 @@ mod tests {
             (scheme, interval),
             (Scheme::CopyOnWrite, Duration::from_secs(3))
         );
-        // Measured during the trial and better: applied before the trial
-        // is over, after `patience` evaluations agree.
+        // Measured late in the trial and better: the trial runs on past
+        // its planned end (5) until `patience` evaluations agree.
         let measured = || vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Observed)];
-        assert_eq!(
-            state.decide(&policy, &evaluation(3, measured())),
-            Decision::Hold
-        );
+        assert!(!state.exploring(5), "planned to end after 5");
+        for n in [4, 5] {
+            assert_eq!(
+                state.decide(&policy, &evaluation(n, measured())),
+                Decision::Hold
+            );
+            // The checkpointer asks after commit n whether the trial goes on.
+            assert!(state.exploring(n), "extended past its planned end");
+        }
         assert!(matches!(
-            state.decide(&policy, &evaluation(4, measured())),
+            state.decide(&policy, &evaluation(6, measured())),
             Decision::Apply(_)
         ));
-        assert!(!state.exploring(4), "the switch ended the trial");
+        assert!(!state.exploring(6), "the switch ended the trial");
         let (plan, _) = state.in_force(&policy).expect("applied");
         assert_eq!(plan, Plan::only(Scheme::CopyOnWrite));
     }
@@ -918,6 +1058,47 @@ mod tests {
             state.decide(&always, &evaluation(0, vec![])),
             Decision::Explore { .. }
         ));
+    }
+
+    #[test]
+    fn random_trials_keep_their_share_of_time_and_skip_hopeless_schemes() {
+        // Explored schemes: incremental (seen 40 ago), then copy-on-write
+        // is never seen; only incremental may be tried, at `trial` apart.
+        let trials_at = |trial: Duration, overhead: f64| {
+            let policy = Policy::adaptive()
+                .exploration(0.2)
+                .explore_checkpoints(1)
+                .min_dwell(1)
+                .allow(&[Scheme::Full, Scheme::Incremental]);
+            let mut state = PolicyState::default();
+            (0..4_000)
+                .filter(|n| {
+                    let mut eval = evaluation(*n, vec![]);
+                    let mut inc = estimate(Plan::only(Scheme::Incremental), overhead);
+                    inc.std_error = 0.01;
+                    inc.interval = trial;
+                    eval.candidates.push(inc);
+                    eval.schemes.retain(|st| st.scheme != Scheme::CopyOnWrite);
+                    matches!(state.decide(&policy, &eval), Decision::Explore { .. })
+                })
+                .count() as f64
+        };
+        let trials = |trial| trials_at(trial, 0.06);
+        // The current plan checkpoints every 10 s, at an overhead of 0.05.
+        let same = trials(Duration::from_secs(10));
+        let five_times_longer = trials(Duration::from_secs(50));
+        let shorter = trials(Duration::from_secs(2));
+        // 0.2 per evaluation (a one-checkpoint trial ends before the next).
+        assert!((650.0..950.0).contains(&same), "{same}");
+        assert!(
+            (3.5..7.0).contains(&(same / five_times_longer)),
+            "{same} vs {five_times_longer}"
+        );
+        // A trial that checkpoints more often is not made more frequent.
+        assert!(
+            (0.8..1.25).contains(&(same / shorter)),
+            "{same} vs {shorter}"
+        );
     }
 
     #[test]

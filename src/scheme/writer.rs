@@ -47,7 +47,10 @@ pub struct Committed {
     pub dirty_bytes: u64,
     /// Bytes written to storage: packs plus manifest.
     pub bytes_written: u64,
-    /// Time the computation was blocked by this checkpoint.
+    /// Time the computation was blocked by this checkpoint. For
+    /// copy-on-write, the whole call that captured it: the snapshot,
+    /// waiting for room in the queue of snapshots, and the bookkeeping of
+    /// earlier commits done on the way.
     pub stall: Duration,
     /// Time spent writing it to storage (in the background for
     /// copy-on-write).
