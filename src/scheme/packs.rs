@@ -24,14 +24,17 @@ use crate::storage::Storage;
 use std::collections::VecDeque;
 use std::thread::{Scope, ScopedJoinHandle};
 
-/// Largest pack the writer aims for. Packs are cut smaller for changes
+/// Largest pack the writer aims for. Compressed changes are cut smaller
 /// under four times this, down to [`MIN_PACK_BYTES`], so that a change of
-/// a few tens of MiB is still spread over a few packs whose encoding and
-/// storing overlap. Measured on this project's 2-core VM (median ratio of
-/// raw write+fsync time to full-checkpoint time): a 64 MiB state as one
-/// pack 0.75, in 16 MiB packs 0.97; a 1 GiB state in 64 MiB packs 1.1, in
-/// 16 MiB packs 0.79 (each pack costs an fsync, a rename, a directory sync
-/// and later a delete).
+/// a few tens of MiB is still spread over a few packs whose compression
+/// and storing overlap; uncompressed changes always use this size (see
+/// [`pack_size_for`]). Measured on this project's 2-core VM with the
+/// earlier writer, which copied every chunk into a pack buffer (median
+/// ratio of raw write+fsync time to full-checkpoint time): a 64 MiB state
+/// as one pack 0.75, in 16 MiB packs 0.97; a 1 GiB state in 64 MiB packs
+/// 1.1, in 16 MiB packs 0.79 (each pack costs an fsync, a rename, a
+/// directory sync and later a delete). Without that copy there is nothing
+/// to overlap when nothing is compressed, and fewer packs won.
 const MAX_PACK_BYTES: usize = 64 << 20;
 
 /// Smallest pack the writer cuts a change into; a smaller change is one
