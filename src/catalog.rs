@@ -239,6 +239,16 @@ pub(crate) fn apply_retention(
         .flat_map(Manifest::packs)
         .map(pack_key)
         .collect();
+    remove_expired(storage, &expired, &live)
+}
+
+/// Deletes the `expired` manifests, then every pack not in `live` (the
+/// packs of the manifests kept), and reports what went.
+pub(crate) fn remove_expired(
+    storage: &dyn Storage,
+    expired: &[String],
+    live: &BTreeSet<String>,
+) -> Result<RetentionReport> {
     let dead_packs: Vec<String> = storage
         .list(PACKS)?
         .into_iter()
@@ -246,7 +256,7 @@ pub(crate) fn apply_retention(
         .collect();
     // Manifests go first and durably, so a crash never leaves a listed
     // checkpoint whose packs are gone.
-    storage.delete_many(&expired)?;
+    storage.delete_many(expired)?;
     storage.delete_many(&dead_packs)?;
     Ok(RetentionReport {
         manifests_deleted: expired.len(),

@@ -82,7 +82,7 @@ use crate::format::group::{
     VOTES, Vote, commit_key, parse_commit_key, parse_vote_key, run_key, valid_run, vote_key,
     votes_prefix,
 };
-use crate::format::layout::{ManifestName, PACKS, pack_key};
+use crate::format::layout::{ManifestName, pack_key};
 use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -684,24 +684,12 @@ impl GroupRetention {
                 Err(e) => return Err(e),
             }
         }
-        let dead_packs: Vec<String> = shard
-            .list(PACKS)?
-            .into_iter()
-            .filter(|key| !live.contains(key))
-            .collect();
-        for name in &expired {
-            shard.delete(&name.key())?;
-        }
-        for key in &dead_packs {
-            shard.delete(key)?;
-        }
+        let expired: Vec<String> = expired.iter().map(ManifestName::key).collect();
+        let report = catalog::remove_expired(shard, &expired, &live)?;
         if self.group.rank == 0 {
             self.collect_group_objects(&kept, &names)?;
         }
-        Ok(RetentionReport {
-            manifests_deleted: expired.len(),
-            packs_deleted: dead_packs.len(),
-        })
+        Ok(report)
     }
 }
 
