@@ -68,7 +68,11 @@
 //!
 //! The adaptive run starts as a user would: the default scheme (full) at
 //! the interval the rule gives full, `Policy::adaptive()` with its default
-//! settings, the MTBF configured, and a fresh store (nothing learnt).
+//! settings, the MTBF configured, and a fresh store (nothing learnt). With
+//! nothing learnt the policy begins with its first trial (copy-on-write,
+//! first checkpoint after the first step: `Policy::first_trial`), so the
+//! configured scheme and interval matter only if that trial does not end
+//! in a switch.
 //!
 //! The **oracle** is the best static scheme per phase, chosen in hindsight
 //! from the static runs (for a single-phase workload: the best static
@@ -84,10 +88,10 @@
 //! (a 10-minute dump against a 5–10 hour MTBF) and above it. What time
 //! compression cannot keep is the number of checkpoints: a static run
 //! takes 5–20, a real run of days thousands. The adaptive policy learns
-//! from nothing in every run — at least one checkpoint of the scheme it
-//! starts with, then a trial of five or more — so here learning costs it
-//! 20–40 % of a run, where a real run would amortise it; `--scale 3`
-//! shows the same runs three times longer. Each run also sees only a
+//! from nothing in every run — a first trial of three or more checkpoints,
+//! then trials of the other schemes — so here learning costs it a share
+//! of the run that a real run would amortise; `--scale 3` shows the same
+//! runs three times longer. Each run also sees only a
 //! handful of failures, so goodputs carry a few percent of noise (more
 //! when other jobs load the disk); read differences of 1–3 % as ties and
 //! use `--seeds` for means.
@@ -128,7 +132,7 @@
 //!
 //! [`PagedVec<f64>`]: ckpt::PagedVec
 
-use ckpt::model::{Decision, Policy};
+use ckpt::model::{Decision, Event, Policy};
 use ckpt::{Capture, Checkpointer, FsStorage, PagedVec, Restore, Scheme, State, Storage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -137,6 +141,7 @@ use std::hint::black_box;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error>;
@@ -903,7 +908,15 @@ fn life(
     if clock.crashed() {
         return Ok(Life::Crashed);
     }
-    let mut last_seq = ck.last_committed().map(|c| c.info.seq);
+    let events = ck.subscribe();
+    let configured = match spec.mode {
+        Mode::Static(scheme) => scheme,
+        Mode::Adaptive => Scheme::Full,
+    };
+    let mut in_force = ck
+        .advisor()
+        .in_force()
+        .unwrap_or((ckpt::model::Plan::only(configured), spec.interval));
     let mut last_plan = ck.plan();
     if spec.mode == Mode::Adaptive && spec.verbose {
         out.timeline.push(format!(
@@ -931,16 +944,11 @@ fn life(
         if clock.crashed() {
             return Ok(Life::Crashed);
         }
-        let seq = ck.last_committed().map(|c| c.info.seq);
-        if seq != last_seq {
-            last_seq = seq;
-            note_commit(spec, &ck, out, phase, &mut last_plan, started);
-        }
+        note_commit(spec, &ck, &events, out, phase, &mut in_force, started);
+        note_plan(spec, &ck, out, &mut last_plan, started);
     }
     or_crash!(ck.flush(), phase);
-    if ck.last_committed().map(|c| c.info.seq) != last_seq {
-        note_commit(spec, &ck, out, phase, &mut last_plan, started);
-    }
+    note_commit(spec, &ck, &events, out, phase, &mut in_force, started);
     out.final_plan = ck.plan().to_string();
     or_crash!(ck.finish(), phase);
     clock.charge(phase);
@@ -950,94 +958,126 @@ fn life(
     Ok(Life::Done)
 }
 
-fn note_commit(
+/// Logs a change of the adaptive run's plan (a switch, or a trial's start
+/// or end).
+fn note_plan(
     spec: &RunSpec<'_>,
     ck: &Checkpointer,
     out: &mut Outcome,
-    phase: usize,
     last_plan: &mut ckpt::model::Plan,
     started: Instant,
 ) {
-    let Some(c) = ck.last_committed() else {
-        return;
-    };
-    let scheme = match c.info.scheme {
-        Some(Scheme::Incremental) if c.full => Scheme::Full,
-        Some(s) => s,
-        None => Scheme::Full,
-    };
-    if let Some(n) = out.checkpoints.get_mut(scheme_index(scheme)) {
-        *n += 1;
+    if spec.mode == Mode::Adaptive && ck.plan() != *last_plan {
+        *last_plan = ck.plan();
+        out.timeline.push(format!(
+            "{:>6.2}s plan is now {last_plan}",
+            started.elapsed().as_secs_f64()
+        ));
     }
-    if let Some(n) = out
-        .plan_share
-        .get_mut(phase)
-        .and_then(|share| share.get_mut(scheme_index(ck.plan().base())))
-    {
-        *n += 1;
-    }
-    if spec.mode != Mode::Adaptive {
-        return;
-    }
+}
+
+/// Counts the commits since the last call and, for the adaptive run, logs
+/// what the policy decided (from the event stream, which reports every
+/// decision even when one call commits two checkpoints).
+fn note_commit(
+    spec: &RunSpec<'_>,
+    ck: &Checkpointer,
+    events: &Receiver<Event>,
+    out: &mut Outcome,
+    phase: usize,
+    in_force: &mut (ckpt::model::Plan, Duration),
+    started: Instant,
+) {
     let t = started.elapsed().as_secs_f64();
-    let step = c.info.step;
-    match ck.last_decision() {
-        Some(Decision::Apply(rec)) => {
-            out.applied += 1;
-            out.timeline
-                .push(format!("{t:>6.2}s step {step:>6} apply: {rec}"));
-        }
-        Some(Decision::Explore {
-            scheme,
-            checkpoints,
-            interval,
-            reason,
-            ..
-        }) => {
-            out.explored += 1;
-            out.timeline.push(format!(
-                "{t:>6.2}s step {step:>6} explore {scheme:?} for {checkpoints} every {:.2} s: {reason}",
-                interval.as_secs_f64()
-            ));
-        }
-        Some(d) if spec.verbose => {
-            let stall = c.stall.as_secs_f64() * 1e3;
-            let persist = c.persist.as_secs_f64() * 1e3;
-            let dirty = c.dirty_bytes as f64 / c.info.logical_bytes.max(1) as f64;
-            out.timeline.push(format!(
-                "{t:>6.2}s step {step:>6} {scheme:?} stall {stall:.1} ms persist {persist:.1} ms dirty {:.1} %: {}",
-                dirty * 100.0,
-                match d {
-                    Decision::Hold => "hold".to_owned(),
-                    other => format!("{other:?}"),
+    for event in events.try_iter() {
+        match event {
+            Event::Checkpoint(c) => {
+                if let Some(n) = out.checkpoints.get_mut(scheme_index(c.scheme)) {
+                    *n += 1;
                 }
-            ));
-            if let Some(eval) = ck.advisor().evaluate(ck.plan(), spec.interval) {
-                for e in eval.candidates.iter().take(3).chain([&eval.current_tuned]) {
-                    out.timeline.push(format!(
-                        "          {:<40} every {:>6.2}s overhead {:.3} ± {:.3} ({:?}) stall {:.1} ms persist {:.1} ms restart {:.1} ms dirty {:.1} MiB",
-                        e.plan.to_string(),
-                        e.interval.as_secs_f64(),
-                        e.overhead,
-                        e.std_error,
-                        e.basis,
-                        e.stall.as_secs_f64() * 1e3,
-                        e.persist.as_secs_f64() * 1e3,
-                        e.restart.as_secs_f64() * 1e3,
-                        e.dirty_bytes / MIB as f64,
-                    ));
+                if let Some(n) = out
+                    .plan_share
+                    .get_mut(phase)
+                    .and_then(|share| share.get_mut(scheme_index(ck.plan().base())))
+                {
+                    *n += 1;
                 }
-                for r in &eval.recommendations {
-                    out.timeline.push(format!("          rec: {r}"));
+                if spec.mode == Mode::Adaptive && spec.verbose {
+                    log_checkpoint(ck, &c, out, *in_force, t);
                 }
             }
+            Event::Decision(d) if spec.mode == Mode::Adaptive => {
+                let step = d.step.map_or("start".to_owned(), |s| s.to_string());
+                match d.decision {
+                    Decision::Apply(rec) => {
+                        out.applied += 1;
+                        *in_force = (rec.plan(), rec.interval().every);
+                        out.timeline
+                            .push(format!("{t:>6.2}s step {step:>6} apply: {rec}"));
+                    }
+                    Decision::Explore {
+                        scheme,
+                        checkpoints,
+                        interval,
+                        reason,
+                        ..
+                    } => {
+                        out.explored += 1;
+                        out.timeline.push(format!(
+                            "{t:>6.2}s step {step:>6} explore {scheme:?} for {checkpoints} every {:.2} s: {reason}",
+                            interval.as_secs_f64()
+                        ));
+                    }
+                    other => out
+                        .timeline
+                        .push(format!("{t:>6.2}s step {step:>6} {other:?}")),
+                }
+            }
+            _ => {}
         }
-        _ => {}
     }
-    if ck.plan() != *last_plan {
-        *last_plan = ck.plan();
-        out.timeline
-            .push(format!("{t:>6.2}s step {step:>6} plan is now {last_plan}"));
+}
+
+/// One checkpoint of the adaptive run and the model's view after it: the
+/// cheapest plans at their best intervals, and the recommendations made
+/// against the plan and interval in force.
+fn log_checkpoint(
+    ck: &Checkpointer,
+    c: &ckpt::model::CheckpointEvent,
+    out: &mut Outcome,
+    (plan, every): (ckpt::model::Plan, Duration),
+    t: f64,
+) {
+    let stall = c.stall.as_secs_f64() * 1e3;
+    let persist = c.persist.as_secs_f64() * 1e3;
+    let dirty = c.dirty_bytes as f64 / c.logical_bytes.max(1) as f64;
+    out.timeline.push(format!(
+        "{t:>6.2}s step {:>6} {:?} stall {stall:.1} ms persist {persist:.1} ms dirty {:.1} % wrote {:.1} MiB, plan {plan} every {:.2} s",
+        c.step,
+        c.scheme,
+        dirty * 100.0,
+        c.bytes_written as f64 / MIB as f64,
+        every.as_secs_f64()
+    ));
+    let Some(eval) = ck.advisor().evaluate(plan, every) else {
+        return;
+    };
+    for e in eval.candidates.iter().take(3).chain([&eval.current_tuned]) {
+        out.timeline.push(format!(
+            "          {:<40} every {:>6.2}s overhead {:.3} ± {:.3} ({:?}) stall {:.1} ms persist {:.1} ms restart {:.1} ms dirty {:.1} MiB",
+            e.plan.to_string(),
+            e.interval.as_secs_f64(),
+            e.overhead,
+            e.std_error,
+            e.basis,
+            e.stall.as_secs_f64() * 1e3,
+            e.persist.as_secs_f64() * 1e3,
+            e.restart.as_secs_f64() * 1e3,
+            e.dirty_bytes / MIB as f64,
+        ));
+    }
+    for r in &eval.recommendations {
+        out.timeline.push(format!("          rec: {r}"));
     }
 }
 

@@ -5,8 +5,8 @@
 
 use crate::error::Result;
 use crate::model::{
-    Advisor, CheckpointEvent, Decision, Event, FailoverEvent, FailureClass, ModelConfig, Plan,
-    Policy, RestartEvent, RestoreEvent, StorageErrorEvent,
+    Advisor, CheckpointEvent, Decision, DecisionEvent, Event, FailoverEvent, FailureClass,
+    ModelConfig, Plan, Policy, RestartEvent, RestoreEvent, StorageErrorEvent,
 };
 use crate::scheme::{Committed, Scheme};
 use crate::storage::FailoverEvent as StorageFailoverEvent;
@@ -86,6 +86,22 @@ impl Adaptive {
         Ok(adaptive)
     }
 
+    /// The trial the policy begins with when nothing is learnt yet (see
+    /// [`PolicyState::begin`](crate::model::PolicyState::begin)): its
+    /// scheme and first interval, reported as a decision.
+    pub(crate) fn begin(&mut self, current: Plan) -> Option<(Scheme, Duration)> {
+        let decision = self.advisor.begin(current)?;
+        let Decision::Explore {
+            scheme, interval, ..
+        } = decision
+        else {
+            return None;
+        };
+        self.emit(DecisionEvent::new(None, decision.clone()).into());
+        self.last_decision = Some(decision);
+        Some((scheme, interval))
+    }
+
     /// A channel that receives every event from now on.
     pub(crate) fn subscribe(&mut self) -> Receiver<Event> {
         let (sender, receiver) = channel();
@@ -143,6 +159,9 @@ impl Adaptive {
         self.emit(event.into());
         self.commits_since_save += 1;
         let decision = self.advisor.advise(plan, interval);
+        if decision != Decision::Hold {
+            self.emit(DecisionEvent::new(Some(committed.info.step), decision.clone()).into());
+        }
         let acts = matches!(decision, Decision::Apply(_) | Decision::Explore { .. });
         let model = self.advisor.model();
         let learning = model.observations(scheme) <= model.config().min_observations

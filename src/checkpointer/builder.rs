@@ -239,7 +239,8 @@ impl CheckpointerBuilder {
         let (names, _) = catalog::scan(storage.as_ref())?;
         // Parsed names stay below MAX_SEQ, so this cannot overflow.
         let next_seq = names.last().map_or(1, |n| n.seq + 1).min(MAX_SEQ);
-        let adaptive = Adaptive::open(storage.as_ref(), self.model, self.policy, self.listeners)?;
+        let mut adaptive =
+            Adaptive::open(storage.as_ref(), self.model, self.policy, self.listeners)?;
         // An automatic policy resumes what it applied before a restart;
         // the configured scheme and interval are where a new store starts.
         let (plan, interval) = match adaptive.advisor().in_force() {
@@ -258,22 +259,27 @@ impl CheckpointerBuilder {
                 },
             ),
         };
-        // A trial cut short by the crash goes on where it stopped; the
-        // plan in force resumes when it ends.
-        let trial = adaptive.advisor().trial();
-        let exploring = trial.map(|_| Exploration {
+        // A trial cut short by the crash goes on where it stopped, and a
+        // policy with nothing learnt begins with one; the plan in force
+        // resumes when it ends.
+        let resumed = adaptive.advisor().trial();
+        let begun = resumed.is_none().then(|| adaptive.begin(plan)).flatten();
+        let exploring = resumed.or(begun).map(|_| Exploration {
             resume: plan,
             resume_interval: interval,
         });
-        let (plan, interval) = match trial {
-            Some((scheme, every)) => (
+        let (plan, interval) = match (resumed, begun) {
+            (Some((scheme, every)), _) => (
                 Plan::only(scheme),
                 Interval {
                     every_steps: None,
                     every: Some(every),
                 },
             ),
-            None => (plan, interval),
+            // The first trial checkpoints after the first step; its first
+            // commit sets the interval.
+            (None, Some((scheme, _))) => (Plan::only(scheme), interval),
+            (None, None) => (plan, interval),
         };
         let config = WriterConfig {
             scheme: plan.base(),
@@ -304,6 +310,7 @@ impl CheckpointerBuilder {
             last_checkpoint_at: Instant::now(),
             queued_work: Default::default(),
             exploring,
+            due_now: begun.is_some(),
             failover_events: self.failover_events,
             last_committed: None,
             poisoned: None,

@@ -85,6 +85,10 @@ pub struct Checkpointer {
     /// Work covered by each background job still in flight, in order.
     queued_work: VecDeque<Work>,
     exploring: Option<Exploration>,
+    /// The next scope ends with a checkpoint, whatever the interval says
+    /// (the first checkpoint of the trial a policy with nothing learnt
+    /// begins with).
+    due_now: bool,
     failover_events: Option<Receiver<FailoverEvent>>,
     last_committed: Option<Committed>,
     poisoned: Option<String>,
@@ -134,6 +138,7 @@ impl Checkpointer {
         if beside_persist {
             self.work.busy_steps += 1;
             self.work.busy_compute += elapsed;
+            self.report_finished()?;
         }
         if self.is_due() {
             self.checkpoint(step, state)?;
@@ -148,7 +153,7 @@ impl Checkpointer {
         let by_steps = every_steps.is_some_and(|n| self.work.steps >= n);
         let by_time = every.is_some_and(|d| self.last_checkpoint_at.elapsed() >= d);
         let unconfigured = every_steps.is_none() && every.is_none();
-        by_steps || by_time || (unconfigured && self.work.steps > 0)
+        self.due_now || by_steps || by_time || (unconfigured && self.work.steps > 0)
     }
 
     /// Checkpoints `state` at `step` now, whatever the interval says.
@@ -180,6 +185,7 @@ impl Checkpointer {
         };
         let mut capture = Capture::new(ident.id, self.last_captured);
         state.capture(&mut capture)?;
+        self.due_now = false;
         if let Some(coordinator) = &mut self.group {
             coordinator.checkpointing(step);
         }
@@ -227,6 +233,23 @@ impl Checkpointer {
         } else {
             None
         })
+    }
+
+    /// Reports background checkpoints that became durable since the last
+    /// call, so that the policy decides on each as soon as it is durable
+    /// rather than at the next checkpoint, an interval later. The time
+    /// this takes (the policy's evaluation, a change of scheme) is charged
+    /// to the next checkpoint.
+    fn report_finished(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let finished = self.persister.finished();
+        if finished.is_empty() {
+            return Ok(());
+        }
+        self.drain_failover_events();
+        self.absorb(finished)?;
+        self.work.overhead += started.elapsed();
+        Ok(())
     }
 
     /// Waits until every captured checkpoint is durable and returns the
@@ -321,7 +344,19 @@ impl Checkpointer {
                 self.interval = interval;
                 self.set_plan(plan)
             }
-            _ => Ok(()),
+            _ => {
+                // A running trial follows the model's best interval for its
+                // scheme as the trial measures it.
+                if self.exploring.is_some()
+                    && let Some((_, every)) = self.adaptive.advisor().trial()
+                {
+                    self.interval = Interval {
+                        every_steps: None,
+                        every: Some(every),
+                    };
+                }
+                Ok(())
+            }
         }
     }
 
@@ -546,7 +581,7 @@ fn unix_ms_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Event;
+    use crate::model::{Decision, Event, Policy};
     use crate::scheme::Scheme;
     use crate::state::PagedVec;
     use crate::storage::MemStorage;
@@ -621,6 +656,78 @@ mod tests {
             "a full checkpoint stores all"
         );
         assert_eq!(second.dirty_bytes, 2 * 1024 * 8, "two pages changed");
+    }
+
+    #[test]
+    fn a_background_commit_is_reported_by_the_next_scope() {
+        let mut ck = Checkpointer::builder()
+            .storage(slow(20))
+            .scheme(Scheme::CopyOnWrite)
+            .every(Duration::from_secs(3_600))
+            .build()
+            .expect("valid");
+        let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
+        assert!(ck.checkpoint(0, &mut grid).expect("captured").is_none());
+        // No other checkpoint is due for an hour: only the scopes can
+        // report this one once it is durable.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut step = 0;
+        while ck.last_committed().is_none() && Instant::now() < deadline {
+            step += 1;
+            ck.scope(step, &mut grid, |g| {
+                g[0] += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            })
+            .expect("scope");
+        }
+        assert_eq!(ck.last_committed().map(|c| c.info.step), Some(0));
+        assert_eq!(ck.summary().checkpoints, 1);
+    }
+
+    #[test]
+    fn a_fresh_adaptive_run_begins_with_a_copy_on_write_trial_after_the_first_step() {
+        let (sender, decisions) = std::sync::mpsc::channel();
+        let build = |store: MemStorage, policy: Policy| {
+            let sender = sender.clone();
+            Checkpointer::builder()
+                .storage(store)
+                .every(Duration::from_secs(3_600))
+                .mtbf(Duration::from_secs(60))
+                .policy(policy)
+                .on_event(move |e| {
+                    if let Event::Decision(d) = e {
+                        let _ = sender.send(d.clone());
+                    }
+                })
+                .build()
+                .expect("valid")
+        };
+        let store = MemStorage::new();
+        let mut ck = build(store.clone(), Policy::adaptive().exploration(0.0));
+        assert_eq!(ck.plan(), Plan::only(Scheme::CopyOnWrite));
+        let first = decisions.try_recv().expect("the trial is reported");
+        assert_eq!(first.step, None);
+        assert!(matches!(
+            first.decision,
+            Decision::Explore {
+                scheme: Scheme::CopyOnWrite,
+                ..
+            }
+        ));
+        assert!(ck.is_due(), "the first checkpoint is due at once");
+        let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
+        ck.scope(0, &mut grid, |g| g[0] += 1).expect("scope");
+        ck.flush().expect("flush");
+        assert_eq!(ck.summary().checkpoints_by(Scheme::CopyOnWrite), 1);
+        ck.finish().expect("finish");
+        // A restart on the store does not begin again; without the option
+        // a fresh run starts on the configured scheme.
+        let ck = build(store, Policy::adaptive().exploration(0.0));
+        assert!(decisions.try_iter().all(|d| d.step.is_some()));
+        drop(ck);
+        let ck = build(MemStorage::new(), Policy::adaptive().first_trial(false));
+        assert_eq!(ck.plan(), Plan::only(Scheme::Full));
+        assert!(!ck.is_due());
     }
 
     #[test]

@@ -809,6 +809,8 @@ impl CostModel {
             // alike; they are summarised, and will drive the storage-tier
             // recommendation when tiers exist.
             Event::StorageError(_) | Event::Failover(_) => {}
+            // The model's own output, not evidence.
+            Event::Decision(_) => {}
         }
     }
 

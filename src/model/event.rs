@@ -2,6 +2,7 @@
 //! subscribers, and a running [`EventSummary`] of them.
 
 use super::failure::FailureClass;
+use super::policy::Decision;
 use crate::scheme::Scheme;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -166,6 +167,33 @@ impl FailoverEvent {
     }
 }
 
+/// The policy acted on a checkpoint's evaluation: it applied a change,
+/// started a trial of another scheme, or (in advise mode) gave advice.
+/// Holding is not reported.
+///
+/// Every decision is an event, so a subscriber sees each one even when a
+/// single call commits two checkpoints (a background persist finishing
+/// beside a new one), where
+/// [`Checkpointer::last_decision`](crate::Checkpointer::last_decision)
+/// keeps only the newest.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DecisionEvent {
+    /// The step of the checkpoint whose evaluation led to the decision;
+    /// `None` for the trial a policy with nothing learnt begins with
+    /// ([`PolicyState::begin`](crate::model::PolicyState::begin)).
+    pub step: Option<u64>,
+    /// What the policy decided.
+    pub decision: Decision,
+}
+
+impl DecisionEvent {
+    /// `decision`, taken after the checkpoint at `step` (or at start-up).
+    pub fn new(step: Option<u64>, decision: Decision) -> Self {
+        DecisionEvent { step, decision }
+    }
+}
+
 /// Everything the checkpointer reports.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -180,6 +208,8 @@ pub enum Event {
     StorageError(StorageErrorEvent),
     /// Storage failed over to the standby.
     Failover(FailoverEvent),
+    /// The policy applied a change, started a trial or gave advice.
+    Decision(DecisionEvent),
 }
 
 impl From<CheckpointEvent> for Event {
@@ -209,6 +239,12 @@ impl From<StorageErrorEvent> for Event {
 impl From<FailoverEvent> for Event {
     fn from(e: FailoverEvent) -> Self {
         Event::Failover(e)
+    }
+}
+
+impl From<DecisionEvent> for Event {
+    fn from(e: DecisionEvent) -> Self {
+        Event::Decision(e)
     }
 }
 
@@ -344,6 +380,9 @@ impl EventSummary {
                 self.failovers += 1;
                 self.total_failover_pause = self.total_failover_pause.saturating_add(e.pause);
             }
+            // What the policy did is in its own state
+            // (`PolicyState::changes_applied`), not in the event totals.
+            Event::Decision(_) => {}
         }
     }
 

@@ -29,7 +29,11 @@
 //! the ones reported.
 //!
 //! A size that did not vary in the window carries no information about its
-//! slope. It is then left out (its effect sits in the intercept), and if
+//! slope. "Did not vary" means a spread (standard deviation) under
+//! [`MIN_SPREAD`] of its mean: sizes that differ by a few bytes in
+//! megabytes (a manifest's length, chunk boundaries) give a slope that is
+//! pure noise, and extrapolating it even a little way predicts negative or
+//! absurd costs. Such a size is then left out (its effect sits in the intercept), and if
 //! the *driver* — the size the caller says the cost scales with — is among
 //! the sizes that did not vary, a prediction at another size scales the
 //! mean cost in proportion to it (`ŷ = ȳ·x₀/x̄`): the physical prior that
@@ -47,6 +51,10 @@ pub enum Driver {
     /// The second size (e.g. total bytes).
     Second,
 }
+
+/// Smallest spread of a size, as a share of its mean (coefficient of
+/// variation), for its slope to be fitted.
+pub const MIN_SPREAD: f64 = 0.01;
 
 /// Degrees of freedom beyond which Student's t is replaced by the normal
 /// distribution (they differ by less than 10⁻⁶ there).
@@ -178,7 +186,7 @@ impl LinearFit {
         }
         let varies = |s: f64, mean: f64| {
             let var = s / self.weight;
-            var > 1e-300 && var > 1e-12 * mean * mean
+            var > 1e-300 && var > MIN_SPREAD * MIN_SPREAD * mean * mean
         };
         let (v1, v2) = (varies(self.s11, self.mean1), varies(self.s22, self.mean2));
         let collinear = v1 && v2 && {
@@ -640,6 +648,22 @@ mod tests {
         // Driven by the second size, the first does not matter.
         let by_total = fit.solve(0.95, Driver::Second).expect("observed");
         assert!((by_total.predict(5e6, 1e9).mean - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sizes_a_few_bytes_apart_count_as_constant() {
+        // Everything dirty at every checkpoint: the stored bytes differ
+        // only by a manifest's length, and the times by noise.
+        const MIB: f64 = 1_048_576.0;
+        let mut fit = LinearFit::new(1.0);
+        for (extra, y) in [(1_000.0, 0.042), (3_000.0, 0.038), (2_000.0, 0.046)] {
+            fit.observe(32.0 * MIB + extra, 32.0 * MIB, y);
+        }
+        let solved = fit.solve(0.95, Driver::First).expect("observed");
+        // A little below the sizes seen: about the mean time, scaled (a
+        // slope fitted to 2 KB of spread would say 0.2 s).
+        let near = solved.predict(31.8 * MIB, 32.0 * MIB).mean;
+        assert!((near - 0.042 * 31.8 / 32.0).abs() < 1e-4, "{near}");
     }
 
     #[test]

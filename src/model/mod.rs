@@ -74,8 +74,8 @@ mod recommend;
 
 pub use estimate::{Constraints, CostModel, Evaluation, ModelConfig, PlanEstimate, SchemeStatus};
 pub use event::{
-    CheckpointEvent, DurationHistogram, Event, EventSummary, FailoverEvent, RestartEvent,
-    RestoreEvent, StorageErrorEvent,
+    CheckpointEvent, DecisionEvent, DurationHistogram, Event, EventSummary, FailoverEvent,
+    RestartEvent, RestoreEvent, StorageErrorEvent,
 };
 pub use failure::{FailureClass, RateEstimate};
 pub use plan::{Plan, SchemeSet, scheme_name};
@@ -188,6 +188,13 @@ impl Advisor {
         if self.trial().is_none() {
             self.state.abandon_trial();
         }
+    }
+
+    /// The trial an automatic policy begins with when nothing is learnt
+    /// yet, if any; see [`PolicyState::begin`].
+    pub fn begin(&mut self, current: Plan) -> Option<Decision> {
+        let checkpoints = self.model.summary().checkpoints;
+        self.state.begin(&self.policy, checkpoints, current)
     }
 
     /// The trial an automatic policy was running when its state was saved

@@ -16,6 +16,19 @@
 //!   3. at least `min_dwell` checkpoints must pass between two applied
 //!      changes.
 //!
+//!   A plan in force that was never measured is the exception to rule 1:
+//!   leaving it for a plan whose schemes were measured needs only the
+//!   saving (its confidence rests on priors for the old plan and cannot
+//!   reach `min_confidence`). This happens after the first trial below.
+//!
+//!   **The first trial.** With nothing learnt, an automatic policy begins
+//!   with a trial of copy-on-write ([`PolicyState::begin`]; turn it off
+//!   with [`Policy::first_trial`]): its first checkpoint is taken after the
+//!   first step, so the model has evidence at once, and it blocks the
+//!   computation least of the schemes while writing the whole state, which
+//!   prices a full checkpoint too. The configured plan resumes when the
+//!   trial ends, unless the trial ends in a switch.
+//!
 //!   Exploration keeps the estimates of unused schemes fresh: when an
 //!   estimate resting on priors ([`Basis::Prior`]) predicts a saving of at
 //!   least `min_saving`, the scheme it lacks is tried (directed), and
@@ -31,8 +44,9 @@
 //!   every checkpoint. (Counting checkpoints alone would let a scheme that
 //!   checkpoints five times less often spend five times the share of the
 //!   run on trials.) A scheme is not tried again within `min_dwell`
-//!   checkpoints. During a trial the policy keeps judging the plan in
-//!   force: if the trial shows its scheme is better, the switch builds its
+//!   checkpoints. A trial's interval follows the model's best interval for
+//!   its scheme as the trial measures it. During a trial the policy keeps
+//!   judging the plan in force: if the trial shows its scheme is better, the switch builds its
 //!   streak during the trial (which runs on until the streak decides) and
 //!   is applied from it, instead of going back to the old plan first.
 //!   Likewise, a measured switch to another scheme that starts a streak
@@ -84,6 +98,7 @@ pub struct Policy {
     min_dwell: u64,
     exploration: f64,
     explore_checkpoints: u32,
+    first_trial: bool,
     seed: u64,
 }
 
@@ -104,6 +119,7 @@ impl Policy {
             min_dwell: 10,
             exploration: 0.02,
             explore_checkpoints: 5,
+            first_trial: true,
             seed: 0,
         }
     }
@@ -199,6 +215,15 @@ impl Policy {
     /// Checkpoints a trial of a scheme lasts (default 5).
     pub fn explore_checkpoints(mut self, checkpoints: u32) -> Self {
         self.explore_checkpoints = checkpoints;
+        self
+    }
+
+    /// Whether an automatic policy with nothing learnt begins with a trial
+    /// of copy-on-write from the first step (default `true`; see
+    /// [`PolicyState::begin`]). Off, the run starts on the configured
+    /// scheme and interval and learns from their first checkpoint.
+    pub fn first_trial(mut self, on: bool) -> Self {
+        self.first_trial = on;
         self
     }
 
@@ -374,6 +399,43 @@ impl PolicyState {
             .is_some_and(|until| checkpoints < until)
     }
 
+    /// The trial an automatic policy begins with when nothing is learnt
+    /// yet (no checkpoint observed, nothing applied or tried), if
+    /// [`Policy::first_trial`] is on, copy-on-write is allowed and
+    /// `current` does not use it already: a trial of copy-on-write whose
+    /// first checkpoint is due after the first step (the smallest allowed
+    /// interval), and whose later ones follow the model's best interval
+    /// for it.
+    ///
+    /// Until its first checkpoint the model can price nothing, and all work
+    /// done is at risk. Copy-on-write blocks the computation least of the
+    /// schemes (only its snapshot), and its first checkpoint writes the
+    /// whole state, which also prices a full checkpoint (from the pooled
+    /// write fit), so that first measurement is the cheapest one there is.
+    /// If the configured plan was never measured when the trial decides,
+    /// the trial's scheme can be applied on its predicted saving alone (see
+    /// the module docs); the configured plan is then measured only if a
+    /// random trial finds it could still win.
+    pub fn begin(&mut self, policy: &Policy, checkpoints: u64, current: Plan) -> Option<Decision> {
+        let cow = Scheme::CopyOnWrite;
+        let fresh = checkpoints == 0
+            && self.in_force.is_none()
+            && self.exploring_until.is_none()
+            && self.explored.is_empty();
+        let wanted = policy.mode == Mode::Auto
+            && policy.first_trial
+            && policy.constraints.allowed.contains(cow)
+            && current.base() != cow;
+        if !(fresh && wanted) {
+            return None;
+        }
+        let reason = "nothing is learnt yet: copy-on-write blocks the computation least, so its \
+                      first checkpoint, right after the first step, measures the machine at the \
+                      lowest cost"
+            .to_owned();
+        Some(self.start_trial(policy, 0, cow, policy.constraints.min_interval, reason))
+    }
+
     /// Decides what to do about `evaluation` under `policy`.
     pub fn decide(&mut self, policy: &Policy, evaluation: &Evaluation) -> Decision {
         match policy.mode {
@@ -418,10 +480,40 @@ impl PolicyState {
             self.exploring_until = None;
             self.trial = None;
         }
+        // A trial runs its scheme where it would run: at the model's best
+        // interval for it, re-estimated as the trial measures it.
+        if let Some(trial) = self.trial.as_mut().filter(|_| exploring) {
+            let best = Scheme::from_code(trial.scheme).and_then(|s| best_interval(eval, s));
+            if let Some(every) = best.filter(|d| !d.is_zero()) {
+                trial.interval_secs = every.as_secs_f64();
+            }
+        }
+        let observed = |s: Scheme| {
+            eval.schemes
+                .iter()
+                .any(|st| st.scheme == s && st.observations > 0)
+        };
+        // Copy-on-write writes its full bases itself; an incremental plan's
+        // are full checkpoints.
+        let plan_observed = |plan: Plan| {
+            let bases_observed = plan.base() != Scheme::Incremental
+                || plan.full_every().is_none()
+                || observed(Scheme::Full);
+            observed(plan.base()) && bases_observed
+        };
+        // A plan in force that was never measured (the configured one,
+        // left at once for the first trial) has only priors against it;
+        // leaving it for a measured plan then needs the saving, not a
+        // confidence that priors cannot give.
+        let in_force_unmeasured = !plan_observed(eval.current.plan);
         let qualifying = eval.recommendations.iter().find(|r| {
-            policy.passes(r)
-                && r.advice().basis == Basis::Observed
-                && policy.constraints.allowed.contains(r.plan().base())
+            let a = r.advice();
+            let evidenced = if in_force_unmeasured {
+                a.saving >= policy.min_saving && plan_observed(r.plan())
+            } else {
+                policy.passes(r) && a.basis == Basis::Observed
+            };
+            evidenced && policy.constraints.allowed.contains(r.plan().base())
         });
         let Some(rec) = qualifying else {
             self.streak = None;
@@ -609,6 +701,16 @@ impl PolicyState {
         let stream = policy.seed ^ self.draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         StdRng::seed_from_u64(stream).random()
     }
+}
+
+/// The model's best compute interval for `scheme` alone (or, failing
+/// that, for its cheapest plan), measured or priced from priors.
+fn best_interval(eval: &Evaluation, scheme: Scheme) -> Option<Duration> {
+    eval.candidates
+        .iter()
+        .find(|c| c.plan == Plan::only(scheme))
+        .or_else(|| eval.candidates.iter().find(|c| c.plan.base() == scheme))
+        .map(|c| c.interval)
 }
 
 /// `min(1, current / trial)`: how much less often than the current plan a
@@ -1003,6 +1105,76 @@ mod tests {
         assert!(!state.exploring(6), "the switch ended the trial");
         let (plan, _) = state.in_force(&policy).expect("applied");
         assert_eq!(plan, Plan::only(Scheme::CopyOnWrite));
+    }
+
+    #[test]
+    fn a_fresh_policy_begins_with_copy_on_write_and_may_leave_an_unmeasured_plan_on_its_saving() {
+        let policy = quiet().patience(3);
+        let full = Plan::only(Scheme::Full);
+        let begins = |policy: &Policy, checkpoints, current| {
+            PolicyState::default().begin(policy, checkpoints, current)
+        };
+        // Only a fresh automatic policy that may use copy-on-write, and
+        // is not on it already, begins with a trial of it.
+        assert_eq!(begins(&Policy::advise(), 0, full), None);
+        assert_eq!(begins(&policy.clone().first_trial(false), 0, full), None);
+        let no_cow = policy.clone().allow(&[Scheme::Full, Scheme::Incremental]);
+        assert_eq!(begins(&no_cow, 0, full), None);
+        assert_eq!(begins(&policy, 3, full), None);
+        assert_eq!(begins(&policy, 0, Plan::only(Scheme::CopyOnWrite)), None);
+        let mut state = PolicyState::default();
+        let d = state.begin(&policy, 0, full).expect("a first trial");
+        assert!(
+            matches!(d, Decision::Explore { scheme: Scheme::CopyOnWrite, interval, .. } if interval == policy.constraints.min_interval),
+            "{d:?}"
+        );
+        assert!(state.exploring(0));
+        assert_eq!(state.begin(&policy, 0, full), None, "one first trial");
+        // After the trial's checkpoints: copy-on-write measured, full
+        // never; the switch can only rest on priors (confidence ≤ 0.5).
+        let eval = |n: u64| {
+            let mut rec = switch(Scheme::CopyOnWrite, 0.05, Basis::Prior);
+            if let Recommendation::Switch { advice, .. } = &mut rec {
+                advice.confidence = 0.5;
+            }
+            let mut e = evaluation(n, vec![rec]);
+            let mut cow = estimate(Plan::only(Scheme::CopyOnWrite), 0.02);
+            cow.interval = Duration::from_secs(2);
+            e.candidates.insert(0, cow);
+            for status in &mut e.schemes {
+                let observations = if status.scheme == Scheme::CopyOnWrite {
+                    n
+                } else {
+                    0
+                };
+                status.observations = observations;
+                status.measured = observations >= 3;
+                status.since_seen = (observations > 0).then_some(0);
+            }
+            e
+        };
+        assert_eq!(state.decide(&policy, &eval(1)), Decision::Hold);
+        // The trial follows the model's interval for its scheme.
+        assert_eq!(
+            state.trial(&policy),
+            Some((Scheme::CopyOnWrite, Duration::from_secs(2)))
+        );
+        assert_eq!(state.decide(&policy, &eval(2)), Decision::Hold);
+        assert!(matches!(
+            state.decide(&policy, &eval(3)),
+            Decision::Apply(_)
+        ));
+        // Once the plan in force is measured, priors alone move nothing.
+        let mut measured = evaluation(20, vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Prior)]);
+        measured.current = estimate(Plan::only(Scheme::CopyOnWrite), 0.05);
+        let mut state = PolicyState::default();
+        for n in 0..5 {
+            measured.checkpoints = 20 + n;
+            assert!(!matches!(
+                state.decide(&policy, &measured),
+                Decision::Apply(_)
+            ));
+        }
     }
 
     #[test]
