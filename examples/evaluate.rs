@@ -48,14 +48,16 @@
 //! * **Goodput** = steps × reference step time / time. The reference step
 //!   time is the median of short blocks of the same steps with no
 //!   checkpointer at all, timed before and after each run, so page copies
-//!   caused by copy-on-write and CPU taken by a background persist count as
-//!   overhead, not as useful work.
+//!   caused by copy-on-write and CPU taken by a background persist count
+//!   as overhead, not as useful work. One reference, the median of the
+//!   blocks around all four runs of a failure seed, values the work of
+//!   all four, so that they compare by their times alone.
 //!
 //! # Static intervals: one rule for every scheme
 //!
 //! Each static scheme runs at a fixed interval chosen by the same rule:
-//! a short probe without failures (a base checkpoint, then two more)
-//! measures the mean time a checkpoint takes to become durable, `P`, and
+//! a short probe without failures (a base checkpoint, then four more)
+//! measures the median time a checkpoint takes to become durable, `P`, and
 //! the interval is Young's `√(2·P·M)` in compute time, `every(τ)`. For the
 //! synchronous schemes `P` is the time the computation is blocked; for
 //! copy-on-write it is the background write that its page copies and CPU
@@ -535,18 +537,21 @@ fn reference_blocks(w: &Workload, kernels: &[Kernel], clock: &CpuClock) -> Vec<V
         .collect()
 }
 
-/// The median of each phase's blocks measured before and after a run, so
-/// that neither a burst of disk write-back nor a neighbour hogging the
-/// core's other hardware thread for a while moves the reference.
-fn reference_step_times(before: Vec<Vec<f64>>, after: Vec<Vec<f64>>) -> Vec<f64> {
-    before
-        .into_iter()
-        .zip(after)
-        .map(|(mut blocks, more)| {
-            blocks.extend(more);
-            blocks.sort_by(f64::total_cmp);
-            let mid = blocks.len() / 2;
-            (blocks[mid.saturating_sub(1)] + blocks[mid]) / 2.0
+/// The median of each phase's reference blocks, so that neither a burst
+/// of disk write-back nor a neighbour hogging the core's other hardware
+/// thread for a while moves the reference.
+fn reference_step_times(blocks: &[Vec<f64>]) -> Vec<f64> {
+    blocks
+        .iter()
+        .map(|phase| {
+            let mut sorted = phase.clone();
+            sorted.sort_by(f64::total_cmp);
+            let mid = sorted.len() / 2;
+            match sorted.len() {
+                0 => f64::NAN,
+                n if n % 2 == 0 => (sorted[mid - 1] + sorted[mid]) / 2.0,
+                _ => sorted[mid],
+            }
         })
         .collect()
 }
@@ -768,6 +773,9 @@ struct Outcome {
     step_time: Duration,
     steps_run: u64,
     reference: Vec<f64>,
+    /// Reference blocks (step times with no checkpointer) measured before
+    /// and after the run, per phase.
+    blocks: Vec<Vec<f64>>,
     checkpoints: [u32; 3],
     applied: u32,
     explored: u32,
@@ -778,6 +786,17 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Values the run's work at `reference` step times per phase.
+    fn rebase(&mut self, w: &Workload, reference: &[f64]) {
+        self.useful = w
+            .phases
+            .iter()
+            .zip(reference)
+            .map(|(p, t)| p.steps as f64 * t)
+            .collect();
+        self.reference = reference.to_vec();
+    }
+
     fn goodput(&self) -> f64 {
         self.useful.iter().sum::<f64>() / self.wall.iter().sum::<Duration>().as_secs_f64()
     }
@@ -856,14 +875,15 @@ fn run(spec: &RunSpec<'_>) -> Result<Outcome, BoxError> {
     out.wall = clock.per_phase;
     drop(storage);
     drop(dir);
-    let reference = reference_step_times(before, reference_blocks(w, spec.kernels, &cpu));
-    out.useful = w
-        .phases
-        .iter()
-        .zip(&reference)
-        .map(|(p, t)| p.steps as f64 * t)
-        .collect();
-    out.reference = reference;
+    out.blocks = before;
+    for (phase, more) in out
+        .blocks
+        .iter_mut()
+        .zip(reference_blocks(w, spec.kernels, &cpu))
+    {
+        phase.extend(more);
+    }
+    out.rebase(w, &reference_step_times(&out.blocks));
     Ok(out)
 }
 
@@ -1092,7 +1112,8 @@ struct Probed {
 }
 
 /// Probes `scheme` on one phase: a base checkpoint at once, then
-/// `MEASURED` more at `interval` with no failures.
+/// `MEASURED` more at `interval` with no failures; their medians (a
+/// single slow fsync moved the mean of two by 3×).
 fn probe(
     state_bytes: usize,
     kernel: Kernel,
@@ -1100,7 +1121,7 @@ fn probe(
     interval: Duration,
     root: &Path,
 ) -> Result<Probed, BoxError> {
-    const MEASURED: u64 = 2;
+    const MEASURED: u64 = 4;
     let dir = tempfile::tempdir_in(root)?;
     let mut job = Job::new(state_bytes);
     let mut ck = Checkpointer::builder()
@@ -1118,18 +1139,29 @@ fn probe(
         ck.scope(step, &mut job, |j| j.advance(&kernel))?;
     }
     ck.flush()?;
-    let (mut stall, mut persist, mut n) = (0.0, 0.0, 0.0);
-    for event in events.try_iter().skip(1) {
-        if let ckpt::model::Event::Checkpoint(e) = event {
-            stall += e.stall.as_secs_f64();
-            persist += e.persist.as_secs_f64();
-            n += 1.0;
-        }
-    }
+    let measured: Vec<(f64, f64)> = events
+        .try_iter()
+        .filter_map(|event| match event {
+            ckpt::model::Event::Checkpoint(e) => {
+                Some((e.stall.as_secs_f64(), e.persist.as_secs_f64()))
+            }
+            _ => None,
+        })
+        .skip(1)
+        .collect();
     ck.finish()?;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 0 => (v[mid - 1] + v[mid]) / 2.0,
+            _ => v[mid],
+        }
+    };
     Ok(Probed {
-        stall: stall / n,
-        persist: persist / n,
+        stall: median(measured.iter().map(|m| m.0).collect()),
+        persist: median(measured.iter().map(|m| m.1).collect()),
     })
 }
 
@@ -1344,11 +1376,25 @@ fn main() -> Result<(), BoxError> {
                     root: &root,
                     verbose: o.verbose,
                 };
-                let out = run(&spec)?;
-                print_outcome(&w, modes[i], &out);
-                outcomes[i] = Some(out);
+                outcomes[i] = Some(run(&spec)?);
             }
-            let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+            let mut outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+            // One reference for the seed's four runs (every block measured
+            // around any of them): they did the same useful work, so their
+            // goodputs then compare their times alone, not also the noise
+            // of separate references (which moved by up to 10 % between
+            // runs on a memory-bound sweep).
+            let mut common = vec![Vec::new(); w.phases.len()];
+            for out in &outcomes {
+                for (all, blocks) in common.iter_mut().zip(&out.blocks) {
+                    all.extend_from_slice(blocks);
+                }
+            }
+            let reference = reference_step_times(&common);
+            for (mode, out) in modes.iter().zip(&mut outcomes) {
+                out.rebase(&w, &reference);
+                print_outcome(&w, *mode, out);
+            }
             let oracle = oracle(&w, &outcomes[..3]);
             row.seeds.push([
                 outcomes[0].goodput(),
