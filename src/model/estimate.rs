@@ -337,6 +337,8 @@ pub(crate) struct Learned {
     /// How much slower a step runs while a background persist is in
     /// flight than while none is (a relative slowdown, e.g. 0.1).
     interference: RunningMean,
+    /// Mean time of a step beside no background persist.
+    idle_step_secs: RunningMean,
     failures: Vec<(FailureClass, FailureCounts)>,
     summary: EventSummary,
 }
@@ -715,19 +717,28 @@ fn capped(e: Estimate, u: f64) -> f64 {
     }
 }
 
+/// Mean time of the steps in the interval `e` closes that ran beside no
+/// background persist (`None` if there were none).
+fn idle_step_secs(e: &CheckpointEvent) -> Option<f64> {
+    let idle = e.steps.checked_sub(e.steps_beside_persist)?;
+    let idle_time = e.compute.as_secs_f64() - e.compute_beside_persist.as_secs_f64();
+    (idle > 0 && idle_time > 0.0).then(|| idle_time / idle as f64)
+}
+
 /// How much slower the steps that ran beside a background persist were
-/// than the others in the interval `e` closes (`None` without both kinds).
-/// Clamped to ±1 so one disturbed interval cannot swamp the mean; the mean
-/// is clamped to [0, 1] where it is used.
-fn slowdown(e: &CheckpointEvent) -> Option<f64> {
-    let (busy, all) = (e.steps_beside_persist, e.steps);
+/// than the others in the interval `e` closes, or, when every step ran
+/// beside one (persists back to back, where interference matters most),
+/// than `idle_mean`, the recent mean of steps beside none. `None` without
+/// both. Clamped to ±1 so one disturbed interval cannot swamp the mean;
+/// the mean is clamped to [0, 1] where it is used.
+fn slowdown(e: &CheckpointEvent, idle_mean: Option<f64>) -> Option<f64> {
+    let busy = e.steps_beside_persist.min(e.steps);
     let busy_time = e.compute_beside_persist.as_secs_f64();
-    let idle_time = e.compute.as_secs_f64() - busy_time;
-    if busy == 0 || busy >= all || busy_time <= 0.0 || idle_time <= 0.0 {
+    if busy == 0 || busy_time <= 0.0 {
         return None;
     }
+    let per_idle = idle_step_secs(e).or(idle_mean.filter(|t| *t > 0.0))?;
     let per_busy = busy_time / busy as f64;
-    let per_idle = idle_time / (all - busy) as f64;
     Some((per_busy / per_idle - 1.0).clamp(-1.0, 1.0))
 }
 
@@ -760,6 +771,7 @@ impl CostModel {
             step_secs: RunningMean::default(),
             compute_secs: RunningMean::default(),
             interference: RunningMean::default(),
+            idle_step_secs: RunningMean::default(),
             failures: FailureClass::ALL
                 .iter()
                 .map(|c| (*c, FailureCounts::default()))
@@ -879,8 +891,11 @@ impl CostModel {
                     .observe((dirty / logical).clamp(0.0, 1.0), quick);
                 l.dirty_interval.observe(compute, quick);
             }
-            if let Some(slowdown) = slowdown(e) {
+            if let Some(slowdown) = slowdown(e, l.idle_step_secs.get()) {
                 l.interference.observe(slowdown, quick);
+            }
+            if let Some(idle) = idle_step_secs(e) {
+                l.idle_step_secs.observe(idle, quick);
             }
         }
         for (_, counts) in &mut l.failures {
@@ -1723,6 +1738,32 @@ mod tests {
         // The restore seen prices restarts: 2 s for the whole state.
         let full = eval.current_tuned.restart.as_secs_f64();
         assert!((full - 2.0).abs() < 0.1, "{full}");
+    }
+
+    #[test]
+    fn steps_all_beside_persists_are_compared_with_recent_idle_steps() {
+        let interval = |steps: u64, beside: u64, beside_ms: u64, all_ms: u64| {
+            let mut e = CheckpointEvent::new(Scheme::CopyOnWrite, 1);
+            e.steps = steps;
+            e.steps_beside_persist = beside;
+            e.compute = Duration::from_millis(all_ms);
+            e.compute_beside_persist = Duration::from_millis(beside_ms);
+            e
+        };
+        // Half the steps beside a persist, 25 % slower than the rest.
+        let mixed = interval(8, 4, 250, 450);
+        assert_eq!(idle_step_secs(&mixed), Some(0.05));
+        let s = slowdown(&mixed, None).expect("both kinds");
+        assert!((s - 0.25).abs() < 1e-9, "{s}");
+        // Persists back to back: every step beside one, 60 % slower than
+        // the idle steps seen before; unknown without them.
+        let busy = interval(2, 2, 160, 160);
+        assert_eq!(idle_step_secs(&busy), None);
+        assert_eq!(slowdown(&busy, None), None);
+        let s = slowdown(&busy, Some(0.05)).expect("against the recent idle steps");
+        assert!((s - 0.6).abs() < 1e-9, "{s}");
+        // No step beside a persist: nothing to learn.
+        assert_eq!(slowdown(&interval(4, 0, 0, 200), Some(0.05)), None);
     }
 
     #[test]

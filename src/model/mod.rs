@@ -88,7 +88,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Version of the bytes [`Advisor::to_bytes`] writes (their first byte).
-pub const MODEL_STATE_VERSION: u8 = 3;
+pub const MODEL_STATE_VERSION: u8 = 4;
 
 /// Largest model state this build decodes; a longer claim is corruption.
 const MAX_MODEL_STATE_BYTES: usize = 16 << 20;
