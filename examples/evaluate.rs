@@ -541,19 +541,19 @@ fn reference_blocks(w: &Workload, kernels: &[Kernel], clock: &CpuClock) -> Vec<V
 /// of disk write-back nor a neighbour hogging the core's other hardware
 /// thread for a while moves the reference.
 fn reference_step_times(blocks: &[Vec<f64>]) -> Vec<f64> {
-    blocks
-        .iter()
-        .map(|phase| {
-            let mut sorted = phase.clone();
-            sorted.sort_by(f64::total_cmp);
-            let mid = sorted.len() / 2;
-            match sorted.len() {
-                0 => f64::NAN,
-                n if n % 2 == 0 => (sorted[mid - 1] + sorted[mid]) / 2.0,
-                _ => sorted[mid],
-            }
-        })
-        .collect()
+    blocks.iter().map(|phase| median(phase)).collect()
+}
+
+/// The median of `values` (NaN when there are none).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 0 => (sorted[mid - 1] + sorted[mid]) / 2.0,
+        _ => sorted[mid],
+    }
 }
 
 // ------------------------------------------------------------ the clock
@@ -1150,18 +1150,10 @@ fn probe(
         .skip(1)
         .collect();
     ck.finish()?;
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        match v.len() {
-            0 => f64::NAN,
-            n if n % 2 == 0 => (v[mid - 1] + v[mid]) / 2.0,
-            _ => v[mid],
-        }
-    };
+    let (stalls, persists): (Vec<f64>, Vec<f64>) = measured.into_iter().unzip();
     Ok(Probed {
-        stall: median(measured.iter().map(|m| m.0).collect()),
-        persist: median(measured.iter().map(|m| m.1).collect()),
+        stall: median(&stalls),
+        persist: median(&persists),
     })
 }
 
