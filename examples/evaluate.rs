@@ -143,7 +143,7 @@ use std::hint::black_box;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error>;
@@ -911,7 +911,12 @@ fn life(
         };
     }
     let restore_started = Instant::now();
-    let mut ck = or_crash!(builder(spec, gate).build(), clock.phase);
+    // Events from the start on: the first trial is decided while building.
+    let (sender, events) = channel();
+    let listener = move |e: &Event| {
+        let _ = sender.send(e.clone());
+    };
+    let mut ck = or_crash!(builder(spec, gate).on_event(listener).build(), clock.phase);
     let restored = or_crash!(ck.restore_latest::<Job>(), clock.phase);
     let mut job = match restored {
         Some(r) => {
@@ -928,7 +933,6 @@ fn life(
     if clock.crashed() {
         return Ok(Life::Crashed);
     }
-    let events = ck.subscribe();
     let configured = match spec.mode {
         Mode::Static(scheme) => scheme,
         Mode::Adaptive => Scheme::Full,

@@ -725,19 +725,20 @@ fn idle_step_secs(e: &CheckpointEvent) -> Option<f64> {
     (idle > 0 && idle_time > 0.0).then(|| idle_time / idle as f64)
 }
 
-/// How much slower the steps that ran beside a background persist were
-/// than the others in the interval `e` closes, or, when every step ran
-/// beside one (persists back to back, where interference matters most),
-/// than `idle_mean`, the recent mean of steps beside none. `None` without
-/// both. Clamped to ±1 so one disturbed interval cannot swamp the mean;
-/// the mean is clamped to [0, 1] where it is used.
-fn slowdown(e: &CheckpointEvent, idle_mean: Option<f64>) -> Option<f64> {
+/// How much slower the steps that ran beside a background persist in the
+/// interval `e` closes were than `per_idle`, the time of a step beside
+/// none: those of the same interval ([`idle_step_secs`]) or, when every
+/// step ran beside one (persists back to back, where interference matters
+/// most), the recent mean of such steps. `None` without both. Clamped to
+/// ±1 so one disturbed interval cannot swamp the mean; the mean is clamped
+/// to [0, 1] where it is used.
+fn slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64> {
     let busy = e.steps_beside_persist.min(e.steps);
     let busy_time = e.compute_beside_persist.as_secs_f64();
     if busy == 0 || busy_time <= 0.0 {
         return None;
     }
-    let per_idle = idle_step_secs(e).or(idle_mean.filter(|t| *t > 0.0))?;
+    let per_idle = per_idle.filter(|t| *t > 0.0)?;
     let per_busy = busy_time / busy as f64;
     Some((per_busy / per_idle - 1.0).clamp(-1.0, 1.0))
 }
@@ -891,10 +892,11 @@ impl CostModel {
                     .observe((dirty / logical).clamp(0.0, 1.0), quick);
                 l.dirty_interval.observe(compute, quick);
             }
-            if let Some(slowdown) = slowdown(e, l.idle_step_secs.get()) {
+            let idle = idle_step_secs(e);
+            if let Some(slowdown) = slowdown(e, idle.or(l.idle_step_secs.get())) {
                 l.interference.observe(slowdown, quick);
             }
-            if let Some(idle) = idle_step_secs(e) {
+            if let Some(idle) = idle {
                 l.idle_step_secs.observe(idle, quick);
             }
         }
@@ -1753,7 +1755,7 @@ mod tests {
         // Half the steps beside a persist, 25 % slower than the rest.
         let mixed = interval(8, 4, 250, 450);
         assert_eq!(idle_step_secs(&mixed), Some(0.05));
-        let s = slowdown(&mixed, None).expect("both kinds");
+        let s = slowdown(&mixed, idle_step_secs(&mixed)).expect("both kinds");
         assert!((s - 0.25).abs() < 1e-9, "{s}");
         // Persists back to back: every step beside one, 60 % slower than
         // the idle steps seen before; unknown without them.

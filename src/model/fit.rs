@@ -33,8 +33,8 @@
 //! [`MIN_SPREAD`] of its mean: sizes that differ by a few bytes in
 //! megabytes (a manifest's length, chunk boundaries) give a slope that is
 //! pure noise, and extrapolating it even a little way predicts negative or
-//! absurd costs. Such a size is then left out (its effect sits in the intercept), and if
-//! the *driver* — the size the caller says the cost scales with — is among
+//! absurd costs. Such a size is then left out (its effect sits in the
+//! intercept), and if the *driver* — the size the caller says the cost scales with — is among
 //! the sizes that did not vary, a prediction at another size scales the
 //! mean cost in proportion to it (`ŷ = ȳ·x₀/x̄`): the physical prior that
 //! writing twice the bytes takes about twice the time.

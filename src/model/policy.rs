@@ -46,9 +46,10 @@
 //!   run on trials.) A scheme is not tried again within `min_dwell`
 //!   checkpoints. A trial's interval follows the model's best interval for
 //!   its scheme as the trial measures it. During a trial the policy keeps
-//!   judging the plan in force: if the trial shows its scheme is better, the switch builds its
-//!   streak during the trial (which runs on until the streak decides) and
-//!   is applied from it, instead of going back to the old plan first.
+//!   judging the plan in force: if the trial shows its scheme is better,
+//!   the switch builds its streak during the trial (which runs on until
+//!   the streak decides) and is applied from it, instead of going back to
+//!   the old plan first.
 //!   Likewise, a measured switch to another scheme that starts a streak
 //!   is confirmed on that scheme, in a trial, rather than on the old
 //!   plan's checkpoints, which may be far apart.
@@ -612,13 +613,8 @@ impl PolicyState {
         });
         // Try the scheme where it would run: at the interval the model
         // finds best for it (candidates are sorted, cheapest first).
-        let trial_interval = |scheme: Scheme| {
-            eval.candidates
-                .iter()
-                .find(|c| c.plan == Plan::only(scheme))
-                .or_else(|| eval.candidates.iter().find(|c| c.plan.base() == scheme))
-                .map_or(eval.current.interval, |c| c.interval)
-        };
+        let trial_interval =
+            |scheme: Scheme| best_interval(eval, scheme).unwrap_or(eval.current.interval);
         // One draw per evaluation, whether or not it is used, so that the
         // stream of draws does not depend on what was decided.
         let draw = self.draw(policy);
@@ -1164,9 +1160,16 @@ mod tests {
             state.decide(&policy, &eval(3)),
             Decision::Apply(_)
         ));
-        // Once the plan in force is measured, priors alone move nothing.
-        let mut measured = evaluation(20, vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Prior)]);
-        measured.current = estimate(Plan::only(Scheme::CopyOnWrite), 0.05);
+        // Once the plan in force (full) is measured, the same saving
+        // resting on priors moves nothing, though its target was measured
+        // too.
+        let mut measured = eval(3);
+        measured.checkpoints = 20;
+        for status in &mut measured.schemes {
+            status.observations = 10;
+            status.measured = true;
+            status.since_seen = Some(0);
+        }
         let mut state = PolicyState::default();
         for n in 0..5 {
             measured.checkpoints = 20 + n;
