@@ -61,6 +61,40 @@ pub trait Storage: Send + Sync + Debug {
         slice_range(key, &whole, range).map(<[u8]>::to_vec)
     }
 
+    /// Reads the bytes of the object from `offset` on into `bufs`, in
+    /// order, filling each completely: the object's bytes
+    /// `offset..offset + total` where `total` is the buffers' summed length.
+    ///
+    /// Restore reads packs this way, so that page bytes land in the
+    /// restored state's own memory. The default reads the range with
+    /// [`get_range`](Storage::get_range) and copies it out (one copy);
+    /// backends that can scatter a read (`preadv`) should override it, and
+    /// wrappers should forward it. An object shorter than the range is
+    /// [`Error::Corrupt`] (or whatever `get_range` says of it).
+    fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
+        let total: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        let end = offset
+            .checked_add(total)
+            .ok_or_else(|| Error::corrupt(key, format!("invalid range {offset}+{total}")))?;
+        let bytes = self.get_range(key, offset..end)?;
+        if bytes.len() as u64 != total {
+            return Err(Error::corrupt(
+                key,
+                format!(
+                    "read {} bytes of the range {offset}..{end}: the object is shorter",
+                    bytes.len()
+                ),
+            ));
+        }
+        let mut rest = bytes.as_slice();
+        for buf in bufs.iter_mut() {
+            let (head, tail) = rest.split_at(buf.len());
+            buf.copy_from_slice(head);
+            rest = tail;
+        }
+        Ok(())
+    }
+
     /// Removes every object in `keys`, like [`delete`](Storage::delete) on
     /// each (missing objects are not an error). When it returns `Ok`, every
     /// removal is durable; in between they may become durable in any
@@ -178,5 +212,8 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn delete_many(&self, keys: &[String]) -> Result<()> {
         (**self).delete_many(keys)
+    }
+    fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
+        (**self).read_into(key, offset, bufs)
     }
 }
