@@ -3,12 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout::{MANIFESTS, ManifestName, PACKS, pack_key};
-use crate::format::pack::{check_pack, read_chunk};
-use crate::format::{Manifest, SegmentKind};
+use crate::format::Manifest;
 use crate::scheme::Scheme;
-use crate::state::LoadedSegment;
 use crate::storage::Storage;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A checkpoint whose manifest reads and verifies.
@@ -68,9 +66,6 @@ pub struct Listing {
     pub unreadable: Vec<Skipped>,
 }
 
-/// The verified segments of one checkpoint, by name.
-pub(crate) type LoadedSegments = BTreeMap<String, LoadedSegment>;
-
 /// Manifest names in the store, oldest first; keys this layout did not
 /// write are returned separately.
 pub(crate) fn scan(storage: &dyn Storage) -> Result<(Vec<ManifestName>, Vec<Skipped>)> {
@@ -94,46 +89,6 @@ pub(crate) fn scan(storage: &dyn Storage) -> Result<(Vec<ManifestName>, Vec<Skip
 pub(crate) fn load_manifest(storage: &dyn Storage, name: &ManifestName) -> Result<Manifest> {
     let key = name.key();
     Manifest::decode(&key, &storage.get(&key)?)
-}
-
-/// Reads every chunk the manifest references, verifying each.
-pub(crate) fn load_segments(storage: &dyn Storage, manifest: &Manifest) -> Result<LoadedSegments> {
-    for pack in manifest.packs().collect::<BTreeSet<_>>() {
-        check_pack(storage, pack)?;
-    }
-    let mut segments = BTreeMap::new();
-    for segment in &manifest.segments {
-        let loaded = match segment.kind {
-            SegmentKind::Serde => {
-                let capacity = usize::try_from(segment.logical_len).unwrap_or(0);
-                let mut bytes = Vec::with_capacity(capacity);
-                for chunk in &segment.chunks {
-                    bytes.extend_from_slice(&read_chunk(storage, chunk)?);
-                }
-                LoadedSegment::Serde(bytes)
-            }
-            SegmentKind::Pages {
-                elem_size,
-                page_len,
-                len,
-            } => {
-                let too_big = || Error::corrupt(manifest.name().key(), "paged segment too large");
-                let pages = segment
-                    .chunks
-                    .iter()
-                    .map(|chunk| read_chunk(storage, chunk))
-                    .collect::<Result<Vec<_>>>()?;
-                LoadedSegment::Pages {
-                    elem_size: elem_size as usize,
-                    page_len: usize::try_from(page_len).map_err(|_| too_big())?,
-                    len: usize::try_from(len).map_err(|_| too_big())?,
-                    pages,
-                }
-            }
-        };
-        segments.insert(segment.name.clone(), loaded);
-    }
-    Ok(segments)
 }
 
 /// Lists the store: verified manifests and the ones that are not.

@@ -74,7 +74,7 @@
 //! before checkpointing, and all ranks checkpoint the same steps, in
 //! increasing order.
 
-use crate::catalog::{self, CheckpointInfo, LoadedSegments, Retention, RetentionReport, Skipped};
+use crate::catalog::{self, CheckpointInfo, Retention, RetentionReport, Skipped};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::group::{
@@ -271,8 +271,38 @@ type Kept = (CommitName, GlobalCommit);
 pub(crate) struct GroupRestore {
     pub commit: GlobalCommitInfo,
     pub manifest: Manifest,
-    pub segments: LoadedSegments,
     pub skipped: Vec<Skipped>,
+    /// [`Error::ShardDamaged`] as it will read if the shard's packs turn
+    /// out damaged while the state is read; its reason is filled in then.
+    pub damaged: ShardDamage,
+}
+
+/// What [`Error::ShardDamaged`] says of a shard, less the reason.
+#[derive(Debug)]
+pub(crate) struct ShardDamage {
+    rank: u32,
+    step: u64,
+    commit: String,
+    votes: String,
+}
+
+impl ShardDamage {
+    /// The error for `cause`, a damage error met reading the shard; other
+    /// errors pass through.
+    pub(crate) fn error(&self, cause: Error) -> Error {
+        let reason = match cause {
+            Error::Corrupt { key, reason } => format!("{key:?}: {reason}"),
+            e if e.is_damage() => e.to_string(),
+            e => return e,
+        };
+        Error::ShardDamaged {
+            rank: self.rank,
+            step: self.step,
+            commit: self.commit.clone(),
+            votes: self.votes.clone(),
+            reason,
+        }
+    }
 }
 
 /// The group side of one rank's checkpointer.
@@ -456,15 +486,21 @@ impl Coordinator {
                 Err(e) => return Err(e),
             };
             let info = GlobalCommitInfo::of(name, &commit, self.group.rank);
-            let (manifest, segments) = self.load_shard(shard, &commit, &info)?;
+            let manifest = self.load_shard(shard, &commit, &info)?;
             self.collect_after_restore(shard, Some(manifest.name().key()))?;
             self.restored = true;
             self.last_step = Some(commit.step);
+            let damaged = ShardDamage {
+                rank: self.group.rank,
+                step: commit.step,
+                commit: info.key.clone(),
+                votes: votes_prefix(commit.step, &commit.run),
+            };
             return Ok(Some(GroupRestore {
                 commit: info,
                 manifest,
-                segments,
                 skipped,
+                damaged,
             }));
         }
         if !skipped.is_empty() {
@@ -476,14 +512,15 @@ impl Coordinator {
         Ok(None)
     }
 
-    /// Loads this rank's shard of `commit`; damage is
-    /// [`Error::ShardDamaged`], never a silent fallback.
+    /// Loads the manifest of this rank's shard of `commit` (its packs are
+    /// read as the state is restored); damage is [`Error::ShardDamaged`],
+    /// never a silent fallback.
     fn load_shard(
         &self,
         shard: &dyn Storage,
         commit: &GlobalCommit,
         info: &GlobalCommitInfo,
-    ) -> Result<(Manifest, LoadedSegments)> {
+    ) -> Result<Manifest> {
         let loaded = shard_of(commit, self.group.rank)
             .ok_or_else(|| Error::corrupt(&info.key, "the commit names no shard for this rank"))
             .and_then(|shard_ref| {
@@ -501,8 +538,7 @@ impl Coordinator {
                         "the manifest's step is not the commit's",
                     ));
                 }
-                let segments = catalog::load_segments(shard, &manifest)?;
-                Ok((manifest, segments))
+                Ok(manifest)
             });
         loaded.map_err(|e| match e {
             Error::Corrupt { key, reason } => {

@@ -60,9 +60,12 @@
 mod catalog;
 mod checkpointer;
 mod error;
+mod fetch;
 mod format;
 mod group;
 pub mod model;
+mod reader;
+mod recover;
 mod scheme;
 mod state;
 pub mod storage;
@@ -72,9 +75,12 @@ pub use catalog::{CheckpointInfo, Listing, RetentionReport, Skipped};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Restored};
 pub use error::{Error, Result};
 pub use format::FORMAT_VERSION;
+pub use reader::Reader;
 pub use group::{GlobalCommitInfo, Group, GroupStatus};
 pub use scheme::{Committed, Scheme};
-pub use state::{Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State};
+pub use state::{
+    Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State, TypeChange,
+};
 pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};
 #[cfg(feature = "object-store")]
 pub use storage::{ObjectStorage, ObjectStorageBuilder};

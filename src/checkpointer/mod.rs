@@ -10,11 +10,11 @@ pub use builder::CheckpointerBuilder;
 use crate::catalog::{self, CheckpointInfo, Listing, Skipped};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
-use crate::format::layout::ManifestName;
 use crate::group::{Coordinator, GlobalCommitInfo, Group, GroupRestore};
-use crate::model::{Advisor, Decision, Event, EventSummary, Plan};
+use crate::model::{Advisor, Decision, Event, EventSummary, Plan, RestoreProgressEvent};
+use crate::recover::{self, Recovered};
 use crate::scheme::{CheckpointId, Committed, Job};
-use crate::state::{Capture, Restore, State};
+use crate::state::{Capture, State, TypeChange};
 use crate::storage::{FailoverEvent, Storage};
 use adaptive::{Adaptive, Work};
 use persister::{Persister, Submitted};
@@ -39,6 +39,11 @@ pub struct Restored<S> {
     pub skipped: Vec<Skipped>,
     /// For a rank of a [`Group`]: the global commit this shard belongs to.
     pub global: Option<GlobalCommitInfo>,
+    /// Serde segments restored as a type of another name than they were
+    /// written as (empty when every name matched, and for checkpoints
+    /// of format 1, which did not record names): a rename is harmless,
+    /// but bytes of one type decoded as another are worth a look.
+    pub type_changes: Vec<TypeChange>,
 }
 
 /// Takes checkpoints of a state, keeps the store tidy and restores.
@@ -404,38 +409,44 @@ impl Checkpointer {
         // Foreign names under manifests/ are not checkpoints: list() shows
         // them, restore does not count them as skipped.
         let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
-        let mut skipped = Vec::new();
-        for name in names.iter().rev() {
-            match load_verified(self.storage.as_ref(), name) {
-                Ok((manifest, segments)) => {
-                    let mut restore = Restore::new(manifest.step, manifest.id, segments);
-                    let state = S::restore(&mut restore)?;
-                    let info = CheckpointInfo::of(&manifest);
-                    let damaged = skipped.iter().map(|s: &Skipped| s.key.clone()).collect();
-                    self.resume_from(manifest, damaged)?;
-                    self.adaptive.restored(
-                        info.step,
-                        started.elapsed(),
-                        info.chain_len,
-                        info.logical_bytes,
-                    );
-                    return Ok(Some(Restored {
-                        state,
-                        step: info.step,
-                        info,
-                        skipped,
-                        global: None,
-                    }));
-                }
-                Err(e) if e.is_damage() => skipped.push(catalog::skipped(name, &e)),
-                Err(e) => return Err(e),
-            }
+        let storage = Arc::clone(&self.storage);
+        let found = {
+            let mut progress = progress_events(&mut self.adaptive);
+            recover::restore_newest::<S>(storage.as_ref(), &names, &mut progress)?
+        };
+        found
+            .map(|recovered| self.resumed(recovered, started, None))
+            .transpose()
+    }
+
+    /// Restores the checkpoint taken at `step` (the newest one, if the
+    /// step was checkpointed more than once), or `None` when the store
+    /// holds none of that step. Unlike [`restore_latest`](Self::restore_latest)
+    /// there is no fallback: a checkpoint that does not verify is an error.
+    ///
+    /// The next checkpoint continues from it (an incremental one stores
+    /// what changed since it); newer checkpoints stay in the store until
+    /// retention removes them. Not for a rank of a group (every rank must
+    /// restore the same global commit: use `restore_latest`).
+    pub fn restore_at<S: State>(&mut self, step: u64) -> Result<Option<Restored<S>>> {
+        self.flush()?;
+        if self.group.is_some() {
+            return Err(Error::InvalidConfig {
+                option: "group",
+                reason: "a rank of a group restores the newest global commit with restore_latest, so that every rank restores the same step".to_owned(),
+            });
         }
-        if skipped.is_empty() {
-            Ok(None)
-        } else {
-            Err(Error::NoUsableCheckpoint { skipped })
-        }
+        let started = Instant::now();
+        let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
+        let Some(name) = recover::find_step(&names, step) else {
+            return Ok(None);
+        };
+        let storage = Arc::clone(&self.storage);
+        let recovered = {
+            let mut progress = progress_events(&mut self.adaptive);
+            recover::restore_named::<S>(storage.as_ref(), name, &mut progress)?
+        };
+        self.resumed(recovered, started, None).map(Some)
     }
 
     fn restore_group<S: State>(&mut self) -> Result<Option<Restored<S>>> {
@@ -449,26 +460,59 @@ impl Checkpointer {
         let GroupRestore {
             commit,
             manifest,
-            segments,
             skipped,
+            damaged,
         } = found;
-        let mut restore = Restore::new(manifest.step, manifest.id, segments);
-        let state = S::restore(&mut restore)?;
-        let info = CheckpointInfo::of(&manifest);
-        self.resume_from(manifest, BTreeSet::new())?;
+        let storage = Arc::clone(&self.storage);
+        let (state, type_changes) = {
+            let mut progress = progress_events(&mut self.adaptive);
+            recover::read_state::<S>(storage.as_ref(), &manifest, &mut progress)
+                .map_err(|e| damaged.error(e))?
+        };
+        let recovered = Recovered {
+            state,
+            manifest,
+            type_changes,
+            skipped,
+        };
+        self.resumed(recovered, started, Some(commit)).map(Some)
+    }
+
+    /// Makes `recovered` the base of what comes next and reports it.
+    fn resumed<S>(
+        &mut self,
+        recovered: Recovered<S>,
+        started: Instant,
+        global: Option<GlobalCommitInfo>,
+    ) -> Result<Restored<S>> {
+        let info = recovered.info();
+        let Recovered {
+            state,
+            manifest,
+            type_changes,
+            skipped,
+        } = recovered;
+        // In a group, newer shards that were never committed are not
+        // damage: retention has nothing to learn from them.
+        let damaged = match global {
+            Some(_) => BTreeSet::new(),
+            None => skipped.iter().map(|s| s.key.clone()).collect(),
+        };
+        self.resume_from(manifest, damaged)?;
         self.adaptive.restored(
             info.step,
             started.elapsed(),
             info.chain_len,
             info.logical_bytes,
         );
-        Ok(Some(Restored {
+        Ok(Restored {
             state,
             step: info.step,
             info,
             skipped,
-            global: Some(commit),
-        }))
+            global,
+            type_changes,
+        })
     }
 
     /// For a rank of a [`Group`]: the newest globally committed step in
@@ -563,13 +607,9 @@ impl Checkpointer {
     }
 }
 
-fn load_verified(
-    storage: &dyn Storage,
-    name: &ManifestName,
-) -> Result<(Manifest, catalog::LoadedSegments)> {
-    let manifest = catalog::load_manifest(storage, name)?;
-    let segments = catalog::load_segments(storage, &manifest)?;
-    Ok((manifest, segments))
+/// A progress sink that emits [`RestoreProgressEvent`]s.
+fn progress_events(adaptive: &mut Adaptive) -> impl FnMut(u64, u64, u64) + '_ {
+    move |step, done, total| adaptive.emit(RestoreProgressEvent::new(step, done, total).into())
 }
 
 fn unix_ms_now() -> u64 {

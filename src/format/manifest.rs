@@ -7,7 +7,8 @@
 //!
 //! The payload is a bincode-encoded [`Manifest`] ([`super::MANIFEST_CODEC`]).
 
-use super::MAX_MANIFEST_BYTES;
+use super::pack::{FRAME_HEADER_LEN, PACK_HEADER_LEN};
+use super::{MAX_CHUNK_BYTES, MAX_MANIFEST_BYTES};
 use super::layout::ManifestName;
 use super::record::{decode_record, encode_record};
 use crate::error::{Error, Result};
@@ -31,7 +32,11 @@ pub(crate) struct ChunkRef {
 }
 
 /// How a segment's bytes are to be interpreted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Format 1 wrote `Serde` and `Pages`; format 2 writes the variants that
+/// also record the type the segment was written as. New variants go at
+/// the end: bincode stores the variant's index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum SegmentKind {
     /// A serde value encoded with [`super::STATE_CODEC`], cut into chunks.
     Serde,
@@ -44,6 +49,72 @@ pub(crate) enum SegmentKind {
         /// Number of elements.
         len: u64,
     },
+    /// A serde value, and the name of the type it was written as.
+    SerdeOf {
+        /// `std::any::type_name` of the captured value.
+        type_name: String,
+    },
+    /// A paged vector, and the name of its element type.
+    PagesOf {
+        /// Bytes per element.
+        elem_size: u32,
+        /// `std::any::type_name` of the element type.
+        elem_type: String,
+        /// Elements per page (the last page may hold fewer).
+        page_len: u64,
+        /// Number of elements.
+        len: u64,
+    },
+}
+
+/// The layout of a paged segment, whichever format wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageLayout {
+    /// Bytes per element.
+    pub elem_size: u32,
+    /// Elements per page.
+    pub page_len: u64,
+    /// Number of elements.
+    pub len: u64,
+}
+
+impl SegmentKind {
+    /// The page layout, for a paged segment.
+    pub(crate) fn page_layout(&self) -> Option<PageLayout> {
+        match *self {
+            SegmentKind::Pages {
+                elem_size,
+                page_len,
+                len,
+            }
+            | SegmentKind::PagesOf {
+                elem_size,
+                page_len,
+                len,
+                ..
+            } => Some(PageLayout {
+                elem_size,
+                page_len,
+                len,
+            }),
+            SegmentKind::Serde | SegmentKind::SerdeOf { .. } => None,
+        }
+    }
+
+    /// Whether the segment holds a serde value.
+    pub(crate) fn is_serde(&self) -> bool {
+        matches!(self, SegmentKind::Serde | SegmentKind::SerdeOf { .. })
+    }
+
+    /// The type the segment was written as (the element type for a paged
+    /// one), when its format recorded it.
+    pub(crate) fn type_name(&self) -> Option<&str> {
+        match self {
+            SegmentKind::SerdeOf { type_name } => Some(type_name),
+            SegmentKind::PagesOf { elem_type, .. } => Some(elem_type),
+            SegmentKind::Serde | SegmentKind::Pages { .. } => None,
+        }
+    }
 }
 
 /// One named part of the checkpointed state.
@@ -122,6 +193,15 @@ impl Manifest {
             return Err(Error::corrupt(key, "manifest is stored under another name"));
         }
         for segment in &self.segments {
+            if let Some(chunk) = segment.chunks.iter().find(|c| !plausible(c)) {
+                return Err(Error::corrupt(
+                    key,
+                    format!(
+                        "segment {:?}: chunk reference at {} is impossible (frame {} bytes for {} raw)",
+                        segment.name, chunk.offset, chunk.len, chunk.raw_len
+                    ),
+                ));
+            }
             let sum = segment
                 .chunks
                 .iter()
@@ -135,6 +215,19 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Whether a chunk reference could have been written: past the pack
+/// header, a frame at least a header long, no larger than the largest
+/// chunk the writer produces, and never larger than its raw bytes plus the
+/// header (a compressed payload is kept only when it is smaller).
+fn plausible(chunk: &ChunkRef) -> bool {
+    let frame = u64::from(chunk.len);
+    chunk.offset >= PACK_HEADER_LEN as u64
+        && chunk.offset.checked_add(frame).is_some()
+        && chunk.raw_len <= MAX_CHUNK_BYTES
+        && frame >= FRAME_HEADER_LEN as u64
+        && frame <= u64::from(chunk.raw_len) + FRAME_HEADER_LEN as u64
 }
 
 #[cfg(test)]

@@ -16,7 +16,15 @@ pub(crate) mod record;
 pub(crate) use manifest::{ChunkRef, Manifest, SegmentEntry, SegmentKind};
 
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+///
+/// Version 2 records the type each segment was written as; version 1
+/// stores are read as they are.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// Largest raw chunk the writer produces (the largest `chunk_size`; pages
+/// are at most 64 MiB). A reference claiming more is corrupt, so no
+/// decode allocates more than this for one chunk.
+pub(crate) const MAX_CHUNK_BYTES: u32 = 256 << 20;
 
 /// bincode settings for application state (format version 1).
 pub(crate) const STATE_CODEC: bincode::config::Configuration<

@@ -194,7 +194,9 @@ pub(crate) fn check_pack(storage: &dyn Storage, pack: u128) -> Result<()> {
     verify_pack_header(&key, &header)
 }
 
-/// Reads one chunk from storage and returns its verified raw bytes.
+/// Reads one chunk from storage and returns its verified raw bytes (the
+/// restore path reads many at once: see `crate::fetch`).
+#[cfg(test)]
 pub(crate) fn read_chunk(storage: &dyn Storage, chunk: &ChunkRef) -> Result<Vec<u8>> {
     let key = super::layout::pack_key(chunk.pack);
     let end = chunk.offset.checked_add(u64::from(chunk.len));
@@ -209,47 +211,127 @@ pub(crate) fn read_chunk(storage: &dyn Storage, chunk: &ChunkRef) -> Result<Vec<
 }
 
 /// Verifies a frame against its reference and returns the raw bytes.
+#[cfg(test)]
 pub(crate) fn decode_frame(key: &str, frame: &[u8], chunk: &ChunkRef) -> Result<Vec<u8>> {
-    let corrupt =
-        |reason: &str| Error::corrupt(key, format!("chunk at {}: {reason}", chunk.offset));
-    let (Some(&codec), Some(stored_len), Some(raw_len), Some(crc)) = (
-        frame.first(),
-        le_u32(frame, 4),
-        le_u32(frame, 8),
-        le_u32(frame, 12),
+    if frame.len() != chunk.len as usize {
+        return Err(frame_error(key, chunk, "frame is shorter than its reference says"));
+    }
+    let (header, stored) = frame.split_at(FRAME_HEADER_LEN.min(frame.len()));
+    let mut raw = vec![0; chunk.raw_len as usize];
+    decode_frame_into(key, chunk, header, stored, &mut raw)?;
+    Ok(raw)
+}
+
+/// Whether the frame `chunk` refers to stores its bytes as they are, so a
+/// reader can place its payload straight into the destination: a
+/// compressed payload is always shorter than the raw bytes.
+pub(crate) fn stored_raw(chunk: &ChunkRef) -> bool {
+    chunk.len as usize == FRAME_HEADER_LEN + chunk.raw_len as usize
+}
+
+/// Bytes of the payload of the frame `chunk` refers to (0 for a reference
+/// too short to hold a header, which verification then rejects).
+pub(crate) fn stored_len(chunk: &ChunkRef) -> usize {
+    (chunk.len as usize).saturating_sub(FRAME_HEADER_LEN)
+}
+
+/// Verifies the frame made of `header` and `stored` against its reference
+/// and leaves its raw bytes in `raw` (exactly `chunk.raw_len` bytes).
+///
+/// When the frame is stored raw, `stored` may be `raw` itself: pass
+/// `None` for `stored` and the payload is read from `raw` in place, so a
+/// reader that read it there copies nothing.
+pub(crate) fn verify_frame_in_place(
+    key: &str,
+    chunk: &ChunkRef,
+    header: &[u8],
+    stored: Option<&[u8]>,
+    raw: &mut [u8],
+) -> Result<()> {
+    match stored {
+        Some(stored) => decode_frame_into(key, chunk, header, stored, raw),
+        None => {
+            let codec = check_frame(key, chunk, header, raw)?;
+            if codec != CODEC_RAW {
+                return Err(frame_error(key, chunk, "frame is not stored raw"));
+            }
+            check_hash(key, chunk, raw)
+        }
+    }
+}
+
+/// Verifies a frame and writes its raw bytes into `raw`, which must be
+/// exactly `chunk.raw_len` bytes: a frame claiming more is rejected by
+/// the decompressor, never allocated for.
+fn decode_frame_into(
+    key: &str,
+    chunk: &ChunkRef,
+    header: &[u8],
+    stored: &[u8],
+    raw: &mut [u8],
+) -> Result<()> {
+    if raw.len() != chunk.raw_len as usize {
+        return Err(frame_error(key, chunk, "raw length does not match the reference"));
+    }
+    match check_frame(key, chunk, header, stored)? {
+        CODEC_RAW => raw.copy_from_slice(stored),
+        _ => {
+            let written = zstd::bulk::decompress_to_buffer(stored, raw).map_err(|e| {
+                frame_error(key, chunk, &format!("does not decompress: {e}"))
+            })?;
+            if written != raw.len() {
+                return Err(frame_error(key, chunk, "decompressed length does not match"));
+            }
+        }
+    }
+    check_hash(key, chunk, raw)
+}
+
+/// Checks a frame's header against its reference and its checksum over
+/// `stored`; returns the codec.
+fn check_frame(key: &str, chunk: &ChunkRef, header: &[u8], stored: &[u8]) -> Result<u8> {
+    let corrupt = |reason: &str| frame_error(key, chunk, reason);
+    let (Some(&codec), Some(stored_len), Some(raw_len), Some(crc), Some(covered)) = (
+        header.first(),
+        le_u32(header, 4),
+        le_u32(header, 8),
+        le_u32(header, 12),
+        header.get(..12),
     ) else {
         return Err(corrupt("frame header is truncated"));
     };
-    if frame.len() != chunk.len as usize {
+    if header.len() + stored.len() != chunk.len as usize {
         return Err(corrupt("frame is shorter than its reference says"));
     }
-    if stored_len as usize != frame.len() - FRAME_HEADER_LEN {
+    if stored_len as usize != stored.len() {
         return Err(corrupt("stored length does not match the frame"));
     }
     if raw_len != chunk.raw_len {
         return Err(corrupt("raw length does not match the reference"));
     }
-    let (header, stored) = frame.split_at(FRAME_HEADER_LEN);
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(header.get(..12).unwrap_or_default());
+    hasher.update(covered);
     hasher.update(stored);
     if hasher.finalize() != crc {
         return Err(corrupt("checksum mismatch"));
     }
-    let raw = match codec {
-        CODEC_RAW if stored_len == raw_len => stored.to_vec(),
-        CODEC_RAW => return Err(corrupt("uncompressed frame with mismatched lengths")),
-        CODEC_ZSTD => zstd::bulk::decompress(stored, raw_len as usize)
-            .map_err(|e| corrupt(&format!("does not decompress: {e}")))?,
-        other => return Err(corrupt(&format!("unknown codec {other}"))),
-    };
-    if raw.len() != raw_len as usize {
-        return Err(corrupt("decompressed length does not match"));
+    match codec {
+        CODEC_RAW if stored_len == raw_len => Ok(CODEC_RAW),
+        CODEC_RAW => Err(corrupt("uncompressed frame with mismatched lengths")),
+        CODEC_ZSTD => Ok(CODEC_ZSTD),
+        other => Err(corrupt(&format!("unknown codec {other}"))),
     }
-    if chunk_hash(&raw) != chunk.hash {
-        return Err(corrupt("content hash mismatch"));
+}
+
+fn check_hash(key: &str, chunk: &ChunkRef, raw: &[u8]) -> Result<()> {
+    if chunk_hash(raw) != chunk.hash {
+        return Err(frame_error(key, chunk, "content hash mismatch"));
     }
-    Ok(raw)
+    Ok(())
+}
+
+fn frame_error(key: &str, chunk: &ChunkRef, reason: &str) -> Error {
+    Error::corrupt(key, format!("chunk at {}: {reason}", chunk.offset))
 }
 
 #[cfg(test)]

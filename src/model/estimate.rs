@@ -824,6 +824,8 @@ impl CostModel {
             Event::StorageError(_) | Event::Failover(_) => {}
             // The model's own output, not evidence.
             Event::Decision(_) => {}
+            // A restore is learnt from once, when it completes.
+            Event::RestoreProgress(_) => {}
         }
     }
 

@@ -210,6 +210,48 @@ pub enum Event {
     Failover(FailoverEvent),
     /// The policy applied a change, started a trial or gave advice.
     Decision(DecisionEvent),
+    /// A long restore read another part of its checkpoint.
+    RestoreProgress(RestoreProgressEvent),
+}
+
+/// How far a restore has read: emitted about once per percent of the
+/// checkpoint's stored bytes, for checkpoints of 64 MiB or more, so that
+/// an application can draw a progress bar (see `examples/paged.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestoreProgressEvent {
+    /// The step of the checkpoint being restored.
+    pub step: u64,
+    /// Stored bytes read and verified so far.
+    pub bytes_done: u64,
+    /// Stored bytes the restore reads in all.
+    pub bytes_total: u64,
+}
+
+impl RestoreProgressEvent {
+    /// `bytes_done` of `bytes_total` read, restoring the checkpoint of `step`.
+    pub fn new(step: u64, bytes_done: u64, bytes_total: u64) -> Self {
+        RestoreProgressEvent {
+            step,
+            bytes_done,
+            bytes_total,
+        }
+    }
+
+    /// The fraction read, from 0 to 1.
+    pub fn fraction(&self) -> f64 {
+        if self.bytes_total == 0 {
+            1.0
+        } else {
+            self.bytes_done as f64 / self.bytes_total as f64
+        }
+    }
+}
+
+impl From<RestoreProgressEvent> for Event {
+    fn from(e: RestoreProgressEvent) -> Self {
+        Event::RestoreProgress(e)
+    }
 }
 
 impl From<CheckpointEvent> for Event {
@@ -382,7 +424,7 @@ impl EventSummary {
             }
             // What the policy did is in its own state
             // (`PolicyState::changes_applied`), not in the event totals.
-            Event::Decision(_) => {}
+            Event::Decision(_) | Event::RestoreProgress(_) => {}
         }
     }
 

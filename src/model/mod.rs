@@ -75,7 +75,7 @@ mod recommend;
 pub use estimate::{Constraints, CostModel, Evaluation, ModelConfig, PlanEstimate, SchemeStatus};
 pub use event::{
     CheckpointEvent, DecisionEvent, DurationHistogram, Event, EventSummary, FailoverEvent,
-    RestartEvent, RestoreEvent, StorageErrorEvent,
+    RestartEvent, RestoreEvent, RestoreProgressEvent, StorageErrorEvent,
 };
 pub use failure::{FailureClass, RateEstimate};
 pub use plan::{Plan, SchemeSet, scheme_name};

@@ -237,14 +237,18 @@ fn plan<'a>(
                     _ => cut_content_defined(bytes, config.cdc_average),
                 };
                 let slots = pieces.into_iter().map(|p| plan.place(p, known)).collect();
-                (SegmentKind::Serde, bytes.len() as u64, slots)
+                let kind = SegmentKind::SerdeOf {
+                    type_name: segment.type_name.to_owned(),
+                };
+                (kind, bytes.len() as u64, slots)
             }
             SegmentData::Pages(snapshot) => {
                 let previous =
                     base.and_then(|b| b.segments.iter().find(|s| s.name == segment.name));
                 let slots = plan_pages(&mut plan, &segment.name, snapshot, previous, known)?;
-                let kind = SegmentKind::Pages {
+                let kind = SegmentKind::PagesOf {
                     elem_size: u32::try_from(snapshot.elem_size).unwrap_or(u32::MAX),
+                    elem_type: snapshot.elem_type.to_owned(),
                     page_len: snapshot.page_len as u64,
                     len: snapshot.len as u64,
                 };
@@ -268,8 +272,10 @@ fn plan_pages<'a>(
     known: Option<&HashMap<u128, ChunkRef>>,
 ) -> Result<Vec<Slot>> {
     let same_layout = previous.filter(|p| {
-        matches!(p.kind, SegmentKind::Pages { elem_size, page_len, .. }
-            if elem_size as usize == snapshot.elem_size && page_len == snapshot.page_len as u64)
+        p.kind.page_layout().is_some_and(|layout| {
+            layout.elem_size as usize == snapshot.elem_size
+                && layout.page_len == snapshot.page_len as u64
+        })
     });
     let mut slots = Vec::with_capacity(snapshot.dirty.len());
     for (page, dirty) in snapshot.dirty.iter().enumerate() {

@@ -7,16 +7,17 @@
 //! and restored as one atomic checkpoint.
 
 mod paged;
+mod restore;
 
 pub(crate) use paged::PageSnapshot;
 pub use paged::{DEFAULT_PAGE_BYTES, PagedVec};
+pub use restore::{Restore, TypeChange};
 
 use crate::error::{Error, Result};
 use crate::format::STATE_CODEC;
 use bytemuck::Pod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 
 /// The segment name the blanket serde impl uses.
 pub const DEFAULT_SEGMENT: &str = "state";
@@ -89,6 +90,8 @@ pub(crate) enum SegmentData {
 #[derive(Debug)]
 pub(crate) struct CapturedSegment {
     pub name: String,
+    /// The captured type (the element type of a paged vector).
+    pub type_name: &'static str,
     pub data: SegmentData,
 }
 
@@ -122,6 +125,7 @@ impl Capture {
         let snapshot = pages.snapshot(self.checkpoint, self.previous);
         self.segments.push(CapturedSegment {
             name: name.to_owned(),
+            type_name: std::any::type_name::<T>(),
             data: SegmentData::Pages(snapshot),
         });
         Ok(())
@@ -139,6 +143,7 @@ impl Capture {
             })?;
         self.segments.push(CapturedSegment {
             name: name.to_owned(),
+            type_name: std::any::type_name::<T>(),
             data: SegmentData::Serde(bytes),
         });
         Ok(())
@@ -157,95 +162,5 @@ impl Capture {
 
     pub(crate) fn into_segments(self) -> Vec<CapturedSegment> {
         self.segments
-    }
-}
-
-/// A verified segment, read back from the store.
-#[derive(Debug)]
-pub(crate) enum LoadedSegment {
-    /// Encoded serde bytes.
-    Serde(Vec<u8>),
-    /// The pages of a paged vector, in order.
-    Pages {
-        elem_size: usize,
-        page_len: usize,
-        len: usize,
-        pages: Vec<Vec<u8>>,
-    },
-}
-
-/// The verified segments of one checkpoint; handed to [`State::restore`].
-#[derive(Debug)]
-pub struct Restore {
-    step: u64,
-    checkpoint: u128,
-    segments: BTreeMap<String, LoadedSegment>,
-}
-
-impl Restore {
-    pub(crate) fn new(
-        step: u64,
-        checkpoint: u128,
-        segments: BTreeMap<String, LoadedSegment>,
-    ) -> Self {
-        Restore {
-            step,
-            checkpoint,
-            segments,
-        }
-    }
-
-    fn mismatch(&self, segment: &str, reason: impl Into<String>) -> Error {
-        Error::StateMismatch {
-            step: self.step,
-            segment: segment.to_owned(),
-            reason: reason.into(),
-        }
-    }
-
-    /// Rebuilds the paged segment `name`, clean: until it is written, the
-    /// next incremental checkpoint stores none of its pages again.
-    pub fn paged<T: Pod + Send + Sync>(&mut self, name: &str) -> Result<PagedVec<T>> {
-        let Some(LoadedSegment::Pages {
-            elem_size,
-            page_len,
-            len,
-            pages,
-        }) = self.segments.get(name)
-        else {
-            return Err(self.mismatch(name, "the checkpoint has no paged segment of this name"));
-        };
-        if *elem_size != std::mem::size_of::<T>() {
-            return Err(self.mismatch(
-                name,
-                format!(
-                    "stored elements are {elem_size} bytes, the requested type's are {}",
-                    std::mem::size_of::<T>()
-                ),
-            ));
-        }
-        PagedVec::from_pages(pages, *page_len, *len, self.checkpoint)
-            .ok_or_else(|| self.mismatch(name, "pages do not match the stored layout"))
-    }
-
-    /// The step the checkpoint was taken at.
-    pub fn step(&self) -> u64 {
-        self.step
-    }
-
-    /// Decodes the serde segment `name`.
-    pub fn serde<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
-        let Some(LoadedSegment::Serde(bytes)) = self.segments.get(name) else {
-            return Err(self.mismatch(name, "the checkpoint has no serde segment of this name"));
-        };
-        let (value, used) = bincode::serde::decode_from_slice(bytes, STATE_CODEC)
-            .map_err(|e| self.mismatch(name, e.to_string()))?;
-        if used != bytes.len() {
-            return Err(self.mismatch(
-                name,
-                format!("{} bytes left over after decoding", bytes.len() - used),
-            ));
-        }
-        Ok(value)
     }
 }

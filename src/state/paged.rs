@@ -306,6 +306,7 @@ impl<T: Pod + Send + Sync> PagedVec<T> {
         self.base = Some(checkpoint);
         PageSnapshot {
             elem_size: std::mem::size_of::<T>(),
+            elem_type: std::any::type_name::<T>(),
             page_len: self.page_len,
             len: self.len,
             dirty,
@@ -315,34 +316,41 @@ impl<T: Pod + Send + Sync> PagedVec<T> {
         }
     }
 
-    /// Rebuilds a vector from verified page bytes, clean relative to the
-    /// checkpoint `base`. `None` if the bytes do not fit `T` or the layout.
-    pub(crate) fn from_pages(
-        pages: &[Vec<u8>],
+    /// Builds a vector from its pages (already in their final memory),
+    /// clean relative to the checkpoint `base`. `None` if the pages do not
+    /// fit the layout: `len.div_ceil(page_len)` pages, each full but the
+    /// last.
+    pub(crate) fn from_page_vecs(
+        pages: Vec<Vec<T>>,
         page_len: usize,
         len: usize,
         base: u128,
     ) -> Option<Self> {
-        let mut vec = Self::with_page_len(page_len);
-        if vec.page_len != page_len || pages.len() != len.div_ceil(page_len) {
+        let empty = Self::with_page_len(page_len);
+        if empty.page_len != page_len || pages.len() != len.div_ceil(page_len) {
             return None;
         }
-        for bytes in pages {
-            let room = page_len.min(len - vec.len);
-            if bytes.len() != room.checked_mul(std::mem::size_of::<T>())? {
+        let mut remaining = len;
+        for page in &pages {
+            if page.len() != page_len.min(remaining) {
                 return None;
             }
-            vec.add_page();
-            let mut values = vec![T::zeroed(); room];
-            bytemuck::try_cast_slice_mut::<T, u8>(&mut values)
-                .ok()?
-                .copy_from_slice(bytes);
-            *vec.last_page_vec_mut()? = values;
-            vec.len += room;
+            remaining -= page.len();
         }
-        vec.dirty.fill(false);
-        vec.base = Some(base);
-        Some(vec)
+        let page_count = pages.len();
+        let mut groups = Vec::with_capacity(page_count.div_ceil(PAGES_PER_GROUP));
+        let mut pages = pages.into_iter().map(Arc::new).peekable();
+        while pages.peek().is_some() {
+            let group: Vec<_> = pages.by_ref().take(PAGES_PER_GROUP).collect();
+            groups.push(Arc::new(Group { pages: group }));
+        }
+        Some(PagedVec {
+            groups,
+            dirty: vec![false; page_count],
+            len,
+            base: Some(base),
+            ..empty
+        })
     }
 }
 
@@ -412,6 +420,9 @@ impl<T: Pod + Send + Sync> PageSource for SharedPages<T> {
 #[derive(Debug, Clone)]
 pub(crate) struct PageSnapshot {
     pub elem_size: usize,
+    /// The element type's name, recorded so a restore as another type is
+    /// refused rather than reinterpreted.
+    pub elem_type: &'static str,
     pub page_len: usize,
     pub len: usize,
     /// Per page: written since the checkpoint the scheme diffs against.
@@ -496,16 +507,23 @@ mod tests {
     }
 
     #[test]
-    fn pages_round_trip_through_bytes() {
+    fn pages_round_trip_through_page_vectors() {
         let (mut v, plain) = sample(1003, 10);
         let snap = v.snapshot(1, None);
-        let pages: Vec<Vec<u8>> = (0..snap.dirty.len())
-            .map(|p| snap.pages.page_bytes(p).unwrap().to_vec())
-            .collect();
-        let back = PagedVec::<u32>::from_pages(&pages, 10, 1003, 1).unwrap();
+        let pages = |n: usize| -> Vec<Vec<u32>> {
+            (0..n)
+                .map(|p| bytemuck::cast_slice(snap.pages.page_bytes(p).unwrap()).to_vec())
+                .collect()
+        };
+        let mut back =
+            PagedVec::<u32>::from_page_vecs(pages(snap.dirty.len()), 10, 1003, 1).unwrap();
         assert_eq!(back.to_vec(), plain);
         assert_eq!(back.dirty_page_count(), 0);
-        assert!(PagedVec::<u32>::from_pages(&pages, 10, 1004, 1).is_none());
-        assert!(PagedVec::<u64>::from_pages(&pages, 10, 1003, 1).is_none());
+        back.push(9);
+        assert_eq!(back.len(), 1004);
+        assert_eq!(back.dirty_page_count(), 1);
+        assert!(PagedVec::<u32>::from_page_vecs(pages(snap.dirty.len()), 10, 1013, 1).is_none());
+        assert!(PagedVec::<u32>::from_page_vecs(pages(snap.dirty.len()), 10, 1000, 1).is_none());
+        assert!(PagedVec::<u32>::from_page_vecs(pages(3), 10, 1003, 1).is_none());
     }
 }

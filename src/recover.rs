@@ -1,0 +1,112 @@
+//! Choosing a checkpoint and reading a state out of it: the restore logic
+//! that [`Checkpointer`](crate::Checkpointer) and [`Reader`](crate::Reader)
+//! share.
+//!
+//! Nothing here writes to the store.
+
+use crate::catalog::{self, CheckpointInfo, Skipped};
+use crate::error::{Error, Result};
+use crate::format::Manifest;
+use crate::format::layout::ManifestName;
+use crate::state::{Restore, State, TypeChange};
+use crate::storage::Storage;
+
+/// A state read out of one checkpoint.
+pub(crate) struct Recovered<S> {
+    pub state: S,
+    pub manifest: Manifest,
+    pub type_changes: Vec<TypeChange>,
+    /// Newer checkpoints passed over, newest first.
+    pub skipped: Vec<Skipped>,
+}
+
+impl<S> Recovered<S> {
+    pub(crate) fn info(&self) -> CheckpointInfo {
+        CheckpointInfo::of(&self.manifest)
+    }
+}
+
+/// Reports `(step, bytes done, bytes total)` of a long restore.
+pub(crate) type ProgressSink<'a> = &'a mut dyn FnMut(u64, u64, u64);
+
+/// Reads `S` out of `manifest`: the segments the state asks for, then
+/// (verifying only) the ones it does not.
+pub(crate) fn read_state<S: State>(
+    storage: &dyn Storage,
+    manifest: &Manifest,
+    progress: ProgressSink<'_>,
+) -> Result<(S, Vec<TypeChange>)> {
+    let step = manifest.step;
+    let mut report = |done, total| progress(step, done, total);
+    let mut restore = Restore::new(storage, manifest, &mut report);
+    let state = S::restore(&mut restore)?;
+    let type_changes = restore.finish()?;
+    Ok((state, type_changes))
+}
+
+/// Restores the newest checkpoint among `names` (oldest first) that
+/// verifies and decodes; `None` when there is none at all, and
+/// [`Error::NoUsableCheckpoint`] when there are some but none verifies.
+/// Damaged checkpoints are passed over and reported.
+pub(crate) fn restore_newest<S: State>(
+    storage: &dyn Storage,
+    names: &[ManifestName],
+    progress: ProgressSink<'_>,
+) -> Result<Option<Recovered<S>>> {
+    let mut skipped = Vec::new();
+    for name in names.iter().rev() {
+        match restore_named::<S>(storage, name, &mut *progress) {
+            Ok(mut recovered) => {
+                recovered.skipped = skipped;
+                return Ok(Some(recovered));
+            }
+            Err(e) if e.is_damage() => skipped.push(catalog::skipped(name, &e)),
+            Err(e) => return Err(e),
+        }
+    }
+    if skipped.is_empty() {
+        Ok(None)
+    } else {
+        Err(Error::NoUsableCheckpoint { skipped })
+    }
+}
+
+/// Restores the checkpoint `name`; damage is an error, not a fallback.
+pub(crate) fn restore_named<S: State>(
+    storage: &dyn Storage,
+    name: &ManifestName,
+    progress: ProgressSink<'_>,
+) -> Result<Recovered<S>> {
+    let manifest = catalog::load_manifest(storage, name)?;
+    let (state, type_changes) = read_state::<S>(storage, &manifest, progress)?;
+    Ok(Recovered {
+        state,
+        manifest,
+        type_changes,
+        skipped: Vec::new(),
+    })
+}
+
+/// The newest checkpoint taken at `step`, by its name.
+pub(crate) fn find_step(names: &[ManifestName], step: u64) -> Option<&ManifestName> {
+    names.iter().rev().find(|name| name.step == step)
+}
+
+/// The checkpoint stored under `key`.
+pub(crate) fn find_key<'n>(names: &'n [ManifestName], key: &str) -> Option<&'n ManifestName> {
+    names.iter().find(|name| name.key() == key)
+}
+
+/// Reads and verifies every byte the checkpoint `name` needs, keeping
+/// nothing.
+pub(crate) fn verify(
+    storage: &dyn Storage,
+    name: &ManifestName,
+    progress: ProgressSink<'_>,
+) -> Result<CheckpointInfo> {
+    let manifest = catalog::load_manifest(storage, name)?;
+    let step = manifest.step;
+    let mut report = |done, total| progress(step, done, total);
+    Restore::new(storage, &manifest, &mut report).finish()?;
+    Ok(CheckpointInfo::of(&manifest))
+}
