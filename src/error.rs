@@ -62,6 +62,20 @@ pub enum Error {
         holder: String,
     },
 
+    /// A write to a store opened read-only
+    /// ([`FsStorage::open_read_only`](crate::FsStorage::open_read_only)).
+    #[error(
+        "cannot {op} {key:?}: the store was opened read-only (FsStorage::open_read_only); open it with FsStorage::open to write"
+    )]
+    ReadOnly {
+        /// The write refused: put, put_parts, put_if_absent, delete,
+        /// delete_many.
+        op: &'static str,
+        /// The object it would have written or removed (the first one, for
+        /// `delete_many`).
+        key: String,
+    },
+
     /// An object in the store failed verification (bad magic, version,
     /// checksum, length or hash).
     #[error("corrupt object {key:?}: {reason}; it will be skipped, an older checkpoint is used")]

@@ -373,6 +373,12 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         self.run("put", key, Some(data), |s| s.put_if_absent(key, data))
     }
+
+    /// Faults hit it like a `get_range`: an injected error leaves the
+    /// buffers untouched; a hang or delay holds the read back.
+    fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
+        self.run("get", key, None, |s| s.read_into(key, offset, bufs))
+    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,13 @@
 //! `put` writes a temporary file beside the target, fsyncs it, renames it
 //! over the target and fsyncs the directory, so an object is either wholly
 //! there or not there after a crash. A lock file keeps a second process (or
-//! a second `FsStorage` in this one) from writing the same directory.
+//! a second `FsStorage` in this one) from writing the same directory; a
+//! read-only handle takes no lock and writes nothing.
 
 use super::{Storage, validate_key};
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -32,13 +33,26 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// assert!(matches!(FsStorage::open(dir.path()), Err(ckpt::Error::Locked { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Three ways in:
+///
+/// * [`FsStorage::open`]: the one writer, holding the directory's
+///   exclusive lock;
+/// * [`FsStorage::open_shared`]: cooperating writers (the ranks of a
+///   group), each holding a shared lock;
+/// * [`FsStorage::open_read_only`]: restore and inspection, taking no
+///   lock and writing nothing, so it works beside a live writer, on a
+///   read-only mount and on a full disk; its write methods return
+///   [`Error::ReadOnly`].
 #[derive(Debug)]
 pub struct FsStorage {
     root: PathBuf,
     /// Held for the life of the store; the OS releases the lock when the
     /// process dies, so a crash never leaves the store locked. Shared
-    /// (not exclusive) for a store opened with [`FsStorage::open_shared`].
-    _lock: File,
+    /// (not exclusive) for a store opened with [`FsStorage::open_shared`];
+    /// `None` for one opened with [`FsStorage::open_read_only`], which
+    /// refuses every write.
+    lock: Option<File>,
 }
 
 impl FsStorage {
@@ -51,7 +65,10 @@ impl FsStorage {
         let shown = root.display().to_string();
         fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
         let lock = take_lock(&root, LockMode::Exclusive)?;
-        let store = FsStorage { root, _lock: lock };
+        let store = FsStorage {
+            root,
+            lock: Some(lock),
+        };
         store.remove_stale_temps(&store.root.clone())?;
         Ok(store)
     }
@@ -75,7 +92,107 @@ impl FsStorage {
         let shown = root.display().to_string();
         fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
         let lock = take_lock(&root, LockMode::Shared)?;
-        Ok(FsStorage { root, _lock: lock })
+        Ok(FsStorage {
+            root,
+            lock: Some(lock),
+        })
+    }
+
+    /// Opens the existing store in `dir` for reading only: for restore and
+    /// inspection beside (or without) the writer.
+    ///
+    /// Takes no lock, so it works while another process (or another
+    /// `FsStorage` in this one) holds the directory with
+    /// [`FsStorage::open`] or [`FsStorage::open_shared`]; creates nothing,
+    /// removes nothing (not even a crashed writer's temporary files) and
+    /// writes nothing, so it also works on a read-only mount or a full
+    /// disk. Every write method ([`put`](Storage::put),
+    /// [`put_parts`](Storage::put_parts),
+    /// [`put_if_absent`](Storage::put_if_absent),
+    /// [`delete`](Storage::delete), [`delete_many`](Storage::delete_many))
+    /// returns [`Error::ReadOnly`].
+    ///
+    /// A reader beside a live writer sees each object whole or not at all
+    /// (puts are renames), but may list an object that is deleted before
+    /// it reads it ([`Error::NotFound`]).
+    ///
+    /// Fails with [`Error::Storage`] (kind `NotFound`) if `dir` does not
+    /// exist, and with kind `NotADirectory` if it is not a directory.
+    ///
+    /// ```
+    /// use ckpt::{FsStorage, Storage};
+    /// let dir = tempfile::tempdir()?;
+    /// let writer = FsStorage::open(dir.path())?; // holds the exclusive lock
+    /// writer.put("packs/p1", b"bytes")?;
+    ///
+    /// let reader = FsStorage::open_read_only(dir.path())?;
+    /// assert_eq!(reader.get("packs/p1")?, b"bytes");
+    /// assert_eq!(reader.list("packs/")?, vec!["packs/p1".to_string()]);
+    /// assert!(matches!(reader.put("x", b"y"), Err(ckpt::Error::ReadOnly { .. })));
+    /// // The writer goes on writing meanwhile.
+    /// writer.put("packs/p2", b"more")?;
+    /// assert_eq!(reader.get("packs/p2")?, b"more");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self> {
+        let root = dir.as_ref().to_path_buf();
+        let shown = display(&root);
+        let refused = |kind: io::ErrorKind, why: &str| {
+            let message = format!(
+                "{shown} {why}; open_read_only opens an existing store and creates nothing: check the path, or create the store with FsStorage::open"
+            );
+            Error::storage("open", &shown, io::Error::new(kind, message))
+        };
+        match fs::metadata(&root) {
+            Ok(metadata) if metadata.is_dir() => Ok(FsStorage { root, lock: None }),
+            Ok(_) => Err(refused(io::ErrorKind::NotADirectory, "is not a directory")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(refused(io::ErrorKind::NotFound, "does not exist"))
+            }
+            Err(e) => Err(Error::storage("open", &shown, e)),
+        }
+    }
+
+    /// True for a store opened with [`FsStorage::open_read_only`], whose
+    /// write methods return [`Error::ReadOnly`].
+    pub fn is_read_only(&self) -> bool {
+        self.lock.is_none()
+    }
+
+    /// [`Error::ReadOnly`] for a write `op` of `key` on a read-only store.
+    fn check_writable(&self, op: &'static str, key: &str) -> Result<()> {
+        if self.is_read_only() {
+            return Err(Error::ReadOnly {
+                op,
+                key: key.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens `key` positioned at `offset`, after checking that the object
+    /// holds `offset + len` bytes ([`Error::Corrupt`] if not).
+    fn open_at(&self, key: &str, offset: u64, len: u64) -> Result<File> {
+        let path = self.path_of(key)?;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::corrupt(key, format!("invalid range {offset}+{len}")))?;
+        let mut file = File::open(&path).map_err(|e| self.not_found_or(e, "get", key))?;
+        let metadata = file.metadata().map_err(|e| Error::storage("get", key, e))?;
+        if metadata.is_dir() {
+            let e = io::Error::from(io::ErrorKind::IsADirectory);
+            return Err(self.not_found_or(e, "get", key));
+        }
+        let size = metadata.len();
+        if end > size {
+            return Err(Error::corrupt(
+                key,
+                format!("range {offset}..{end} is outside the object of {size} bytes"),
+            ));
+        }
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::storage("get", key, e))?;
+        Ok(file)
     }
 
     /// Stub until the read-only backend lands (branch `storage`).
@@ -199,6 +316,7 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.check_writable("put", key)?;
         self.put_parts(key, &[data])
     }
 
@@ -206,6 +324,7 @@ impl Storage for FsStorage {
     /// into `writev` calls, so nothing is copied), fsyncs it, renames it
     /// over `key` and fsyncs the directory.
     fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.check_writable("put_parts", key)?;
         let path = self.path_of(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         self.ensure_dir(&dir, key)?;
@@ -219,6 +338,7 @@ impl Storage for FsStorage {
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.check_writable("put_if_absent", key)?;
         let path = self.path_of(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         self.ensure_dir(&dir, key)?;
@@ -262,6 +382,7 @@ impl Storage for FsStorage {
     }
 
     fn delete(&self, key: &str) -> Result<()> {
+        self.check_writable("delete", key)?;
         let path = self.path_of(key)?;
         match fs::remove_file(&path) {
             Ok(()) => {}
@@ -274,6 +395,7 @@ impl Storage for FsStorage {
 
     /// Removes the files, then fsyncs each directory they were in once.
     fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.check_writable("delete_many", keys.first().map_or("", String::as_str))?;
         let mut dirs = std::collections::BTreeMap::new();
         for key in keys {
             let path = self.path_of(key)?;
@@ -292,31 +414,61 @@ impl Storage for FsStorage {
     }
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
-        let path = self.path_of(key)?;
-        let len = range
-            .end
-            .checked_sub(range.start)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| Error::corrupt(key, format!("invalid range {range:?}")))?;
-        let mut file = File::open(&path).map_err(|e| self.not_found_or(e, "get", key))?;
-        let metadata = file.metadata().map_err(|e| Error::storage("get", key, e))?;
-        if metadata.is_dir() {
-            let e = io::Error::from(io::ErrorKind::IsADirectory);
-            return Err(self.not_found_or(e, "get", key));
-        }
-        let size = metadata.len();
-        if range.end > size {
-            return Err(Error::corrupt(
-                key,
-                format!("range {range:?} is outside the object of {size} bytes"),
-            ));
-        }
-        let mut buf = vec![0; len];
-        file.seek(SeekFrom::Start(range.start))
-            .and_then(|_| file.read_exact(&mut buf))
-            .map_err(|e| Error::storage("get", key, e))?;
+        let invalid = || Error::corrupt(key, format!("invalid range {range:?}"));
+        let len = range.end.checked_sub(range.start).ok_or_else(invalid)?;
+        let buf_len = usize::try_from(len).map_err(|_| invalid())?;
+        // Checks the size before allocating: a bad range must not allocate.
+        let mut file = self.open_at(key, range.start, len)?;
+        let mut buf = vec![0; buf_len];
+        read_all_vectored(&mut file, &mut [buf.as_mut_slice()])
+            .map_err(|e| read_error(key, range.start, len, e))?;
         Ok(buf)
     }
+
+    /// Checks the object's size covers the range, then reads it straight
+    /// into `bufs` with `readv` calls (no intermediate copy).
+    fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
+        let total: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        let mut file = self.open_at(key, offset, total)?;
+        read_all_vectored(&mut file, bufs).map_err(|e| read_error(key, offset, total, e))
+    }
+}
+
+/// The error of a read of `len` bytes from `offset` of `key`: an early end
+/// of file (the object shrank after its size was checked) is damage.
+fn read_error(key: &str, offset: u64, len: u64, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        Error::corrupt(
+            key,
+            format!(
+                "the object ended before {}, the end of the range read",
+                offset.saturating_add(len)
+            ),
+        )
+    } else {
+        Error::storage("get", key, e)
+    }
+}
+
+/// Fills every buffer of `bufs` completely from `file`, in order, with as
+/// few `readv` calls as the kernel allows (std caps each at `IOV_MAX`).
+/// An early end of file is `UnexpectedEof`.
+fn read_all_vectored(file: &mut File, bufs: &mut [&mut [u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSliceMut<'_>> = bufs
+        .iter_mut()
+        .filter(|b| !b.is_empty())
+        .map(|b| IoSliceMut::new(b))
+        .collect();
+    let mut rest = slices.as_mut_slice();
+    while !rest.is_empty() {
+        match file.read_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => IoSliceMut::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// How a store holds its directory's lock file.

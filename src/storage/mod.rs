@@ -77,22 +77,7 @@ pub trait Storage: Send + Sync + Debug {
             .checked_add(total)
             .ok_or_else(|| Error::corrupt(key, format!("invalid range {offset}+{total}")))?;
         let bytes = self.get_range(key, offset..end)?;
-        if bytes.len() as u64 != total {
-            return Err(Error::corrupt(
-                key,
-                format!(
-                    "read {} bytes of the range {offset}..{end}: the object is shorter",
-                    bytes.len()
-                ),
-            ));
-        }
-        let mut rest = bytes.as_slice();
-        for buf in bufs.iter_mut() {
-            let (head, tail) = rest.split_at(buf.len());
-            buf.copy_from_slice(head);
-            rest = tail;
-        }
-        Ok(())
+        scatter_into(key, offset, &bytes, bufs)
     }
 
     /// Removes every object in `keys`, like [`delete`](Storage::delete) on
@@ -164,6 +149,36 @@ pub fn slice_range<'a>(key: &str, data: &'a [u8], range: Range<u64>) -> Result<&
             format!("invalid range {}..{}", range.start, range.end),
         )),
     }
+}
+
+/// Copies `bytes`, read from `offset` of `key`, into `bufs` in order,
+/// filling each; [`Error::Corrupt`] unless `bytes` is exactly as long as
+/// the buffers together (a backend that returned a short read).
+pub(crate) fn scatter_into(
+    key: &str,
+    offset: u64,
+    bytes: &[u8],
+    bufs: &mut [&mut [u8]],
+) -> Result<()> {
+    let total: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+    if bytes.len() as u64 != total {
+        return Err(Error::corrupt(
+            key,
+            format!(
+                "read {} bytes of the range {offset}..{}: the object is shorter",
+                bytes.len(),
+                offset.saturating_add(total)
+            ),
+        ));
+    }
+    let mut rest = bytes;
+    for buf in bufs.iter_mut() {
+        // Cannot panic: the buffers' lengths sum to `bytes.len()`.
+        let (head, tail) = rest.split_at(buf.len());
+        buf.copy_from_slice(head);
+        rest = tail;
+    }
+    Ok(())
 }
 
 /// Checks that `key` is a well-formed storage key (see [`Storage`]).

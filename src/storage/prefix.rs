@@ -87,6 +87,12 @@ impl<S: Storage> Storage for PrefixStorage<S> {
             .map_err(|e| self.unprefix(e))
     }
 
+    fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
+        self.inner
+            .read_into(&self.full_key(key)?, offset, bufs)
+            .map_err(|e| self.unprefix(e))
+    }
+
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         self.inner.put_if_absent(&self.full_key(key)?, data)
     }

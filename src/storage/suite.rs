@@ -43,6 +43,7 @@ pub fn run_all(store: &dyn Storage) {
     empty_objects(store);
     list_prefixes_and_order(store);
     get_range(store);
+    read_into(store);
     large_object(store);
     awkward_keys(store);
     invalid_keys(store);
@@ -341,7 +342,90 @@ pub fn get_range(store: &dyn Storage) {
     clear(store, &root);
 }
 
-/// A 32 MiB object round-trips intact, whole and by range.
+/// `read_into` fills the buffers with exactly the bytes `get_range` returns
+/// for the same range, whatever their sizes: no buffers, empty ones, a zero
+/// total, more buffers than one `readv` takes, a list covering the whole
+/// object. Reading past the end (or a range whose end overflows) is an
+/// error for which [`Error::is_damage`] holds, and so is a missing object.
+pub fn read_into(store: &dyn Storage) {
+    const LEN: usize = 10_000;
+    let root = fresh(store, "suite/read-into/");
+    let key = format!("{root}object");
+    let data = noise(LEN, 0x1d70);
+    ok("put", store.put(&key, &data));
+    let cases: Vec<(u64, Vec<usize>)> = vec![
+        (0, vec![]),
+        (0, vec![0]),
+        (5000, vec![0, 0, 0]),
+        (LEN as u64, vec![0, 0]),
+        (0, vec![LEN]),
+        (0, vec![1, 0, 4095, 4096, 0, 1808]),
+        (3, vec![7, 0, 1, 300, 0]),
+        (9990, vec![4, 0, 6]),
+        // More buffers than IOV_MAX (1024), some empty.
+        (17, (0..1500).map(|i| i % 3).collect()),
+        (0, scattered_sizes(LEN, 0xb0f)),
+    ];
+    for (offset, sizes) in &cases {
+        let total: usize = sizes.iter().sum();
+        let end = *offset + total as u64;
+        let what = format!("{key}: read_into at {offset} of {} buffers", sizes.len());
+        let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0xa5; n]).collect();
+        let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(Vec::as_mut_slice).collect();
+        ok(&what, store.read_into(&key, *offset, &mut slices));
+        let wanted = ok("get_range", store.get_range(&key, *offset..end));
+        assert_bytes(&what, &bufs.concat(), &wanted);
+    }
+    let past_the_end: [(u64, Vec<usize>); 5] = [
+        (LEN as u64 - 5, vec![10]),
+        (LEN as u64 - 5, vec![3, 0, 3]),
+        (LEN as u64, vec![1]),
+        (LEN as u64 + 1, vec![0]),
+        (u64::MAX, vec![1]),
+    ];
+    for (offset, sizes) in past_the_end {
+        let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0; n]).collect();
+        let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(Vec::as_mut_slice).collect();
+        match store.read_into(&key, offset, &mut slices) {
+            Err(e) if e.is_damage() => {}
+            Err(e) => panic!(
+                "storage suite: read_into({key:?}, {offset}, {sizes:?}) of a {LEN}-byte object must be damage (Corrupt), got: {e}"
+            ),
+            Ok(()) => panic!(
+                "storage suite: read_into({key:?}, {offset}, {sizes:?}) of a {LEN}-byte object must fail"
+            ),
+        }
+    }
+    let missing = format!("{root}missing");
+    expect_not_found(
+        &missing,
+        store.read_into(&missing, 0, &mut [&mut [0; 4][..]]),
+    );
+    expect_not_found(&missing, store.read_into(&missing, 0, &mut []));
+    clear(store, &root);
+}
+
+/// Buffer sizes from 0 to 600 bytes that add up to `total` (pseudo-random
+/// from `seed`), a quarter of them empty.
+fn scattered_sizes(total: usize, seed: u64) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut left = total;
+    for draw in noise(total, seed).chunks(2) {
+        if left == 0 {
+            break;
+        }
+        let [a, b] = [draw.first(), draw.get(1)].map(|x| usize::from(x.copied().unwrap_or(0)));
+        let size = if a % 4 == 0 { 0 } else { (a * 256 + b) % 601 };
+        let size = size.min(left);
+        sizes.push(size);
+        left -= size;
+    }
+    sizes.push(left);
+    sizes
+}
+
+/// A 32 MiB object round-trips intact, whole and by range, and reads back
+/// through `read_into` into 512 buffers (restore's shape of call).
 pub fn large_object(store: &dyn Storage) {
     const SIZE: usize = 32 << 20;
     let root = fresh(store, "suite/large/");
@@ -352,6 +436,11 @@ pub fn large_object(store: &dyn Storage) {
     let tail = (SIZE - (1 << 20)) as u64..SIZE as u64;
     let got = ok("get_range of the last MiB", store.get_range(&key, tail));
     assert_bytes(&key, &got, data.get(SIZE - (1 << 20)..).unwrap_or_default());
+    drop(got);
+    let mut whole = vec![0; SIZE];
+    let mut slices: Vec<&mut [u8]> = whole.chunks_mut(SIZE / 512).collect();
+    ok("read_into of 32 MiB", store.read_into(&key, 0, &mut slices));
+    assert_bytes(&key, &whole, &data);
     clear(store, &root);
 }
 

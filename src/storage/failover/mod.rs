@@ -11,7 +11,7 @@ mod resync;
 use super::Storage;
 use super::pool::Pool;
 use crate::error::{Error, Result};
-use ops::{Op, Output};
+use ops::{Op, Output, Scatter};
 use resync::Admission;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -54,7 +54,7 @@ pub enum OpKind {
     Put,
     /// [`Storage::get`].
     Get,
-    /// [`Storage::get_range`].
+    /// [`Storage::get_range`] or [`Storage::read_into`].
     GetRange,
     /// [`Storage::list`].
     List,
@@ -879,6 +879,20 @@ impl Storage for FailoverStorage {
         match self.execute(Op::GetRange(key, range))? {
             Output::Bytes(bytes) => Ok(bytes),
             _ => Err(wrong_output("get", key)),
+        }
+    }
+
+    /// Goes through the gate, retries and fails over like
+    /// [`get_range`](Storage::get_range). Without a deadline the backend
+    /// reads straight into `bufs`; with one, the call runs on a thread
+    /// that may be abandoned at the deadline and so cannot borrow `bufs`:
+    /// it reads into its own buffer, copied into `bufs` on success.
+    fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
+        let target = Scatter::new(bufs);
+        match self.execute(Op::ReadInto(key, offset, &target))? {
+            Output::Done => Ok(()),
+            Output::Bytes(bytes) => target.fill(key, offset, &bytes),
+            Output::Keys(_) => Err(wrong_output("get", key)),
         }
     }
 }

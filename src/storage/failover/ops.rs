@@ -6,30 +6,33 @@ use super::{
     RecordState,
 };
 use crate::error::{Error, Result};
-use crate::storage::Storage;
 use crate::storage::pool::Pool;
+use crate::storage::{Storage, scatter_into};
 use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io;
 use std::ops::Range;
-use std::sync::{Arc, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 
-/// A storage operation, borrowed (`Op<&str, &[u8]>`) on the caller's
-/// thread or owned (`Op<String, Arc<[u8]>>`) for a deadline thread.
+/// A storage operation, borrowed (`Op<&str, &[u8], &Scatter>`) on the
+/// caller's thread or owned (`Op<String, Arc<[u8]>, u64>`) for a deadline
+/// thread. `T` is where a [`Storage::read_into`] puts its bytes.
 #[derive(Clone)]
-pub(super) enum Op<K, D> {
+pub(super) enum Op<K, D, T> {
     Put(K, D),
     Get(K),
     GetRange(K, Range<u64>),
+    /// [`Storage::read_into`] from this offset into the target.
+    ReadInto(K, u64, T),
     List(K),
     Delete(K),
 }
 
-pub(super) type BorrowedOp<'a> = Op<&'a str, &'a [u8]>;
-pub(super) type OwnedOp = Op<String, Arc<[u8]>>;
+pub(super) type BorrowedOp<'a> = Op<&'a str, &'a [u8], &'a (dyn ReadTarget + 'a)>;
+pub(super) type OwnedOp = Op<String, Arc<[u8]>, u64>;
 
 pub(super) enum Output {
     Done,
@@ -37,12 +40,90 @@ pub(super) enum Output {
     Keys(Vec<String>),
 }
 
-impl<K: AsRef<str>, D: AsRef<[u8]>> Op<K, D> {
+/// Where a [`Op::ReadInto`] puts the bytes it reads.
+pub(super) trait ReadTarget {
+    /// How many bytes it takes.
+    fn len(&self) -> u64;
+    /// Reads them from `key` at `offset` on `storage`: `Output::Done` when
+    /// they are in place, `Output::Bytes` when the caller must copy them
+    /// into its buffers.
+    fn read(&self, storage: &dyn Storage, key: &str, offset: u64) -> Result<Output>;
+}
+
+/// The caller's buffers, read into in place on the caller's thread (an
+/// attempt without a deadline). A retried attempt rewrites them whole, so
+/// what a failed one left in them does no harm.
+pub(super) struct Scatter<'b, 'c> {
+    bufs: Mutex<&'b mut [&'c mut [u8]]>,
+    len: u64,
+}
+
+impl<'b, 'c> Scatter<'b, 'c> {
+    pub(super) fn new(bufs: &'b mut [&'c mut [u8]]) -> Self {
+        let len = bufs.iter().map(|b| b.len() as u64).sum();
+        Scatter {
+            bufs: Mutex::new(bufs),
+            len,
+        }
+    }
+
+    fn bufs(&self) -> MutexGuard<'_, &'b mut [&'c mut [u8]]> {
+        // Only the caller's thread ever locks it, one attempt at a time.
+        self.bufs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Copies `bytes`, read on a deadline thread from `offset` of `key`,
+    /// into the buffers.
+    pub(super) fn fill(&self, key: &str, offset: u64, bytes: &[u8]) -> Result<()> {
+        scatter_into(key, offset, bytes, &mut self.bufs())
+    }
+}
+
+impl ReadTarget for Scatter<'_, '_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&self, storage: &dyn Storage, key: &str, offset: u64) -> Result<Output> {
+        storage.read_into(key, offset, &mut self.bufs())?;
+        Ok(Output::Done)
+    }
+}
+
+impl<T: ReadTarget + ?Sized> ReadTarget for &T {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+
+    fn read(&self, storage: &dyn Storage, key: &str, offset: u64) -> Result<Output> {
+        (**self).read(storage, key, offset)
+    }
+}
+
+/// A deadline thread may outlive the call (abandoned at the deadline), so
+/// it cannot hold the caller's buffers: it reads into its own, and the
+/// caller copies the bytes out (one copy, like the default `read_into`).
+impl ReadTarget for u64 {
+    fn len(&self) -> u64 {
+        *self
+    }
+
+    fn read(&self, storage: &dyn Storage, key: &str, offset: u64) -> Result<Output> {
+        let len = usize::try_from(*self)
+            .map_err(|_| Error::corrupt(key, format!("invalid range {offset}+{self}")))?;
+        let mut buf = vec![0; len];
+        storage.read_into(key, offset, &mut [buf.as_mut_slice()])?;
+        Ok(Output::Bytes(buf))
+    }
+}
+
+impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget> Op<K, D, T> {
     fn kind(&self) -> OpKind {
         match self {
             Op::Put(..) => OpKind::Put,
             Op::Get(_) => OpKind::Get,
-            Op::GetRange(..) => OpKind::GetRange,
+            // A ranged read, whichever way its bytes are delivered.
+            Op::GetRange(..) | Op::ReadInto(..) => OpKind::GetRange,
             Op::List(_) => OpKind::List,
             Op::Delete(_) => OpKind::Delete,
         }
@@ -50,9 +131,12 @@ impl<K: AsRef<str>, D: AsRef<[u8]>> Op<K, D> {
 
     fn key(&self) -> &str {
         match self {
-            Op::Put(k, _) | Op::Get(k) | Op::GetRange(k, _) | Op::List(k) | Op::Delete(k) => {
-                k.as_ref()
-            }
+            Op::Put(k, _)
+            | Op::Get(k)
+            | Op::GetRange(k, _)
+            | Op::ReadInto(k, ..)
+            | Op::List(k)
+            | Op::Delete(k) => k.as_ref(),
         }
     }
 
@@ -61,6 +145,7 @@ impl<K: AsRef<str>, D: AsRef<[u8]>> Op<K, D> {
         match self {
             Op::Put(_, data) => data.as_ref().len() as u64,
             Op::GetRange(_, range) => range.end.saturating_sub(range.start),
+            Op::ReadInto(_, _, target) => target.len(),
             _ => 0,
         }
     }
@@ -78,6 +163,7 @@ impl<K: AsRef<str>, D: AsRef<[u8]>> Op<K, D> {
             Op::GetRange(key, range) => storage
                 .get_range(key.as_ref(), range.clone())
                 .map(Output::Bytes),
+            Op::ReadInto(key, offset, target) => target.read(storage, key.as_ref(), *offset),
             Op::List(prefix) => storage.list(prefix.as_ref()).map(Output::Keys),
             Op::Delete(key) => storage.delete(key.as_ref()).map(|()| Output::Done),
         }
@@ -90,6 +176,7 @@ impl BorrowedOp<'_> {
             Op::Put(k, d) => Op::Put((*k).to_owned(), Arc::from(*d)),
             Op::Get(k) => Op::Get((*k).to_owned()),
             Op::GetRange(k, r) => Op::GetRange((*k).to_owned(), r.clone()),
+            Op::ReadInto(k, offset, target) => Op::ReadInto((*k).to_owned(), *offset, target.len()),
             Op::List(k) => Op::List((*k).to_owned()),
             Op::Delete(k) => Op::Delete((*k).to_owned()),
         }
@@ -273,7 +360,7 @@ impl FailoverStorage {
             (Some(standby), Op::Put(..) | Op::Delete(_)) => {
                 self.mirrored_write(pair, standby, op, owned)
             }
-            (Some(standby), Op::Get(_) | Op::GetRange(..)) => {
+            (Some(standby), Op::Get(_) | Op::GetRange(..) | Op::ReadInto(..)) => {
                 (self.mirrored_get(pair, standby, op, owned), false)
             }
             (Some(standby), Op::List(_)) => (self.mirrored_list(pair, standby, op, owned), false),
@@ -610,7 +697,10 @@ impl FailoverStorage {
         }
     }
 
-    fn deadline_for<K: AsRef<str>, D: AsRef<[u8]>>(&self, op: &Op<K, D>) -> Option<Duration> {
+    fn deadline_for<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget>(
+        &self,
+        op: &Op<K, D, T>,
+    ) -> Option<Duration> {
         let base = self.config.deadline?;
         let mib = op.bytes() as f64 / MIB as f64;
         let extra = Duration::try_from_secs_f64(self.config.deadline_per_mib.as_secs_f64() * mib)

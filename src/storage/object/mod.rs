@@ -188,6 +188,52 @@ impl ObjectStorage {
             .map(|meta| meta.size)
     }
 
+    /// The bytes of `range` of the object, in one ranged GET (none for an
+    /// empty range); [`Error::Corrupt`] for a range outside the object.
+    fn fetch_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        let path = self.path(key)?;
+        if range.start >= range.end {
+            // Nothing to fetch (S3 cannot ask for zero bytes); check the
+            // object exists and is long enough.
+            let size = self.size(key, path)?;
+            return if range.start == range.end && range.end <= size {
+                Ok(Bytes::new())
+            } else {
+                Err(Self::out_of_range(key, &range, size))
+            };
+        }
+        let store = self.store.clone();
+        let request = path.clone();
+        let wanted = range.clone();
+        let answer = self.run("get_range", key, async move {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(wanted)),
+                ..GetOptions::default()
+            };
+            let result = store.get_opts(&request, options).await?;
+            let (got, size) = (result.range.clone(), result.meta.size);
+            Ok((got, size, result.bytes().await?))
+        });
+        match answer {
+            // The store clips a range that runs past the end.
+            Ok((got, _, bytes))
+                if got == range && bytes.len() as u64 == range.end - range.start =>
+            {
+                Ok(bytes)
+            }
+            Ok((_, size, _)) => Err(Self::out_of_range(key, &range, size)),
+            Err(Error::NotFound { key }) => Err(Error::NotFound { key }),
+            // A range starting past the end is refused (416); find out
+            // whether that was the reason.
+            // If that check fails too, the first error is the one to report.
+            Err(error) => match self.size(key, path) {
+                Ok(size) if range.end > size => Err(Self::out_of_range(key, &range, size)),
+                Err(Error::NotFound { key }) => Err(Error::NotFound { key }),
+                _ => Err(error),
+            },
+        }
+    }
+
     /// [`Error::Corrupt`] for a range outside an object of `size` bytes.
     fn out_of_range(key: &str, range: &Range<u64>, size: u64) -> Error {
         Error::corrupt(
@@ -286,47 +332,18 @@ impl Storage for ObjectStorage {
     }
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
-        let path = self.path(key)?;
-        if range.start >= range.end {
-            // Nothing to fetch (S3 cannot ask for zero bytes); check the
-            // object exists and is long enough.
-            let size = self.size(key, path)?;
-            return if range.start == range.end && range.end <= size {
-                Ok(Vec::new())
-            } else {
-                Err(Self::out_of_range(key, &range, size))
-            };
-        }
-        let store = self.store.clone();
-        let request = path.clone();
-        let wanted = range.clone();
-        let answer = self.run("get_range", key, async move {
-            let options = GetOptions {
-                range: Some(GetRange::Bounded(wanted)),
-                ..GetOptions::default()
-            };
-            let result = store.get_opts(&request, options).await?;
-            let (got, size) = (result.range.clone(), result.meta.size);
-            Ok((got, size, result.bytes().await?))
-        });
-        match answer {
-            // The store clips a range that runs past the end.
-            Ok((got, _, bytes))
-                if got == range && bytes.len() as u64 == range.end - range.start =>
-            {
-                Ok(Vec::from(bytes))
-            }
-            Ok((_, size, _)) => Err(Self::out_of_range(key, &range, size)),
-            Err(Error::NotFound { key }) => Err(Error::NotFound { key }),
-            // A range starting past the end is refused (416); find out
-            // whether that was the reason.
-            // If that check fails too, the first error is the one to report.
-            Err(error) => match self.size(key, path) {
-                Ok(size) if range.end > size => Err(Self::out_of_range(key, &range, size)),
-                Err(Error::NotFound { key }) => Err(Error::NotFound { key }),
-                _ => Err(error),
-            },
-        }
+        self.fetch_range(key, range).map(Vec::from)
+    }
+
+    /// One ranged GET, whose bytes are copied straight into `bufs` (the
+    /// runtime's tasks cannot borrow the caller's memory, so one copy).
+    fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
+        let total: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        let end = offset
+            .checked_add(total)
+            .ok_or_else(|| Error::corrupt(key, format!("invalid range {offset}+{total}")))?;
+        let bytes = self.fetch_range(key, offset..end)?;
+        super::scatter_into(key, offset, &bytes, bufs)
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
