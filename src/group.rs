@@ -45,7 +45,11 @@
 //!   voting again), so an older shard of this launch below the newest
 //!   commit can never be committed later. Shards of older launches that no
 //!   retained commit names never will be either: restore created the
-//!   commits of every complete vote set before this rank collects.
+//!   commits of every complete vote set before this rank collects. Nothing
+//!   of a format version this build cannot read is deleted (commit
+//!   records, shards, packs), nor any pack of a rank while a shard of a
+//!   newer format is in its namespace: a rolled-back binary leaves what a
+//!   newer ckpt wrote alone (see [`RetentionReport`]).
 //!
 //! Design notes (what changed from the first sketch, and why):
 //!
