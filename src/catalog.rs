@@ -2,8 +2,9 @@
 //! retention with garbage collection of unreferenced packs.
 
 use crate::error::{Error, Result};
-use crate::format::layout::{MANIFESTS, ManifestName, PACKS, pack_key};
 use crate::format::Manifest;
+use crate::format::layout::{MANIFESTS, ManifestName, PACKS, pack_key};
+use crate::format::pack::{PACK_HEADER_LEN, verify_pack_header};
 use crate::scheme::Scheme;
 use crate::storage::Storage;
 use std::collections::BTreeSet;
@@ -62,8 +63,16 @@ pub struct Skipped {
 pub struct Listing {
     /// Checkpoints whose manifests verify, oldest first.
     pub checkpoints: Vec<CheckpointInfo>,
-    /// Manifests that do not verify (their packs are not read here).
+    /// Manifests that do not verify (their packs are not read here), and
+    /// keys under `manifests/` this layout did not write. Those of a newer
+    /// format version are in [`newer_format`](Self::newer_format) instead.
     pub unreadable: Vec<Skipped>,
+    /// Manifests of a format version this build cannot read, oldest first:
+    /// written by a newer ckpt (e.g. before a binary rollback). They are
+    /// not damaged, and retention never deletes them, nor any pack while
+    /// one of them is in the store (see [`RetentionReport`]); upgrading
+    /// ckpt makes them restorable again.
+    pub newer_format: Vec<Skipped>,
 }
 
 /// Manifest names in the store, oldest first; keys this layout did not
@@ -91,18 +100,47 @@ pub(crate) fn load_manifest(storage: &dyn Storage, name: &ManifestName) -> Resul
     Manifest::decode(&key, &storage.get(&key)?)
 }
 
-/// Lists the store: verified manifests and the ones that are not.
+/// A manifest as retention and listing see it.
+pub(crate) enum ManifestRead {
+    /// It decodes and verifies.
+    Verified(Manifest),
+    /// Its format version is one this build cannot read: written by a newer
+    /// ckpt, so it must be left alone, and so may every pack.
+    NewerFormat(Error),
+    /// It is damaged: corrupt, truncated or gone.
+    Damaged(Error),
+}
+
+/// Reads the manifest `name` and sorts it into [`ManifestRead`]; only a
+/// storage error (not damage) is an error.
+///
+/// A format version this build does not know is recognised only in a
+/// record whose framing (magic, checksum) verifies: the framing is the
+/// part of the format that every version keeps.
+pub(crate) fn read_manifest(storage: &dyn Storage, name: &ManifestName) -> Result<ManifestRead> {
+    match load_manifest(storage, name) {
+        Ok(manifest) => Ok(ManifestRead::Verified(manifest)),
+        Err(e @ Error::UnsupportedVersion { .. }) => Ok(ManifestRead::NewerFormat(e)),
+        Err(e) if e.is_damage() => Ok(ManifestRead::Damaged(e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Lists the store: verified manifests, damaged ones and those of a newer
+/// format.
 pub(crate) fn list(storage: &dyn Storage) -> Result<Listing> {
     let (names, strangers) = scan(storage)?;
     let mut listing = Listing {
-        checkpoints: Vec::new(),
         unreadable: strangers,
+        ..Listing::default()
     };
     for name in names {
-        match load_manifest(storage, &name) {
-            Ok(manifest) => listing.checkpoints.push(CheckpointInfo::of(&manifest)),
-            Err(e) if e.is_damage() => listing.unreadable.push(skipped(&name, &e)),
-            Err(e) => return Err(e),
+        match read_manifest(storage, &name)? {
+            ManifestRead::Verified(manifest) => {
+                listing.checkpoints.push(CheckpointInfo::of(&manifest));
+            }
+            ManifestRead::NewerFormat(e) => listing.newer_format.push(skipped(&name, &e)),
+            ManifestRead::Damaged(e) => listing.unreadable.push(skipped(&name, &e)),
         }
     }
     Ok(listing)
@@ -116,13 +154,36 @@ pub(crate) fn skipped(name: &ManifestName, error: &Error) -> Skipped {
     }
 }
 
-/// What one retention pass removed.
+/// What one retention pass removed, and what it left because this build
+/// cannot read its format.
+///
+/// # What retention never deletes
+///
+/// A store may hold objects written by a newer ckpt (a binary was rolled
+/// back, or two versions share a store). This build cannot tell what they
+/// are for, so retention:
+///
+/// * never deletes a manifest of a format version it cannot read, however
+///   old ([`Listing::newer_format`] lists them);
+/// * never deletes a pack whose header has such a version;
+/// * deletes no pack at all while a manifest of a newer format is in the
+///   store: it cannot read which packs that manifest references, and a
+///   newer checkpoint may reference packs this build wrote.
+///
+/// Collection resumes on its own once those manifests are gone (deleted
+/// by hand, or by a retention pass of a build that reads them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionReport {
     /// Manifests deleted (older than the kept ones).
     pub manifests_deleted: usize,
     /// Packs deleted because no kept manifest references them.
     pub packs_deleted: usize,
+    /// Manifests and packs left in place because their format version is
+    /// newer than this build reads.
+    pub kept_newer_format: usize,
+    /// Packs no kept manifest references, left in place because a manifest
+    /// of a newer format is in the store and may reference them.
+    pub packs_spared: usize,
 }
 
 /// What a writer does after each commit to keep the store tidy.
@@ -158,63 +219,111 @@ impl Retention for KeepLast {
 }
 
 /// Keeps the newest `keep_last` manifests that verify, deletes every older
-/// manifest, then every pack no kept manifest references.
+/// manifest, then every pack no kept manifest references, except what a
+/// newer format may need (see [`RetentionReport`]).
 ///
 /// A manifest counts as verified when it decodes and is not in `damaged`
 /// (checkpoints a restore found unusable, e.g. for a corrupt pack; reading
 /// every pack on each pass would cost as much as a restore). Manifests
-/// newer than the oldest kept one that fail to verify are left in place
-/// (they may be evidence worth reading); once enough newer good
-/// checkpoints exist they age out like any other. A storage error (as
-/// opposed to damage) stops the pass before anything is deleted.
+/// newer than the oldest kept one that fail to verify are left in place as
+/// evidence worth reading, and so are the packs of those that still decode
+/// (the damaged pack among them is the evidence). Once enough newer good
+/// checkpoints exist they age out like any other, with their packs: a
+/// damaged checkpoint older than the kept ones will never be restored, and
+/// keeping it would hold its space forever. A storage error (as opposed to
+/// damage) stops the pass before anything is deleted.
+///
+/// Every manifest this pass does not keep is read once before it goes (to
+/// find those of a newer format), and every pack it would delete has its
+/// 16-byte header read; both are small reads of objects about to go.
 pub(crate) fn apply_retention(
     storage: &dyn Storage,
     keep_last: usize,
     damaged: &BTreeSet<String>,
 ) -> Result<RetentionReport> {
     let (names, _) = scan(storage)?;
-    let mut kept: Vec<Manifest> = Vec::new();
-    let mut expired = Vec::new();
+    let mut sweep = Sweep::default();
+    let mut kept = 0;
     for name in names.iter().rev() {
-        if kept.len() >= keep_last {
-            expired.push(name.key());
-            continue;
-        }
-        if damaged.contains(&name.key()) {
-            continue;
-        }
-        match load_manifest(storage, name) {
-            Ok(manifest) => kept.push(manifest),
-            Err(e) if e.is_damage() => {}
-            Err(e) => return Err(e),
+        let key = name.key();
+        let expired = kept >= keep_last;
+        match read_manifest(storage, name)? {
+            ManifestRead::NewerFormat(_) => sweep.newer_format.push(key),
+            _ if expired => sweep.expired.push(key),
+            ManifestRead::Verified(manifest) => {
+                if !damaged.contains(&key) {
+                    kept += 1;
+                }
+                sweep.keep_packs_of(&manifest);
+            }
+            ManifestRead::Damaged(_) => {}
         }
     }
-    let live: BTreeSet<String> = kept
-        .iter()
-        .flat_map(Manifest::packs)
-        .map(pack_key)
-        .collect();
-    remove_expired(storage, &expired, &live)
+    remove_expired(storage, &sweep)
 }
 
-/// Deletes the `expired` manifests, then every pack not in `live` (the
-/// packs of the manifests kept), and reports what went.
-pub(crate) fn remove_expired(
-    storage: &dyn Storage,
-    expired: &[String],
-    live: &BTreeSet<String>,
-) -> Result<RetentionReport> {
-    let dead_packs: Vec<String> = storage
+/// What a retention pass decided: the manifests to delete, the packs to
+/// keep, and the manifests it found of a newer format (kept, with every
+/// pack).
+#[derive(Debug, Default)]
+pub(crate) struct Sweep {
+    /// Manifests to delete (none of a newer format).
+    pub expired: Vec<String>,
+    /// Packs the kept manifests reference.
+    pub live: BTreeSet<String>,
+    /// Manifests of a format this build cannot read.
+    pub newer_format: Vec<String>,
+}
+
+impl Sweep {
+    /// Keeps the packs `manifest` references.
+    pub(crate) fn keep_packs_of(&mut self, manifest: &Manifest) {
+        self.live.extend(manifest.packs().map(pack_key));
+    }
+}
+
+/// Deletes the expired manifests, then every pack not live, except packs of
+/// a newer format, and no pack at all if a manifest of a newer format is
+/// in the store; reports what went and what stayed.
+pub(crate) fn remove_expired(storage: &dyn Storage, sweep: &Sweep) -> Result<RetentionReport> {
+    let unreferenced: Vec<String> = storage
         .list(PACKS)?
         .into_iter()
-        .filter(|k| !live.contains(k))
+        .filter(|k| !sweep.live.contains(k))
         .collect();
+    let mut report = RetentionReport {
+        manifests_deleted: sweep.expired.len(),
+        kept_newer_format: sweep.newer_format.len(),
+        ..RetentionReport::default()
+    };
+    let mut dead_packs = Vec::new();
+    if sweep.newer_format.is_empty() {
+        for key in unreferenced {
+            if pack_is_newer_format(storage, &key)? {
+                report.kept_newer_format += 1;
+            } else {
+                dead_packs.push(key);
+            }
+        }
+    } else {
+        report.packs_spared = unreferenced.len();
+    }
+    report.packs_deleted = dead_packs.len();
     // Manifests go first and durably, so a crash never leaves a listed
     // checkpoint whose packs are gone.
-    storage.delete_many(expired)?;
+    storage.delete_many(&sweep.expired)?;
     storage.delete_many(&dead_packs)?;
-    Ok(RetentionReport {
-        manifests_deleted: expired.len(),
-        packs_deleted: dead_packs.len(),
-    })
+    Ok(report)
+}
+
+/// Whether the pack `key` has a format version this build cannot read.
+/// Damage (a torn or foreign object) is not: such a pack is collected.
+fn pack_is_newer_format(storage: &dyn Storage, key: &str) -> Result<bool> {
+    let header = storage.get_range(key, 0..PACK_HEADER_LEN as u64);
+    match header.and_then(|header| verify_pack_header(key, &header)) {
+        Ok(()) => Ok(false),
+        Err(Error::UnsupportedVersion { .. }) => Ok(true),
+        Err(e) if e.is_damage() => Ok(false),
+        Err(e) => Err(e),
+    }
 }

@@ -45,7 +45,11 @@
 //!   voting again), so an older shard of this launch below the newest
 //!   commit can never be committed later. Shards of older launches that no
 //!   retained commit names never will be either: restore created the
-//!   commits of every complete vote set before this rank collects.
+//!   commits of every complete vote set before this rank collects. Nothing
+//!   of a format version this build cannot read is deleted (commit
+//!   records, shards, packs), nor any pack of a rank while a shard of a
+//!   newer format is in its namespace: a rolled-back binary leaves what a
+//!   newer ckpt wrote alone (see [`RetentionReport`]).
 //!
 //! Design notes (what changed from the first sketch, and why):
 //!
@@ -74,7 +78,7 @@
 //! before checkpointing, and all ranks checkpoint the same steps, in
 //! increasing order.
 
-use crate::catalog::{self, CheckpointInfo, Retention, RetentionReport, Skipped};
+use crate::catalog::{self, CheckpointInfo, ManifestRead, Retention, RetentionReport, Skipped};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::group::{
@@ -82,7 +86,7 @@ use crate::format::group::{
     VOTES, Vote, commit_key, parse_commit_key, parse_vote_key, run_key, valid_run, vote_key,
     votes_prefix,
 };
-use crate::format::layout::{ManifestName, pack_key};
+use crate::format::layout::ManifestName;
 use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -650,17 +654,21 @@ impl GroupRetention {
         Ok((kept, names))
     }
 
-    /// Rank 0 removes commits older than the retained ones and votes that
-    /// can no longer matter: those of steps at or below the newest commit,
-    /// and those of other launches (restore committed every complete set
-    /// before this launch checkpointed, so theirs are incomplete forever).
+    /// Rank 0 removes commits older than the retained ones (except those of
+    /// a format version this build cannot read: a newer ckpt wrote them)
+    /// and votes that can no longer matter: those of steps at or below the
+    /// newest commit, and those of other launches (restore committed every
+    /// complete set before this launch checkpointed, so theirs are
+    /// incomplete forever).
     fn collect_group_objects(&self, kept: &[Kept], names: &[CommitName]) -> Result<()> {
         let root = self.root.as_ref();
         if kept.len() >= self.keep_last
             && let Some((oldest_kept, _)) = kept.last()
         {
             for name in names.iter().filter(|n| *n < oldest_kept) {
-                root.delete(&name.key)?;
+                if !self.commit_is_newer_format(&name.key)? {
+                    root.delete(&name.key)?;
+                }
             }
         }
         let newest_step = kept.first().map(|(name, _)| name.step);
@@ -673,6 +681,29 @@ impl GroupRetention {
             }
         }
         Ok(())
+    }
+}
+
+impl GroupRetention {
+    /// Whether the commit record `key` has a format version this build
+    /// cannot read. A commit this rank once read is known not to be; any
+    /// other is read, once before it goes (newer ones on each pass: they
+    /// are few and small).
+    fn commit_is_newer_format(&self, key: &str) -> Result<bool> {
+        let verified = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .is_some_and(Option::is_some);
+        if verified {
+            return Ok(false);
+        }
+        match read_commit(self.root.as_ref(), key, self.group.ranks) {
+            Err(Error::UnsupportedVersion { .. }) => Ok(true),
+            Err(e) if !e.is_damage() => Err(e),
+            _ => Ok(false),
+        }
     }
 }
 
@@ -689,9 +720,11 @@ impl Retention for GroupRetention {
 
 impl GroupRetention {
     /// One pass: keeps this rank's shards of the retained commits, the
-    /// shards this launch wrote above the newest commit, and `protect`;
-    /// deletes its other manifests and every pack none of the kept ones
-    /// references. Rank 0 then collects the group's objects.
+    /// shards this launch wrote above the newest commit, `protect`, and
+    /// every shard of a newer format; deletes its other manifests and every
+    /// pack none of the kept ones references, with the same exceptions for
+    /// newer formats as a lone checkpointer (see [`RetentionReport`]).
+    /// Rank 0 then collects the group's objects.
     pub(crate) fn collect(
         &self,
         shard: &dyn Storage,
@@ -709,19 +742,18 @@ impl GroupRetention {
         let pending = |name: &ManifestName| {
             name.seq >= self.first_seq && newest_committed.is_none_or(|step| name.step > step)
         };
-        let (retained, expired): (Vec<ManifestName>, Vec<ManifestName>) = locals
-            .into_iter()
-            .partition(|name| keep.contains(&name.key()) || pending(name));
-        let mut live = BTreeSet::new();
-        for name in &retained {
-            match catalog::load_manifest(shard, name) {
-                Ok(manifest) => live.extend(manifest.packs().map(pack_key)),
-                Err(e) if e.is_damage() => {}
-                Err(e) => return Err(e),
+        let mut sweep = catalog::Sweep::default();
+        for name in &locals {
+            let key = name.key();
+            let retained = keep.contains(&key) || pending(name);
+            match catalog::read_manifest(shard, name)? {
+                ManifestRead::NewerFormat(_) => sweep.newer_format.push(key),
+                _ if !retained => sweep.expired.push(key),
+                ManifestRead::Verified(manifest) => sweep.keep_packs_of(&manifest),
+                ManifestRead::Damaged(_) => {}
             }
         }
-        let expired: Vec<String> = expired.iter().map(ManifestName::key).collect();
-        let report = catalog::remove_expired(shard, &expired, &live)?;
+        let report = catalog::remove_expired(shard, &sweep)?;
         if self.group.rank == 0 {
             self.collect_group_objects(&kept, &names)?;
         }

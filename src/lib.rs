@@ -75,8 +75,8 @@ pub use catalog::{CheckpointInfo, Listing, RetentionReport, Skipped};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Restored};
 pub use error::{Error, Result};
 pub use format::FORMAT_VERSION;
-pub use reader::Reader;
 pub use group::{GlobalCommitInfo, Group, GroupStatus};
+pub use reader::Reader;
 pub use scheme::{Committed, Scheme};
 pub use state::{
     Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State, TypeChange,

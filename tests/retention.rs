@@ -105,6 +105,7 @@ fn retention_keeps_exactly_the_newest_and_their_packs() {
                 RetentionReport {
                     manifests_deleted: expired,
                     packs_deleted: expired,
+                    ..RetentionReport::default()
                 },
                 "keep_last {keep_last}, checkpoint {step}"
             );
@@ -171,6 +172,7 @@ fn a_damaged_newest_manifest_does_not_count_towards_keep_last() {
         let expected_report = RetentionReport {
             manifests_deleted: usize::from(keep_last == 1),
             packs_deleted: 1,
+            ..RetentionReport::default()
         };
         assert_eq!(report, expected_report, "{}", what("report"));
         taken.pop();
@@ -235,6 +237,7 @@ fn orphan_packs_are_collected_by_the_next_checkpoint() {
         RetentionReport {
             manifests_deleted: 1,
             packs_deleted: 1 + orphans.len(),
+            ..RetentionReport::default()
         }
     );
     taken.push(next);

@@ -7,10 +7,10 @@
 //!
 //! The payload is a bincode-encoded [`Manifest`] ([`super::MANIFEST_CODEC`]).
 
-use super::pack::{FRAME_HEADER_LEN, PACK_HEADER_LEN};
-use super::{MAX_CHUNK_BYTES, MAX_MANIFEST_BYTES};
 use super::layout::ManifestName;
+use super::pack::{FRAME_HEADER_LEN, PACK_HEADER_LEN};
 use super::record::{decode_record, encode_record};
+use super::{MAX_CHUNK_BYTES, MAX_MANIFEST_BYTES};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 

@@ -214,7 +214,11 @@ pub(crate) fn read_chunk(storage: &dyn Storage, chunk: &ChunkRef) -> Result<Vec<
 #[cfg(test)]
 pub(crate) fn decode_frame(key: &str, frame: &[u8], chunk: &ChunkRef) -> Result<Vec<u8>> {
     if frame.len() != chunk.len as usize {
-        return Err(frame_error(key, chunk, "frame is shorter than its reference says"));
+        return Err(frame_error(
+            key,
+            chunk,
+            "frame is shorter than its reference says",
+        ));
     }
     let (header, stored) = frame.split_at(FRAME_HEADER_LEN.min(frame.len()));
     let mut raw = vec![0; chunk.raw_len as usize];
@@ -271,16 +275,23 @@ fn decode_frame_into(
     raw: &mut [u8],
 ) -> Result<()> {
     if raw.len() != chunk.raw_len as usize {
-        return Err(frame_error(key, chunk, "raw length does not match the reference"));
+        return Err(frame_error(
+            key,
+            chunk,
+            "raw length does not match the reference",
+        ));
     }
     match check_frame(key, chunk, header, stored)? {
         CODEC_RAW => raw.copy_from_slice(stored),
         _ => {
-            let written = zstd::bulk::decompress_to_buffer(stored, raw).map_err(|e| {
-                frame_error(key, chunk, &format!("does not decompress: {e}"))
-            })?;
+            let written = zstd::bulk::decompress_to_buffer(stored, raw)
+                .map_err(|e| frame_error(key, chunk, &format!("does not decompress: {e}")))?;
             if written != raw.len() {
-                return Err(frame_error(key, chunk, "decompressed length does not match"));
+                return Err(frame_error(
+                    key,
+                    chunk,
+                    "decompressed length does not match",
+                ));
             }
         }
     }

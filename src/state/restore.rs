@@ -190,7 +190,12 @@ impl<'a> Restore<'a> {
     /// decodes is restored and reported in
     /// [`Restored::type_changes`](crate::Restored::type_changes).
     pub fn serde<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
-        let Some(entry) = self.segments.get(name).filter(|s| s.kind.is_serde()).cloned() else {
+        let Some(entry) = self
+            .segments
+            .get(name)
+            .filter(|s| s.kind.is_serde())
+            .cloned()
+        else {
             return Err(self.mismatch(name, "the checkpoint has no serde segment of this name"));
         };
         let bytes = self.read_serde_bytes(&entry)?;
@@ -304,8 +309,12 @@ impl<'a> Restore<'a> {
             .page_layout()
             .ok_or_else(|| self.corrupt(name, "not a paged segment"))?;
         let key = self.key.clone();
-        let bad_layout =
-            || Error::corrupt(&key, format!("segment {name:?}: pages do not match the stored layout"));
+        let bad_layout = || {
+            Error::corrupt(
+                &key,
+                format!("segment {name:?}: pages do not match the stored layout"),
+            )
+        };
         let page_len = usize::try_from(layout.page_len).map_err(|_| bad_layout())?;
         let len = usize::try_from(layout.len).map_err(|_| bad_layout())?;
         let fits = PagedVec::<T>::with_page_len(page_len).page_len() == page_len;
@@ -446,7 +455,9 @@ mod tests {
         assert_eq!(short_type_name("f64"), "f64");
         assert_eq!(short_type_name("alloc::vec::Vec<f64>"), "Vec<f64>");
         assert_eq!(
-            short_type_name("std::collections::HashMap<alloc::string::String, my_app::model::Cell>"),
+            short_type_name(
+                "std::collections::HashMap<alloc::string::String, my_app::model::Cell>"
+            ),
             "HashMap<String, Cell>"
         );
         assert_eq!(short_type_name("[my::Pair; 4]"), "[Pair; 4]");
@@ -485,7 +496,10 @@ mod tests {
         }
         assert!(seen.len() >= 50 && seen.len() <= 101, "{}", seen.len());
         assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(seen.last(), Some(&(PROGRESS_MIN_BYTES * 2, PROGRESS_MIN_BYTES * 2)));
+        assert_eq!(
+            seen.last(),
+            Some(&(PROGRESS_MIN_BYTES * 2, PROGRESS_MIN_BYTES * 2))
+        );
         let mut small = Vec::new();
         {
             let mut report = |done, total| small.push((done, total));

@@ -195,11 +195,6 @@ impl FsStorage {
         Ok(file)
     }
 
-    /// Stub until the read-only backend lands (branch `storage`).
-    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self> {
-        Self::open_shared(dir)
-    }
-
     /// The directory this store lives in.
     pub fn root(&self) -> &Path {
         &self.root
