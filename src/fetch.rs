@@ -28,7 +28,7 @@ use std::sync::{Mutex, mpsc};
 /// Largest ranged read: large enough that a read costs its bytes, not its
 /// round trip; small enough that a backend without scattered reads (which
 /// buffers the range) holds little per thread.
-const MAX_RUN_BYTES: u64 = 16 << 20;
+const MAX_RUN_BYTES: u64 = 8 << 20;
 
 /// Unwanted bytes between two wanted frames that are read through rather
 /// than starting a new read.

@@ -215,8 +215,9 @@ pub enum Event {
 }
 
 /// How far a restore has read: emitted about once per percent of the
-/// checkpoint's stored bytes, for checkpoints of 64 MiB or more, so that
-/// an application can draw a progress bar (see `examples/paged.rs`).
+/// checkpoint's stored bytes (but no more often than once per 8 MiB read),
+/// for checkpoints of 64 MiB or more, so that an application can draw a
+/// progress bar (see `examples/paged.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RestoreProgressEvent {
