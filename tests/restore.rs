@@ -10,9 +10,7 @@
 mod common;
 
 use ckpt::model::{Event, RestoreProgressEvent};
-use ckpt::{
-    Capture, Checkpointer, Error, FsStorage, PagedVec, Reader, Restore, Scheme, State,
-};
+use ckpt::{Capture, Checkpointer, Error, FsStorage, PagedVec, Reader, Restore, Scheme, State};
 use common::mix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -89,8 +87,7 @@ fn write_store(dir: &Path, scheme: Scheme, level: i32) -> (Vec<Vec<u64>>, Vec<Pa
             // random halves alike).
             for page in (0..ELEMS / 8192).step_by(5) {
                 let range = page * 8192..(page + 1) * 8192;
-                sim.grid
-                    .write_at(range.start, next.get(range).unwrap());
+                sim.grid.write_at(range.start, next.get(range).unwrap());
             }
         }
         ck.checkpoint(step, &mut sim).unwrap();
@@ -162,7 +159,10 @@ fn damage_in_any_frame_falls_back_and_never_gives_wrong_bytes() {
             }
             1 => {
                 let cut = rng.random_range(0..len);
-                let file = std::fs::OpenOptions::new().write(true).open(victim).unwrap();
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(victim)
+                    .unwrap();
                 file.set_len(cut).unwrap();
                 format!("truncate to {cut}")
             }
@@ -224,7 +224,9 @@ fn elements_of_another_type_are_refused_naming_both() {
             capture.paged(ckpt::DEFAULT_SEGMENT, &mut self.0)
         }
         fn restore(restore: &mut Restore) -> ckpt::Result<Self> {
-            restore.paged_reinterpret(ckpt::DEFAULT_SEGMENT).map(Renamed)
+            restore
+                .paged_reinterpret(ckpt::DEFAULT_SEGMENT)
+                .map(Renamed)
         }
     }
     let bits = reader.restore_latest::<Renamed>().unwrap().unwrap();
@@ -301,7 +303,11 @@ fn a_long_restore_reports_progress_to_subscribers() {
         .collect();
     // One report per percent, but no finer than one read (8 MiB).
     assert!(progress.len() >= 8, "{} progress events", progress.len());
-    assert!(progress.windows(2).all(|w| w[0].bytes_done < w[1].bytes_done));
+    assert!(
+        progress
+            .windows(2)
+            .all(|w| w[0].bytes_done < w[1].bytes_done)
+    );
     let last = progress.last().unwrap();
     assert_eq!(last.bytes_done, last.bytes_total);
     assert!(last.bytes_total >= 80 << 20);

@@ -71,7 +71,7 @@ impl<'a> Progress<'a> {
         if self.done >= self.next_report {
             (self.report)(self.done, self.total);
             let step = self.total.div_ceil(PROGRESS_STEPS).max(1);
-            self.next_report = (self.done / step + 1) * step;
+            self.next_report = ((self.done / step + 1) * step).min(self.total);
         }
     }
 
@@ -508,5 +508,17 @@ mod tests {
             progress.finish();
         }
         assert!(small.is_empty(), "small restores report nothing");
+        // A total that is no multiple of a percent still ends on itself.
+        let total = PROGRESS_MIN_BYTES + 40;
+        let mut ends = Vec::new();
+        {
+            let mut report = |done, total| ends.push((done, total));
+            let mut progress = Progress::new(total, &mut report);
+            progress.add(total - 7);
+            progress.add(7);
+            progress.finish();
+        }
+        assert_eq!(ends.last(), Some(&(total, total)));
+        assert_eq!(ends.iter().filter(|e| e.0 == total).count(), 1);
     }
 }
