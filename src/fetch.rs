@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::format::ChunkRef;
 use crate::format::layout::pack_key;
 use crate::format::pack::{
-    FRAME_HEADER_LEN, check_pack, stored_len, stored_raw, verify_frame_in_place,
+    FRAME_HEADER_LEN, PACK_HEADER_LEN, check_pack, stored_len, stored_raw, verify_frame_in_place,
+    verify_pack_header,
 };
 use crate::storage::Storage;
 use std::collections::BTreeSet;
@@ -26,9 +27,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 
 /// Largest ranged read: large enough that a read costs its bytes, not its
-/// round trip; small enough that a backend without scattered reads (which
-/// buffers the range) holds little per thread.
-const MAX_RUN_BYTES: u64 = 8 << 20;
+/// round trip (an object store's request costs milliseconds: 8 MiB reads
+/// restored at half the bandwidth of whole-pack GETs, 32 MiB ones at
+/// three quarters, measured against SeaweedFS); small enough that a
+/// backend without scattered reads, which buffers the range, holds
+/// little per thread.
+const MAX_RUN_BYTES: u64 = 32 << 20;
 
 /// Unwanted bytes between two wanted frames that are read through rather
 /// than starting a new read.
@@ -56,6 +60,9 @@ struct Frame<'a> {
 struct Run<'a> {
     pack: u128,
     start: u64,
+    /// The run begins at the pack's first frame, so it reads the pack's
+    /// header too (one request fewer than checking it apart).
+    with_header: bool,
     frames: Vec<Frame<'a>>,
 }
 
@@ -88,11 +95,16 @@ pub(crate) fn fetch(
             ));
         }
     }
-    let packs: BTreeSet<u128> = wanted.iter().map(|w| w.chunk.pack).collect();
-    for pack in packs {
-        check_pack(storage, pack)?;
-    }
     let runs = plan_runs(wanted);
+    let headed: BTreeSet<u128> = runs
+        .iter()
+        .filter(|r| r.with_header)
+        .map(|r| r.pack)
+        .collect();
+    let packs: BTreeSet<u128> = runs.iter().map(|r| r.pack).collect();
+    for pack in packs.difference(&headed) {
+        check_pack(storage, *pack)?;
+    }
     let threads = reader_threads().min(runs.len());
     if threads <= 1 {
         for run in runs {
@@ -140,6 +152,7 @@ fn plan_runs(mut wanted: Vec<Wanted<'_>>) -> Vec<Run<'_>> {
             _ => runs.push(Run {
                 pack: chunk.pack,
                 start: chunk.offset,
+                with_header: chunk.offset == PACK_HEADER_LEN as u64,
                 frames: vec![frame],
             }),
         }
@@ -202,6 +215,7 @@ fn read_in_parallel(
 /// frames into place; returns the bytes read.
 fn read_run(storage: &dyn Storage, mut run: Run<'_>) -> Result<u64> {
     let key = pack_key(run.pack);
+    let mut pack_header = [0u8; PACK_HEADER_LEN];
     let mut headers = vec![[0u8; FRAME_HEADER_LEN]; run.frames.len()];
     let mut staged: Vec<Vec<u8>> = Vec::with_capacity(run.frames.len());
     let mut gaps: Vec<Vec<u8>> = Vec::with_capacity(run.frames.len());
@@ -218,7 +232,10 @@ fn read_run(storage: &dyn Storage, mut run: Run<'_>) -> Result<u64> {
         at = chunk.offset + u64::from(chunk.len);
     }
     {
-        let mut bufs: Vec<&mut [u8]> = Vec::with_capacity(3 * run.frames.len());
+        let mut bufs: Vec<&mut [u8]> = Vec::with_capacity(3 * run.frames.len() + 1);
+        if run.with_header {
+            bufs.push(pack_header.as_mut_slice());
+        }
         let parts = run
             .frames
             .iter_mut()
@@ -236,13 +253,18 @@ fn read_run(storage: &dyn Storage, mut run: Run<'_>) -> Result<u64> {
                 _ => bufs.push(staging.as_mut_slice()),
             }
         }
-        storage.read_into(&key, run.start, &mut bufs)?;
+        let from = if run.with_header { 0 } else { run.start };
+        storage.read_into(&key, from, &mut bufs)?;
     }
     drop(gaps);
+    if run.with_header {
+        verify_pack_header(&key, &pack_header)?;
+    }
     for ((frame, header), staging) in run.frames.iter_mut().zip(&headers).zip(&staged) {
         place_frame(&key, frame, header, staging)?;
     }
-    Ok(run.end() - run.start)
+    let from = if run.with_header { 0 } else { run.start };
+    Ok(run.end() - from)
 }
 
 /// Verifies one frame read into place and copies it to the destinations
