@@ -301,8 +301,8 @@ fn a_long_restore_reports_progress_to_subscribers() {
             _ => None,
         })
         .collect();
-    // One report per percent, but no finer than one read (8 MiB).
-    assert!(progress.len() >= 8, "{} progress events", progress.len());
+    // One report per percent, but no finer than one read (up to 32 MiB).
+    assert!(progress.len() >= 3, "{} progress events", progress.len());
     assert!(
         progress
             .windows(2)

@@ -215,7 +215,8 @@ pub enum Event {
 }
 
 /// How far a restore has read: emitted about once per percent of the
-/// checkpoint's stored bytes (but no more often than once per 8 MiB read),
+/// checkpoint's stored bytes (but no more often than once per read of up
+/// to 32 MiB),
 /// for checkpoints of 64 MiB or more, so that an application can draw a
 /// progress bar (see `examples/paged.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
