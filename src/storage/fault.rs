@@ -379,6 +379,10 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
         self.run("get", key, None, |s| s.read_into(key, offset, bufs))
     }
+
+    fn read_gap_bytes(&self) -> u64 {
+        self.inner.read_gap_bytes()
+    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,19 @@ pub trait Storage: Send + Sync + Debug {
         scatter_into(key, offset, &bytes, bufs)
     }
 
+    /// How many unwanted bytes between two wanted ranges of one object a
+    /// reader should read through rather than skip with a second request.
+    ///
+    /// Restore joins the frames it needs into as few
+    /// [`read_into`](Storage::read_into) calls as this allows. A local
+    /// filesystem skips cheaply (a new read costs microseconds: the
+    /// default, 64 KiB); a backend whose every request costs a round trip
+    /// should return about the bytes it transfers in one (an object
+    /// store: megabytes). Wrappers should forward it.
+    fn read_gap_bytes(&self) -> u64 {
+        DEFAULT_READ_GAP_BYTES
+    }
+
     /// Removes every object in `keys`, like [`delete`](Storage::delete) on
     /// each (missing objects are not an error). When it returns `Ok`, every
     /// removal is durable; in between they may become durable in any
@@ -128,6 +141,9 @@ pub trait Storage: Send + Sync + Debug {
         })
     }
 }
+
+/// The default of [`Storage::read_gap_bytes`]: one 64 KiB page.
+pub const DEFAULT_READ_GAP_BYTES: u64 = 64 << 10;
 
 /// Returns `data[range]`, or [`Error::Corrupt`] naming `key` when the range
 /// falls outside the object (a reference that outlived or misreads it).
@@ -230,5 +246,8 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> Result<()> {
         (**self).read_into(key, offset, bufs)
+    }
+    fn read_gap_bytes(&self) -> u64 {
+        (**self).read_gap_bytes()
     }
 }

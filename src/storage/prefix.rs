@@ -93,6 +93,10 @@ impl<S: Storage> Storage for PrefixStorage<S> {
             .map_err(|e| self.unprefix(e))
     }
 
+    fn read_gap_bytes(&self) -> u64 {
+        self.inner.read_gap_bytes()
+    }
+
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         self.inner.put_if_absent(&self.full_key(key)?, data)
     }

@@ -895,6 +895,19 @@ impl Storage for FailoverStorage {
             Output::Keys(_) => Err(wrong_output("get", key)),
         }
     }
+
+    /// The larger of the two backends' (reads may go to either).
+    fn read_gap_bytes(&self) -> u64 {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let standby = state
+            .standby
+            .as_ref()
+            .map_or(0, |b| b.storage.read_gap_bytes());
+        state.active.storage.read_gap_bytes().max(standby)
+    }
 }
 
 /// Cannot happen: every operation kind has one output kind.

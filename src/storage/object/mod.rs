@@ -346,6 +346,11 @@ impl Storage for ObjectStorage {
         super::scatter_into(key, offset, &bytes, bufs)
     }
 
+    /// A request costs milliseconds; in that time megabytes arrive.
+    fn read_gap_bytes(&self) -> u64 {
+        8 << 20
+    }
+
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         let path = self.path(key)?;
         let store = self.store.clone();
