@@ -18,7 +18,12 @@
 //! CKPT_FUZZ_CASES=1000000 cargo test --release --test decode_fuzz
 //! ```
 //!
-//! `CKPT_FUZZ_CASES` is the number of cases of each test in this file.
+//! `CKPT_FUZZ_CASES` is the number of cases of each test in this file
+//! (default 3 000, a few seconds). Release builds wrap on integer
+//! overflow, which hides arithmetic on damaged counters; to catch it too,
+//! add `--config 'profile.release.package.ckpt.overflow-checks=true'`
+//! (rebuilds only this crate). Each run draws a new seed; a failure is
+//! saved to `tests/decode_fuzz.proptest-regressions` and replayed first.
 
 mod common;
 
@@ -37,7 +42,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 const CASES_ENV: &str = "CKPT_FUZZ_CASES";
-const DEFAULT_CASES: u32 = 600;
+const DEFAULT_CASES: u32 = 3_000;
 /// Elements per page of the paged segment (4 KiB pages).
 const PAGE_LEN: usize = 512;
 const PAGES: usize = 4;
