@@ -103,14 +103,9 @@ impl Manifest {
     }
 
     /// Encodes the manifest with its header and checksum; refuses one
-    /// that a reader would refuse for its size.
-    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        self.encode_within(MAX_MANIFEST_BYTES)
-    }
-
-    /// [`encode`](Self::encode) with a payload of at most `max_payload`
-    /// bytes.
-    pub(crate) fn encode_within(&self, max_payload: usize) -> Result<Vec<u8>> {
+    /// whose payload is longer than `max_payload` ([`MAX_MANIFEST_BYTES`]
+    /// outside tests) or that a reader would refuse for its size.
+    pub(crate) fn encode(&self, max_payload: usize) -> Result<Vec<u8>> {
         encode_record(MANIFEST_MAGIC, self, max_payload).map_err(|too_large| {
             let chunks: usize = self.segments.iter().map(|s| s.chunks.len()).sum();
             Error::InvalidConfig {
@@ -185,7 +180,7 @@ mod tests {
     fn manifests_round_trip() {
         let m = sample();
         assert_eq!(
-            Manifest::decode(&m.name().key(), &m.encode().unwrap()).unwrap(),
+            Manifest::decode(&m.name().key(), &m.encode(MAX_MANIFEST_BYTES).unwrap()).unwrap(),
             m
         );
     }
@@ -194,7 +189,7 @@ mod tests {
     fn every_flipped_bit_and_every_truncation_is_detected() {
         let m = sample();
         let key = m.name().key();
-        let bytes = m.encode().unwrap();
+        let bytes = m.encode(MAX_MANIFEST_BYTES).unwrap();
         for bit in 0..bytes.len() * 8 {
             let mut bad = bytes.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
@@ -210,6 +205,6 @@ mod tests {
         let m = sample();
         let mut other = m.name();
         other.seq += 1;
-        assert!(Manifest::decode(&other.key(), &m.encode().unwrap()).is_err());
+        assert!(Manifest::decode(&other.key(), &m.encode(MAX_MANIFEST_BYTES).unwrap()).is_err());
     }
 }

@@ -181,7 +181,7 @@ impl Writer {
             stored_bytes: bytes_written,
             segments,
         };
-        let encoded_manifest = manifest.encode_within(self.max_manifest)?;
+        let encoded_manifest = manifest.encode(self.max_manifest)?;
         self.storage
             .put(&manifest.name().key(), &encoded_manifest)?;
         bytes_written += encoded_manifest.len() as u64;
