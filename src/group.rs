@@ -420,7 +420,7 @@ impl Coordinator {
             },
         };
         self.root
-            .put(&vote_key(info.step, run, rank), &vote.encode())?;
+            .put(&vote_key(info.step, run, rank), &vote.encode()?)?;
         self.try_commit(info.step)
     }
 
@@ -447,7 +447,7 @@ impl Coordinator {
         let key = commit_key(step, run);
         match build_commit(self.root.as_ref(), step, run, self.group.ranks) {
             Ok(commit) => {
-                let bytes = commit.encode();
+                let bytes = commit.encode()?;
                 status.created = self.root.put_if_absent(&key, &bytes)?;
                 status.globally_committed = status.created || self.root.get(&key)? == bytes;
             }
@@ -589,7 +589,7 @@ impl Coordinator {
             }
             match build_commit(root, step, &run, self.group.ranks) {
                 Ok(commit) => {
-                    root.put_if_absent(&commit_key(step, &run), &commit.encode())?;
+                    root.put_if_absent(&commit_key(step, &run), &commit.encode()?)?;
                 }
                 Err(e) if e.is_damage() => {}
                 Err(e) => return Err(e),
@@ -827,7 +827,7 @@ fn build_commit(root: &dyn Storage, step: u64, run: &str, ranks: u32) -> Result<
 /// Records the group's size on first use, or checks it.
 fn check_config(root: &dyn Storage, ranks: u32) -> Result<()> {
     let config = GroupConfig { ranks };
-    if root.put_if_absent(CONFIG_KEY, &config.encode())? {
+    if root.put_if_absent(CONFIG_KEY, &config.encode()?)? {
         return Ok(());
     }
     let found = GroupConfig::decode(CONFIG_KEY, &root.get(CONFIG_KEY)?)?;
@@ -849,7 +849,7 @@ fn register_run(root: &dyn Storage, group: &Group) -> Result<()> {
     let record = RunRecord {
         nonce: rand::random(),
     }
-    .encode();
+    .encode()?;
     if root.put_if_absent(&key, &record)? || root.get(&key)? == record {
         return Ok(());
     }

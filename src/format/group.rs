@@ -15,7 +15,7 @@
 //! it builds the same object.
 
 use super::record::{decode_record, encode_record};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -155,8 +155,18 @@ impl GlobalCommit {
 pub(crate) trait Record: Serialize + DeserializeOwned {
     const MAGIC: &'static [u8; 8];
 
-    fn encode(&self) -> Vec<u8> {
-        encode(Self::MAGIC, self)
+    /// The record's bytes; refuses one that a reader would refuse for its
+    /// size (a commit of millions of ranks).
+    fn encode(&self) -> Result<Vec<u8>> {
+        encode_record(Self::MAGIC, self, MAX_RECORD_BYTES).map_err(|too_large| {
+            Error::InvalidConfig {
+                option: "group",
+                reason: format!(
+                    "a group record would be {} bytes, more than a reader accepts ({} bytes); use fewer ranks per group",
+                    too_large.payload_len, too_large.max_payload
+                ),
+            }
+        })
     }
 
     fn decode(key: &str, bytes: &[u8]) -> Result<Self> {
@@ -175,10 +185,6 @@ impl Record for Vote {
 }
 impl Record for GlobalCommit {
     const MAGIC: &'static [u8; 8] = COMMIT_MAGIC;
-}
-
-fn encode<T: Serialize>(magic: &[u8; 8], value: &T) -> Vec<u8> {
-    encode_record(magic, value)
 }
 
 fn decode<T: DeserializeOwned>(magic: &[u8; 8], key: &str, bytes: &[u8]) -> Result<T> {
@@ -212,7 +218,7 @@ mod tests {
     fn records_round_trip_and_every_damage_is_detected() {
         let c = commit();
         let key = commit_key(c.step, &c.run);
-        let bytes = c.encode();
+        let bytes = c.encode().unwrap();
         assert_eq!(GlobalCommit::decode(&key, &bytes).unwrap(), c);
         for bit in 0..bytes.len() * 8 {
             let mut bad = bytes.clone();
@@ -230,7 +236,7 @@ mod tests {
             ranks: 1,
             shard: c.shards[0].clone(),
         };
-        assert!(GlobalCommit::decode(&key, &vote.encode()).is_err());
+        assert!(GlobalCommit::decode(&key, &vote.encode().unwrap()).is_err());
     }
 
     #[test]

@@ -173,9 +173,20 @@ impl Manifest {
         self.segments.iter().map(|s| s.logical_len).sum()
     }
 
-    /// Encodes the manifest with its header and checksum.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        encode_record(MANIFEST_MAGIC, self)
+    /// Encodes the manifest with its header and checksum; refuses one
+    /// whose payload is longer than `max_payload` ([`MAX_MANIFEST_BYTES`]
+    /// outside tests) or that a reader would refuse for its size.
+    pub(crate) fn encode(&self, max_payload: usize) -> Result<Vec<u8>> {
+        encode_record(MANIFEST_MAGIC, self, max_payload).map_err(|too_large| {
+            let chunks: usize = self.segments.iter().map(|s| s.chunks.len()).sum();
+            Error::InvalidConfig {
+                option: "chunk_size",
+                reason: format!(
+                    "the checkpoint at step {} lists {chunks} chunks and its manifest would be {} bytes, more than a reader accepts ({} bytes); nothing was committed: store the state in fewer, larger chunks (a larger chunk_size, larger PagedVec pages with PagedVec::with_page_len)",
+                    self.step, too_large.payload_len, too_large.max_payload
+                ),
+            }
+        })
     }
 
     /// Decodes and verifies the manifest stored under `key`.
@@ -261,14 +272,17 @@ mod tests {
     #[test]
     fn manifests_round_trip() {
         let m = sample();
-        assert_eq!(Manifest::decode(&m.name().key(), &m.encode()).unwrap(), m);
+        assert_eq!(
+            Manifest::decode(&m.name().key(), &m.encode(MAX_MANIFEST_BYTES).unwrap()).unwrap(),
+            m
+        );
     }
 
     #[test]
     fn every_flipped_bit_and_every_truncation_is_detected() {
         let m = sample();
         let key = m.name().key();
-        let bytes = m.encode();
+        let bytes = m.encode(MAX_MANIFEST_BYTES).unwrap();
         for bit in 0..bytes.len() * 8 {
             let mut bad = bytes.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
@@ -284,6 +298,6 @@ mod tests {
         let m = sample();
         let mut other = m.name();
         other.seq += 1;
-        assert!(Manifest::decode(&other.key(), &m.encode()).is_err());
+        assert!(Manifest::decode(&other.key(), &m.encode(MAX_MANIFEST_BYTES).unwrap()).is_err());
     }
 }

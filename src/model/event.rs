@@ -334,9 +334,10 @@ impl DurationHistogram {
             // misplace counts.
             *self = DurationHistogram::default();
         }
+        // Saturating: counts decoded from a damaged state may be anything.
         if let Some(c) = self.counts.get_mut(Self::bucket(d)) {
-            *c += 1;
-            self.total += 1;
+            *c = c.saturating_add(1);
+            self.total = self.total.saturating_add(1);
         }
     }
 
@@ -352,9 +353,9 @@ impl DurationHistogram {
             return None;
         }
         let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
+        let mut seen = 0u64;
         let index = self.counts.iter().position(|c| {
-            seen += c;
+            seen = seen.saturating_add(*c);
             seen >= rank
         })?;
         if index == 0 {
@@ -404,8 +405,9 @@ impl EventSummary {
     pub fn record(&mut self, event: &Event) {
         match event {
             Event::Checkpoint(e) => {
-                self.checkpoints += 1;
-                *self.by_scheme.entry(e.scheme.code()).or_default() += 1;
+                self.checkpoints = self.checkpoints.saturating_add(1);
+                let by_scheme = self.by_scheme.entry(e.scheme.code()).or_default();
+                *by_scheme = by_scheme.saturating_add(1);
                 self.total_stall = self.total_stall.saturating_add(e.stall);
                 self.total_persist = self.total_persist.saturating_add(e.persist);
                 self.total_compute = self.total_compute.saturating_add(e.compute);
@@ -415,13 +417,13 @@ impl EventSummary {
                 self.stalls.record(e.stall);
             }
             Event::Restore(e) => {
-                self.restores += 1;
+                self.restores = self.restores.saturating_add(1);
                 self.total_restore = self.total_restore.saturating_add(e.duration);
             }
-            Event::Restart(_) => self.restarts += 1,
-            Event::StorageError(_) => self.storage_errors += 1,
+            Event::Restart(_) => self.restarts = self.restarts.saturating_add(1),
+            Event::StorageError(_) => self.storage_errors = self.storage_errors.saturating_add(1),
             Event::Failover(e) => {
-                self.failovers += 1;
+                self.failovers = self.failovers.saturating_add(1);
                 self.total_failover_pause = self.total_failover_pause.saturating_add(e.pause);
             }
             // What the policy did is in its own state
@@ -509,5 +511,39 @@ mod tests {
         let p50 = s.stall_quantile(0.5).expect("recorded").as_secs_f64();
         assert!((p50 - 0.020).abs() < 0.001);
         assert!((s.stall_share() - 60.0 / 360.0).abs() < 1e-12);
+    }
+
+    /// Counts come back from a stored model state, which may be damaged:
+    /// full counters saturate instead of overflowing.
+    #[test]
+    fn full_counters_saturate() {
+        let mut h = DurationHistogram {
+            counts: vec![u64::MAX; BUCKETS],
+            total: u64::MAX,
+        };
+        h.record(Duration::from_millis(3));
+        assert_eq!(h.count(), u64::MAX);
+        assert!(h.quantile(1.0).is_some());
+        let mut s = EventSummary {
+            checkpoints: u64::MAX,
+            restores: u64::MAX,
+            restarts: u64::MAX,
+            storage_errors: u64::MAX,
+            failovers: u64::MAX,
+            stalls: h,
+            ..EventSummary::default()
+        };
+        s.by_scheme.insert(Scheme::Full.code(), u64::MAX);
+        for event in [
+            checkpoint(Scheme::Full, 1),
+            RestoreEvent::new(3, Duration::from_secs(2), 3).into(),
+            RestartEvent::new(FailureClass::Process).into(),
+            StorageErrorEvent::new("put", true).into(),
+            FailoverEvent::new(Duration::from_millis(250), 4).into(),
+        ] {
+            s.record(&event);
+        }
+        assert_eq!(s.checkpoints_by(Scheme::Full), u64::MAX);
+        assert_eq!((s.checkpoints, s.failovers), (u64::MAX, u64::MAX));
     }
 }

@@ -157,7 +157,7 @@ impl LinearFit {
         self.mean1 += d1 / self.weight;
         self.mean2 += d2 / self.weight;
         self.mean_y += dy / self.weight;
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         true
     }
 
@@ -689,5 +689,14 @@ mod tests {
         let p = solved.predict(1.0, 1.0);
         assert_eq!(p.mean, 1.0);
         assert!(p.half_width.is_infinite());
+    }
+
+    /// A stored fit may be damaged: a full count saturates.
+    #[test]
+    fn a_full_count_saturates() {
+        let mut fit = LinearFit::new(0.95);
+        fit.count = u64::MAX;
+        fit.observe(1.0, 2.0, 3.0);
+        assert_eq!(fit.count(), u64::MAX);
     }
 }

@@ -526,7 +526,9 @@ impl PolicyState {
         };
         let interval = rec.interval().every.as_secs_f64();
         let count = match &self.streak {
-            Some(s) if same_change(eval.current.plan, s, rec.plan(), interval) => s.count + 1,
+            Some(s) if same_change(eval.current.plan, s, rec.plan(), interval) => {
+                s.count.saturating_add(1)
+            }
             _ => 1,
         };
         let dwelt = self
@@ -537,7 +539,7 @@ impl PolicyState {
             self.exploring_until = None;
             self.trial = None;
             self.last_change = Some(seen);
-            self.applied += 1;
+            self.applied = self.applied.saturating_add(1);
             self.in_force = Some(InForce {
                 plan: rec.plan(),
                 interval_secs: interval,
@@ -844,6 +846,23 @@ mod tests {
             Decision::Apply(_)
         ));
         assert_eq!(state.changes_applied(), 2);
+    }
+
+    /// A stored policy state may be damaged: full counters saturate.
+    #[test]
+    fn full_counters_saturate() {
+        let policy = quiet().patience(3).min_dwell(0);
+        let mut state = PolicyState::default();
+        let rec = || vec![switch(Scheme::Incremental, 0.05, Basis::Observed)];
+        state.decide(&policy, &evaluation(0, rec()));
+        let streak = state.streak.as_mut().expect("a streak began");
+        streak.count = u32::MAX;
+        state.applied = u64::MAX;
+        assert!(matches!(
+            state.decide(&policy, &evaluation(1, rec())),
+            Decision::Apply(_)
+        ));
+        assert_eq!(state.changes_applied(), u64::MAX);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::{CheckpointId, Scheme, WriterConfig};
 use crate::catalog::{CheckpointInfo, KeepLast, Retention, RetentionReport};
 use crate::error::{Error, Result};
 use crate::format::pack::chunk_hash;
-use crate::format::{ChunkRef, Manifest, SegmentEntry, SegmentKind};
+use crate::format::{ChunkRef, MAX_MANIFEST_BYTES, Manifest, SegmentEntry, SegmentKind};
 use crate::state::{CapturedSegment, PageSnapshot, SegmentData};
 use crate::storage::Storage;
 use std::collections::{BTreeSet, HashMap};
@@ -113,6 +113,8 @@ pub(crate) struct Writer {
     /// Manifests known to fail verification; retention does not count them.
     damaged: BTreeSet<String>,
     retention: Arc<dyn Retention>,
+    /// Longest manifest payload written: what a reader accepts.
+    max_manifest: usize,
 }
 
 impl Writer {
@@ -123,6 +125,7 @@ impl Writer {
             previous: None,
             damaged: BTreeSet::new(),
             retention: Arc::new(KeepLast(config.keep_last)),
+            max_manifest: MAX_MANIFEST_BYTES,
         }
     }
 
@@ -147,6 +150,9 @@ impl Writer {
     }
 
     /// Writes one checkpoint: packs first, manifest last, then retention.
+    /// A manifest larger than a reader accepts is refused
+    /// ([`Error::InvalidConfig`]) and nothing is committed; the packs
+    /// already written are collected as unreferenced by a later retention.
     pub(crate) fn persist(&mut self, job: Job) -> Result<Committed> {
         let started = Instant::now();
         let base = self
@@ -175,7 +181,7 @@ impl Writer {
             stored_bytes: bytes_written,
             segments,
         };
-        let encoded_manifest = manifest.encode();
+        let encoded_manifest = manifest.encode(self.max_manifest)?;
         self.storage
             .put(&manifest.name().key(), &encoded_manifest)?;
         bytes_written += encoded_manifest.len() as u64;
@@ -324,4 +330,71 @@ fn resolve(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::layout::{MANIFESTS, PACKS};
+    use crate::format::pack::Compression;
+    use crate::scheme::WriteOptions;
+    use crate::storage::MemStorage;
+
+    fn writer(storage: &MemStorage, chunk_size: usize, max_manifest: usize) -> Writer {
+        let config = WriterConfig {
+            scheme: Scheme::Full,
+            write: WriteOptions {
+                compression: Compression::Off,
+                chunk_size,
+                threads: 1,
+            },
+            cdc_average: chunk_size,
+            max_chain: 10,
+            keep_last: 3,
+        };
+        let mut writer = Writer::new(Arc::new(storage.clone()), config);
+        writer.max_manifest = max_manifest;
+        writer
+    }
+
+    fn job(seq: u64) -> Job {
+        Job {
+            ident: CheckpointId {
+                seq,
+                step: seq * 10,
+                id: u128::from(seq),
+                scheme: Scheme::Full,
+                created_unix_ms: 0,
+            },
+            segments: vec![CapturedSegment {
+                type_name: "test",
+                name: "state".into(),
+                data: SegmentData::Serde((0..64 << 10).map(|i| (i % 251) as u8).collect()),
+            }],
+            capture_time: Duration::ZERO,
+            background: false,
+        }
+    }
+
+    /// 16 chunks make a manifest of about 700 bytes: refused under a
+    /// 500-byte limit, with nothing committed; one chunk fits.
+    #[test]
+    fn a_manifest_larger_than_a_reader_accepts_is_not_committed() {
+        let storage = MemStorage::new();
+        let refused = writer(&storage, 4096, 500).persist(job(1));
+        match refused {
+            Err(Error::InvalidConfig { option, reason }) => {
+                assert_eq!(option, "chunk_size");
+                assert!(reason.contains("16 chunks"), "{reason}");
+                assert!(reason.contains("nothing was committed"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(storage.list(MANIFESTS).unwrap().is_empty());
+        // The next commit's retention collects the packs left behind.
+        let committed = writer(&storage, 64 << 10, 500).persist(job(2)).unwrap();
+        assert_eq!(committed.info.step, 20);
+        assert_eq!(storage.list(MANIFESTS).unwrap().len(), 1);
+        assert_eq!(storage.list(PACKS).unwrap().len(), 1);
+    }
 }
