@@ -256,7 +256,7 @@ fn a_serde_type_of_another_name_is_restored_and_reported() {
         .build()
         .unwrap();
     let mut before = Before {
-        id: 0xFFFF_FFFF_FF,
+        id: 0x00FF_FFFF_FFFF,
         data: vec![3; 100],
     };
     ck.checkpoint(0, &mut before).unwrap();

@@ -161,15 +161,15 @@ impl<'a> Restore<'a> {
     pub fn paged<T: Pod + Send + Sync>(&mut self, name: &str) -> Result<PagedVec<T>> {
         let entry = self.paged_entry::<T>(name)?;
         let requested = std::any::type_name::<T>();
-        if let Some(written) = entry.kind.type_name() {
-            if short_type_name(written) != short_type_name(requested) {
-                return Err(self.mismatch(
-                    name,
-                    format!(
-                        "its elements were written as {written}, not {requested}; restore it as {written}, or with Restore::paged_reinterpret if the type was only renamed"
-                    ),
-                ));
-            }
+        if let Some(written) = entry.kind.type_name()
+            && short_type_name(written) != short_type_name(requested)
+        {
+            return Err(self.mismatch(
+                name,
+                format!(
+                    "its elements were written as {written}, not {requested}; restore it as {written}, or with Restore::paged_reinterpret if the type was only renamed"
+                ),
+            ));
         }
         self.read_pages(name, &entry)
     }
@@ -209,14 +209,14 @@ impl<'a> Restore<'a> {
             ));
         }
         let requested = std::any::type_name::<T>();
-        if let Some(written) = entry.kind.type_name() {
-            if short_type_name(written) != short_type_name(requested) {
-                self.type_changes.push(TypeChange {
-                    segment: name.to_owned(),
-                    written_as: written.to_owned(),
-                    restored_as: requested.to_owned(),
-                });
-            }
+        if let Some(written) = entry.kind.type_name()
+            && short_type_name(written) != short_type_name(requested)
+        {
+            self.type_changes.push(TypeChange {
+                segment: name.to_owned(),
+                written_as: written.to_owned(),
+                restored_as: requested.to_owned(),
+            });
         }
         Ok(value)
     }
