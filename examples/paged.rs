@@ -1,11 +1,16 @@
 //! Paged state with the three schemes: a 256 MiB grid of which a few pages
 //! change per step, checkpointed full, incrementally and copy-on-write.
-//! Prints what each checkpoint wrote and how long the computation stalled.
+//! Prints what each checkpoint wrote and how long the computation stalled,
+//! then restores each store with a progress bar drawn from the restore's
+//! progress events, and reads an older checkpoint with a read-only
+//! [`Reader`](ckpt::Reader).
 //!
 //! Run it with `cargo run --release --example paged`.
 
-use ckpt::{Capture, Checkpointer, FsStorage, PagedVec, Restore, Scheme, State};
+use ckpt::model::Event;
+use ckpt::{Capture, Checkpointer, FsStorage, PagedVec, Reader, Restore, Scheme, State};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 
 /// A stencil code's state: small metadata plus a big grid.
 struct Stencil {
@@ -96,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
         let mut ck = Checkpointer::builder()
             .storage(FsStorage::open(dir.path())?)
+            .on_event(draw_progress)
             .build()?;
         let restored = ck.restore_latest::<Stencil>()?.ok_or("no checkpoint")?;
         let identical =
@@ -114,6 +120,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !identical {
             return Err("restore differs".into());
         }
+        // An older checkpoint, read without a lock and without writing,
+        // while the checkpointer above still holds the store.
+        let reader = Reader::open_dir(dir.path())?;
+        let listed = reader.list()?;
+        if let Some(oldest) = listed.checkpoints.first() {
+            let older = reader.restore_key::<Stencil>(&oldest.key)?;
+            println!(
+                "  {:<12} read-only: {} checkpoints listed, the oldest (step {}) restores too",
+                "",
+                listed.checkpoints.len(),
+                older.step
+            );
+        }
+        ck.finish()?;
     }
     Ok(())
+}
+
+/// Draws a restore's progress as a bar on one terminal line.
+fn draw_progress(event: &Event) {
+    if let Event::RestoreProgress(progress) = event {
+        let width = 40;
+        let filled = (progress.fraction() * width as f64).round() as usize;
+        print!(
+            "\r  restoring [{}{}] {:>5.1} / {:.1} MiB",
+            "#".repeat(filled),
+            " ".repeat(width - filled.min(width)),
+            progress.bytes_done as f64 / 1048576.0,
+            progress.bytes_total as f64 / 1048576.0
+        );
+        if progress.bytes_done == progress.bytes_total {
+            println!();
+        }
+        let _ = std::io::stdout().flush();
+    }
 }
