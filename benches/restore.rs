@@ -724,6 +724,7 @@ fn s3_rows(
     // A restore from S3 fetches page by page and takes tens of seconds.
     let reps = args.reps.unwrap_or(if args.quick { 2 } else { 3 });
     let (mut restores, mut gets, mut got) = (Vec::new(), Vec::new(), (0, 0));
+    let mut reads = Vec::new();
     for rep in 0..reps {
         let mut timed_restore = || -> Res<()> {
             let restored = restore(storage()?)?;
@@ -747,11 +748,19 @@ fn s3_rows(
             timed_get()?;
             timed_restore()?;
         }
+        let start = Instant::now();
+        let read = ckpt::Reader::new(storage()?)
+            .restore_latest::<PagedVec<f64>>()?
+            .ok_or("the store holds no checkpoint")?;
+        reads.push(start.elapsed().as_secs_f64());
+        drop(read);
     }
     let start = Instant::now();
     let sampled = getter.get_pages(PAGE_GETS_SAMPLED)?;
     let per_page_get = start.elapsed().as_secs_f64() / sampled.max(1) as f64;
     let (restore, get) = (median(&mut restores), median(&mut gets));
+    let read = median(&mut reads);
+    let read_bw = (mib * MIB) as f64 / read;
     let restore_bw = (mib * MIB) as f64 / restore;
     let get_bw = got.1 as f64 / get;
     println!(
@@ -769,6 +778,11 @@ fn s3_rows(
         "| `restore_latest` through `ObjectStorage` | {reps} | {restore:.3} | {:.0} | {:.2} |",
         restore_bw / 1e6,
         restore_bw / get_bw
+    );
+    println!(
+        "| `Reader::restore_latest` (no checkpointer start) | {reps} | {read:.3} | {:.0} | {:.2} |",
+        read_bw / 1e6,
+        read_bw / get_bw
     );
     let pages = got.1.div_ceil(PAGE_GET_BYTES as u64);
     println!(
