@@ -536,3 +536,47 @@ fn fails_over_when_the_active_s3_gateway_dies() {
             .unwrap(),
     );
 }
+
+/// No credential leaves the process: neither the builder, the store, nor
+/// a failed request's error (and its whole source chain) prints the secret
+/// key or the session token, in `Debug` or `Display`. Needs no server.
+#[test]
+fn no_secret_in_debug_display_or_errors() {
+    const SECRET: &str = "SECRETSECRETSECRET123";
+    const TOKEN: &str = "TOKENTOKENTOKEN456";
+    const KEY_ID: &str = "AKIDKEYIDKEYID789";
+    // A closed port: bind one, note it, let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let builder = ObjectStorage::builder()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .bucket("secret-test")
+        .prefix("p")
+        .credentials(KEY_ID, SECRET)
+        .session_token(TOKEN)
+        .option("aws_secret_access_key", SECRET)
+        .allow_http(true)
+        .retries(0, Duration::from_millis(100));
+    let mut printed = vec![format!("{builder:?}"), format!("{builder:#?}")];
+    let store = builder.build().unwrap();
+    printed.push(format!("{store:?}"));
+    let error = store.put("k", b"v").unwrap_err();
+    let mut source: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(e) = source {
+        printed.push(format!("{e}"));
+        printed.push(format!("{e:?}"));
+        source = e.source();
+    }
+    for text in &printed {
+        assert!(!text.contains(SECRET), "the secret key leaked: {text}");
+        assert!(!text.contains(TOKEN), "the session token leaked: {text}");
+        assert!(
+            !text.contains(KEY_ID),
+            "the whole access key id shows: {text}"
+        );
+    }
+    assert!(printed[0].contains("secret-test"), "{}", printed[0]);
+    assert!(printed[0].contains("AKID"), "{}", printed[0]);
+}

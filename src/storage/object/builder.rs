@@ -1,10 +1,12 @@
 //! Configuration of an [`ObjectStorage`] on S3 or an S3-compatible store.
 
-use super::{Backend, ObjectStorage, Tuning};
+use super::redact::{REDACTED, Secrets, endpoint_without_userinfo, partial};
+use super::{Backend, ObjectStorage, Presentation, Tuning};
 use crate::error::{Error, Result};
 use crate::storage::validate_key;
 use object_store::RetryConfig;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +18,16 @@ const MIN_PART_BYTES: usize = 5 << 20;
 ///
 /// Every option is checked once, in [`build`](Self::build), which names the
 /// option it rejects.
+///
+/// Its `Debug` shows where the store is and the start of the access key
+/// id, never a secret key, session token or option value.
 #[must_use = "a builder does nothing until build() is called"]
-#[derive(Debug)]
 pub struct ObjectStorageBuilder {
     s3: AmazonS3Builder,
     bucket: Option<String>,
     prefix: Option<String>,
     options: Vec<(String, String)>,
+    bulk_delete: bool,
     tuning: Tuning,
 }
 
@@ -33,8 +38,41 @@ impl Default for ObjectStorageBuilder {
             bucket: None,
             prefix: None,
             options: Vec::new(),
+            bulk_delete: false,
             tuning: Tuning::default(),
         }
+    }
+}
+
+impl fmt::Debug for ObjectStorageBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = |key| self.s3.get_config_value(&key);
+        // Option values may be secrets (`aws_secret_access_key`): names only.
+        let options: Vec<&str> = self.options.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("ObjectStorageBuilder")
+            .field(
+                "endpoint",
+                &value(AmazonS3ConfigKey::Endpoint).map(|e| endpoint_without_userinfo(&e)),
+            )
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("region", &value(AmazonS3ConfigKey::Region))
+            .field(
+                "access_key_id",
+                &value(AmazonS3ConfigKey::AccessKeyId).map(|id| partial(&id)),
+            )
+            .field(
+                "secret_access_key",
+                &value(AmazonS3ConfigKey::SecretAccessKey).map(|_| REDACTED),
+            )
+            .field(
+                "session_token",
+                &value(AmazonS3ConfigKey::Token).map(|_| REDACTED),
+            )
+            .field("options", &options)
+            .field("bulk_delete", &self.bulk_delete)
+            .field("tuning", &self.tuning)
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,6 +185,20 @@ impl ObjectStorageBuilder {
         self
     }
 
+    /// Deletes several objects in one `POST ?delete` request (S3's
+    /// `DeleteObjects`) instead of one `DELETE` per object (default: off).
+    ///
+    /// Off by default because `object_store` sends the bulk request even
+    /// for a single key, and SeaweedFS serves it under a per-object filer
+    /// lock with a 15 s lease: when a gateway dies mid-request the lock
+    /// outlives it, and the delete retried through another gateway waits
+    /// those 15 s. Single-object deletes take no such lock and are part of
+    /// the core S3 API every compatible store implements.
+    pub fn bulk_delete(mut self, enabled: bool) -> Self {
+        self.bulk_delete = enabled;
+        self
+    }
+
     /// Objects of at least this many bytes are uploaded in parts, several
     /// at once (default 16 MiB). The object still appears atomically, when
     /// the upload completes.
@@ -209,7 +261,10 @@ impl ObjectStorageBuilder {
         if tuning.max_concurrency == 0 {
             return Err(invalid("max_concurrency", "must be at least 1".to_owned()));
         }
-        let mut s3 = self.s3.with_bucket_name(&bucket);
+        let mut s3 = self
+            .s3
+            .with_bucket_name(&bucket)
+            .with_disable_bulk_delete(!self.bulk_delete);
         for (name, value) in self.options {
             let key: AmazonS3ConfigKey = name.parse().map_err(|_| {
                 invalid(
@@ -219,15 +274,45 @@ impl ObjectStorageBuilder {
             })?;
             s3 = s3.with_config(key, value);
         }
+        let shown = presentation(&s3, &bucket, &root);
         let store = s3
             .build()
-            .map_err(|e| invalid("endpoint/credentials", e.to_string()))?;
-        let description = format!("s3://{bucket}/{root}");
-        ObjectStorage::open(
-            Arc::new(store) as Arc<dyn Backend>,
-            root,
-            tuning,
-            description,
-        )
+            .map_err(|e| invalid("endpoint/credentials", shown.secrets.scrub(&e.to_string())))?;
+        ObjectStorage::open(Arc::new(store) as Arc<dyn Backend>, root, tuning, shown)
+    }
+}
+
+/// How the store built from `s3` shows itself, and the secrets it hides:
+/// the secret key, session token and SSE-C key, whether given to the
+/// builder, as options or in the environment.
+fn presentation(s3: &AmazonS3Builder, bucket: &str, root: &str) -> Presentation {
+    let value = |key| s3.get_config_value(&key);
+    let customer_key = "aws_sse_customer_key_base64"
+        .parse()
+        .ok()
+        .and_then(|key: AmazonS3ConfigKey| s3.get_config_value(&key));
+    let access_key_id = value(AmazonS3ConfigKey::AccessKeyId);
+    let secrets = Secrets::new(
+        [
+            value(AmazonS3ConfigKey::SecretAccessKey),
+            value(AmazonS3ConfigKey::Token),
+            customer_key,
+        ],
+        access_key_id.clone(),
+    );
+    let mut identity = Vec::new();
+    if let Some(endpoint) = value(AmazonS3ConfigKey::Endpoint) {
+        identity.push(format!("endpoint {}", endpoint_without_userinfo(&endpoint)));
+    }
+    if let Some(region) = value(AmazonS3ConfigKey::Region) {
+        identity.push(format!("region {region}"));
+    }
+    if let Some(id) = access_key_id {
+        identity.push(format!("access key {}", partial(&id)));
+    }
+    Presentation {
+        description: format!("s3://{bucket}/{root}"),
+        identity: identity.join(", "),
+        secrets,
     }
 }

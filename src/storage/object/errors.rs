@@ -6,16 +6,41 @@
 //! over) from a permanent one (bad request, access denied: fix the
 //! configuration), the same distinction
 //! [`is_unavailable`](crate::storage::is_unavailable) draws.
+//!
+//! The `io::Error` carries the text of the whole `object_store` error chain
+//! with every secret scrubbed (see [`Secrets`]), not the error itself: its
+//! `Debug` would print the server's answer unfiltered, and an S3
+//! `SignatureDoesNotMatch` answer can hold the session token.
 
+use super::redact::Secrets;
 use crate::error::Error;
 use object_store::client::{HttpError, HttpErrorKind};
 use std::error::Error as StdError;
 use std::io;
 
-/// Converts an `object_store` error from operation `op` on `key`.
-pub(super) fn from_object_store(op: &'static str, key: &str, error: object_store::Error) -> Error {
+/// S3 error codes that mean the credentials, not the request, are wrong.
+const CREDENTIAL_CODES: [&str; 8] = [
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "InvalidToken",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed",
+    "InvalidSecurity",
+    "AccessDenied",
+];
+
+/// Converts an `object_store` error from operation `op` on `key` of the
+/// store `store` (its bucket and prefix, for messages).
+pub(super) fn from_object_store(
+    op: &'static str,
+    key: &str,
+    store: &str,
+    secrets: &Secrets,
+    error: object_store::Error,
+) -> Error {
     use object_store::Error as E;
-    let kind = match &error {
+    let mut kind = match &error {
         E::NotFound { .. } => {
             return Error::NotFound {
                 key: key.to_owned(),
@@ -27,7 +52,59 @@ pub(super) fn from_object_store(op: &'static str, key: &str, error: object_store
         E::AlreadyExists { .. } | E::Precondition { .. } => io::ErrorKind::AlreadyExists,
         _ => transport_kind(&error),
     };
-    Error::storage(op, key, io::Error::new(kind, error))
+    let detail = secrets.scrub(&chain_text(&error));
+    let message = match refused_credentials(kind, &detail) {
+        Some(reason) => {
+            kind = io::ErrorKind::PermissionDenied;
+            format!(
+                "{store} refused the credentials ({reason}); this is permanent, retrying will not help: \
+                 check the access key id, secret key and session token, and that they may use this bucket ({detail})"
+            )
+        }
+        None => detail,
+    };
+    Error::storage(op, key, io::Error::new(kind, message))
+}
+
+/// Why the store refused the credentials (status and S3 error code), or
+/// `None` when it did not.
+fn refused_credentials(kind: io::ErrorKind, detail: &str) -> Option<String> {
+    let code = s3_code_in(detail).filter(|code| CREDENTIAL_CODES.contains(code));
+    let status = status_in(detail);
+    if code.is_none()
+        && kind != io::ErrorKind::PermissionDenied
+        && !matches!(status, Some(401 | 403))
+    {
+        return None;
+    }
+    Some(match (status, code) {
+        (Some(status), Some(code)) => format!("{status} {code}"),
+        (Some(status), None) => status.to_string(),
+        (None, Some(code)) => code.to_owned(),
+        (None, None) => "access denied".to_owned(),
+    })
+}
+
+/// The text of `error` and of each source its text does not already hold.
+fn chain_text(error: &object_store::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}
+
+/// The S3 error code of an XML error body in `message` (`<Code>…</Code>`).
+fn s3_code_in(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("<Code>")?;
+    let (code, _) = rest.split_once("</Code>")?;
+    Some(code)
 }
 
 /// The kind of a failed request: from the HTTP transport error in its
@@ -87,7 +164,9 @@ mod tests {
             path: "root/k".into(),
             source: "404".into(),
         };
-        assert!(matches!(from_object_store("get", "k", e), Error::NotFound { key } if key == "k"));
+        assert!(
+            matches!(from_object_store("get", "k", "s3://b/", &Secrets::default(), e), Error::NotFound { key } if key == "k")
+        );
     }
 
     #[test]
@@ -101,7 +180,13 @@ mod tests {
             other => panic!("expected a storage error, got {other}"),
         };
         assert_eq!(
-            kind(from_object_store("put", "k", denied)),
+            kind(from_object_store(
+                "put",
+                "k",
+                "s3://b/",
+                &Secrets::default(),
+                denied
+            )),
             io::ErrorKind::PermissionDenied
         );
         let busy = object_store::Error::Generic {
@@ -109,14 +194,63 @@ mod tests {
             source: "Server returned non-2xx status code: 503 Service Unavailable".into(),
         };
         assert_eq!(
-            kind(from_object_store("put", "k", busy)),
+            kind(from_object_store(
+                "put",
+                "k",
+                "s3://b/",
+                &Secrets::default(),
+                busy
+            )),
             io::ErrorKind::ResourceBusy
         );
         let bad = object_store::Error::Generic {
             store: "S3",
             source: "Server returned non-2xx status code: 400 Bad Request".into(),
         };
-        let bad = from_object_store("put", "k", bad);
+        let bad = from_object_store("put", "k", "s3://b/", &Secrets::default(), bad);
         assert!(!crate::storage::is_unavailable(&bad), "{bad}");
+    }
+
+    #[test]
+    fn refused_credentials_are_permanent_name_the_store_and_hide_the_token() {
+        let secrets = Secrets::new(
+            [Some("TOKEN456".to_owned())],
+            Some("AKIDEXAMPLE".to_owned()),
+        );
+        let refused = object_store::Error::PermissionDenied {
+            path: "jobs/k".into(),
+            source: "Error performing PUT http://h/b/jobs/k in 3ms - Server returned non-2xx status code: \
+                403 Forbidden: <Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>AKIDEXAMPLE</AWSAccessKeyId>\
+                <CanonicalRequest>PUT\n/b/jobs/k\nx-amz-security-token:TOKEN456\n</CanonicalRequest></Error>"
+                .into(),
+        };
+        let error = from_object_store("put", "k", "s3://b/jobs/", &secrets, refused);
+        let text = format!("{error} {error:?}");
+        assert!(
+            matches!(&error, Error::Storage { source, .. } if source.kind() == io::ErrorKind::PermissionDenied)
+        );
+        for shown in [
+            "s3://b/jobs/",
+            "403 SignatureDoesNotMatch",
+            "check the access key id",
+            "AKID…",
+        ] {
+            assert!(text.contains(shown), "{shown} not in {text}");
+        }
+        for hidden in ["TOKEN456", "AKIDEXAMPLE"] {
+            assert!(!text.contains(hidden), "{hidden} in {text}");
+        }
+        // An invalid key id comes back as 403 InvalidAccessKeyId through the generic error.
+        let unknown_key = object_store::Error::Generic {
+            store: "S3",
+            source: "<Error><Code>InvalidAccessKeyId</Code></Error>".into(),
+        };
+        let error = from_object_store("get", "k", "s3://b/", &secrets, unknown_key);
+        assert!(
+            error
+                .to_string()
+                .contains("refused the credentials (InvalidAccessKeyId)"),
+            "{error}"
+        );
     }
 }

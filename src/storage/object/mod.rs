@@ -6,6 +6,7 @@
 
 mod builder;
 mod errors;
+mod redact;
 mod runtime;
 
 pub use builder::ObjectStorageBuilder;
@@ -20,6 +21,7 @@ use object_store::{
     GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
     WriteMultipart,
 };
+use redact::Secrets;
 use runtime::BlockingRuntime;
 use std::borrow::Cow;
 use std::fmt;
@@ -95,13 +97,31 @@ pub struct ObjectStorage {
     root: String,
     tuning: Tuning,
     runtime: BlockingRuntime,
+    /// Where the objects live (`s3://bucket/prefix/`), for messages.
     description: String,
+    /// Where requests go and as whom, with no secret in it, for `Debug`.
+    identity: String,
+    /// What every message is scrubbed of.
+    secrets: Secrets,
 }
 
+/// Prints where the store is (endpoint, bucket, prefix, region) and the
+/// start of the access key id; never a secret.
 impl fmt::Debug for ObjectStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ObjectStorage({})", self.description)
+        write!(f, "ObjectStorage({}", self.description)?;
+        if !self.identity.is_empty() {
+            write!(f, ", {}", self.identity)?;
+        }
+        f.write_str(")")
     }
+}
+
+/// How an [`ObjectStorage`] shows itself and what it hides.
+struct Presentation {
+    description: String,
+    identity: String,
+    secrets: Secrets,
 }
 
 impl ObjectStorage {
@@ -136,22 +156,28 @@ impl ObjectStorage {
             validate_key(prefix)?;
             format!("{prefix}/")
         };
-        let description = format!("{store}/{root}");
-        Self::open(store, root, Tuning::default(), description)
+        let shown = Presentation {
+            description: format!("{store}/{root}"),
+            identity: String::new(),
+            secrets: Secrets::default(),
+        };
+        Self::open(store, root, Tuning::default(), shown)
     }
 
     fn open(
         store: Arc<dyn Backend>,
         root: String,
         tuning: Tuning,
-        description: String,
+        shown: Presentation,
     ) -> Result<Self> {
         Ok(ObjectStorage {
             store,
             root,
             tuning,
             runtime: BlockingRuntime::new()?,
-            description,
+            description: shown.description,
+            identity: shown.identity,
+            secrets: shown.secrets,
         })
     }
 
@@ -178,7 +204,7 @@ impl ObjectStorage {
     {
         self.runtime
             .run(op, key, request)?
-            .map_err(|e| from_object_store(op, key, e))
+            .map_err(|e| from_object_store(op, key, &self.description, &self.secrets, e))
     }
 
     /// The size of the object, or [`Error::NotFound`].
