@@ -414,6 +414,11 @@ impl Gateway {
     /// Starts one, or `None` (after saying why) when the server's script did
     /// not say where `weed` and the filer are.
     fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with extra `weed s3` arguments.
+    fn start_with(extra: &[String]) -> Option<Self> {
         let (Ok(weed), Ok(filer)) = (
             std::env::var("CKPT_S3_WEED"),
             std::env::var("CKPT_S3_FILER"),
@@ -441,6 +446,7 @@ impl Gateway {
             .arg(format!("-filer={filer}"))
             .arg(format!("-port={port}"))
             .arg(format!("-port.grpc={grpc}"))
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -579,4 +585,67 @@ fn no_secret_in_debug_display_or_errors() {
     }
     assert!(printed[0].contains("secret-test"), "{}", printed[0]);
     assert!(printed[0].contains("AKID"), "{}", printed[0]);
+}
+
+/// Wrong credentials against a gateway that checks them (an identity
+/// config) fail at once, are not retried, and say which bucket refused
+/// them and what to check — without printing the secret that was wrong.
+#[test]
+fn wrong_credentials_fail_at_once_naming_the_bucket() {
+    let Some((_, prefix)) = server("credentials") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("s3.json");
+    std::fs::write(
+        &config,
+        r#"{"identities":[{"name":"ckpt","credentials":[{"accessKey":"ckpt-auth","secretKey":"ckpt-auth-secret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}"#,
+    )
+    .unwrap();
+    let Some(gateway) = Gateway::start_with(&[format!("-config={}", config.display())]) else {
+        return;
+    };
+    let bucket = std::env::var("CKPT_S3_BUCKET").unwrap_or_else(|_| "ckpt-test".to_owned());
+    let as_user = |key_id: &str, secret: &str| {
+        ObjectStorage::builder()
+            .endpoint(&gateway.endpoint)
+            .bucket(&bucket)
+            .prefix(prefix.clone())
+            .region("us-east-1")
+            .credentials(key_id, secret)
+            .allow_http(true)
+            .build()
+            .unwrap()
+    };
+    let good = as_user("ckpt-auth", "ckpt-auth-secret");
+    let started = std::time::Instant::now();
+    while good.put("probe", b"up").is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the authenticating gateway did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (key_id, secret) in [
+        ("ckpt-auth", "WRONGSECRETWRONG"),
+        ("ckpt-nobody", "WRONGSECRETWRONG"),
+    ] {
+        // Default retries (10 within 3 minutes): a retried error would take seconds.
+        let bad = as_user(key_id, secret);
+        let started = std::time::Instant::now();
+        let error = bad.put("k", b"v").unwrap_err();
+        let elapsed = started.elapsed();
+        let text = format!("{error} {error:?}");
+        assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}: {text}");
+        assert!(
+            matches!(&error, Error::Storage { source, .. } if source.kind() == io::ErrorKind::PermissionDenied),
+            "{text}"
+        );
+        assert!(text.contains(&format!("s3://{bucket}/")), "{text}");
+        assert!(text.contains("refused the credentials"), "{text}");
+        assert!(text.contains("check the access key id"), "{text}");
+        assert!(!text.contains("WRONGSECRETWRONG"), "{text}");
+        say(&format!("wrong credentials ({key_id}): {error}"));
+    }
+    good.delete("probe").unwrap();
 }

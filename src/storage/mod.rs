@@ -135,7 +135,7 @@ pub trait Storage: Send + Sync + Debug {
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         let _ = (key, data);
         Err(Error::Unsupported {
-            backend: format!("{self:?}").chars().take(80).collect(),
+            backend: std::any::type_name::<Self>().to_owned(), // never its Debug: that may hold credentials
             operation: "conditional put (put_if_absent)",
             hint: "use MemStorage, FsStorage or ObjectStorage, or implement put_if_absent",
         })
