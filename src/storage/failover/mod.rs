@@ -50,7 +50,7 @@ pub enum Mode {
 /// The kind of a storage operation, in events and in-flight records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpKind {
-    /// [`Storage::put`].
+    /// [`Storage::put`], [`Storage::put_parts`] or [`Storage::put_if_absent`].
     Put,
     /// [`Storage::get`].
     Get,
@@ -58,7 +58,8 @@ pub enum OpKind {
     GetRange,
     /// [`Storage::list`].
     List,
-    /// [`Storage::delete`].
+    /// [`Storage::delete`] or [`Storage::delete_many`] (recorded under
+    /// its first key).
     Delete,
 }
 
@@ -892,8 +893,42 @@ impl Storage for FailoverStorage {
         match self.execute(Op::ReadInto(key, offset, &target))? {
             Output::Done => Ok(()),
             Output::Bytes(bytes) => target.fill(key, offset, &bytes),
-            Output::Keys(_) => Err(wrong_output("get", key)),
+            _ => Err(wrong_output("get", key)),
         }
+    }
+
+    /// Goes through the gate, retries and fails over like
+    /// [`put`](Storage::put). In shared mode the active path's
+    /// `put_if_absent` decides; in mirrored mode the active's does, and only
+    /// a create reaches the standby (as a plain put of the same bytes,
+    /// before this returns). As the trait allows, a create retried after a
+    /// failover may find the object its own first attempt made (a call
+    /// that failed or ran past its deadline after it landed) and answer
+    /// `Ok(false)`.
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        match self.execute(Op::PutIfAbsent(key, data))? {
+            Output::Created(created) => Ok(created),
+            _ => Err(wrong_output("put", key)),
+        }
+    }
+
+    /// Goes through the gate, retries and fails over like
+    /// [`put`](Storage::put). Without a deadline the parts go to each
+    /// backend's `put_parts` unjoined; with one, the call runs on a thread
+    /// that may be abandoned at the deadline and so cannot borrow them: they
+    /// are joined into one buffer (one copy per operation) and written with
+    /// `put`.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.execute(Op::PutParts(key, parts)).map(drop)
+    }
+
+    /// One batched `delete_many` per backend (the standby's first in
+    /// mirrored mode, as for [`delete`](Storage::delete)), through the gate,
+    /// retries and failover. Events and in-flight records name its first
+    /// key.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let first = keys.first().map_or("", String::as_str);
+        self.execute(Op::DeleteMany(first, keys)).map(drop)
     }
 
     /// The larger of the two backends' (reads may go to either).
