@@ -282,6 +282,13 @@ impl FailoverBuilder {
     /// [`deadline_per_mib`](Self::deadline_per_mib) per MiB moved. `None`
     /// runs calls on the caller's thread with no deadline: cheaper, but a
     /// hung backend then hangs its callers.
+    ///
+    /// What an overrun means depends on the mode (see "The deadline, per
+    /// mode" on [`FailoverStorage`]): in mirrored mode it blames one of two
+    /// stores; in shared mode it blames a *path*, and a store that is
+    /// merely slow overruns on both paths and takes the pair down. In
+    /// shared mode set it well above the store's worst latency, or leave
+    /// it off.
     pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
         self.deadline = deadline;
         self
@@ -421,6 +428,29 @@ impl FailoverBuilder {
 /// (e.g. a range outside the object). Failing over on those would only move
 /// the same answer to the other backend. Override the rule with
 /// [`FailoverBuilder::unavailable_if`].
+///
+/// # The deadline, per mode
+///
+/// A call that runs past the deadline ([`FailoverBuilder::deadline`])
+/// counts as a failure of the backend it ran on, and what that means
+/// differs between the modes:
+///
+/// * **Mirrored**: the two backends are two stores, so an overrun blames
+///   one of them, and the other (which holds every committed object)
+///   takes over. A deadline a little above the store's worst healthy
+///   latency turns a hung store into a short pause.
+/// * **Shared**: the two backends are two *paths* to one store. An
+///   overrun can only be told from a slow store by the other path: when
+///   the store itself is slow, the call overruns on the active path, the
+///   pair fails over to the other path to the same slow store, the retry
+///   overruns there too, and — with no standby readmitted in between —
+///   the pair goes down ([`Error::StorageDown`]). A slow store becomes an
+///   outage. So in shared mode **set the deadline well above the store's
+///   worst latency** (its slowest healthy call on your largest object,
+///   allowing for [`FailoverBuilder::deadline_per_mib`]), or leave it off
+///   (`deadline(None)`) and rely on the path's own timeouts (a mount's, a
+///   client's) to report a dead path. The 100 ms–1 s deadlines in
+///   `ckpt`'s own tests suit in-memory backends, not real stores.
 ///
 /// # The commit rule (mirrored mode)
 ///
