@@ -220,7 +220,11 @@ fn failover_pair_mirrors_conditional_puts_parts_and_batched_deletes() {
             .unwrap();
         assert_eq!(a.get("packs/p").unwrap(), b"abcd", "{deadline:?}");
         assert_eq!(b.get("packs/p").unwrap(), b"abcd", "{deadline:?}");
-        let keys = ["global/1".to_owned(), "packs/p".to_owned(), "none".to_owned()];
+        let keys = [
+            "global/1".to_owned(),
+            "packs/p".to_owned(),
+            "none".to_owned(),
+        ];
         store.delete_many(&keys).unwrap();
         assert!(a.list("").unwrap().is_empty(), "{deadline:?}");
         assert!(b.list("").unwrap().is_empty(), "{deadline:?}");

@@ -215,43 +215,6 @@ pub(crate) fn scatter_into(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug)]
-    struct Plain;
-
-    impl Storage for Plain {
-        fn put(&self, _: &str, _: &[u8]) -> Result<()> {
-            Ok(())
-        }
-        fn get(&self, key: &str) -> Result<Vec<u8>> {
-            Err(Error::NotFound {
-                key: key.to_owned(),
-            })
-        }
-        fn list(&self, _: &str) -> Result<Vec<String>> {
-            Ok(Vec::new())
-        }
-        fn delete(&self, _: &str) -> Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn unsupported_names_the_backend_by_its_short_type_name() {
-        assert_eq!(
-            short_type_name("ckpt::storage::fault::FaultyStorage<alloc::sync::Arc<dyn ckpt::Storage>>"),
-            "FaultyStorage<Arc<dyn Storage>>"
-        );
-        match Plain.put_if_absent("k", b"v") {
-            Err(Error::Unsupported { backend, .. }) => assert_eq!(backend, "Plain"),
-            other => panic!("{other:?}"),
-        }
-    }
-}
-
 /// Checks that `key` is a well-formed storage key (see [`Storage`]).
 pub fn validate_key(key: &str) -> Result<()> {
     let reason = if key.is_empty() {
@@ -304,5 +267,44 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn read_gap_bytes(&self) -> u64 {
         (**self).read_gap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Plain;
+
+    impl Storage for Plain {
+        fn put(&self, _: &str, _: &[u8]) -> Result<()> {
+            Ok(())
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            Err(Error::NotFound {
+                key: key.to_owned(),
+            })
+        }
+        fn list(&self, _: &str) -> Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn delete(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn unsupported_names_the_backend_by_its_short_type_name() {
+        assert_eq!(
+            short_type_name(
+                "ckpt::storage::fault::FaultyStorage<alloc::sync::Arc<dyn ckpt::Storage>>"
+            ),
+            "FaultyStorage<Arc<dyn Storage>>"
+        );
+        match Plain.put_if_absent("k", b"v") {
+            Err(Error::Unsupported { backend, .. }) => assert_eq!(backend, "Plain"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -162,9 +162,7 @@ impl ReadTarget for u64 {
     }
 }
 
-impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget, P: Parts, L: AsRef<[String]>>
-    Op<K, D, T, P, L>
-{
+impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget, P: Parts, L: AsRef<[String]>> Op<K, D, T, P, L> {
     fn kind(&self) -> OpKind {
         match self {
             Op::Put(..) | Op::PutIfAbsent(..) | Op::PutParts(..) => OpKind::Put,
@@ -236,9 +234,7 @@ impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget, P: Parts, L: AsRef<[String]>>
             Op::ReadInto(key, offset, target) => target.read(storage, key.as_ref(), *offset),
             Op::List(prefix) => storage.list(prefix.as_ref()).map(Output::Keys),
             Op::Delete(key) => storage.delete(key.as_ref()).map(|()| Output::Done),
-            Op::DeleteMany(_, keys) => storage
-                .delete_many(keys.as_ref())
-                .map(|()| Output::Done),
+            Op::DeleteMany(_, keys) => storage.delete_many(keys.as_ref()).map(|()| Output::Done),
         }
     }
 }
@@ -440,9 +436,7 @@ impl FailoverStorage {
                 | Op::PutParts(..)
                 | Op::Delete(_)
                 | Op::DeleteMany(..),
-            ) => {
-                self.mirrored_write(pair, standby, op, owned)
-            }
+            ) => self.mirrored_write(pair, standby, op, owned),
             (Some(standby), Op::Get(_) | Op::GetRange(..) | Op::ReadInto(..)) => {
                 (self.mirrored_get(pair, standby, op, owned), false)
             }
