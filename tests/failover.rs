@@ -4,7 +4,7 @@
 use ckpt::storage::{
     FailoverEvent, FailoverStorage, Fault, FaultyStorage, Mode, OpState, PrefixStorage,
 };
-use ckpt::{Checkpointer, Error, FsStorage, MemStorage, Storage};
+use ckpt::{Checkpointer, Error, FsStorage, Group, MemStorage, Storage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -688,4 +688,119 @@ fn failovers_reach_the_cost_model_as_events() {
     ck.flush().unwrap();
     assert_eq!(ck.summary().failovers, 1, "{:?}", ck.summary());
     assert_eq!(restore_from(rig.backends["b"].inner().clone(), 0), work);
+}
+
+/// `readmit` on a pair that went down while it waited (here: for a call
+/// left hung on the backend it readmits) refuses with `AdmitRefused`: no
+/// standby installed beside `down`, no `FailedBack`. It used to succeed in
+/// shared mode.
+#[test]
+fn readmit_refuses_a_pair_that_went_down_while_it_waited() {
+    for mode in [Mode::Shared, Mode::Mirrored] {
+        let rig = Rig::new(mode, Some(Duration::from_millis(100)));
+        let store = Arc::clone(&rig.store);
+        let (a, b) = (rig.backends["a"].clone(), rig.backends["b"].clone());
+        let events = store.subscribe();
+        store.put("k", b"v").unwrap();
+        a.control().fail_now(Fault::Hang);
+        store.put("k", b"w").unwrap(); // fails over to "b"; the call on "a" hangs
+        assert_eq!(store.stats().active.as_deref(), Some("b"), "{mode:?}");
+        let readmit = {
+            let (store, a) = (Arc::clone(&store), a.clone());
+            std::thread::spawn(move || store.readmit("a", a))
+        };
+        // Readmission waits for the hung call meanwhile.
+        std::thread::sleep(Duration::from_millis(200));
+        b.control()
+            .fail_next(Fault::Error(ErrorKind::ConnectionReset));
+        let err = store.get("k").unwrap_err();
+        assert!(matches!(err, Error::StorageDown { .. }), "{mode:?}: {err}");
+        a.control().repair(); // the hung call ends; readmission goes on
+
+        let err = readmit.join().unwrap().unwrap_err();
+        let Error::AdmitRefused { backend, reason } = &err else {
+            panic!("{mode:?}: expected AdmitRefused, got {err}");
+        };
+        assert_eq!(backend, "a");
+        assert!(reason.contains("went down"), "{mode:?}: {reason}");
+        let stats = store.stats();
+        assert!(stats.down, "{mode:?}");
+        assert_eq!(stats.standby, None, "{mode:?}");
+        assert_eq!(stats.failbacks, 0, "{mode:?}");
+        assert!(stats.failed.contains(&"a".to_owned()), "{mode:?}");
+        assert!(
+            !events
+                .try_iter()
+                .any(|e| matches!(e, FailoverEvent::FailedBack { .. })),
+            "{mode:?}"
+        );
+        assert!(matches!(store.get("k"), Err(Error::StorageDown { .. })));
+    }
+}
+
+/// Two ranks of a `Group` checkpoint over one pair and restore together:
+/// the pair forwards the conditional put a global commit is made with
+/// (`build` used to fail with `Unsupported`).
+#[test]
+fn a_group_checkpoints_over_a_pair_and_restores() {
+    const RANKS: u32 = 2;
+    for mode in [Mode::Mirrored, Mode::Shared] {
+        let one = MemStorage::new();
+        let (a, b) = match mode {
+            Mode::Shared => (one.clone(), one.clone()),
+            Mode::Mirrored => (MemStorage::new(), MemStorage::new()),
+        };
+        let store = Arc::new(
+            FailoverStorage::builder(mode)
+                .active("a", Arc::new(a))
+                .standby("b", Arc::new(b.clone()))
+                .build()
+                .unwrap(),
+        );
+        let open = |rank: u32, run: &str| {
+            Checkpointer::builder()
+                .storage(Arc::clone(&store))
+                .group(Group::new(RANKS, rank, run))
+                .build()
+                .unwrap_or_else(|e| panic!("{mode:?}: rank {rank}: {e}"))
+        };
+        let finished: Vec<Work> = std::thread::scope(|scope| {
+            let ranks: Vec<_> = (0..RANKS)
+                .map(|rank| {
+                    scope.spawn(move || {
+                        let mut ck = open(rank, "run-1");
+                        assert!(ck.restore_latest::<Work>().unwrap().is_none());
+                        let mut work = Work::new(rank as usize);
+                        for _ in 0..3 {
+                            ck.scope(work.step, &mut work, Work::advance).unwrap();
+                        }
+                        ck.finish().unwrap();
+                        work
+                    })
+                })
+                .collect();
+            ranks.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let restored: Vec<(u64, Work)> = std::thread::scope(|scope| {
+            let ranks: Vec<_> = (0..RANKS)
+                .map(|rank| {
+                    scope.spawn(move || {
+                        let mut ck = open(rank, "run-2");
+                        let r = ck.restore_latest::<Work>().unwrap().expect("a commit");
+                        let global = r.global.expect("a group restore names its commit");
+                        (global.step, r.state)
+                    })
+                })
+                .collect();
+            ranks.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for (rank, (step, state)) in restored.into_iter().enumerate() {
+            assert_eq!(state, finished[rank], "{mode:?}: rank {rank}");
+            assert_eq!(step, state.step - 1, "{mode:?}: rank {rank}");
+        }
+        if mode == Mode::Mirrored {
+            assert_identical(&b, store.as_ref());
+        }
+        assert_eq!(store.stats().failovers, 0);
+    }
 }

@@ -53,7 +53,15 @@ fn fs_storage_shared() {
 fn conditional_put_is_supported_where_coordination_needs_it() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FsStorage::open(dir.path()).unwrap();
-    let backends: [(&str, Box<dyn Storage>); 4] = [
+    let one = MemStorage::new();
+    let pair = |mode, a: MemStorage, b: MemStorage| {
+        FailoverStorage::builder(mode)
+            .active("a", Arc::new(a))
+            .standby("b", Arc::new(b))
+            .build()
+            .unwrap()
+    };
+    let backends: [(&str, Box<dyn Storage>); 7] = [
         ("mem", Box::new(MemStorage::new())),
         (
             "prefix over mem",
@@ -64,6 +72,29 @@ fn conditional_put_is_supported_where_coordination_needs_it() {
             Box::new(FaultyStorage::new(MemStorage::new())),
         ),
         ("fs", Box::new(fs)),
+        (
+            "mirrored pair",
+            Box::new(pair(Mode::Mirrored, MemStorage::new(), MemStorage::new())),
+        ),
+        (
+            "shared pair",
+            Box::new(pair(Mode::Shared, one.clone(), one.clone())),
+        ),
+        (
+            "prefix over a pair over faulty",
+            Box::new(
+                PrefixStorage::new(
+                    FailoverStorage::builder(Mode::Mirrored)
+                        .active("a", Arc::new(FaultyStorage::new(MemStorage::new())))
+                        .standby("b", Arc::new(FaultyStorage::new(MemStorage::new())))
+                        .deadline(None)
+                        .build()
+                        .unwrap(),
+                    "p",
+                )
+                .unwrap(),
+            ),
+        ),
     ];
     for (name, store) in &backends {
         assert!(suite::supports_conditional_put(store.as_ref()), "{name}");
@@ -128,6 +159,110 @@ fn failover_storage_shared() {
         .unwrap();
     suite::run_all(&store);
     assert_eq!(store.stats().failovers, 0);
+}
+
+/// A wrapper that forgets to forward `put_if_absent`: `run_all` must fail
+/// on it, and only a backend declared without conditional puts may skip
+/// that check.
+#[derive(Debug)]
+struct NoConditionalPut(MemStorage);
+
+impl Storage for NoConditionalPut {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.0.put(key, data)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.0.get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.0.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.0.delete(key)
+    }
+}
+
+#[test]
+#[should_panic(expected = "put_if_absent is not supported")]
+fn the_suite_fails_a_store_without_conditional_put() {
+    suite::run_all(&NoConditionalPut(MemStorage::new()));
+}
+
+#[test]
+fn a_store_declared_without_conditional_put_passes_the_rest() {
+    suite::run_all_without_conditional_put(&NoConditionalPut(MemStorage::new()));
+}
+
+#[test]
+#[should_panic(expected = "declared without conditional put")]
+fn the_suite_catches_a_declaration_that_is_not_true() {
+    suite::run_all_without_conditional_put(&MemStorage::new());
+}
+
+/// A mirrored pair's conditional put is decided by the active, and the
+/// winner's bytes (only) reach the standby; batched deletes and parts
+/// reach both mirrors.
+#[test]
+fn failover_pair_mirrors_conditional_puts_parts_and_batched_deletes() {
+    for deadline in [None, Some(std::time::Duration::from_secs(5))] {
+        let (a, b) = (Arc::new(MemStorage::new()), Arc::new(MemStorage::new()));
+        let store = FailoverStorage::builder(Mode::Mirrored)
+            .active("a", a.clone())
+            .standby("b", b.clone())
+            .deadline(deadline)
+            .build()
+            .unwrap();
+        assert!(store.put_if_absent("global/1", b"winner").unwrap());
+        assert!(!store.put_if_absent("global/1", b"loser").unwrap());
+        assert_eq!(b.get("global/1").unwrap(), b"winner", "{deadline:?}");
+        store
+            .put_parts("packs/p", &[b"ab".as_slice(), b"", b"cd"])
+            .unwrap();
+        assert_eq!(a.get("packs/p").unwrap(), b"abcd", "{deadline:?}");
+        assert_eq!(b.get("packs/p").unwrap(), b"abcd", "{deadline:?}");
+        let keys = [
+            "global/1".to_owned(),
+            "packs/p".to_owned(),
+            "none".to_owned(),
+        ];
+        store.delete_many(&keys).unwrap();
+        assert!(a.list("").unwrap().is_empty(), "{deadline:?}");
+        assert!(b.list("").unwrap().is_empty(), "{deadline:?}");
+    }
+}
+
+/// Conditional puts, parts and batched deletes fail over like puts.
+#[test]
+fn failover_pair_fails_over_conditional_puts_parts_and_batched_deletes() {
+    use ckpt::storage::Fault;
+    for mode in [Mode::Mirrored, Mode::Shared] {
+        let one = MemStorage::new();
+        let backend = || match mode {
+            Mode::Shared => Arc::new(FaultyStorage::new(one.clone())),
+            Mode::Mirrored => Arc::new(FaultyStorage::new(MemStorage::new())),
+        };
+        let (a, b) = (backend(), backend());
+        let store = FailoverStorage::builder(mode)
+            .active("a", a.clone())
+            .standby("b", b.clone())
+            .deadline(None)
+            .build()
+            .unwrap();
+        let reset = Fault::Error(std::io::ErrorKind::ConnectionReset);
+        a.control().fail_now(reset);
+        assert!(store.put_if_absent("g", b"1").unwrap(), "{mode:?}");
+        assert_eq!(store.stats().failovers, 1, "{mode:?}");
+        assert!(!store.put_if_absent("g", b"2").unwrap(), "{mode:?}");
+        store.put_parts("p", &[b"x".as_slice(), b"y"]).unwrap();
+        assert_eq!(b.inner().get("p").unwrap(), b"xy", "{mode:?}");
+        b.control().fail_next(reset);
+        let err = store.delete_many(&["p".to_owned()]).unwrap_err();
+        assert!(
+            matches!(err, ckpt::Error::StorageDown { .. }),
+            "{mode:?}: {err}"
+        );
+        assert_eq!(b.inner().get("p").unwrap(), b"xy", "{mode:?}");
+    }
 }
 
 /// A backend that lists in the wrong order: the suite must catch it.

@@ -6,7 +6,7 @@ use super::PagedVec;
 use crate::error::{Error, Result};
 use crate::fetch::{Wanted, fetch};
 use crate::format::{ChunkRef, Manifest, STATE_CODEC, SegmentEntry};
-use crate::storage::Storage;
+use crate::storage::{Storage, short_type_name};
 use bytemuck::Pod;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -388,26 +388,6 @@ fn zeroed_page<T: Pod>(elems: usize) -> Vec<T> {
 /// A page's memory as bytes (none for a zero-sized element type).
 fn page_bytes<T: Pod>(page: &mut [T]) -> &mut [u8] {
     bytemuck::try_cast_slice_mut(page).unwrap_or_default()
-}
-
-/// A type's name without module paths (`alloc::vec::Vec<my::Cell>` is
-/// `Vec<Cell>`), so that a type moved between modules keeps its name.
-pub(crate) fn short_type_name(full: &str) -> String {
-    let mut out = String::with_capacity(full.len());
-    let mut path_start = 0;
-    let mut chars = full.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ':' && chars.peek() == Some(&':') {
-            chars.next();
-            out.truncate(path_start);
-        } else {
-            out.push(c);
-            if !(c.is_alphanumeric() || c == '_') {
-                path_start = out.len();
-            }
-        }
-    }
-    out
 }
 
 /// Decodes a serde value from `bytes` with a decoder limit derived from

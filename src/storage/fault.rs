@@ -150,12 +150,13 @@ impl<S: Storage> FaultyStorage<S> {
     }
 
     /// Runs `operation` on the inner store unless a fault says otherwise.
-    /// `torn` is what a torn write leaves behind (puts only).
+    /// `torn` is the parts of what a put writes: a torn write leaves the
+    /// first half of them behind (puts only).
     fn run<T>(
         &self,
         op: &'static str,
         key: &str,
-        torn: Option<&[u8]>,
+        torn: Option<&[&[u8]]>,
         operation: impl FnOnce(&S) -> Result<T>,
     ) -> Result<T> {
         let (fault, generation) = self.control.draw();
@@ -164,7 +165,8 @@ impl<S: Storage> FaultyStorage<S> {
             Some(Fault::Error(kind)) => return Err(injected(op, key, kind, "injected fault")),
             Some(Fault::Hang) => self.control.hang(op, key, generation)?,
             Some(Fault::TornWrite) => {
-                if let Some(data) = torn {
+                if let Some(parts) = torn {
+                    let data = parts.concat();
                     let half = data.get(..data.len() / 2).unwrap_or_default();
                     // The point is the debris; whether writing it worked
                     // does not change what the caller is told.
@@ -351,7 +353,7 @@ impl FaultState {
 
 impl<S: Storage> Storage for FaultyStorage<S> {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        self.run("put", key, Some(data), |s| s.put(key, data))
+        self.run("put", key, Some(&[data]), |s| s.put(key, data))
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {
@@ -371,7 +373,20 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
-        self.run("put", key, Some(data), |s| s.put_if_absent(key, data))
+        self.run("put", key, Some(&[data]), |s| s.put_if_absent(key, data))
+    }
+
+    /// Faults hit it like a `put`; a torn write leaves the first half of
+    /// the joined parts.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.run("put", key, Some(parts), |s| s.put_parts(key, parts))
+    }
+
+    /// One operation, like a `delete`, named by its first key: a fault
+    /// fails (or holds back) the whole batch, which touches nothing.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let first = keys.first().map_or("", String::as_str);
+        self.run("delete", first, None, |s| s.delete_many(keys))
     }
 
     /// Faults hit it like a `get_range`: an injected error leaves the
@@ -413,6 +428,26 @@ mod tests {
         assert_eq!(store.inner().get("k").unwrap(), b"abc");
         store.put("k", b"abcdef").unwrap();
         assert_eq!(store.get("k").unwrap(), b"abcdef");
+    }
+
+    #[test]
+    fn faults_hit_put_parts_and_delete_many_like_their_plain_forms() {
+        let store = FaultyStorage::new(MemStorage::new());
+        let faults = store.control();
+        faults.fail_next(Fault::TornWrite);
+        assert!(store.put_parts("k", &[b"abc", b"def"]).is_err());
+        assert_eq!(store.inner().get("k").unwrap(), b"abc");
+        store.put_parts("k", &[b"abc", b"", b"def"]).unwrap();
+        assert_eq!(store.get("k").unwrap(), b"abcdef");
+
+        faults.fail_next(Fault::Error(io::ErrorKind::ConnectionReset));
+        let keys = ["k".to_owned()];
+        let err = store.delete_many(&keys).unwrap_err();
+        assert!(err.to_string().contains("injected"), "{err}");
+        assert_eq!(store.inner().get("k").unwrap(), b"abcdef");
+        store.delete_many(&keys).unwrap();
+        assert!(store.inner().list("").unwrap().is_empty());
+        assert_eq!(faults.faults_injected(), 2);
     }
 
     #[test]

@@ -135,11 +135,31 @@ pub trait Storage: Send + Sync + Debug {
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         let _ = (key, data);
         Err(Error::Unsupported {
-            backend: std::any::type_name::<Self>().to_owned(), // never its Debug: that may hold credentials
+            // The type, never the backend's Debug: that may hold credentials.
+            backend: short_type_name(std::any::type_name::<Self>()),
             operation: "conditional put (put_if_absent)",
             hint: "use MemStorage, FsStorage or ObjectStorage, or implement put_if_absent",
         })
     }
+}
+
+/// `type_name` without module paths (`FaultyStorage<MemStorage>`): short
+/// enough for a message, never cut mid-word, and unchanged when a type
+/// moves between modules.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut path = String::new();
+    for c in full.chars().chain(std::iter::once(' ')) {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            path.push(c);
+        } else {
+            out.push_str(path.rsplit("::").next().unwrap_or_default());
+            path.clear();
+            out.push(c);
+        }
+    }
+    out.pop(); // the space chained on above
+    out
 }
 
 /// The default of [`Storage::read_gap_bytes`]: one 64 KiB page.
@@ -249,5 +269,44 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn read_gap_bytes(&self) -> u64 {
         (**self).read_gap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Plain;
+
+    impl Storage for Plain {
+        fn put(&self, _: &str, _: &[u8]) -> Result<()> {
+            Ok(())
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            Err(Error::NotFound {
+                key: key.to_owned(),
+            })
+        }
+        fn list(&self, _: &str) -> Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn delete(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn unsupported_names_the_backend_by_its_short_type_name() {
+        assert_eq!(
+            short_type_name(
+                "ckpt::storage::fault::FaultyStorage<alloc::sync::Arc<dyn ckpt::Storage>>"
+            ),
+            "FaultyStorage<Arc<dyn Storage>>"
+        );
+        match Plain.put_if_absent("k", b"v") {
+            Err(Error::Unsupported { backend, .. }) => assert_eq!(backend, "Plain"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -18,6 +18,12 @@
 //! suite::run_all(&MemStorage::new());
 //! ```
 //!
+//! [`run_all`] includes the conditional put ([`Storage::put_if_absent`]),
+//! which coordinated checkpoints need, and fails on a backend that answers
+//! [`Error::Unsupported`] — a wrapper that forgot to forward it looks just
+//! like that. A backend that lacks conditional puts by design declares so
+//! by running [`run_all_without_conditional_put`] instead.
+//!
 //! Each function works under its own prefix (`suite/<name>/`), removes what
 //! it finds there first and what it wrote last, and never reads or writes
 //! outside it, so the store may hold other data — but two suites must not
@@ -33,8 +39,27 @@ use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
-/// Runs every check of the suite, in order.
+/// Runs every check of the suite, in order, the conditional put
+/// included: a store whose `put_if_absent` answers [`Error::Unsupported`]
+/// fails it (see [`run_all_without_conditional_put`]).
 pub fn run_all(store: &dyn Storage) {
+    run_all_but_conditional_put(store);
+    conditional_put(store);
+}
+
+/// Runs every check but the conditional put's, for a backend that declares
+/// it lacks [`Storage::put_if_absent`] (coordinated checkpoints then refuse
+/// it), and checks that it says so: `put_if_absent` must answer
+/// [`Error::Unsupported`], not create or fail some other way.
+pub fn run_all_without_conditional_put(store: &dyn Storage) {
+    run_all_but_conditional_put(store);
+    assert!(
+        !supports_conditional_put(store),
+        "storage suite: the backend was declared without conditional put, but put_if_absent did not answer Unsupported; run suite::run_all instead"
+    );
+}
+
+fn run_all_but_conditional_put(store: &dyn Storage) {
     put_get_overwrite(store);
     put_parts_concatenates(store);
     delete_is_idempotent(store);
@@ -48,9 +73,6 @@ pub fn run_all(store: &dyn Storage) {
     awkward_keys(store);
     invalid_keys(store);
     concurrent_puts(store);
-    if supports_conditional_put(store) {
-        conditional_put(store);
-    }
 }
 
 /// Whether `store` implements [`Storage::put_if_absent`] at all (a backend
@@ -65,14 +87,21 @@ pub fn supports_conditional_put(store: &dyn Storage) -> bool {
 
 /// `put_if_absent` creates a missing object, refuses to replace an
 /// existing one (keeping its bytes), rejects invalid keys, and of many
-/// concurrent creators of one key exactly one wins.
+/// concurrent creators of one key exactly one wins. An
+/// [`Error::Unsupported`] answer fails it.
 pub fn conditional_put(store: &dyn Storage) {
     const THREADS: usize = 8;
     const ROUNDS: usize = 6;
     let root = fresh(store, "suite/conditional/");
     let key = format!("{root}once");
+    let created = match store.put_if_absent(&key, b"first") {
+        Err(e @ Error::Unsupported { .. }) => panic!(
+            "storage suite: put_if_absent is not supported ({e}); a wrapper must forward it to its inner store, and a backend that lacks it by design must be run with suite::run_all_without_conditional_put"
+        ),
+        other => ok("put_if_absent", other),
+    };
     assert!(
-        ok("put_if_absent", store.put_if_absent(&key, b"first")),
+        created,
         "storage suite: put_if_absent of a missing {key:?} must create it"
     );
     assert!(

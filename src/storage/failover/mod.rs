@@ -50,7 +50,7 @@ pub enum Mode {
 /// The kind of a storage operation, in events and in-flight records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpKind {
-    /// [`Storage::put`].
+    /// [`Storage::put`], [`Storage::put_parts`] or [`Storage::put_if_absent`].
     Put,
     /// [`Storage::get`].
     Get,
@@ -58,7 +58,8 @@ pub enum OpKind {
     GetRange,
     /// [`Storage::list`].
     List,
-    /// [`Storage::delete`].
+    /// [`Storage::delete`] or [`Storage::delete_many`] (recorded under
+    /// its first key).
     Delete,
 }
 
@@ -281,6 +282,13 @@ impl FailoverBuilder {
     /// [`deadline_per_mib`](Self::deadline_per_mib) per MiB moved. `None`
     /// runs calls on the caller's thread with no deadline: cheaper, but a
     /// hung backend then hangs its callers.
+    ///
+    /// What an overrun means depends on the mode (see "The deadline, per
+    /// mode" on [`FailoverStorage`]): in mirrored mode it blames one of two
+    /// stores; in shared mode it blames a *path*, and a store that is
+    /// merely slow overruns on both paths and takes the pair down. In
+    /// shared mode set it well above the store's worst latency, or leave
+    /// it off.
     pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
         self.deadline = deadline;
         self
@@ -420,6 +428,29 @@ impl FailoverBuilder {
 /// (e.g. a range outside the object). Failing over on those would only move
 /// the same answer to the other backend. Override the rule with
 /// [`FailoverBuilder::unavailable_if`].
+///
+/// # The deadline, per mode
+///
+/// A call that runs past the deadline ([`FailoverBuilder::deadline`])
+/// counts as a failure of the backend it ran on, and what that means
+/// differs between the modes:
+///
+/// * **Mirrored**: the two backends are two stores, so an overrun blames
+///   one of them, and the other (which holds every committed object)
+///   takes over. A deadline a little above the store's worst healthy
+///   latency turns a hung store into a short pause.
+/// * **Shared**: the two backends are two *paths* to one store. An
+///   overrun can only be told from a slow store by the other path: when
+///   the store itself is slow, the call overruns on the active path, the
+///   pair fails over to the other path to the same slow store, the retry
+///   overruns there too, and — with no standby readmitted in between —
+///   the pair goes down ([`Error::StorageDown`]). A slow store becomes an
+///   outage. So in shared mode **set the deadline well above the store's
+///   worst latency** (its slowest healthy call on your largest object,
+///   allowing for [`FailoverBuilder::deadline_per_mib`]), or leave it off
+///   (`deadline(None)`) and rely on the path's own timeouts (a mount's, a
+///   client's) to report a dead path. The 100 ms–1 s deadlines in
+///   `ckpt`'s own tests suit in-memory backends, not real stores.
 ///
 /// # The commit rule (mirrored mode)
 ///
@@ -892,8 +923,42 @@ impl Storage for FailoverStorage {
         match self.execute(Op::ReadInto(key, offset, &target))? {
             Output::Done => Ok(()),
             Output::Bytes(bytes) => target.fill(key, offset, &bytes),
-            Output::Keys(_) => Err(wrong_output("get", key)),
+            _ => Err(wrong_output("get", key)),
         }
+    }
+
+    /// Goes through the gate, retries and fails over like
+    /// [`put`](Storage::put). In shared mode the active path's
+    /// `put_if_absent` decides; in mirrored mode the active's does, and only
+    /// a create reaches the standby (as a plain put of the same bytes,
+    /// before this returns). As the trait allows, a create retried after a
+    /// failover may find the object its own first attempt made (a call
+    /// that failed or ran past its deadline after it landed) and answer
+    /// `Ok(false)`.
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        match self.execute(Op::PutIfAbsent(key, data))? {
+            Output::Created(created) => Ok(created),
+            _ => Err(wrong_output("put", key)),
+        }
+    }
+
+    /// Goes through the gate, retries and fails over like
+    /// [`put`](Storage::put). Without a deadline the parts go to each
+    /// backend's `put_parts` unjoined; with one, the call runs on a thread
+    /// that may be abandoned at the deadline and so cannot borrow them: they
+    /// are joined into one buffer (one copy per operation) and written with
+    /// `put`.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.execute(Op::PutParts(key, parts)).map(drop)
+    }
+
+    /// One batched `delete_many` per backend (the standby's first in
+    /// mirrored mode, as for [`delete`](Storage::delete)), through the gate,
+    /// retries and failover. Events and in-flight records name its first
+    /// key.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let first = keys.first().map_or("", String::as_str);
+        self.execute(Op::DeleteMany(first, keys)).map(drop)
     }
 
     /// The larger of the two backends' (reads may go to either).

@@ -17,27 +17,72 @@ use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 
-/// A storage operation, borrowed (`Op<&str, &[u8], &Scatter>`) on the
-/// caller's thread or owned (`Op<String, Arc<[u8]>, u64>`) for a deadline
-/// thread. `T` is where a [`Storage::read_into`] puts its bytes.
+/// A storage operation, borrowed ([`BorrowedOp`]) on the caller's thread
+/// or owned ([`OwnedOp`]) for a deadline thread. `T` is where a
+/// [`Storage::read_into`] puts its bytes, `P` what a
+/// [`Storage::put_parts`] writes, `L` the keys of a
+/// [`Storage::delete_many`].
 #[derive(Clone)]
-pub(super) enum Op<K, D, T> {
+pub(super) enum Op<K, D, T, P, L> {
     Put(K, D),
+    /// [`Storage::put_if_absent`]; a mirror gets a plain put of the bytes
+    /// once the active created the object.
+    PutIfAbsent(K, D),
+    PutParts(K, P),
     Get(K),
     GetRange(K, Range<u64>),
     /// [`Storage::read_into`] from this offset into the target.
     ReadInto(K, u64, T),
     List(K),
     Delete(K),
+    /// One batched call per backend; the key `K` is the first of them (or
+    /// empty), for records and events.
+    DeleteMany(K, L),
 }
 
-pub(super) type BorrowedOp<'a> = Op<&'a str, &'a [u8], &'a (dyn ReadTarget + 'a)>;
-pub(super) type OwnedOp = Op<String, Arc<[u8]>, u64>;
+pub(super) type BorrowedOp<'a> =
+    Op<&'a str, &'a [u8], &'a (dyn ReadTarget + 'a), &'a [&'a [u8]], &'a [String]>;
+/// A deadline thread may outlive the call, so it cannot borrow the
+/// caller's buffers: parts are joined into one buffer (one copy, made once
+/// per operation) and written with a plain put.
+pub(super) type OwnedOp = Op<String, Arc<[u8]>, u64, Arc<[u8]>, Vec<String>>;
 
 pub(super) enum Output {
     Done,
     Bytes(Vec<u8>),
     Keys(Vec<String>),
+    /// What a conditional put answered.
+    Created(bool),
+}
+
+/// What a [`Op::PutParts`] writes.
+pub(super) trait Parts {
+    /// Bytes in all.
+    fn len(&self) -> u64;
+    /// Writes them under `key` on `storage`.
+    fn put(&self, storage: &dyn Storage, key: &str) -> Result<()>;
+}
+
+/// The caller's parts, passed on unjoined (no deadline).
+impl Parts for &[&[u8]] {
+    fn len(&self) -> u64 {
+        self.iter().map(|p| p.len() as u64).sum()
+    }
+
+    fn put(&self, storage: &dyn Storage, key: &str) -> Result<()> {
+        storage.put_parts(key, self)
+    }
+}
+
+/// Parts joined for a deadline thread.
+impl Parts for Arc<[u8]> {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn put(&self, storage: &dyn Storage, key: &str) -> Result<()> {
+        storage.put(key, self)
+    }
 }
 
 /// Where a [`Op::ReadInto`] puts the bytes it reads.
@@ -117,21 +162,24 @@ impl ReadTarget for u64 {
     }
 }
 
-impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget> Op<K, D, T> {
+impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget, P: Parts, L: AsRef<[String]>> Op<K, D, T, P, L> {
     fn kind(&self) -> OpKind {
         match self {
-            Op::Put(..) => OpKind::Put,
+            Op::Put(..) | Op::PutIfAbsent(..) | Op::PutParts(..) => OpKind::Put,
             Op::Get(_) => OpKind::Get,
             // A ranged read, whichever way its bytes are delivered.
             Op::GetRange(..) | Op::ReadInto(..) => OpKind::GetRange,
             Op::List(_) => OpKind::List,
-            Op::Delete(_) => OpKind::Delete,
+            Op::Delete(_) | Op::DeleteMany(..) => OpKind::Delete,
         }
     }
 
     fn key(&self) -> &str {
         match self {
             Op::Put(k, _)
+            | Op::PutIfAbsent(k, _)
+            | Op::PutParts(k, _)
+            | Op::DeleteMany(k, _)
             | Op::Get(k)
             | Op::GetRange(k, _)
             | Op::ReadInto(k, ..)
@@ -143,7 +191,8 @@ impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget> Op<K, D, T> {
     /// Bytes the operation moves, when known in advance.
     fn bytes(&self) -> u64 {
         match self {
-            Op::Put(_, data) => data.as_ref().len() as u64,
+            Op::Put(_, data) | Op::PutIfAbsent(_, data) => data.as_ref().len() as u64,
+            Op::PutParts(_, parts) => parts.len(),
             Op::GetRange(_, range) => range.end.saturating_sub(range.start),
             Op::ReadInto(_, _, target) => target.len(),
             _ => 0,
@@ -151,7 +200,22 @@ impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget> Op<K, D, T> {
     }
 
     fn is_write(&self) -> bool {
-        matches!(self, Op::Put(..) | Op::Delete(_))
+        matches!(
+            self,
+            Op::Put(..)
+                | Op::PutIfAbsent(..)
+                | Op::PutParts(..)
+                | Op::Delete(_)
+                | Op::DeleteMany(..)
+        )
+    }
+
+    /// Every key the operation touches.
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            Op::DeleteMany(_, keys) => keys.as_ref().iter().map(String::as_str).collect(),
+            _ => vec![self.key()],
+        }
     }
 
     fn apply(&self, storage: &dyn Storage) -> Result<Output> {
@@ -159,6 +223,10 @@ impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget> Op<K, D, T> {
             Op::Put(key, data) => storage
                 .put(key.as_ref(), data.as_ref())
                 .map(|()| Output::Done),
+            Op::PutIfAbsent(key, data) => storage
+                .put_if_absent(key.as_ref(), data.as_ref())
+                .map(Output::Created),
+            Op::PutParts(key, parts) => parts.put(storage, key.as_ref()).map(|()| Output::Done),
             Op::Get(key) => storage.get(key.as_ref()).map(Output::Bytes),
             Op::GetRange(key, range) => storage
                 .get_range(key.as_ref(), range.clone())
@@ -166,6 +234,7 @@ impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget> Op<K, D, T> {
             Op::ReadInto(key, offset, target) => target.read(storage, key.as_ref(), *offset),
             Op::List(prefix) => storage.list(prefix.as_ref()).map(Output::Keys),
             Op::Delete(key) => storage.delete(key.as_ref()).map(|()| Output::Done),
+            Op::DeleteMany(_, keys) => storage.delete_many(keys.as_ref()).map(|()| Output::Done),
         }
     }
 }
@@ -174,11 +243,14 @@ impl BorrowedOp<'_> {
     fn to_owned_op(&self) -> OwnedOp {
         match self {
             Op::Put(k, d) => Op::Put((*k).to_owned(), Arc::from(*d)),
+            Op::PutIfAbsent(k, d) => Op::PutIfAbsent((*k).to_owned(), Arc::from(*d)),
+            Op::PutParts(k, parts) => Op::PutParts((*k).to_owned(), Arc::from(parts.concat())),
             Op::Get(k) => Op::Get((*k).to_owned()),
             Op::GetRange(k, r) => Op::GetRange((*k).to_owned(), r.clone()),
             Op::ReadInto(k, offset, target) => Op::ReadInto((*k).to_owned(), *offset, target.len()),
             Op::List(k) => Op::List((*k).to_owned()),
             Op::Delete(k) => Op::Delete((*k).to_owned()),
+            Op::DeleteMany(k, keys) => Op::DeleteMany((*k).to_owned(), keys.to_vec()),
         }
     }
 }
@@ -241,7 +313,7 @@ impl FailoverStorage {
             let call_started = Instant::now();
             let (outcome, wrote) = self.run_on(&pair, &op, &mut owned);
             last_call = call_started.elapsed();
-            self.leave(id, wrote.then(|| op.key()));
+            self.leave(id, if wrote { op.keys() } else { Vec::new() });
             match outcome {
                 Outcome::Done(result) => break result,
                 Outcome::Retry => delayed = true,
@@ -312,14 +384,14 @@ impl FailoverStorage {
         })
     }
 
-    fn leave(&self, id: u64, wrote: Option<&str>) {
+    fn leave(&self, id: u64, wrote: Vec<&str>) {
         let mut st = self.state();
         st.running = st.running.saturating_sub(1);
         if let Some(record) = st.ops.get_mut(&id) {
             record.state = RecordState::Retrying;
         }
-        if let (Some(key), Some(syncing)) = (wrote, st.syncing.as_mut()) {
-            syncing.dirty.insert(key.to_owned());
+        if let Some(syncing) = st.syncing.as_mut() {
+            syncing.dirty.extend(wrote.into_iter().map(str::to_owned));
         }
         if st.running == 0 {
             self.changed.notify_all();
@@ -357,9 +429,14 @@ impl FailoverStorage {
         owned: &mut Option<Arc<OwnedOp>>,
     ) -> (Outcome, bool) {
         match (pair.standby.as_ref(), op) {
-            (Some(standby), Op::Put(..) | Op::Delete(_)) => {
-                self.mirrored_write(pair, standby, op, owned)
-            }
+            (
+                Some(standby),
+                Op::Put(..)
+                | Op::PutIfAbsent(..)
+                | Op::PutParts(..)
+                | Op::Delete(_)
+                | Op::DeleteMany(..),
+            ) => self.mirrored_write(pair, standby, op, owned),
             (Some(standby), Op::Get(_) | Op::GetRange(..) | Op::ReadInto(..)) => {
                 (self.mirrored_get(pair, standby, op, owned), false)
             }
@@ -374,9 +451,14 @@ impl FailoverStorage {
 
     /// A put goes to the active, then the standby; a delete to the
     /// standby, then the active — so the standby never holds what the
-    /// active lacks. The key's stripe is held throughout, so that writes
+    /// active lacks. The keys' stripes are held throughout, so that writes
     /// of one key reach both mirrors in the same order (a put racing a
     /// delete could otherwise leave them different).
+    ///
+    /// A conditional put is decided by the active alone; only a create
+    /// reaches the standby, as a plain put of the same bytes. (A loser
+    /// writes nothing: the winner held the stripe until its bytes were on
+    /// both mirrors.)
     fn mirrored_write(
         &self,
         pair: &Pair,
@@ -384,15 +466,29 @@ impl FailoverStorage {
         op: &BorrowedOp<'_>,
         owned: &mut Option<Arc<OwnedOp>>,
     ) -> (Outcome, bool) {
-        let _in_order = self.lock_key(op.key());
-        if matches!(op, Op::Delete(_)) && !self.on_standby(pair, standby, op, owned) {
+        let _in_order = self.lock_keys(&op.keys());
+        let standby_first = matches!(op, Op::Delete(_) | Op::DeleteMany(..));
+        if standby_first && !self.on_standby(pair, standby, op, owned) {
             return (Outcome::Retry, false);
         }
         let output = match self.attempt(&pair.active, op, owned) {
             Attempt::Ok(output) => output,
             other => return (outcome_of(other), false),
         };
-        if matches!(op, Op::Put(..)) && !self.on_standby(pair, standby, op, owned) {
+        let mirrored = match (op, &output) {
+            (_, Output::Created(false)) => true,
+            (Op::PutIfAbsent(key, data), _) => {
+                let mut plain = match owned.as_deref() {
+                    Some(Op::PutIfAbsent(k, d)) => {
+                        Some(Arc::new(Op::Put(k.clone(), Arc::clone(d))))
+                    }
+                    _ => None,
+                };
+                self.on_standby(pair, standby, &Op::Put(key, data), &mut plain)
+            }
+            _ => standby_first || self.on_standby(pair, standby, op, owned),
+        };
+        if !mirrored {
             return (Outcome::Retry, true);
         }
         (Outcome::Done(Ok(output)), true)
@@ -520,13 +616,28 @@ impl FailoverStorage {
 
     /// Serialises mirrored writes of keys that share `key`'s stripe.
     fn lock_key(&self, key: &str) -> Option<MutexGuard<'_, ()>> {
+        self.key_stripes
+            .get(self.stripe_of(key))
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The stripes of every key in `keys`, each once, taken in ascending
+    /// order (as [`mirrored_list`](Self::mirrored_list) takes all of them),
+    /// so two batches cannot deadlock.
+    fn lock_keys(&self, keys: &[&str]) -> Vec<MutexGuard<'_, ()>> {
+        let stripes: BTreeSet<usize> = keys.iter().map(|k| self.stripe_of(k)).collect();
+        stripes
+            .into_iter()
+            .filter_map(|s| self.key_stripes.get(s))
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+            .collect()
+    }
+
+    fn stripe_of(&self, key: &str) -> usize {
         let mut hasher = DefaultHasher::new();
         key.hash(&mut hasher);
         let stripes = self.key_stripes.len().max(1) as u64;
-        let stripe = usize::try_from(hasher.finish() % stripes).unwrap_or(0);
-        self.key_stripes
-            .get(stripe)
-            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+        usize::try_from(hasher.finish() % stripes).unwrap_or(0)
     }
 
     /// Drops `standby` from the pair after it failed. Returns false if the
@@ -697,10 +808,14 @@ impl FailoverStorage {
         }
     }
 
-    fn deadline_for<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget>(
-        &self,
-        op: &Op<K, D, T>,
-    ) -> Option<Duration> {
+    fn deadline_for<K, D, T, P, L>(&self, op: &Op<K, D, T, P, L>) -> Option<Duration>
+    where
+        K: AsRef<str>,
+        D: AsRef<[u8]>,
+        T: ReadTarget,
+        P: Parts,
+        L: AsRef<[String]>,
+    {
         let base = self.config.deadline?;
         let mib = op.bytes() as f64 / MIB as f64;
         let extra = Duration::try_from_secs_f64(self.config.deadline_per_mib.as_secs_f64() * mib)

@@ -82,7 +82,15 @@ impl FailoverStorage {
         if st.syncing.is_some() {
             st.syncing = None;
         }
+        // The pair may have gone down while this waited (a relocation with
+        // no standby leaves the epoch as it was): a standby then would
+        // serve nothing, and stats would show one beside `down`.
+        let went_down = matches!(st.gate, Gate::Down { .. });
         let outcome = match result {
+            _ if went_down => Err(
+                "the pair went down while it was being admitted; open a new FailoverStorage instead"
+                    .to_owned(),
+            ),
             Ok(mut resync) if st.epoch == epoch && st.standby.is_none() => {
                 resync.duration = started.elapsed();
                 st.standby = Some(Arc::clone(&backend));
