@@ -217,3 +217,40 @@ fn the_default_store_leaves_modes_to_the_umask() {
     assert_eq!(mode(&root.join("packs")), dir_mode);
     assert_eq!(mode(&root), dir_mode);
 }
+
+#[test]
+fn retention_leaves_stray_files_and_links_alone() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("victim"), b"not ours").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let packs = dir.path().join("packs");
+    fs::create_dir(&packs).unwrap();
+    // None of these is a name `put` writes; before, `%2E%2E` listed as the
+    // invalid key `packs/..` and failed every retention pass, and the link
+    // listed as an unreferenced pack and was deleted.
+    let strays = ["%2E%2E", "%41", "a%2fb"];
+    for stray in strays {
+        fs::write(packs.join(stray), b"stray").unwrap();
+    }
+    symlink(outside.path().join("victim"), packs.join("linked")).unwrap();
+
+    let mut ck = ckpt::Checkpointer::builder()
+        .storage(FsStorage::open(dir.path()).unwrap())
+        .keep_last(1)
+        .chunk_size(4096)
+        .build()
+        .unwrap();
+    for step in 0..3u64 {
+        let mut state: Vec<u64> = (0..2_000).map(|i| i * 7 + step * 1_000_003).collect();
+        ck.checkpoint(step, &mut state).unwrap();
+    }
+    drop(ck);
+
+    for stray in strays {
+        assert!(packs.join(stray).exists(), "{stray}");
+    }
+    assert!(fs::symlink_metadata(packs.join("linked")).is_ok());
+    assert!(outside.path().join("victim").exists());
+    let store = FsStorage::open_read_only(dir.path()).unwrap();
+    assert_eq!(store.list("manifests/").unwrap().len(), 1);
+}
