@@ -22,6 +22,12 @@ fn fs_storage() {
 }
 
 #[test]
+fn fs_storage_private() {
+    let dir = tempfile::tempdir().unwrap();
+    suite::run_all(&FsStorage::open_private(dir.path().join("store")).unwrap());
+}
+
+#[test]
 fn fs_storage_shared() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStorage::open_shared(dir.path()).unwrap();

@@ -8,7 +8,7 @@
 
 use super::{Storage, validate_key};
 use crate::error::{Error, Result};
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, IoSlice, IoSliceMut, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -34,10 +34,22 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// Three ways in:
+/// Only names that are the encoding of a valid key are objects: [`list`]
+/// skips any other file (`%41` for `A`, lower-case hex, a name starting
+/// with `.`), so whatever deletes what it lists (retention) never touches
+/// a file this store could not have written. Nor does the store follow a
+/// symbolic link of its own: a `.lock` that is a link is refused, and the
+/// sweep of temporary files at open and [`list`] neither enter a linked
+/// directory nor remove or return a link.
+///
+/// [`list`]: Storage::list
+///
+/// Four ways in:
 ///
 /// * [`FsStorage::open`]: the one writer, holding the directory's
 ///   exclusive lock;
+/// * [`FsStorage::open_private`]: as `open`, creating files `0o600` and
+///   directories `0o700`;
 /// * [`FsStorage::open_shared`]: cooperating writers (the ranks of a
 ///   group), each holding a shared lock;
 /// * [`FsStorage::open_read_only`]: restore and inspection, taking no
@@ -53,23 +65,57 @@ pub struct FsStorage {
     /// `None` for one opened with [`FsStorage::open_read_only`], which
     /// refuses every write.
     lock: Option<File>,
+    /// Files created `0o600` and directories `0o700`
+    /// ([`FsStorage::open_private`]).
+    private: bool,
 }
 
 impl FsStorage {
     /// Opens (creating if needed) the store in `dir` and takes its lock.
     ///
     /// Fails with [`Error::Locked`] while another live `FsStorage` holds the
-    /// directory. Temporary files left by a crashed writer are removed.
+    /// directory, and with [`Error::Storage`] if its `.lock` is a symbolic
+    /// link or not a regular file. Temporary files left by a crashed writer
+    /// are removed. A store directory (and parents) it creates is made
+    /// durable before it returns.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        let root = dir.as_ref().to_path_buf();
-        let shown = root.display().to_string();
-        fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
-        let lock = take_lock(&root, LockMode::Exclusive)?;
+        Self::open_exclusive(dir.as_ref(), false)
+    }
+
+    /// As [`FsStorage::open`], but private to the user running it: the
+    /// files it creates (objects and the lock file) get mode `0o600` and
+    /// the directories it creates (the store directory and missing
+    /// parents included) `0o700`, whatever the umask allows beyond that.
+    ///
+    /// Files and directories that already exist keep their modes: to make
+    /// an existing store private, `chmod -R go-rwx` it once.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use ckpt::{FsStorage, Storage};
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let dir = tempfile::tempdir()?;
+    /// let store = FsStorage::open_private(dir.path().join("store"))?;
+    /// store.put("packs/p1", b"secret")?;
+    /// let mode = std::fs::metadata(dir.path().join("store/packs/p1"))?.permissions().mode();
+    /// assert_eq!(mode & 0o077, 0);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_private(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_exclusive(dir.as_ref(), true)
+    }
+
+    fn open_exclusive(root: &Path, private: bool) -> Result<Self> {
+        let root = root.to_path_buf();
+        create_root(&root, private)?;
+        let lock = take_lock(&root, LockMode::Exclusive, private)?;
         let store = FsStorage {
             root,
             lock: Some(lock),
+            private,
         };
-        store.remove_stale_temps(&store.root.clone())?;
+        store.remove_stale_temps(&store.root)?;
         Ok(store)
     }
 
@@ -89,12 +135,12 @@ impl FsStorage {
     /// `open` while shared handles are open.
     pub fn open_shared(dir: impl AsRef<Path>) -> Result<Self> {
         let root = dir.as_ref().to_path_buf();
-        let shown = root.display().to_string();
-        fs::create_dir_all(&root).map_err(|e| Error::storage("open", &shown, e))?;
-        let lock = take_lock(&root, LockMode::Shared)?;
+        create_root(&root, false)?;
+        let lock = take_lock(&root, LockMode::Shared, false)?;
         Ok(FsStorage {
             root,
             lock: Some(lock),
+            private: false,
         })
     }
 
@@ -144,7 +190,11 @@ impl FsStorage {
             Error::storage("open", &shown, io::Error::new(kind, message))
         };
         match fs::metadata(&root) {
-            Ok(metadata) if metadata.is_dir() => Ok(FsStorage { root, lock: None }),
+            Ok(metadata) if metadata.is_dir() => Ok(FsStorage {
+                root,
+                lock: None,
+                private: false,
+            }),
             Ok(_) => Err(refused(io::ErrorKind::NotADirectory, "is not a directory")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(refused(io::ErrorKind::NotFound, "does not exist"))
@@ -237,15 +287,23 @@ impl FsStorage {
         Error::storage(op, key, io::Error::new(io::ErrorKind::NotFound, message))
     }
 
+    /// Removes the temporary files that crashed writers left, in `dir` and
+    /// below. Only regular files are removed and only real directories
+    /// entered (`file_type` does not follow links): a symbolic link in the
+    /// store, to a file or a directory anywhere, is never followed.
     fn remove_stale_temps(&self, dir: &Path) -> Result<()> {
         let entries = fs::read_dir(dir).map_err(|e| Error::storage("open", display(dir), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| Error::storage("open", display(dir), e))?;
-            let name = entry.file_name();
             let path = entry.path();
-            if path.is_dir() {
+            let file_type = entry
+                .file_type()
+                .map_err(|e| Error::storage("open", display(&path), e))?;
+            if file_type.is_dir() {
                 self.remove_stale_temps(&path)?;
-            } else if name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            } else if file_type.is_file()
+                && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            {
                 fs::remove_file(&path).map_err(|e| Error::storage("open", display(&path), e))?;
             }
         }
@@ -262,13 +320,33 @@ impl FsStorage {
             if parent != self.root {
                 self.ensure_dir(parent, key)?;
             }
-            match fs::create_dir(dir) {
+            match dir_builder(self.private).create(dir) {
                 Ok(()) => sync_dir(parent).map_err(|e| Error::storage("put", key, e))?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::storage("put", key, e)),
             }
         }
         Ok(())
+    }
+
+    /// Whether `dir` (the root or below it) is reached through real
+    /// directories only, no symbolic link on the way; `false` where it is
+    /// missing.
+    fn is_plain_dir_path(&self, dir: &Path) -> io::Result<bool> {
+        let Ok(below) = dir.strip_prefix(&self.root) else {
+            return Ok(false);
+        };
+        let mut path = self.root.clone();
+        for component in below.components() {
+            path.push(component);
+            match fs::symlink_metadata(&path) {
+                Ok(metadata) if metadata.is_dir() => {}
+                Ok(_) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     fn collect_keys(&self, dir: &Path, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
@@ -280,11 +358,7 @@ impl FsStorage {
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') {
-                continue;
-            }
-            let Some(decoded) = decode_component(&name) else {
+            let Some(decoded) = name.to_str().and_then(canonical_component) else {
                 continue; // not written by us
             };
             let key = if prefix.is_empty() {
@@ -299,9 +373,11 @@ impl FsStorage {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
+            // A symbolic link is neither entered nor listed: `put` never
+            // makes one, and what is listed may be deleted (retention).
             if file_type.is_dir() {
                 self.collect_keys(&entry.path(), &key, out)?;
-            } else {
+            } else if file_type.is_file() {
                 out.push(key);
             }
         }
@@ -324,7 +400,8 @@ impl Storage for FsStorage {
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         self.ensure_dir(&dir, key)?;
         let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
-        let written = write_durably(&temp, parts).and_then(|()| fs::rename(&temp, &path));
+        let written =
+            write_durably(&temp, parts, self.private).and_then(|()| fs::rename(&temp, &path));
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(Error::storage("put", key, e));
@@ -340,7 +417,8 @@ impl Storage for FsStorage {
         let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
         // link(2) fails if the target exists, atomically: the durable temp
         // file becomes the object only if nobody else's did first.
-        let linked = write_durably(&temp, &[data]).and_then(|()| fs::hard_link(&temp, &path));
+        let linked =
+            write_durably(&temp, &[data], self.private).and_then(|()| fs::hard_link(&temp, &path));
         let _ = fs::remove_file(&temp);
         match linked {
             Ok(()) => {}
@@ -367,6 +445,12 @@ impl Storage for FsStorage {
         };
         if !self.root.is_dir() {
             return Err(self.vanished("list", prefix));
+        }
+        let plain = self
+            .is_plain_dir_path(&start)
+            .map_err(|e| Error::storage("list", prefix, e))?;
+        if !plain {
+            return Ok(Vec::new()); // missing, or through a link: nothing of ours
         }
         let mut keys = Vec::new();
         self.collect_keys(&start, dir_part, &mut keys)
@@ -479,16 +563,24 @@ enum LockMode {
 /// Takes `root`'s lock, or [`Error::Locked`] naming the holder while a
 /// conflicting lock is held. An exclusive holder writes its pid into the
 /// file for the next one's error message.
-fn take_lock(root: &Path, mode: LockMode) -> Result<File> {
+///
+/// The lock file is never followed through a symbolic link and never
+/// truncated on open (only cleared once held): a link planted in its place
+/// is refused rather than having whatever it points at overwritten.
+fn take_lock(root: &Path, mode: LockMode, private: bool) -> Result<File> {
     let path = root.join(LOCK_FILE);
     let shown = display(root);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::storage("open", &shown, e))?;
+    let fail = |e: io::Error| Error::storage("open", &shown, e);
+    match fs::symlink_metadata(&path) {
+        Ok(found) => check_lock_file_type(&path, &found).map_err(fail)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let mut options = file_options(private);
+    options.read(true).write(true).create(true).truncate(false);
+    no_follow(&mut options);
+    let mut file = options.open(&path).map_err(fail)?;
+    check_opened_lock_file(&path, &file).map_err(fail)?;
     let taken = match mode {
         LockMode::Exclusive => file.try_lock(),
         LockMode::Shared => file.try_lock_shared(),
@@ -517,8 +609,141 @@ fn take_lock(root: &Path, mode: LockMode) -> Result<File> {
     Ok(file)
 }
 
-fn write_durably(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+/// Refuses a lock file that is a symbolic link or not a regular file.
+fn check_lock_file_type(path: &Path, found: &fs::Metadata) -> io::Result<()> {
+    let why = if found.file_type().is_symlink() {
+        "is a symbolic link; ckpt never follows a link for its lock file (writing the holder into it would overwrite whatever the link points at)"
+    } else if !found.is_file() {
+        "is not a regular file"
+    } else {
+        return Ok(());
+    };
+    let message = format!(
+        "the lock file {} {why}: remove it and open the store again",
+        path.display()
+    );
+    Err(io::Error::new(io::ErrorKind::InvalidInput, message))
+}
+
+/// Checks that `file`, just opened at `path`, is the regular file that is
+/// at `path` now (same device and inode), not one reached through a link
+/// swapped in after the first check.
+#[cfg(unix)]
+fn check_opened_lock_file(path: &Path, file: &File) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let opened = file.metadata()?;
+    let there = fs::symlink_metadata(path)?;
+    check_lock_file_type(path, &there)?;
+    if (opened.dev(), opened.ino()) != (there.dev(), there.ino()) {
+        let message = format!(
+            "the lock file {} changed while it was being opened: open the store again",
+            path.display()
+        );
+        return Err(io::Error::other(message));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_opened_lock_file(_path: &Path, _file: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// `O_NOFOLLOW` where its value is known (it differs between
+/// architectures); elsewhere [`check_opened_lock_file`] alone refuses a
+/// lock file reached through a link.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+const O_NOFOLLOW: i32 = 0o400_000;
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+const O_NOFOLLOW: i32 = 0o100_000;
+#[cfg(all(
+    unix,
+    not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))
+))]
+const O_NOFOLLOW: i32 = 0;
+
+#[cfg(unix)]
+fn no_follow(options: &mut OpenOptions) {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.custom_flags(O_NOFOLLOW);
+}
+
+#[cfg(not(unix))]
+fn no_follow(_options: &mut OpenOptions) {}
+
+/// Options for creating a file: mode `0o600` for a private store.
+fn file_options(private: bool) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    options
+}
+
+/// A builder of directories: mode `0o700` for a private store.
+fn dir_builder(private: bool) -> DirBuilder {
+    let mut builder = DirBuilder::new();
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    builder
+}
+
+/// Creates the store directory `root` and its missing parents, making each
+/// new directory durable in its parent (and the new root itself), so a
+/// store created just before a crash is still there after it.
+fn create_root(root: &Path, private: bool) -> Result<()> {
+    let shown = display(root);
+    let fail = |e: io::Error| Error::storage("open", &shown, e);
+    // The missing directories, innermost first.
+    let mut missing = Vec::new();
+    let mut dir = root;
+    loop {
+        match fs::metadata(dir) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(dir),
+            Err(e) => return Err(fail(e)),
+        }
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => dir = parent,
+            _ => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for &dir in missing.iter().rev() {
+        match dir_builder(private).create(dir) {
+            Ok(()) => {}
+            // Created meanwhile by another opener: sync it all the same.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(e) => return Err(fail(e)),
+        }
+        let parent = match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        sync_dir(parent).map_err(fail)?;
+    }
+    sync_dir(root).map_err(fail)
+}
+
+fn write_durably(path: &Path, parts: &[&[u8]], private: bool) -> io::Result<()> {
+    let mut file = file_options(private)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     write_all_vectored(&mut file, parts)?;
     file.sync_all()
 }
@@ -572,6 +797,20 @@ fn encode_component(component: &str) -> String {
     out
 }
 
+/// The key component that `name` is the encoding of, if `put` could have
+/// written it: decoding and encoding again give `name` back (so `%41` for
+/// `A`, lower-case hex and raw non-ASCII bytes are not ours, and no two
+/// names list as one key), and the component is a valid one (not `.`,
+/// `..`, nor holding `/` or NUL). A leading `.` (the lock, temporary
+/// files) is never an encoding.
+fn canonical_component(name: &str) -> Option<String> {
+    let decoded = decode_component(name)?;
+    let valid = !matches!(decoded.as_str(), "" | "." | "..")
+        && !decoded.contains(['/', '\0'])
+        && encode_component(&decoded) == name;
+    valid.then_some(decoded)
+}
+
 fn decode_component(name: &str) -> Option<String> {
     let bytes = name.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -600,6 +839,33 @@ mod tests {
             assert!(!encoded.starts_with('.'), "{encoded}");
             assert!(!encoded.contains('/'), "{encoded}");
             assert_eq!(decode_component(&encoded).as_deref(), Some(name));
+            // A '/' encodes, but a component never holds one.
+            let valid = (!name.contains('/')).then_some(name);
+            assert_eq!(canonical_component(&encoded).as_deref(), valid);
         }
+    }
+
+    #[test]
+    fn only_canonical_encodings_of_valid_components_decode() {
+        for name in [
+            "%41",
+            "a%2fb",
+            "%2e",
+            "%2E",
+            "%2E%2E",
+            "x%2Fy",
+            "%00",
+            "%zz",
+            "%4",
+            ".lock",
+            ".tmp-1",
+            "caf\u{e9}",
+            "",
+        ] {
+            assert_eq!(canonical_component(name), None, "{name}");
+        }
+        assert_eq!(canonical_component("a%2Fb"), None);
+        assert_eq!(canonical_component("%2Ehidden").as_deref(), Some(".hidden"));
+        assert_eq!(canonical_component("a.b").as_deref(), Some("a.b"));
     }
 }
