@@ -299,7 +299,10 @@ mod tests {
         let commit = commit_key(7, "slurm-99.0");
         assert_eq!(parse_commit_key(&commit), Some((7, "slurm-99.0".into())));
         assert!(commit_key(9, "z") < commit_key(10, "a"));
-        assert_eq!(parse_restore_key(&restore_key("slurm-9.1")), Some("slurm-9.1"));
+        assert_eq!(
+            parse_restore_key(&restore_key("slurm-9.1")),
+            Some("slurm-9.1")
+        );
         assert_eq!(parse_restore_key("group/restores/.x"), None);
         for bad in [
             "group/votes/12-r-1",
