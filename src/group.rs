@@ -84,7 +84,8 @@ use crate::format::Manifest;
 use crate::format::group::{
     COMMITS, CONFIG_KEY, ChosenCommit, GlobalCommit, GroupConfig, MAX_RUN_LEN, RESTORES, Record,
     RestoreChoice, RunRecord, ShardRef, VOTES, Vote, commit_key, parse_commit_key,
-    parse_restore_key, parse_vote_key, restore_key, run_key, valid_run, vote_key, votes_prefix,
+    parse_restore_key, parse_vote_key, restore_key, run_key, shard_prefix, valid_run, vote_key,
+    votes_prefix,
 };
 use crate::format::layout::ManifestName;
 use crate::storage::Storage;
@@ -523,7 +524,7 @@ impl Coordinator {
         if let Some(choice) = self.read_choice(&key)? {
             return Ok(choice);
         }
-        self.roll_forward()?;
+        let created = self.roll_forward()?;
         let mut skipped = Vec::new();
         let mut newest = None;
         for name in list_commits(root)?.into_iter().rev() {
@@ -552,8 +553,19 @@ impl Coordinator {
         if root.put_if_absent(&key, &choice.encode()?)? {
             return Ok(choice);
         }
-        self.read_choice(&key)?
-            .ok_or_else(|| Error::corrupt(&key, "the launch's restore choice vanished"))
+        let choice = self
+            .read_choice(&key)?
+            .ok_or_else(|| Error::corrupt(&key, "the launch's restore choice vanished"))?;
+        // Another rank chose first: a commit this rank created meanwhile
+        // (a vote set a late vote completed) came after the choice, and the
+        // ranks that adopted the choice may already have collected its
+        // shards; unless it is the chosen one, it goes.
+        for late in created {
+            if choice.commit.as_ref().is_none_or(|c| c.key != late) {
+                root.delete(&late)?;
+            }
+        }
+        Ok(choice)
     }
 
     /// This launch's recorded restore choice, if any.
@@ -678,10 +690,15 @@ impl Coordinator {
 
     /// Creates the commit of every complete vote set that lacks one: its
     /// last voter died between voting and committing, but every shard of
-    /// the step is durable, so the step is globally durable.
-    fn roll_forward(&self) -> Result<()> {
+    /// the step is durable, so the step is globally durable. A set whose
+    /// last vote landed late (in flight when its launch died) may name a
+    /// shard its rank has since collected: such a set is left alone, so a
+    /// commit never names a missing shard.
+    /// Returns the commits it created.
+    fn roll_forward(&self) -> Result<Vec<String>> {
         let root = self.root.as_ref();
         let existing: BTreeSet<String> = root.list(COMMITS)?.into_iter().collect();
+        let mut created = Vec::new();
         let mut sets: BTreeMap<(u64, String), BTreeSet<u32>> = BTreeMap::new();
         for key in root.list(VOTES)? {
             if let Some((step, run, rank)) = parse_vote_key(&key)
@@ -695,15 +712,20 @@ impl Coordinator {
             if !complete || existing.contains(&commit_key(step, &run)) {
                 continue;
             }
-            match build_commit(root, step, &run, self.group.ranks) {
+            let built = build_commit(root, step, &run, self.group.ranks)
+                .and_then(|commit| shards_intact(root, &commit).map(|()| commit));
+            match built {
                 Ok(commit) => {
-                    root.put_if_absent(&commit_key(step, &run), &commit.encode()?)?;
+                    let key = commit_key(step, &run);
+                    if root.put_if_absent(&key, &commit.encode()?)? {
+                        created.push(key);
+                    }
                 }
                 Err(e) if e.is_damage() => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(created)
     }
 
     /// The newest global commit whose record verifies.
@@ -957,6 +979,17 @@ fn build_commit(root: &dyn Storage, step: u64, run: &str, ranks: u32) -> Result<
         run: run.to_owned(),
         shards,
     })
+}
+
+/// Checks that every shard `commit` names is still there, unchanged.
+fn shards_intact(root: &dyn Storage, commit: &GlobalCommit) -> Result<()> {
+    for (rank, shard) in (0u32..).zip(&commit.shards) {
+        let key = format!("{}/{}", shard_prefix(rank), shard.manifest);
+        if manifest_hash(&root.get(&key)?) != shard.hash {
+            return Err(Error::corrupt(&key, "not the manifest its vote names"));
+        }
+    }
+    Ok(())
 }
 
 /// Records the group's size on first use, or checks it.
