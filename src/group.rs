@@ -21,15 +21,25 @@
 //!   the same launch. The store's conditional create makes the commit
 //!   atomic: it exists whole or not at all, and no two versions of it can
 //!   exist.
-//! * *Every rank restores the same step.* Restore picks the newest commit
-//!   whose record verifies; all ranks read the same immutable objects, so
-//!   they pick the same one. A rank whose own shard of that commit does
-//!   not verify fails with [`Error::ShardDamaged`] instead of quietly
-//!   falling back alone, which would split the group.
+//! * *Every rank restores the same step.* The first rank of a launch to
+//!   restore picks the newest commit whose record verifies and records
+//!   the choice, `group/restores/<run>`, with [`Storage::put_if_absent`]
+//!   (a "nothing committed" choice too); every other rank of the launch
+//!   (and a loser of the create) reads that record and restores exactly
+//!   the commit it names. Listings alone would not do: a vote of the
+//!   crashed launch that lands late can complete a vote set between two
+//!   ranks' restores, and the later rank would roll it forward and resume
+//!   one step ahead. A rank that finds the choice made does not roll
+//!   forward; a rank that lost the create deletes any commit it created
+//!   meanwhile (it came after the choice). A rank whose own shard of the
+//!   chosen commit does not verify fails with [`Error::ShardDamaged`]
+//!   instead of quietly falling back alone, which would split the group.
 //! * *A commit lost to a crash is recovered.* If the rank that completed
 //!   the votes died before creating the commit, every shard is still
 //!   durable: restore first creates the commit of every complete vote set
-//!   (the same bytes any rank would have written), then chooses.
+//!   (the same bytes any rank would have written), then chooses. It
+//!   checks first that every shard the votes name is still there: a set
+//!   completed by a late vote may name a shard its rank already collected.
 //! * *Launches never mix.* After a crash the group recomputes from an
 //!   older step, and a computation need not be deterministic; votes carry
 //!   the launch's run id, so a vote set can only complete with votes of one
@@ -71,6 +81,14 @@
 //!   is the one that knows whether it still needs it.
 //! * Retention also runs right after a restore, so what crashed launches
 //!   left behind is collected even before the first new checkpoint.
+//!   Rank 0 keeps the commit its launch restores until the launch commits
+//!   a step of its own (by then every rank has restored), even when a late
+//!   commit would otherwise retire it, and deletes other launches' restore
+//!   choices (one small record per launch; only the current one is read).
+//! * A run registration carries a random nonce. A `build()` whose
+//!   registration create failed (a timeout, say) remembers its nonce in
+//!   the process, so a retry that finds that record is this process's own
+//!   registration, not a reused run id.
 //!
 //! Assumptions, as MPI and torchrun jobs behave: the whole group starts and
 //! restarts together (no rank of an old launch still runs when a new launch
@@ -105,7 +123,10 @@ use std::sync::{Arc, Mutex};
 /// gives every rank its shard of the newest global commit that verifies
 /// (first committing a step whose votes are complete but whose commit a
 /// crash prevented); shards no commit names are never restored and are
-/// garbage-collected. It assumes what MPI and torchrun jobs do: the whole
+/// garbage-collected. The first rank to restore records the launch's
+/// choice and the others adopt it, so every rank restores the same step
+/// even if a late vote of the crashed launch completes a newer one
+/// meanwhile. It assumes what MPI and torchrun jobs do: the whole
 /// group starts and restarts together, every rank restores before its
 /// first checkpoint, and all ranks checkpoint the same steps.
 ///
@@ -465,8 +486,10 @@ impl Coordinator {
         Ok(status)
     }
 
-    /// Restores this rank's shard of the newest global commit that
-    /// verifies; `None` when the group has committed nothing yet.
+    /// Restores this rank's shard of the commit the launch chose (see
+    /// [`launch_choice`](Self::launch_choice)): the newest global commit
+    /// that verified when the launch's first rank restored; `None` when the
+    /// group had committed nothing then.
     pub(crate) fn restore(&mut self, shard: &dyn Storage) -> Result<Option<GroupRestore>> {
         if self.checkpointed {
             return Err(Error::GroupOrder {
