@@ -654,8 +654,11 @@ fn the_first_increment_after_a_restore_chains_from_the_restored_shard() {
 struct HoldPuts {
     inner: MemStorage,
     prefix: String,
-    held: Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    held: Arc<std::sync::Mutex<Vec<Held>>>,
 }
+
+/// A put held back: key and bytes.
+type Held = (String, Vec<u8>);
 
 impl HoldPuts {
     fn land(&self) -> usize {
