@@ -21,15 +21,25 @@
 //!   the same launch. The store's conditional create makes the commit
 //!   atomic: it exists whole or not at all, and no two versions of it can
 //!   exist.
-//! * *Every rank restores the same step.* Restore picks the newest commit
-//!   whose record verifies; all ranks read the same immutable objects, so
-//!   they pick the same one. A rank whose own shard of that commit does
-//!   not verify fails with [`Error::ShardDamaged`] instead of quietly
-//!   falling back alone, which would split the group.
+//! * *Every rank restores the same step.* The first rank of a launch to
+//!   restore picks the newest commit whose record verifies and records
+//!   the choice, `group/restores/<run>`, with [`Storage::put_if_absent`]
+//!   (a "nothing committed" choice too); every other rank of the launch
+//!   (and a loser of the create) reads that record and restores exactly
+//!   the commit it names. Listings alone would not do: a vote of the
+//!   crashed launch that lands late can complete a vote set between two
+//!   ranks' restores, and the later rank would roll it forward and resume
+//!   one step ahead. A rank that finds the choice made does not roll
+//!   forward; a rank that lost the create deletes any commit it created
+//!   meanwhile (it came after the choice). A rank whose own shard of the
+//!   chosen commit does not verify fails with [`Error::ShardDamaged`]
+//!   instead of quietly falling back alone, which would split the group.
 //! * *A commit lost to a crash is recovered.* If the rank that completed
 //!   the votes died before creating the commit, every shard is still
 //!   durable: restore first creates the commit of every complete vote set
-//!   (the same bytes any rank would have written), then chooses.
+//!   (the same bytes any rank would have written), then chooses. It
+//!   checks first that every shard the votes name is still there: a set
+//!   completed by a late vote may name a shard its rank already collected.
 //! * *Launches never mix.* After a crash the group recomputes from an
 //!   older step, and a computation need not be deterministic; votes carry
 //!   the launch's run id, so a vote set can only complete with votes of one
@@ -71,6 +81,14 @@
 //!   is the one that knows whether it still needs it.
 //! * Retention also runs right after a restore, so what crashed launches
 //!   left behind is collected even before the first new checkpoint.
+//!   Rank 0 keeps the commit its launch restores until the launch commits
+//!   a step of its own (by then every rank has restored), even when a late
+//!   commit would otherwise retire it, and deletes other launches' restore
+//!   choices (one small record per launch; only the current one is read).
+//! * A run registration carries a random nonce. A `build()` whose
+//!   registration create failed (a timeout, say) remembers its nonce in
+//!   the process, so a retry that finds that record is this process's own
+//!   registration, not a reused run id.
 //!
 //! Assumptions, as MPI and torchrun jobs behave: the whole group starts and
 //! restarts together (no rank of an old launch still runs when a new launch
@@ -82,8 +100,9 @@ use crate::catalog::{self, CheckpointInfo, ManifestRead, Retention, RetentionRep
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::group::{
-    COMMITS, CONFIG_KEY, GlobalCommit, GroupConfig, MAX_RUN_LEN, Record, RunRecord, ShardRef,
-    VOTES, Vote, commit_key, parse_commit_key, parse_vote_key, run_key, valid_run, vote_key,
+    COMMITS, CONFIG_KEY, ChosenCommit, GlobalCommit, GroupConfig, MAX_RUN_LEN, RESTORES, Record,
+    RestoreChoice, RunRecord, ShardRef, VOTES, Vote, commit_key, parse_commit_key,
+    parse_restore_key, parse_vote_key, restore_key, run_key, shard_prefix, valid_run, vote_key,
     votes_prefix,
 };
 use crate::format::layout::ManifestName;
@@ -104,7 +123,10 @@ use std::sync::{Arc, Mutex};
 /// gives every rank its shard of the newest global commit that verifies
 /// (first committing a step whose votes are complete but whose commit a
 /// crash prevented); shards no commit names are never restored and are
-/// garbage-collected. It assumes what MPI and torchrun jobs do: the whole
+/// garbage-collected. The first rank to restore records the launch's
+/// choice and the others adopt it, so every rank restores the same step
+/// even if a late vote of the crashed launch completes a newer one
+/// meanwhile. It assumes what MPI and torchrun jobs do: the whole
 /// group starts and restarts together, every rank restores before its
 /// first checkpoint, and all ranks checkpoint the same steps.
 ///
@@ -361,6 +383,7 @@ impl Coordinator {
             keep_last,
             first_seq,
             cache: Mutex::default(),
+            restoring: Mutex::default(),
         });
         self.retention = Some(retention.clone());
         retention
@@ -463,8 +486,10 @@ impl Coordinator {
         Ok(status)
     }
 
-    /// Restores this rank's shard of the newest global commit that
-    /// verifies; `None` when the group has committed nothing yet.
+    /// Restores this rank's shard of the commit the launch chose (see
+    /// [`launch_choice`](Self::launch_choice)): the newest global commit
+    /// that verified when the launch's first rank restored; `None` when the
+    /// group had committed nothing then.
     pub(crate) fn restore(&mut self, shard: &dyn Storage) -> Result<Option<GroupRestore>> {
         if self.checkpointed {
             return Err(Error::GroupOrder {
@@ -474,46 +499,164 @@ impl Coordinator {
                 ),
             });
         }
-        self.roll_forward()?;
-        let mut skipped = Vec::new();
-        for name in list_commits(self.root.as_ref())?.iter().rev() {
-            let commit = match read_commit(self.root.as_ref(), &name.key, self.group.ranks) {
-                Ok(commit) => commit,
-                Err(e) if e.is_damage() => {
-                    skipped.push(Skipped {
-                        key: name.key.clone(),
-                        step: Some(name.step),
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let info = GlobalCommitInfo::of(name, &commit, self.group.rank);
-            let manifest = self.load_shard(shard, &commit, &info)?;
-            self.collect_after_restore(shard, Some(manifest.name().key()))?;
+        let choice = self.launch_choice()?;
+        let skipped = self.damaged_above(choice.commit.as_ref())?;
+        let Some(chosen) = choice.commit else {
+            self.tell_retention(None);
+            self.collect_after_restore(shard, None)?;
             self.restored = true;
-            self.last_step = Some(commit.step);
-            let damaged = ShardDamage {
-                rank: self.group.rank,
-                step: commit.step,
-                commit: info.key.clone(),
-                votes: votes_prefix(commit.step, &commit.run),
-            };
-            return Ok(Some(GroupRestore {
-                commit: info,
-                manifest,
-                skipped,
-                damaged,
-            }));
+            self.last_step = None;
+            return Ok(None);
+        };
+        let commit = self.read_chosen(&chosen)?;
+        let name = CommitName {
+            step: chosen.step,
+            run: commit.run.clone(),
+            key: chosen.key,
+        };
+        let info = GlobalCommitInfo::of(&name, &commit, self.group.rank);
+        let manifest = self.load_shard(shard, &commit, &info)?;
+        self.tell_retention(Some(&name));
+        self.collect_after_restore(shard, Some(manifest.name().key()))?;
+        self.restored = true;
+        self.last_step = Some(commit.step);
+        let damaged = ShardDamage {
+            rank: self.group.rank,
+            step: commit.step,
+            commit: info.key.clone(),
+            votes: votes_prefix(commit.step, &commit.run),
+        };
+        Ok(Some(GroupRestore {
+            commit: info,
+            manifest,
+            skipped,
+            damaged,
+        }))
+    }
+
+    /// The commit this launch restores, the same on every rank: the one
+    /// the launch's first rank to restore recorded, or, on that first rank,
+    /// the newest commit that verifies once complete vote sets are rolled
+    /// forward (recorded with a conditional create; a rank that loses the
+    /// race adopts the winner's). A rank that finds the choice made does
+    /// not roll forward: a vote set completed since (a late vote of a
+    /// crashed launch) cannot change the choice, so it is left alone.
+    fn launch_choice(&self) -> Result<RestoreChoice> {
+        let root = self.root.as_ref();
+        let key = restore_key(&self.group.run_id);
+        if let Some(choice) = self.read_choice(&key)? {
+            return Ok(choice);
         }
-        if !skipped.is_empty() {
+        let created = self.roll_forward()?;
+        let mut skipped = Vec::new();
+        let mut newest = None;
+        for name in list_commits(root)?.into_iter().rev() {
+            match read_commit(root, &name.key, self.group.ranks) {
+                Ok(_) => {
+                    newest = Some(ChosenCommit {
+                        step: name.step,
+                        key: name.key,
+                    });
+                    break;
+                }
+                Err(e) if e.is_damage() => skipped.push(skipped_commit(&name, &e)),
+                Err(e) => return Err(e),
+            }
+        }
+        // Nothing usable is an error on this rank, not a choice: the others
+        // meet the same damage (a commit that appears later only makes a
+        // rank that restores it go on alone while this one has failed).
+        if newest.is_none() && !skipped.is_empty() {
             return Err(Error::NoUsableCheckpoint { skipped });
         }
-        self.collect_after_restore(shard, None)?;
-        self.restored = true;
-        self.last_step = None;
-        Ok(None)
+        let choice = RestoreChoice {
+            run: self.group.run_id.clone(),
+            commit: newest,
+        };
+        if root.put_if_absent(&key, &choice.encode()?)? {
+            return Ok(choice);
+        }
+        let choice = self
+            .read_choice(&key)?
+            .ok_or_else(|| Error::corrupt(&key, "the launch's restore choice vanished"))?;
+        // Another rank chose first: a commit this rank created meanwhile
+        // (a vote set a late vote completed) came after the choice, and the
+        // ranks that adopted the choice may already have collected its
+        // shards; unless it is the chosen one, it goes.
+        for late in created {
+            if choice.commit.as_ref().is_none_or(|c| c.key != late) {
+                root.delete(&late)?;
+            }
+        }
+        Ok(choice)
+    }
+
+    /// This launch's recorded restore choice, if any.
+    fn read_choice(&self, key: &str) -> Result<Option<RestoreChoice>> {
+        let bytes = match self.root.get(key) {
+            Ok(bytes) => bytes,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let choice = RestoreChoice::decode(key, &bytes)?;
+        let names_its_key = choice
+            .commit
+            .as_ref()
+            .is_none_or(|c| parse_commit_key(&c.key).is_some_and(|(step, _)| step == c.step));
+        if choice.run != self.group.run_id || !names_its_key {
+            return Err(Error::corrupt(
+                key,
+                "the restore choice disagrees with its key or names no commit",
+            ));
+        }
+        Ok(Some(choice))
+    }
+
+    /// Reads the commit the launch chose. It verified when it was chosen;
+    /// if it no longer does, no rank may fall back alone.
+    fn read_chosen(&self, chosen: &ChosenCommit) -> Result<GlobalCommit> {
+        read_commit(self.root.as_ref(), &chosen.key, self.group.ranks).map_err(|e| {
+            if !e.is_damage() {
+                return e;
+            }
+            Error::corrupt(
+                &chosen.key,
+                format!(
+                    "the commit of step {} that launch {:?} restores (recorded in {}) no longer verifies ({e}); restart the group with a new run id",
+                    chosen.step,
+                    self.group.run_id,
+                    restore_key(&self.group.run_id)
+                ),
+            )
+        })
+    }
+
+    /// Commits newer than `chosen` (all, for `None`) whose records do not
+    /// verify: what the restore reports as skipped.
+    fn damaged_above(&self, chosen: Option<&ChosenCommit>) -> Result<Vec<Skipped>> {
+        let mut skipped = Vec::new();
+        for name in list_commits(self.root.as_ref())?.iter().rev() {
+            if chosen.is_some_and(|c| c.key == name.key) {
+                break;
+            }
+            match read_commit(self.root.as_ref(), &name.key, self.group.ranks) {
+                Ok(_) => {}
+                Err(e) if e.is_damage() => skipped.push(skipped_commit(name, &e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(skipped)
+    }
+
+    /// Tells retention which commit the launch restores (`None`: it
+    /// starts fresh).
+    fn tell_retention(&self, commit: Option<&CommitName>) {
+        if let Some(retention) = &self.retention {
+            *retention
+                .restoring
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = commit.map(|c| c.key.clone());
+        }
     }
 
     /// Loads the manifest of this rank's shard of `commit` (its packs are
@@ -570,10 +713,15 @@ impl Coordinator {
 
     /// Creates the commit of every complete vote set that lacks one: its
     /// last voter died between voting and committing, but every shard of
-    /// the step is durable, so the step is globally durable.
-    fn roll_forward(&self) -> Result<()> {
+    /// the step is durable, so the step is globally durable. A set whose
+    /// last vote landed late (in flight when its launch died) may name a
+    /// shard its rank has since collected: such a set is left alone, so a
+    /// commit never names a missing shard.
+    /// Returns the commits it created.
+    fn roll_forward(&self) -> Result<Vec<String>> {
         let root = self.root.as_ref();
         let existing: BTreeSet<String> = root.list(COMMITS)?.into_iter().collect();
+        let mut created = Vec::new();
         let mut sets: BTreeMap<(u64, String), BTreeSet<u32>> = BTreeMap::new();
         for key in root.list(VOTES)? {
             if let Some((step, run, rank)) = parse_vote_key(&key)
@@ -587,15 +735,20 @@ impl Coordinator {
             if !complete || existing.contains(&commit_key(step, &run)) {
                 continue;
             }
-            match build_commit(root, step, &run, self.group.ranks) {
+            let built = build_commit(root, step, &run, self.group.ranks)
+                .and_then(|commit| shards_intact(root, &commit).map(|()| commit));
+            match built {
                 Ok(commit) => {
-                    root.put_if_absent(&commit_key(step, &run), &commit.encode()?)?;
+                    let key = commit_key(step, &run);
+                    if root.put_if_absent(&key, &commit.encode()?)? {
+                        created.push(key);
+                    }
                 }
                 Err(e) if e.is_damage() => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(created)
     }
 
     /// The newest global commit whose record verifies.
@@ -622,6 +775,10 @@ pub(crate) struct GroupRetention {
     first_seq: u64,
     /// Commit records are immutable: each is read once (`None`: damaged).
     cache: Mutex<BTreeMap<String, Option<GlobalCommit>>>,
+    /// The commit this launch restores, once this rank restored: kept
+    /// until the launch commits a step of its own (every rank has restored
+    /// by then), even if a late commit of a crashed launch is newer.
+    restoring: Mutex<Option<String>>,
 }
 
 impl GroupRetention {
@@ -655,18 +812,28 @@ impl GroupRetention {
     }
 
     /// Rank 0 removes commits older than the retained ones (except those of
-    /// a format version this build cannot read: a newer ckpt wrote them)
-    /// and votes that can no longer matter: those of steps at or below the
+    /// a format version this build cannot read: a newer ckpt wrote them,
+    /// and the one this launch restores until it has committed a step),
+    /// votes that can no longer matter: those of steps at or below the
     /// newest commit, and those of other launches (restore committed every
     /// complete set before this launch checkpointed, so theirs are
-    /// incomplete forever).
+    /// incomplete forever), and the restore choices of other launches (a
+    /// launch's choice matters only while its ranks restore).
     fn collect_group_objects(&self, kept: &[Kept], names: &[CommitName]) -> Result<()> {
         let root = self.root.as_ref();
+        let restoring = self
+            .restoring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .filter(|_| !names.iter().any(|n| n.run == self.group.run_id));
         if kept.len() >= self.keep_last
             && let Some((oldest_kept, _)) = kept.last()
         {
             for name in names.iter().filter(|n| *n < oldest_kept) {
-                if !self.commit_is_newer_format(&name.key)? {
+                if restoring.as_ref() != Some(&name.key)
+                    && !self.commit_is_newer_format(&name.key)?
+                {
                     root.delete(&name.key)?;
                 }
             }
@@ -677,6 +844,11 @@ impl GroupRetention {
                 continue;
             };
             if newest_step.is_some_and(|newest| step <= newest) || run != self.group.run_id {
+                root.delete(&key)?;
+            }
+        }
+        for key in root.list(RESTORES)? {
+            if parse_restore_key(&key).is_some_and(|run| run != self.group.run_id) {
                 root.delete(&key)?;
             }
         }
@@ -761,6 +933,14 @@ impl GroupRetention {
     }
 }
 
+fn skipped_commit(name: &CommitName, e: &Error) -> Skipped {
+    Skipped {
+        key: name.key.clone(),
+        step: Some(name.step),
+        reason: e.to_string(),
+    }
+}
+
 /// The identity of a manifest's bytes, as votes and commits record it.
 fn manifest_hash(bytes: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(bytes)
@@ -824,6 +1004,17 @@ fn build_commit(root: &dyn Storage, step: u64, run: &str, ranks: u32) -> Result<
     })
 }
 
+/// Checks that every shard `commit` names is still there, unchanged.
+fn shards_intact(root: &dyn Storage, commit: &GlobalCommit) -> Result<()> {
+    for (rank, shard) in (0u32..).zip(&commit.shards) {
+        let key = format!("{}/{}", shard_prefix(rank), shard.manifest);
+        if manifest_hash(&root.get(&key)?) != shard.hash {
+            return Err(Error::corrupt(&key, "not the manifest its vote names"));
+        }
+    }
+    Ok(())
+}
+
 /// Records the group's size on first use, or checks it.
 fn check_config(root: &dyn Storage, ranks: u32) -> Result<()> {
     let config = GroupConfig { ranks };
@@ -840,21 +1031,43 @@ fn check_config(root: &dyn Storage, ranks: u32) -> Result<()> {
     Ok(())
 }
 
+/// Registrations this process attempted whose create failed with an
+/// error (a timeout, say): the create may have happened anyway. Finding
+/// one of these nonces in the record is this process's own earlier
+/// attempt, not a reused run id.
+static UNCERTAIN_REGISTRATIONS: Mutex<BTreeSet<(String, u32, u128)>> = Mutex::new(BTreeSet::new());
+
 /// Registers `group.rank` in launch `group.run_id`. A registration that
 /// is already there with another nonce is another checkpointer's (nonces
 /// are random per call), so the run id was reused; with ours, a retried
-/// create found its own earlier attempt.
+/// create found its own earlier attempt, and with the nonce of an earlier
+/// call of this process that failed at the create, `build()` was retried.
 fn register_run(root: &dyn Storage, group: &Group) -> Result<()> {
     let key = run_key(&group.run_id, group.rank);
-    let record = RunRecord {
-        nonce: rand::random(),
+    let nonce: u128 = rand::random();
+    let record = RunRecord { nonce }.encode()?;
+    let created = root.put_if_absent(&key, &record).inspect_err(|_| {
+        uncertain_registrations().insert((group.run_id.clone(), group.rank, nonce));
+    })?;
+    if created {
+        return Ok(());
     }
-    .encode()?;
-    if root.put_if_absent(&key, &record)? || root.get(&key)? == record {
+    let found = root.get(&key)?;
+    if found == record {
+        return Ok(());
+    }
+    let found = RunRecord::decode(&key, &found)?;
+    if uncertain_registrations().remove(&(group.run_id.clone(), group.rank, found.nonce)) {
         return Ok(());
     }
     Err(Error::RunReused {
         run: group.run_id.clone(),
         rank: group.rank,
     })
+}
+
+fn uncertain_registrations() -> std::sync::MutexGuard<'static, BTreeSet<(String, u32, u128)>> {
+    UNCERTAIN_REGISTRATIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

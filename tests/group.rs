@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -644,4 +645,178 @@ fn the_first_increment_after_a_restore_chains_from_the_restored_shard() {
             committed.changed_bytes
         );
     }
+}
+
+/// A store that holds back the puts of keys starting with `prefix`
+/// (answering success) until [`land`](Self::land): a vote still in flight
+/// when its launch crashed, landing after the next launch began.
+#[derive(Debug, Clone)]
+struct HoldPuts {
+    inner: MemStorage,
+    prefix: String,
+    held: Arc<std::sync::Mutex<Vec<Held>>>,
+}
+
+/// A put held back: key and bytes.
+type Held = (String, Vec<u8>);
+
+impl HoldPuts {
+    fn land(&self) -> usize {
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        for (key, data) in &held {
+            self.inner.put(key, data).unwrap();
+        }
+        held.len()
+    }
+}
+
+impl Storage for HoldPuts {
+    fn put(&self, key: &str, data: &[u8]) -> ckpt::Result<()> {
+        if key.starts_with(&self.prefix) {
+            self.held
+                .lock()
+                .unwrap()
+                .push((key.to_owned(), data.to_vec()));
+            return Ok(());
+        }
+        self.inner.put(key, data)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> ckpt::Result<bool> {
+        assert!(!key.starts_with(&self.prefix), "{key}");
+        self.inner.put_if_absent(key, data)
+    }
+    fn get(&self, key: &str) -> ckpt::Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, range: Range<u64>) -> ckpt::Result<Vec<u8>> {
+        self.inner.get_range(key, range)
+    }
+    fn list(&self, prefix: &str) -> ckpt::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> ckpt::Result<()> {
+        self.inner.delete(key)
+    }
+}
+
+fn open_pair(store: impl Storage + 'static, rank: u32, run: &str) -> Checkpointer {
+    Checkpointer::builder()
+        .storage(store)
+        .group(Group::new(2, rank, run))
+        .keep_last(1)
+        .threads(1)
+        .build()
+        .unwrap()
+}
+
+/// Checkpoints `steps` on both ranks of a pair, one step at a time.
+fn checkpoint_pair(ranks: &mut [Checkpointer; 2], steps: Range<u64>, launch: u32) {
+    for step in steps {
+        for (rank, ck) in (0..).zip(ranks.iter_mut()) {
+            ck.checkpoint(step, &mut shard_at(rank, step, launch))
+                .unwrap();
+            ck.flush().unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_late_vote_of_a_crashed_launch_cannot_split_the_next_launchs_restore() {
+    let store = MemStorage::new();
+    // Launch 1 commits step 0; both votes of step 1 are still in flight
+    // when it crashes.
+    let held = HoldPuts {
+        inner: store.clone(),
+        prefix: "group/votes/00000000000000000001-".into(),
+        held: Arc::default(),
+    };
+    let mut ranks = [0, 1].map(|rank| open_pair(held.clone(), rank, "launch-1"));
+    for ck in &mut ranks {
+        assert!(ck.restore_latest::<Shard>().unwrap().is_none());
+    }
+    checkpoint_pair(&mut ranks, 0..2, 1);
+    drop(ranks);
+    assert_eq!(keys(&store, "group/commits/").len(), 1);
+
+    // Launch 2: rank 0 restores step 0; then the votes land, completing
+    // step 1 of launch 1; then rank 1 restores: step 0 as well.
+    let mut rank0 = open_pair(store.clone(), 0, "launch-2");
+    let mut rank1 = open_pair(store.clone(), 1, "launch-2");
+    let r0 = rank0.restore_latest::<Shard>().unwrap().unwrap();
+    assert_eq!(held.land(), 2);
+    let r1 = rank1.restore_latest::<Shard>().unwrap().unwrap();
+    assert_eq!((r0.step, r1.step), (0, 0), "the group split");
+    assert!(r0.state == shard_at(0, 0, 1) && r1.state == shard_at(1, 0, 1));
+
+    // Launch 2 goes on; launch 3 resumes from it, and only launch 3's
+    // restore choice is left.
+    let mut ranks = [rank0, rank1];
+    checkpoint_pair(&mut ranks, 1..3, 2);
+    drop(ranks);
+    let mut ranks = [0, 1].map(|rank| open_pair(store.clone(), rank, "launch-3"));
+    for (rank, ck) in (0..).zip(ranks.iter_mut()) {
+        let r = ck.restore_latest::<Shard>().unwrap().unwrap();
+        assert_eq!(r.step, 2);
+        assert!(r.state == shard_at(rank, 2, 2));
+    }
+    assert_eq!(
+        keys(&store, "group/restores/"),
+        BTreeSet::from(["group/restores/launch-3".to_owned()])
+    );
+}
+
+/// A store whose first conditional create of a key starting with `prefix`
+/// happens but answers a timeout.
+#[derive(Debug, Clone)]
+struct TimeoutAfterCreate {
+    inner: MemStorage,
+    prefix: String,
+    fired: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Storage for TimeoutAfterCreate {
+    fn put(&self, key: &str, data: &[u8]) -> ckpt::Result<()> {
+        self.inner.put(key, data)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> ckpt::Result<bool> {
+        let created = self.inner.put_if_absent(key, data)?;
+        if key.starts_with(&self.prefix) && !self.fired.swap(true, Ordering::SeqCst) {
+            let e = std::io::Error::new(ErrorKind::TimedOut, "injected timeout");
+            return Err(Error::storage("put_if_absent", key, e));
+        }
+        Ok(created)
+    }
+    fn get(&self, key: &str) -> ckpt::Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn list(&self, prefix: &str) -> ckpt::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> ckpt::Result<()> {
+        self.inner.delete(key)
+    }
+}
+
+#[test]
+fn build_retried_after_a_timeout_that_registered_the_run_succeeds() {
+    let store = MemStorage::new();
+    let flaky = TimeoutAfterCreate {
+        inner: store.clone(),
+        prefix: "group/runs/".into(),
+        fired: Arc::default(),
+    };
+    let first = build(flaky.clone(), Group::new(2, 1, "retried"));
+    assert!(matches!(first, Err(Error::Storage { .. })), "{first:?}");
+    assert_eq!(
+        keys(&store, "group/runs/"),
+        BTreeSet::from(["group/runs/retried-1".to_owned()])
+    );
+    let mut ck = build(flaky, Group::new(2, 1, "retried")).expect("the retry is not a reuse");
+    assert!(ck.restore_latest::<Vec<u64>>().unwrap().is_none());
+    // Another checkpointer with the same run id and rank is still refused.
+    let again = build(store, Group::new(2, 1, "retried"));
+    assert!(
+        matches!(again, Err(Error::RunReused { rank: 1, .. })),
+        "{again:?}"
+    );
 }

@@ -6,6 +6,11 @@
 //! as any step a rank reported globally committed, with exactly its shard
 //! of that step (byte for byte, from the launch that committed it).
 //!
+//! Some ranks' last vote is still in flight when they die (the child
+//! parks it under `late/` and hangs, as a put that never returned); the
+//! parent lands it at a random moment of the next launch's restore, as a
+//! slow store would, and the ranks must still agree.
+//!
 //! The ranks share a local directory ([`FsStorage::open_shared`]), or an
 //! S3 server when `CKPT_S3_ENDPOINT` is set (see [`shared_store`]). Set
 //! `CKPT_GROUP_CRASH_SEED` to replay another seed.
@@ -19,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
+use std::ops::Range;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -32,6 +38,10 @@ const ROUNDS: u32 = 20;
 const LOCATION_ENV: &str = "CKPT_GROUP_CHILD_STORE";
 const RANK_ENV: &str = "CKPT_GROUP_CHILD_RANK";
 const LAUNCH_ENV: &str = "CKPT_GROUP_CHILD_LAUNCH";
+/// The step whose vote a child leaves in flight (default: none).
+const LATE_VOTE_ENV: &str = "CKPT_GROUP_CHILD_LATE_VOTE";
+/// Where a vote in flight waits for the parent to land it.
+const LATE: &str = "late/";
 /// Steps a child takes before finishing cleanly (default: until killed).
 const STEPS_ENV: &str = "CKPT_GROUP_CHILD_STEPS";
 const SEED_ENV: &str = "CKPT_GROUP_CRASH_SEED";
@@ -137,8 +147,13 @@ fn group_child_process() {
     let launch: u32 = env(LAUNCH_ENV).expect("launch");
     let steps: u64 = env(STEPS_ENV).unwrap_or(u64::MAX);
     let born = Instant::now();
+    let store = LateVote {
+        inner: shared_store(&location),
+        step: env(LATE_VOTE_ENV),
+        born,
+    };
     let mut ck = Checkpointer::builder()
-        .storage(shared_store(&location))
+        .storage(store)
         .group(Group::new(RANKS, rank, format!("launch-{launch}")))
         .scheme(scheme_of(rank))
         .keep_last(KEEP_LAST)
@@ -184,6 +199,74 @@ fn group_child_process() {
     report_commit(&ck, &mut newest_committed, &mut say);
     ck.finish().expect("child finishes");
     say("@finished".to_owned());
+}
+
+/// A rank's store that leaves its vote of `step` in flight: the vote goes
+/// to `late/<key>` for the parent to land later, and the put never returns
+/// (the rank's writer hangs until the rank is killed).
+#[derive(Debug)]
+struct LateVote {
+    inner: Arc<dyn Storage>,
+    step: Option<u64>,
+    born: Instant,
+}
+
+impl Storage for LateVote {
+    fn put(&self, key: &str, data: &[u8]) -> ckpt::Result<()> {
+        let held = self
+            .step
+            .is_some_and(|step| key.starts_with(&format!("group/votes/{step:020}-")));
+        if !held {
+            return self.inner.put(key, data);
+        }
+        self.inner.put(&format!("{LATE}{key}"), data)?;
+        while self.born.elapsed() < CHILD_LIFETIME {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::process::exit(0); // never killed: the parent is gone
+    }
+    fn get(&self, key: &str) -> ckpt::Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn list(&self, prefix: &str) -> ckpt::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> ckpt::Result<()> {
+        self.inner.delete(key)
+    }
+    fn get_range(&self, key: &str, range: Range<u64>) -> ckpt::Result<Vec<u8>> {
+        self.inner.get_range(key, range)
+    }
+    fn read_into(&self, key: &str, offset: u64, bufs: &mut [&mut [u8]]) -> ckpt::Result<()> {
+        self.inner.read_into(key, offset, bufs)
+    }
+    fn read_gap_bytes(&self) -> u64 {
+        self.inner.read_gap_bytes()
+    }
+    fn delete_many(&self, keys: &[String]) -> ckpt::Result<()> {
+        self.inner.delete_many(keys)
+    }
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> ckpt::Result<()> {
+        self.inner.put_parts(key, parts)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> ckpt::Result<bool> {
+        self.inner.put_if_absent(key, data)
+    }
+}
+
+/// Lands the votes left in flight (see [`LateVote`]); returns how many,
+/// and how many of them completed their step's vote set.
+fn land_late_votes(store: &dyn Storage) -> (usize, usize) {
+    let late = store.list(LATE).unwrap();
+    let mut completed = 0;
+    for key in &late {
+        let vote = key.strip_prefix(LATE).expect("listed under late/");
+        store.put(vote, &store.get(key).unwrap()).unwrap();
+        store.delete(key).unwrap();
+        let (set, _) = vote.rsplit_once('-').expect("a vote key ends in its rank");
+        completed += usize::from(store.list(set).unwrap().len() == RANKS as usize);
+    }
+    (late.len(), completed)
 }
 
 /// Reports the newest step this rank saw globally committed, once.
@@ -295,6 +378,7 @@ fn spawn_launch(
     location: &str,
     launch: u32,
     steps: Option<u64>,
+    late_votes: &[Option<u64>],
 ) -> (Vec<Reaper>, Receiver<(u32, Line)>) {
     let (tx, rx) = mpsc::channel();
     let children = (0..RANKS)
@@ -316,6 +400,9 @@ fn spawn_launch(
                 .stderr(Stdio::inherit());
             if let Some(steps) = steps {
                 command.env(STEPS_ENV, steps.to_string());
+            }
+            if let Some(Some(step)) = late_votes.get(rank as usize) {
+                command.env(LATE_VOTE_ENV, step.to_string());
             }
             let mut child = command.spawn().expect("spawn a rank process");
             let stdout = child.stdout.take().expect("piped stdout");
@@ -428,11 +515,28 @@ fn group_checkpoints_survive_sigkill() {
     let mut newest_checkpointed: Option<u64> = None;
     let mut newest_restored: Option<u64> = None;
     let mut kills_during_restore = 0;
+    let mut late_landed = 0;
+    let mut late_completed = 0;
     let mut phases: BTreeMap<&str, usize> = BTreeMap::new();
     for round in 0..ROUNDS {
         let context = format!("round {round} (seed {seed})");
-        let (mut children, rx) = spawn_launch(&location, round, None);
+        // Some ranks leave their vote of a step a little after the
+        // restored one in flight (only a rank's newest vote can be).
+        let base = newest_committed.map_or(0, |s| s + 1);
+        let late: Vec<Option<u64>> = (0..RANKS)
+            .map(|_| (rng.random_range(0..3) == 0).then(|| base + rng.random_range(1..12)))
+            .collect();
+        let (mut children, rx) = spawn_launch(&location, round, None, &late);
         let mut seen = Seen::new();
+        // The previous launch's votes in flight land during this restore.
+        match rng.random_range(0..3) {
+            0 => {}
+            1 => wait_until(&rx, &mut seen, |s| s.restored.iter().any(Option::is_some)),
+            _ => std::thread::sleep(Duration::from_micros(rng.random_range(0..30_000))),
+        }
+        let (landed, completed) = land_late_votes(shared_store(&location).as_ref());
+        late_landed += landed;
+        late_completed += completed;
         // Most kills land while the ranks checkpoint; some during restore.
         let early = rng.random_range(0..5) == 0;
         if early {
@@ -441,7 +545,9 @@ fn group_checkpoints_survive_sigkill() {
             kills_during_restore += usize::from(!seen.all_restored());
         } else {
             wait_until(&rx, &mut seen, Seen::all_restored);
-            if rng.random_range(0..3) == 0 {
+            // (A rank that leaves a vote in flight may stop the launch
+            // before its first commit.)
+            if rng.random_range(0..3) == 0 && late.iter().all(Option::is_none) {
                 wait_until(&rx, &mut seen, |s| s.committed.is_some());
             }
             std::thread::sleep(Duration::from_micros(rng.random_range(10_000..250_000)));
@@ -494,8 +600,11 @@ fn group_checkpoints_survive_sigkill() {
     };
     let before: Vec<BTreeSet<String>> = (0..RANKS).map(shards).collect();
     let clean_steps = 8;
-    let (children, rx) = spawn_launch(&location, ROUNDS, Some(clean_steps));
+    let (children, rx) = spawn_launch(&location, ROUNDS, Some(clean_steps), &[]);
     let mut seen = Seen::new();
+    let (landed, completed) = land_late_votes(store.as_ref());
+    late_landed += landed;
+    late_completed += completed;
     wait_until(&rx, &mut seen, |s| s.finished == RANKS);
     drop(children);
     let resumed = seen.check_restores("clean launch");
@@ -512,7 +621,7 @@ fn group_checkpoints_survive_sigkill() {
         store.list("group/votes/")
     );
     // And the launch after it finds the clean launch's last step.
-    let (children, rx) = spawn_launch(&location, ROUNDS + 1, Some(0));
+    let (children, rx) = spawn_launch(&location, ROUNDS + 1, Some(0), &[]);
     let mut seen = Seen::new();
     wait_until(&rx, &mut seen, |s| s.finished == RANKS);
     drop(children);
@@ -539,7 +648,7 @@ fn group_checkpoints_survive_sigkill() {
         store.delete(&key).unwrap();
     }
     println!(
-        "{ROUNDS} rounds in {:.1?}: newest step reported committed {newest_committed:?}, {kills_during_restore} kills during a restore",
+        "{ROUNDS} rounds in {:.1?}: newest step reported committed {newest_committed:?}, {kills_during_restore} kills during a restore, {late_landed} late votes landed ({late_completed} completed a vote set)",
         started.elapsed()
     );
     for (phase, count) in &phases {
@@ -549,6 +658,7 @@ fn group_checkpoints_survive_sigkill() {
         phases.contains_key(PENDING_SHARD),
         "no kill landed between a shard and its commit: {phases:?}"
     );
+    assert!(late_landed > 0, "no vote was left in flight");
     assert!(
         newest_committed.is_some_and(|s| s > 0),
         "the killed launches never committed past step 0"

@@ -397,8 +397,10 @@ impl Checkpointer {
     /// damaged store is never mistaken for a fresh start.
     ///
     /// For a rank of a [`Group`], this is the rank's shard of the newest
-    /// globally committed step (the same step on every rank); shards of
-    /// steps the group never committed are never restored. Call it before
+    /// globally committed step when the launch's first rank restored (it
+    /// records that choice; every rank of the launch restores the same
+    /// step); shards of steps the group never committed are never
+    /// restored. Call it before
     /// the first checkpoint, on every rank, even on a fresh store.
     pub fn restore_latest<S: State>(&mut self) -> Result<Option<Restored<S>>> {
         self.flush()?;

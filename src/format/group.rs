@@ -6,6 +6,7 @@
 //! group/runs/<run>-<rank>                     rank `rank` started in launch `run`
 //! group/votes/<step:020>-<run>-<rank>         rank's shard of `step` is durable
 //! group/commits/<step:020>-<run>              `step` is globally committed
+//! group/restores/<run>                        the commit launch `run` restores
 //! record := magic:[u8; 8] version:u16 reserved:u16 payload_len:u32
 //!           payload:[u8; payload_len] crc32(everything before):u32
 //! ```
@@ -27,6 +28,8 @@ pub(crate) const RUNS: &str = "group/runs/";
 pub(crate) const VOTES: &str = "group/votes/";
 /// Prefix of global commits.
 pub(crate) const COMMITS: &str = "group/commits/";
+/// Prefix of launches' restore choices.
+pub(crate) const RESTORES: &str = "group/restores/";
 /// Longest run id accepted.
 pub(crate) const MAX_RUN_LEN: usize = 128;
 
@@ -34,6 +37,7 @@ const CONFIG_MAGIC: &[u8; 8] = b"CKPTGCFG";
 const RUN_MAGIC: &[u8; 8] = b"CKPTGRUN";
 const VOTE_MAGIC: &[u8; 8] = b"CKPTVOTE";
 const COMMIT_MAGIC: &[u8; 8] = b"CKPTGCOM";
+const RESTORE_MAGIC: &[u8; 8] = b"CKPTGRST";
 /// Group records are small; a length field claiming more is corruption.
 const MAX_RECORD_BYTES: usize = 64 << 20;
 
@@ -60,6 +64,16 @@ pub(crate) fn vote_key(step: u64, run: &str, rank: u32) -> String {
 /// The key of a global commit.
 pub(crate) fn commit_key(step: u64, run: &str) -> String {
     format!("{COMMITS}{step:020}-{run}")
+}
+
+/// The key of launch `run`'s restore choice.
+pub(crate) fn restore_key(run: &str) -> String {
+    format!("{RESTORES}{run}")
+}
+
+/// What a restore choice's key says: the run.
+pub(crate) fn parse_restore_key(key: &str) -> Option<&str> {
+    key.strip_prefix(RESTORES).filter(|run| valid_run(run))
 }
 
 /// What a vote's key says: step, run, rank.
@@ -151,6 +165,26 @@ impl GlobalCommit {
     }
 }
 
+/// The commit every rank of one launch restores, recorded by the first
+/// rank to restore (with a conditional create) and adopted by the others,
+/// so that a commit appearing later (a late vote of a crashed launch)
+/// cannot split the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RestoreChoice {
+    /// The launch that restores.
+    pub run: String,
+    /// The chosen commit; `None`: the group starts fresh.
+    pub commit: Option<ChosenCommit>,
+}
+
+/// A commit a [`RestoreChoice`] names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChosenCommit {
+    pub step: u64,
+    /// The commit's key (`group/commits/...`).
+    pub key: String,
+}
+
 /// A framed, checksummed record of one kind.
 pub(crate) trait Record: Serialize + DeserializeOwned {
     const MAGIC: &'static [u8; 8];
@@ -185,6 +219,9 @@ impl Record for Vote {
 }
 impl Record for GlobalCommit {
     const MAGIC: &'static [u8; 8] = COMMIT_MAGIC;
+}
+impl Record for RestoreChoice {
+    const MAGIC: &'static [u8; 8] = RESTORE_MAGIC;
 }
 
 fn decode<T: DeserializeOwned>(magic: &[u8; 8], key: &str, bytes: &[u8]) -> Result<T> {
@@ -237,6 +274,21 @@ mod tests {
             shard: c.shards[0].clone(),
         };
         assert!(GlobalCommit::decode(&key, &vote.encode().unwrap()).is_err());
+        for commit in [
+            None,
+            Some(ChosenCommit {
+                step: c.step,
+                key: key.clone(),
+            }),
+        ] {
+            let choice = RestoreChoice {
+                run: "r2".into(),
+                commit,
+            };
+            let bytes = choice.encode().unwrap();
+            assert_eq!(RestoreChoice::decode("k", &bytes).unwrap(), choice);
+            assert!(GlobalCommit::decode("k", &bytes).is_err());
+        }
     }
 
     #[test]
@@ -247,6 +299,11 @@ mod tests {
         let commit = commit_key(7, "slurm-99.0");
         assert_eq!(parse_commit_key(&commit), Some((7, "slurm-99.0".into())));
         assert!(commit_key(9, "z") < commit_key(10, "a"));
+        assert_eq!(
+            parse_restore_key(&restore_key("slurm-9.1")),
+            Some("slurm-9.1")
+        );
+        assert_eq!(parse_restore_key("group/restores/.x"), None);
         for bad in [
             "group/votes/12-r-1",
             "group/votes/00000000000000000012-r-",
