@@ -804,3 +804,176 @@ fn a_group_checkpoints_over_a_pair_and_restores() {
         assert_eq!(store.stats().failovers, 0);
     }
 }
+
+/// A shared-mode pair over one store reached through two paths, `a`
+/// active, with a short deadline.
+fn shared_paths(deadline: Duration, patience: Option<Duration>) -> Rig {
+    let shared = MemStorage::new();
+    let backends: BTreeMap<String, _> = ["a", "b"]
+        .map(|n| (n.to_owned(), Arc::new(FaultyStorage::new(shared.clone()))))
+        .into();
+    let store = FailoverStorage::builder(Mode::Shared)
+        .active("a", backends["a"].clone())
+        .standby("b", backends["b"].clone())
+        .deadline(Some(deadline))
+        .slow_store_patience(patience)
+        .build()
+        .unwrap();
+    Rig {
+        store: Arc::new(store),
+        backends,
+    }
+}
+
+#[test]
+fn a_store_slow_on_both_shared_paths_is_waited_on_and_never_takes_the_pair_down() {
+    let deadline = Duration::from_millis(100);
+    let rig = shared_paths(deadline, None);
+    let events = rig.store.subscribe();
+    for path in rig.backends.values() {
+        path.control().set_latency(deadline * 3);
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..4)
+            .map(|w| {
+                let (store, stop) = (&rig.store, &stop);
+                scope.spawn(move || {
+                    let mut done = 0u64;
+                    while done < 3 || !stop.load(Ordering::Relaxed) {
+                        let key = format!("w{w}/{done}");
+                        store.put(&key, key.as_bytes()).unwrap();
+                        assert_eq!(store.get(&key).unwrap(), key.as_bytes());
+                        done += 1;
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1500));
+        for path in rig.backends.values() {
+            path.control().set_latency(Duration::ZERO);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for caller in callers {
+            caller.join().expect("no caller saw an error");
+        }
+    });
+    let stats = rig.store.stats();
+    assert!(!stats.down, "{stats:?}");
+    assert_eq!(stats.failovers, 0, "{stats:?}");
+    assert_eq!(stats.standby.as_deref(), Some("b"), "{stats:?}");
+    assert!(stats.slow_store_waits > 0, "{stats:?}");
+    assert!(stats.slow_store_operations > 0, "{stats:?}");
+    let seen: Vec<_> = events.try_iter().collect();
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, FailoverEvent::SlowStore { path, .. } if path == "a")),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|e| matches!(e, FailoverEvent::Down { .. })),
+        "{seen:?}"
+    );
+    rig.store.put("after", b"recovered").unwrap();
+}
+
+#[test]
+fn a_slow_store_with_no_standby_left_is_waited_on_not_taken_down() {
+    let deadline = Duration::from_millis(100);
+    let rig = shared_paths(deadline, None);
+    let (a, b) = (&rig.backends["a"], &rig.backends["b"]);
+    // "a" dies: fail over to "b", with no standby behind it.
+    a.control()
+        .fail_now(Fault::Error(ErrorKind::ConnectionRefused));
+    rig.store.put("k", b"1").unwrap();
+    assert_eq!(rig.store.stats().active.as_deref(), Some("b"));
+    assert_eq!(rig.store.stats().standby, None);
+    // Now the store is slow through "b": a put takes three deadlines.
+    b.control().set_latency(deadline * 3);
+    rig.store.put("k", b"2").unwrap();
+    b.control().set_latency(Duration::ZERO);
+    let stats = rig.store.stats();
+    assert!(!stats.down, "{stats:?}");
+    assert_eq!(stats.active.as_deref(), Some("b"));
+    assert!(stats.slow_store_waits > 0, "{stats:?}");
+    assert_eq!(rig.store.get("k").unwrap(), b"2");
+}
+
+#[test]
+fn a_slow_active_path_whose_standby_path_is_dead_stays_active() {
+    let deadline = Duration::from_millis(100);
+    let rig = shared_paths(deadline, None);
+    let events = rig.store.subscribe();
+    let (a, b) = (&rig.backends["a"], &rig.backends["b"]);
+    a.control().set_latency(deadline * 3);
+    b.control()
+        .fail_now(Fault::Error(ErrorKind::ConnectionRefused));
+    rig.store.put("k", b"v").unwrap();
+    a.control().set_latency(Duration::ZERO);
+    let stats = rig.store.stats();
+    assert!(!stats.down, "{stats:?}");
+    assert_eq!(stats.active.as_deref(), Some("a"));
+    assert_eq!(stats.standby, None, "the dead path left: {stats:?}");
+    assert_eq!(stats.failed, ["b"]);
+    let seen: Vec<_> = events.try_iter().collect();
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, FailoverEvent::StandbyLost { standby, .. } if standby == "b")),
+        "{seen:?}"
+    );
+    assert_eq!(rig.store.get("k").unwrap(), b"v");
+}
+
+#[test]
+fn a_hung_shared_path_fails_over_when_the_other_path_answers_in_time() {
+    let deadline = Duration::from_millis(100);
+    let rig = shared_paths(deadline, None);
+    rig.store.put("k", b"before").unwrap();
+    rig.backends["a"].control().fail_now(Fault::Hang);
+    rig.store.put("k", b"after").unwrap();
+    let stats = rig.store.stats();
+    assert_eq!(stats.active.as_deref(), Some("b"), "{stats:?}");
+    assert_eq!(stats.failovers, 1);
+    assert_eq!(stats.slow_store_waits, 0);
+    assert_eq!(rig.store.get("k").unwrap(), b"after");
+    rig.backends["a"].control().repair();
+}
+
+#[test]
+fn a_refused_shared_path_fails_over_and_two_dead_paths_take_the_pair_down() {
+    let rig = shared_paths(Duration::from_millis(100), None);
+    let (a, b) = (&rig.backends["a"], &rig.backends["b"]);
+    a.control()
+        .fail_now(Fault::Error(ErrorKind::ConnectionRefused));
+    rig.store.put("k", b"v").unwrap();
+    assert_eq!(rig.store.stats().active.as_deref(), Some("b"));
+    assert_eq!(rig.store.stats().failovers, 1);
+    b.control().fail_now(Fault::Error(ErrorKind::ConnectionReset));
+    let err = rig.store.get("k").unwrap_err();
+    assert!(matches!(err, Error::StorageDown { .. }), "{err}");
+    assert!(rig.store.stats().down);
+}
+
+#[test]
+fn a_store_slow_past_its_patience_returns_a_timeout_and_the_pair_stays_up() {
+    let deadline = Duration::from_millis(50);
+    let patience = Duration::from_millis(300);
+    let rig = shared_paths(deadline, Some(patience));
+    for path in rig.backends.values() {
+        path.control().set_latency(Duration::from_secs(1));
+    }
+    let started = Instant::now();
+    let err = rig.store.put("k", b"v").unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited >= patience && waited < patience * 3, "{waited:?}");
+    let Error::Storage { source, .. } = &err else {
+        panic!("expected a storage error, got {err}");
+    };
+    assert_eq!(source.kind(), ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("slow_store_patience"), "{err}");
+    for path in rig.backends.values() {
+        path.control().set_latency(Duration::ZERO);
+    }
+    assert!(!rig.store.stats().down);
+    rig.store.put("k", b"v").unwrap();
+}

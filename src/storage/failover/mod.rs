@@ -7,6 +7,7 @@
 
 mod ops;
 mod resync;
+mod slow;
 
 use super::Storage;
 use super::pool::Pool;
@@ -31,6 +32,10 @@ pub const DEFAULT_DEADLINE_PER_MIB: Duration = Duration::from_secs(1);
 /// running on the backend from before its failure, and for running
 /// operations to drain before the final re-sync pass.
 pub const DEFAULT_ADMIT_WAIT: Duration = Duration::from_secs(30);
+/// How long, in shared mode, an operation waits on a store that is slow on
+/// every path before it returns an error; see
+/// [`FailoverBuilder::slow_store_patience`].
+pub const DEFAULT_SLOW_STORE_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Objects under this prefix are health-check probes: written, read and
 /// deleted at once, never copied by a re-sync.
@@ -104,6 +109,19 @@ pub enum FailoverEvent {
         /// What re-synchronising it took.
         resync: Resync,
     },
+    /// Shared mode: a call overran its deadline on the active path, and
+    /// the store itself was found slow (the other path overran too, or
+    /// there is none to compare with), so operations wait for their calls
+    /// on the active path instead of failing over. Emitted at most once a
+    /// deadline while the store stays slow.
+    SlowStore {
+        /// The active path, which stays active.
+        path: String,
+        /// The overrun that started the check.
+        cause: String,
+        /// Why the store, not the path, is blamed.
+        evidence: String,
+    },
     /// An operation was delayed by a failover or a re-sync: it waited at
     /// the gate, or failed on a backend and was retried.
     Paused {
@@ -174,6 +192,12 @@ pub struct FailoverStats {
     pub standby_losses: u64,
     /// Operations that were delayed by a failover or a re-sync.
     pub paused_operations: u64,
+    /// Shared mode: times the store was found slow on every path (see
+    /// [`FailoverEvent::SlowStore`]).
+    pub slow_store_waits: u64,
+    /// Shared mode: operations whose call overran the deadline on the
+    /// active path and were waited on rather than failed over at once.
+    pub slow_store_operations: u64,
     /// Their summed delay.
     pub total_pause: Duration,
     /// The longest single delay.
@@ -210,6 +234,9 @@ pub enum OpState {
     Running(String),
     /// Its call failed; it waits for the relocation to retry.
     Retrying,
+    /// Shared mode: its call on this path overran the deadline; it waits
+    /// for the call while the store is slow.
+    SlowStore(String),
 }
 
 /// The rule that decides whether an error from the active means the
@@ -244,6 +271,7 @@ pub struct FailoverBuilder {
     deadline: Option<Duration>,
     deadline_per_mib: Duration,
     admit_wait: Duration,
+    slow_store_patience: Option<Duration>,
     unavailable: Classifier,
     discard_standby_extras: bool,
 }
@@ -257,6 +285,7 @@ impl fmt::Debug for FailoverBuilder {
             .field("deadline", &self.deadline)
             .field("deadline_per_mib", &self.deadline_per_mib)
             .field("admit_wait", &self.admit_wait)
+            .field("slow_store_patience", &self.slow_store_patience)
             .finish_non_exhaustive()
     }
 }
@@ -299,6 +328,16 @@ impl FailoverBuilder {
     /// throughput you expect, or large puts will fail over spuriously.
     pub fn deadline_per_mib(mut self, extra: Duration) -> Self {
         self.deadline_per_mib = extra;
+        self
+    }
+
+    /// Shared mode: how long in all an operation waits on a store that is
+    /// slow on every path (default [`DEFAULT_SLOW_STORE_PATIENCE`]; `None`:
+    /// no limit). Past it the operation returns [`Error::Storage`] with
+    /// [`io::ErrorKind::TimedOut`] — and the pair stays up. See "The
+    /// deadline, per mode" on [`FailoverStorage`].
+    pub fn slow_store_patience(mut self, patience: Option<Duration>) -> Self {
+        self.slow_store_patience = patience;
         self
     }
 
@@ -369,6 +408,7 @@ impl FailoverBuilder {
                 deadline: self.deadline,
                 deadline_per_mib: self.deadline_per_mib,
                 admit_wait: self.admit_wait,
+                slow_store_patience: self.slow_store_patience,
                 unavailable: self.unavailable,
                 discard_standby_extras: self.discard_standby_extras,
             },
@@ -593,6 +633,7 @@ struct Config {
     deadline: Option<Duration>,
     deadline_per_mib: Duration,
     admit_wait: Duration,
+    slow_store_patience: Option<Duration>,
     unavailable: Classifier,
     discard_standby_extras: bool,
 }
@@ -657,7 +698,15 @@ struct State {
     next_op: u64,
     /// Backend calls made by operations right now (not abandoned ones).
     running: usize,
+    /// Shared mode: when the store was last found slow on every path.
+    slow: Option<SlowVerdict>,
     counters: Counters,
+}
+
+/// The store was found slow on every path at `at`, in `epoch`.
+struct SlowVerdict {
+    epoch: u64,
+    at: Instant,
 }
 
 struct Syncing {
@@ -679,6 +728,7 @@ enum RecordState {
     AtGate,
     Running(Arc<Backend>),
     Retrying,
+    SlowStore(Arc<Backend>),
 }
 
 #[derive(Default)]
@@ -688,6 +738,8 @@ struct Counters {
     failbacks: u64,
     standby_losses: u64,
     paused_operations: u64,
+    slow_store_waits: u64,
+    slow_store_operations: u64,
     total_pause: Duration,
     max_pause: Duration,
     total_relocation: Duration,
@@ -707,6 +759,7 @@ impl State {
             ops: BTreeMap::new(),
             next_op: 0,
             running: 0,
+            slow: None,
             counters: Counters::default(),
         }
     }
@@ -736,6 +789,7 @@ impl FailoverStorage {
             deadline: Some(DEFAULT_DEADLINE),
             deadline_per_mib: DEFAULT_DEADLINE_PER_MIB,
             admit_wait: DEFAULT_ADMIT_WAIT,
+            slow_store_patience: Some(DEFAULT_SLOW_STORE_PATIENCE),
             unavailable: Arc::new(is_unavailable),
             discard_standby_extras: false,
         }
@@ -781,6 +835,8 @@ impl FailoverStorage {
             failbacks: c.failbacks,
             standby_losses: c.standby_losses,
             paused_operations: c.paused_operations,
+            slow_store_waits: c.slow_store_waits,
+            slow_store_operations: c.slow_store_operations,
             total_pause: c.total_pause,
             max_pause: c.max_pause,
             total_relocation: c.total_relocation,
@@ -802,6 +858,7 @@ impl FailoverStorage {
                     RecordState::AtGate => OpState::AtGate,
                     RecordState::Running(b) => OpState::Running(b.name.clone()),
                     RecordState::Retrying => OpState::Retrying,
+                    RecordState::SlowStore(b) => OpState::SlowStore(b.name.clone()),
                 },
             })
             .collect()

@@ -163,7 +163,7 @@ impl ReadTarget for u64 {
 }
 
 impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget, P: Parts, L: AsRef<[String]>> Op<K, D, T, P, L> {
-    fn kind(&self) -> OpKind {
+    pub(super) fn kind(&self) -> OpKind {
         match self {
             Op::Put(..) | Op::PutIfAbsent(..) | Op::PutParts(..) => OpKind::Put,
             Op::Get(_) => OpKind::Get,
@@ -174,7 +174,7 @@ impl<K: AsRef<str>, D: AsRef<[u8]>, T: ReadTarget, P: Parts, L: AsRef<[String]>>
         }
     }
 
-    fn key(&self) -> &str {
+    pub(super) fn key(&self) -> &str {
         match self {
             Op::Put(k, _)
             | Op::PutIfAbsent(k, _)
@@ -260,8 +260,47 @@ pub(super) enum Attempt {
     Ok(Output),
     /// The backend answered with an error that is not a failure.
     Answer(Error),
-    /// The backend is unavailable (error or deadline), with the cause.
+    /// The backend is unavailable (an error that says so), with the cause.
     Failed(String),
+    /// The call ran past its deadline, with the cause; it may still
+    /// finish (see [`Pending`]).
+    Overran(String, Pending),
+}
+
+/// A backend call still running past its deadline, whose result may
+/// still come.
+pub(super) struct Pending(mpsc::Receiver<Result<Output>>);
+
+impl Pending {
+    /// Waits up to `limit` more for the result; `None` if it has not come.
+    pub(super) fn wait(&self, limit: Duration, key: &str) -> Option<Result<Output>> {
+        match self.0.recv_timeout(limit) {
+            Ok(result) => Some(result),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(Error::storage(
+                "call",
+                key,
+                io::Error::other("the backend call panicked"),
+            ))),
+        }
+    }
+}
+
+/// Why a path failed a health check.
+pub(super) enum Trouble {
+    /// A call ran past its deadline: the path, or the store behind it, is
+    /// slow.
+    Slow(String),
+    /// A call failed: the path is dead (or the backend broken).
+    Dead(String),
+}
+
+impl Trouble {
+    fn into_cause(self) -> String {
+        match self {
+            Trouble::Slow(cause) | Trouble::Dead(cause) => cause,
+        }
+    }
 }
 
 /// What running an operation on one epoch's pair came to.
@@ -269,6 +308,9 @@ pub(super) enum Outcome {
     Done(Result<Output>),
     /// The active failed: relocate, then retry.
     ActiveFailed(String),
+    /// Shared mode: the call on the active ran past its deadline and may
+    /// still finish; see [`FailoverStorage::wait_out`].
+    ActiveOverran(String, Pending),
     /// The pair changed under the operation: retry on the new one.
     Retry,
 }
@@ -285,14 +327,14 @@ fn outcome_of(attempt: Attempt) -> Outcome {
     match attempt {
         Attempt::Ok(output) => Outcome::Done(Ok(output)),
         Attempt::Answer(e) => Outcome::Done(Err(e)),
-        Attempt::Failed(cause) => Outcome::ActiveFailed(cause),
+        Attempt::Failed(cause) | Attempt::Overran(cause, _) => Outcome::ActiveFailed(cause),
     }
 }
 
 /// The backends one attempt uses, as of one epoch.
 pub(super) struct Pair {
-    epoch: u64,
-    active: Arc<Backend>,
+    pub(super) epoch: u64,
+    pub(super) active: Arc<Backend>,
     /// Only in mirrored mode (a shared-mode standby is not written).
     standby: Option<Arc<Backend>>,
 }
@@ -319,8 +361,18 @@ impl FailoverStorage {
                 Outcome::Retry => delayed = true,
                 Outcome::ActiveFailed(cause) => {
                     delayed = true;
-                    if let Err(e) = self.relocate(pair.epoch, cause) {
+                    if let Err(e) = self.relocate(pair.epoch, cause, false) {
                         break Err(e);
+                    }
+                }
+                Outcome::ActiveOverran(cause, pending) => {
+                    delayed = true;
+                    let waited = self.wait_out(id, &pair, &op, cause, &pending, started);
+                    last_call = call_started.elapsed();
+                    match waited {
+                        Ok(Some(result)) => break result,
+                        Ok(None) => {}
+                        Err(e) => break Err(e),
                     }
                 }
             }
@@ -442,7 +494,12 @@ impl FailoverStorage {
             }
             (Some(standby), Op::List(_)) => (self.mirrored_list(pair, standby, op, owned), false),
             (None, _) => {
-                let outcome = outcome_of(self.attempt(&pair.active, op, owned));
+                let outcome = match self.attempt(&pair.active, op, owned) {
+                    Attempt::Overran(cause, pending) if self.mode == Mode::Shared => {
+                        Outcome::ActiveOverran(cause, pending)
+                    }
+                    other => outcome_of(other),
+                };
                 let wrote = op.is_write() && matches!(outcome, Outcome::Done(Ok(_)));
                 (outcome, wrote)
             }
@@ -506,7 +563,9 @@ impl FailoverStorage {
         match self.attempt(standby, op, owned) {
             Attempt::Ok(_) => true,
             Attempt::Answer(e) => self.lose_standby(pair.epoch, standby, e.to_string()),
-            Attempt::Failed(cause) => self.lose_standby(pair.epoch, standby, cause),
+            Attempt::Failed(cause) | Attempt::Overran(cause, _) => {
+                self.lose_standby(pair.epoch, standby, cause)
+            }
         }
     }
 
@@ -534,7 +593,7 @@ impl FailoverStorage {
                 return outcome_of(self.attempt(&pair.active, op, owned));
             }
             Attempt::Answer(e) => Some(e.to_string()),
-            Attempt::Failed(cause) => Some(cause),
+            Attempt::Failed(cause) | Attempt::Overran(cause, _) => Some(cause),
         };
         if let Some(cause) = cause {
             if !self.lose_standby(pair.epoch, standby, cause) {
@@ -604,7 +663,7 @@ impl FailoverStorage {
             }
             Attempt::Ok(_) => None,
             Attempt::Answer(e) => Some(e.to_string()),
-            Attempt::Failed(cause) => Some(cause),
+            Attempt::Failed(cause) | Attempt::Overran(cause, _) => Some(cause),
         };
         if let Some(cause) = cause
             && !self.lose_standby(pair.epoch, standby, cause)
@@ -668,7 +727,14 @@ impl FailoverStorage {
 
     /// Fails over from the active of `failed_epoch`, or waits for the
     /// relocation another operation is doing. `Ok` means "retry".
-    fn relocate(&self, failed_epoch: u64, cause: String) -> Result<()> {
+    ///
+    /// `overran` (shared mode only): the active's call ran past its
+    /// deadline rather than failing. Then the pair fails over only if the
+    /// standby path passes its health check in time; if it overruns too,
+    /// or there is no standby, the store itself is slow and the active
+    /// stays (see [`wait_out`](Self::wait_out)): a slow store never takes
+    /// the pair down.
+    pub(super) fn relocate(&self, failed_epoch: u64, cause: String, overran: bool) -> Result<()> {
         let mut st = self.state();
         loop {
             if let Some(down) = st.down_error() {
@@ -682,23 +748,43 @@ impl FailoverStorage {
             }
             st = self.wait(st);
         }
+        if overran && let Some(events) = self.slow_without_check(&mut st, failed_epoch, &cause) {
+            drop(st);
+            self.emit(events);
+            return Ok(());
+        }
         // This operation leads the relocation.
         let started = Instant::now();
         st.gate = Gate::Relocating;
         let failed = Arc::clone(&st.active);
-        let standby = st.standby.take();
+        // An overrun may leave the standby where it is, so it stays in
+        // place meanwhile (and no readmission takes its place).
+        let standby = if overran {
+            st.standby.clone()
+        } else {
+            st.standby.take()
+        };
         st.syncing = None; // a re-sync from the failed active is void
         drop(st);
 
         let check = match &standby {
-            Some(standby) => self.health_check(standby),
-            None => Err("there is no standby to fail over to".to_owned()),
+            Some(standby) => self.check_path(standby),
+            None => Err(Trouble::Dead(
+                "there is no standby to fail over to".to_owned(),
+            )),
         };
 
         let mut st = self.state();
         let relocation = started.elapsed();
-        let (event, result) = match (standby, check) {
+        let (events, result) = match (standby, check) {
+            (Some(standby), Err(trouble)) if overran => {
+                let events = self.stay_on_slow_store(&mut st, failed_epoch, standby, trouble, cause);
+                (events, Ok(()))
+            }
             (Some(standby), Ok(())) => {
+                if overran {
+                    st.standby = None;
+                }
                 st.active = Arc::clone(&standby);
                 st.failed.push(Arc::clone(&failed));
                 st.epoch += 1;
@@ -714,9 +800,10 @@ impl FailoverStorage {
                     relocation,
                     epoch: st.epoch,
                 };
-                (event, Ok(()))
+                (vec![event], Ok(()))
             }
             (standby, check) => {
+                let check = check.map_err(Trouble::into_cause);
                 let (reason, holder) = self.down_reason(&failed, standby.as_deref(), &cause, check);
                 if let Some(standby) = standby {
                     st.failed.push(standby);
@@ -727,14 +814,14 @@ impl FailoverStorage {
                 };
                 let error = st.down_error();
                 (
-                    FailoverEvent::Down { reason, holder },
+                    vec![FailoverEvent::Down { reason, holder }],
                     error.map_or(Ok(()), Err),
                 )
             }
         };
         self.changed.notify_all();
         drop(st);
-        self.emit(vec![event]);
+        self.emit(events);
         result
     }
 
@@ -787,18 +874,23 @@ impl FailoverStorage {
             Some(limit) => {
                 let shared = Arc::clone(owned.get_or_insert_with(|| Arc::new(op.to_owned_op())));
                 match call_with_deadline(&self.pool, backend, shared, limit) {
-                    Some(result) => result,
-                    None => {
-                        return Attempt::Failed(format!(
+                    Ok(result) => result,
+                    Err(pending) => {
+                        let cause = format!(
                             "{:?} of {:?} on {:?} ran past its deadline of {limit:?}",
                             op.kind(),
                             op.key(),
                             backend.name
-                        ));
+                        );
+                        return Attempt::Overran(cause, pending);
                     }
                 }
             }
         };
+        self.classify(backend, result)
+    }
+
+    pub(super) fn classify(&self, backend: &Backend, result: Result<Output>) -> Attempt {
         match result {
             Ok(output) => Attempt::Ok(output),
             Err(e) if (self.config.unavailable)(&e) => {
@@ -831,7 +923,7 @@ impl FailoverStorage {
             Attempt::Ok(output) => CallResult::Ok(output),
             Attempt::Answer(Error::NotFound { .. }) => CallResult::NotFound,
             Attempt::Answer(e) => CallResult::Err(format!("{:?}: {e}", backend.name)),
-            Attempt::Failed(cause) => CallResult::Err(cause),
+            Attempt::Failed(cause) | Attempt::Overran(cause, _) => CallResult::Err(cause),
         }
     }
 
@@ -849,17 +941,36 @@ impl FailoverStorage {
 
     /// Put, get and delete a probe object on `backend`.
     pub(super) fn health_check(&self, backend: &Arc<Backend>) -> std::result::Result<(), String> {
+        self.check_path(backend).map_err(Trouble::into_cause)
+    }
+
+    /// [`health_check`](Self::health_check), saying whether a failure was
+    /// an overrun (slow) or an error (dead).
+    pub(super) fn check_path(&self, backend: &Arc<Backend>) -> std::result::Result<(), Trouble> {
         let key = format!("{PROBE_PREFIX}probe-{:016x}", rand::random::<u64>());
         let value = rand::random::<u128>().to_le_bytes();
-        self.call_ok(backend, &Op::Put(&key, &value))?;
-        let read = self.call_ok(backend, &Op::Get(&key));
-        let cleaned = self.call_ok(backend, &Op::Delete(&key));
+        self.probe(backend, &Op::Put(&key, &value))?;
+        let read = self.probe(backend, &Op::Get(&key));
+        let cleaned = self.probe(backend, &Op::Delete(&key));
         match read? {
             Output::Bytes(bytes) if bytes == value => cleaned.map(|_| ()),
-            _ => Err(format!(
+            _ => Err(Trouble::Dead(format!(
                 "{:?} returned a different probe than was written",
                 backend.name
-            )),
+            ))),
+        }
+    }
+
+    fn probe(
+        &self,
+        backend: &Arc<Backend>,
+        op: &BorrowedOp<'_>,
+    ) -> std::result::Result<Output, Trouble> {
+        match self.attempt(backend, op, &mut None) {
+            Attempt::Ok(output) => Ok(output),
+            Attempt::Answer(e) => Err(Trouble::Dead(format!("{:?}: {e}", backend.name))),
+            Attempt::Failed(cause) => Err(Trouble::Dead(cause)),
+            Attempt::Overran(cause, _) => Err(Trouble::Slow(cause)),
         }
     }
 
@@ -893,15 +1004,17 @@ pub(super) enum CallResult {
     Err(String),
 }
 
-/// Runs `op` on `backend` on a new thread and waits up to `limit`. `None`
-/// means the deadline passed; the thread is abandoned and ends when the
-/// backend call does (the backend's running count says so).
+/// Runs `op` on `backend` on a new thread and waits up to `limit`. `Err`
+/// means the deadline passed: the call goes on, and the caller may wait
+/// for it further or drop the [`Pending`] to abandon it; an abandoned
+/// thread ends when the backend call does (the backend's running count
+/// says so).
 fn call_with_deadline(
     pool: &Pool,
     backend: &Arc<Backend>,
     op: Arc<OwnedOp>,
     limit: Duration,
-) -> Option<Result<Output>> {
+) -> std::result::Result<Result<Output>, Pending> {
     let (sender, receiver) = mpsc::sync_channel(1);
     let call = backend.start_call();
     let storage = Arc::clone(&backend.storage);
@@ -916,13 +1029,6 @@ fn call_with_deadline(
         // No thread to spare: run on the caller's, without a deadline.
         job();
     }
-    match receiver.recv_timeout(limit) {
-        Ok(result) => Some(result),
-        Err(mpsc::RecvTimeoutError::Timeout) => None,
-        Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(Error::storage(
-            "call",
-            op.key(),
-            io::Error::other("the backend call panicked"),
-        ))),
-    }
+    let pending = Pending(receiver);
+    pending.wait(limit, op.key()).ok_or(pending)
 }

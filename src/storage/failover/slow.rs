@@ -1,0 +1,168 @@
+//! Shared mode: telling a slow store from a dead path. A call that runs
+//! past its deadline on the active path is kept running while the other
+//! path is probed: if that path answers in time the active path is sick
+//! and the pair fails over; if it overruns too (or there is none), the
+//! store itself is slow and the operation waits for its call, up to
+//! `slow_store_patience`.
+
+use super::ops::{Attempt, BorrowedOp, Output, Pair, Pending, Trouble};
+use super::{
+    Backend, DEFAULT_DEADLINE, FailoverEvent, FailoverStorage, Gate, OpKind, RecordState,
+    SlowVerdict, State,
+};
+use crate::error::{Error, Result};
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl FailoverStorage {
+    /// Waits out a call that overran its deadline on the active path of
+    /// `pair` (shared mode). `Ok(Some(_))` is the operation's result,
+    /// `Ok(None)` means "retry" (the pair failed over, or the path died),
+    /// `Err` that the pair is down.
+    pub(super) fn wait_out(
+        &self,
+        id: u64,
+        pair: &Pair,
+        op: &BorrowedOp<'_>,
+        cause: String,
+        pending: &Pending,
+        started: Instant,
+    ) -> Result<Option<Result<Output>>> {
+        // Re-judged at most once a deadline, so a slow store gets one probe
+        // per deadline, not one per waiting operation.
+        let step = self.config.deadline.unwrap_or(DEFAULT_DEADLINE);
+        let epoch = pair.epoch;
+        self.mark_slow(id, &pair.active);
+        loop {
+            self.relocate(epoch, cause.clone(), true)?;
+            if self.state().epoch != epoch {
+                return Ok(None); // the active path was sick: failed over
+            }
+            let left = match self.config.slow_store_patience {
+                Some(patience) => patience.saturating_sub(started.elapsed()),
+                None => step,
+            };
+            if left.is_zero() {
+                return Ok(Some(Err(self.out_of_patience(op))));
+            }
+            let Some(result) = pending.wait(step.min(left), op.key()) else {
+                continue;
+            };
+            return match self.classify(&pair.active, result) {
+                Attempt::Ok(output) => Ok(Some(Ok(output))),
+                Attempt::Answer(e) => Ok(Some(Err(e))),
+                Attempt::Failed(why) | Attempt::Overran(why, _) => {
+                    // The late answer says the path is dead.
+                    self.relocate(epoch, why, false).map(|()| None)
+                }
+            };
+        }
+    }
+
+    fn mark_slow(&self, id: u64, active: &Arc<Backend>) {
+        let mut st = self.state();
+        st.counters.slow_store_operations += 1;
+        if let Some(record) = st.ops.get_mut(&id) {
+            record.state = RecordState::SlowStore(Arc::clone(active));
+        }
+    }
+
+    fn out_of_patience(&self, op: &BorrowedOp<'_>) -> Error {
+        let patience = self.config.slow_store_patience.unwrap_or_default();
+        let name = match op.kind() {
+            OpKind::Put => "put",
+            OpKind::Get | OpKind::GetRange => "get",
+            OpKind::List => "list",
+            OpKind::Delete => "delete",
+        };
+        Error::storage(
+            name,
+            op.key(),
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the store stayed slow on every path for {patience:?} (slow_store_patience); \
+                     the pair is still up: retry, or raise slow_store_patience"
+                ),
+            ),
+        )
+    }
+
+    /// Called by an overrun's relocation with the gate open: when the
+    /// store was found slow recently in this epoch, or there is no other
+    /// path to compare with, the active stays without a probe. Returns the
+    /// events to emit then, `None` when the standby must be probed.
+    pub(super) fn slow_without_check(
+        &self,
+        st: &mut State,
+        epoch: u64,
+        cause: &str,
+    ) -> Option<Vec<FailoverEvent>> {
+        let step = self.config.deadline.unwrap_or(DEFAULT_DEADLINE);
+        let fresh = st
+            .slow
+            .as_ref()
+            .is_some_and(|v| v.epoch == epoch && v.at.elapsed() < step);
+        if fresh {
+            return Some(Vec::new());
+        }
+        if st.standby.is_some() {
+            return None;
+        }
+        let evidence = "there is no standby path to compare with".to_owned();
+        Some(vec![self.found_slow(st, epoch, cause, evidence)])
+    }
+
+    /// The standby path failed its probe after the active overran: the
+    /// active stays. A standby that overran too stays the standby (the
+    /// store is slow); one that failed outright is dead and leaves.
+    pub(super) fn stay_on_slow_store(
+        &self,
+        st: &mut State,
+        epoch: u64,
+        standby: Arc<Backend>,
+        trouble: Trouble,
+        cause: String,
+    ) -> Vec<FailoverEvent> {
+        st.gate = Gate::Open;
+        let mut events = Vec::new();
+        let evidence = match trouble {
+            Trouble::Slow(why) => format!("the standby path {:?} overran too ({why})", standby.name),
+            Trouble::Dead(why) => {
+                let evidence = format!("the standby path {:?} is dead ({why})", standby.name);
+                if st.standby.as_ref().is_some_and(|s| Arc::ptr_eq(s, &standby)) {
+                    st.standby = None;
+                    st.failed.push(Arc::clone(&standby));
+                    st.counters.standby_losses += 1;
+                    events.push(FailoverEvent::StandbyLost {
+                        standby: standby.name.clone(),
+                        cause: why,
+                    });
+                }
+                evidence
+            }
+        };
+        events.push(self.found_slow(st, epoch, &cause, evidence));
+        events
+    }
+
+    fn found_slow(
+        &self,
+        st: &mut State,
+        epoch: u64,
+        cause: &str,
+        evidence: String,
+    ) -> FailoverEvent {
+        st.slow = Some(SlowVerdict {
+            epoch,
+            at: Instant::now(),
+        });
+        st.counters.slow_store_waits += 1;
+        FailoverEvent::SlowStore {
+            path: st.active.name.clone(),
+            cause: cause.to_owned(),
+            evidence,
+        }
+    }
+}
