@@ -948,7 +948,8 @@ fn a_refused_shared_path_fails_over_and_two_dead_paths_take_the_pair_down() {
     rig.store.put("k", b"v").unwrap();
     assert_eq!(rig.store.stats().active.as_deref(), Some("b"));
     assert_eq!(rig.store.stats().failovers, 1);
-    b.control().fail_now(Fault::Error(ErrorKind::ConnectionReset));
+    b.control()
+        .fail_now(Fault::Error(ErrorKind::ConnectionReset));
     let err = rig.store.get("k").unwrap_err();
     assert!(matches!(err, Error::StorageDown { .. }), "{err}");
     assert!(rig.store.stats().down);

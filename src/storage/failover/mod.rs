@@ -314,10 +314,10 @@ impl FailoverBuilder {
     ///
     /// What an overrun means depends on the mode (see "The deadline, per
     /// mode" on [`FailoverStorage`]): in mirrored mode it blames one of two
-    /// stores; in shared mode it blames a *path*, and a store that is
-    /// merely slow overruns on both paths and takes the pair down. In
-    /// shared mode set it well above the store's worst latency, or leave
-    /// it off.
+    /// stores; in shared mode it only starts a check of the other path,
+    /// and a store that is slow on both paths is waited on (up to
+    /// [`slow_store_patience`](Self::slow_store_patience)), never failed
+    /// over and never taken down.
     pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
         self.deadline = deadline;
         self
@@ -350,7 +350,8 @@ impl FailoverBuilder {
     }
 
     /// Replaces [`is_unavailable`], the rule that tells a failed backend
-    /// from an answer. A deadline overrun always counts as unavailable.
+    /// from an answer. A deadline overrun is judged apart from this rule
+    /// (see [`deadline`](Self::deadline)).
     pub fn unavailable_if(mut self, rule: impl Fn(&Error) -> bool + Send + Sync + 'static) -> Self {
         self.unavailable = Arc::new(rule);
         self
@@ -455,7 +456,8 @@ impl FailoverBuilder {
 ///   `FileTooLarge` and a key that collides with a directory are answers;
 ///   or it returns [`Error::StorageDown`] (a nested pair that is down);
 /// * or it runs longer than the deadline (see
-///   [`FailoverBuilder::deadline`]);
+///   [`FailoverBuilder::deadline`]) — in shared mode, only if the other
+///   path then answers in time (see below);
 /// * or, in mirrored mode, a `get` finds nothing on the active although the
 ///   standby holds the object, or a `list` of the active lacks keys the
 ///   standby lists: the active has lost data (a directory removed under it,
@@ -479,18 +481,41 @@ impl FailoverBuilder {
 ///   one of them, and the other (which holds every committed object)
 ///   takes over. A deadline a little above the store's worst healthy
 ///   latency turns a hung store into a short pause.
-/// * **Shared**: the two backends are two *paths* to one store. An
-///   overrun can only be told from a slow store by the other path: when
-///   the store itself is slow, the call overruns on the active path, the
-///   pair fails over to the other path to the same slow store, the retry
-///   overruns there too, and — with no standby readmitted in between —
-///   the pair goes down ([`Error::StorageDown`]). A slow store becomes an
-///   outage. So in shared mode **set the deadline well above the store's
-///   worst latency** (its slowest healthy call on your largest object,
-///   allowing for [`FailoverBuilder::deadline_per_mib`]), or leave it off
-///   (`deadline(None)`) and rely on the path's own timeouts (a mount's, a
-///   client's) to report a dead path. The 100 ms–1 s deadlines in
-///   `ckpt`'s own tests suit in-memory backends, not real stores.
+/// * **Shared**: the two backends are two *paths* to one store, and an
+///   overrun alone cannot tell a sick path from a slow store. So the call
+///   that overran is **kept running**, and the standby path is
+///   health-checked (a probe put, get and delete, each under the
+///   deadline):
+///   * the standby answers in time: the active *path* is sick; the pair
+///     fails over and the operation is retried on the standby;
+///   * the standby overruns too, or there is no standby: the *store* is
+///     slow ([`FailoverEvent::SlowStore`]). Nothing fails over; the
+///     operation waits for its call on the active path;
+///   * the standby fails with an error: that path is dead and leaves the
+///     pair ([`FailoverEvent::StandbyLost`]); the active, merely slow,
+///     stays, and the operation waits for its call.
+///
+///   The verdict "slow store" stands for one deadline, so a slow store
+///   costs one probe per deadline, not one per waiting operation; a call
+///   still running after that is judged again. A waiting operation
+///   returns as soon as its call does: an error that says the path is
+///   dead (see [`is_unavailable`]) fails over as usual. It gives up after
+///   [`FailoverBuilder::slow_store_patience`] in all (default
+///   [`DEFAULT_SLOW_STORE_PATIENCE`]) with [`Error::Storage`] of kind
+///   [`io::ErrorKind::TimedOut`]; the pair stays up. So in shared mode **a
+///   slow store is waited on and never takes the pair down**: the pair
+///   goes down only when both paths fail with errors (or the active fails
+///   with one while there is no standby). Calls that overrun and are
+///   waited on are counted in [`FailoverStats::slow_store_operations`].
+///
+///   Two costs remain. Each overrun makes callers wait at least a
+///   deadline before the probe decides, and the probe itself may take up
+///   to a deadline with the gate closed; and an error the path's own
+///   client gives after *its* timeout (`TimedOut`) counts as a dead path,
+///   like any other [`is_unavailable`] error. So set the deadline above
+///   the store's usual latency (allowing for
+///   [`FailoverBuilder::deadline_per_mib`]), and a client's timeouts above
+///   its worst.
 ///
 /// # The commit rule (mirrored mode)
 ///

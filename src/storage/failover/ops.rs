@@ -778,7 +778,8 @@ impl FailoverStorage {
         let relocation = started.elapsed();
         let (events, result) = match (standby, check) {
             (Some(standby), Err(trouble)) if overran => {
-                let events = self.stay_on_slow_store(&mut st, failed_epoch, standby, trouble, cause);
+                let events =
+                    self.stay_on_slow_store(&mut st, failed_epoch, standby, trouble, cause);
                 (events, Ok(()))
             }
             (Some(standby), Ok(())) => {

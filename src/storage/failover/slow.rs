@@ -128,10 +128,16 @@ impl FailoverStorage {
         st.gate = Gate::Open;
         let mut events = Vec::new();
         let evidence = match trouble {
-            Trouble::Slow(why) => format!("the standby path {:?} overran too ({why})", standby.name),
+            Trouble::Slow(why) => {
+                format!("the standby path {:?} overran too ({why})", standby.name)
+            }
             Trouble::Dead(why) => {
                 let evidence = format!("the standby path {:?} is dead ({why})", standby.name);
-                if st.standby.as_ref().is_some_and(|s| Arc::ptr_eq(s, &standby)) {
+                if st
+                    .standby
+                    .as_ref()
+                    .is_some_and(|s| Arc::ptr_eq(s, &standby))
+                {
                     st.standby = None;
                     st.failed.push(Arc::clone(&standby));
                     st.counters.standby_losses += 1;
