@@ -486,8 +486,10 @@ impl FailoverBuilder {
 ///   that overran is **kept running**, and the standby path is
 ///   health-checked (a probe put, get and delete, each under the
 ///   deadline):
-///   * the standby answers in time: the active *path* is sick; the pair
-///     fails over and the operation is retried on the standby;
+///   * the standby answers in time and the active path, probed the same
+///     way, does not: the active *path* is sick; the pair fails over and
+///     the operation is retried on the standby (if both answer in time,
+///     the store has just recovered, and the call is waited on);
 ///   * the standby overruns too, or there is no standby: the *store* is
 ///     slow ([`FailoverEvent::SlowStore`]). Nothing fails over; the
 ///     operation waits for its call on the active path;

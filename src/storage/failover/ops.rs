@@ -773,10 +773,18 @@ impl FailoverStorage {
                 "there is no standby to fail over to".to_owned(),
             )),
         };
+        // A prompt standby blames the active path only if that path is
+        // still slow: the overrun call may date from before the store
+        // recovered.
+        let recovered = overran && check.is_ok() && self.check_path(&failed).is_ok();
 
         let mut st = self.state();
         let relocation = started.elapsed();
         let (events, result) = match (standby, check) {
+            _ if recovered => {
+                self.store_recovered(&mut st, failed_epoch);
+                (Vec::new(), Ok(()))
+            }
             (Some(standby), Err(trouble)) if overran => {
                 let events =
                     self.stay_on_slow_store(&mut st, failed_epoch, standby, trouble, cause);

@@ -153,6 +153,18 @@ impl FailoverStorage {
         events
     }
 
+    /// Both paths answered their probes in time after an overrun: the
+    /// store recovered (or the call is merely large). The active stays,
+    /// and the call is waited on for another deadline before it is judged
+    /// again.
+    pub(super) fn store_recovered(&self, st: &mut State, epoch: u64) {
+        st.gate = Gate::Open;
+        st.slow = Some(SlowVerdict {
+            epoch,
+            at: Instant::now(),
+        });
+    }
+
     fn found_slow(
         &self,
         st: &mut State,
