@@ -35,7 +35,7 @@ pub const DEFAULT_ADMIT_WAIT: Duration = Duration::from_secs(30);
 /// How long, in shared mode, an operation waits on a store that is slow on
 /// every path before it returns an error; see
 /// [`FailoverBuilder::slow_store_patience`].
-pub const DEFAULT_SLOW_STORE_PATIENCE: Duration = Duration::from_secs(120);
+const DEFAULT_SLOW_STORE_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Objects under this prefix are health-check probes: written, read and
 /// deleted at once, never copied by a re-sync.
@@ -332,7 +332,7 @@ impl FailoverBuilder {
     }
 
     /// Shared mode: how long in all an operation waits on a store that is
-    /// slow on every path (default [`DEFAULT_SLOW_STORE_PATIENCE`]; `None`:
+    /// slow on every path (default 120 s; `None`:
     /// no limit). Past it the operation returns [`Error::Storage`] with
     /// [`io::ErrorKind::TimedOut`] — and the pair stays up. See "The
     /// deadline, per mode" on [`FailoverStorage`].
@@ -503,7 +503,7 @@ impl FailoverBuilder {
 ///   returns as soon as its call does: an error that says the path is
 ///   dead (see [`is_unavailable`]) fails over as usual. It gives up after
 ///   [`FailoverBuilder::slow_store_patience`] in all (default
-///   [`DEFAULT_SLOW_STORE_PATIENCE`]) with [`Error::Storage`] of kind
+///   120 s) with [`Error::Storage`] of kind
 ///   [`io::ErrorKind::TimedOut`]; the pair stays up. So in shared mode **a
 ///   slow store is waited on and never takes the pair down**: the pair
 ///   goes down only when both paths fail with errors (or the active fails
