@@ -10,6 +10,7 @@ mod common;
 
 use ckpt::storage::{ObjectStorageBuilder, is_unavailable, suite};
 use ckpt::{Checkpointer, Error, ObjectStorage, Scheme, Storage};
+use common::gateway::Gateway;
 use common::paged_sim::Sim;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -400,72 +401,6 @@ fn keys_are_validated_before_any_request() {
             store.put_if_absent(key, b"x"),
             Err(Error::InvalidKey { .. })
         ));
-    }
-}
-
-/// An S3 gateway process of the test's own onto the server's store, killed
-/// when dropped.
-struct Gateway {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Gateway {
-    /// Starts one, or `None` (after saying why) when the server's script did
-    /// not say where `weed` and the filer are.
-    fn start() -> Option<Self> {
-        Self::start_with(&[])
-    }
-
-    /// Starts one with extra `weed s3` arguments.
-    fn start_with(extra: &[String]) -> Option<Self> {
-        let (Ok(weed), Ok(filer)) = (
-            std::env::var("CKPT_S3_WEED"),
-            std::env::var("CKPT_S3_FILER"),
-        ) else {
-            say(
-                "skipped: CKPT_S3_WEED/CKPT_S3_FILER unset; start the server with scripts/s3-server",
-            );
-            return None;
-        };
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .unwrap()
-        };
-        let (port, grpc) = (free_port(), free_port());
-        let child = std::process::Command::new(weed)
-            .args([
-                "-logtostderr",
-                "s3",
-                "-ip.bind=127.0.0.1",
-                "-port.iceberg=0",
-                "-port.lance=0",
-            ])
-            .arg(format!("-filer={filer}"))
-            .arg(format!("-port={port}"))
-            .arg(format!("-port.grpc={grpc}"))
-            .args(extra)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Some(Gateway {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod gateway;
 pub mod paged_sim;
 
 /// splitmix64's finalizer: a cheap, well-mixed pure function, for test
