@@ -515,17 +515,19 @@ impl Coordinator {
             key: chosen.key,
         };
         let info = GlobalCommitInfo::of(&name, &commit, self.group.rank);
-        let manifest = self.load_shard(shard, &commit, &info)?;
-        self.tell_retention(Some(&name));
-        self.collect_after_restore(shard, Some(manifest.name().key()))?;
-        self.restored = true;
-        self.last_step = Some(commit.step);
         let damaged = ShardDamage {
             rank: self.group.rank,
             step: commit.step,
             commit: info.key.clone(),
             votes: votes_prefix(commit.step, &commit.run),
         };
+        let manifest = self
+            .load_shard(shard, &commit, &info)
+            .map_err(|e| damaged.error(e))?;
+        self.tell_retention(Some(&name));
+        self.collect_after_restore(shard, Some(manifest.name().key()))?;
+        self.restored = true;
+        self.last_step = Some(commit.step);
         Ok(Some(GroupRestore {
             commit: info,
             manifest,
@@ -660,15 +662,16 @@ impl Coordinator {
     }
 
     /// Loads the manifest of this rank's shard of `commit` (its packs are
-    /// read as the state is restored); damage is [`Error::ShardDamaged`],
-    /// never a silent fallback.
+    /// read as the state is restored); the caller turns damage into
+    /// [`Error::ShardDamaged`] ([`ShardDamage::error`]), never a silent
+    /// fallback.
     fn load_shard(
         &self,
         shard: &dyn Storage,
         commit: &GlobalCommit,
         info: &GlobalCommitInfo,
     ) -> Result<Manifest> {
-        let loaded = shard_of(commit, self.group.rank)
+        shard_of(commit, self.group.rank)
             .ok_or_else(|| Error::corrupt(&info.key, "the commit names no shard for this rank"))
             .and_then(|shard_ref| {
                 let bytes = shard.get(&shard_ref.manifest)?;
@@ -686,29 +689,7 @@ impl Coordinator {
                     ));
                 }
                 Ok(manifest)
-            });
-        loaded.map_err(|e| match e {
-            Error::Corrupt { key, reason } => {
-                self.shard_damaged(commit, info, format!("{key:?}: {reason}"))
-            }
-            e if e.is_damage() => self.shard_damaged(commit, info, e.to_string()),
-            e => e,
-        })
-    }
-
-    fn shard_damaged(
-        &self,
-        commit: &GlobalCommit,
-        info: &GlobalCommitInfo,
-        reason: String,
-    ) -> Error {
-        Error::ShardDamaged {
-            rank: self.group.rank,
-            step: commit.step,
-            commit: info.key.clone(),
-            votes: votes_prefix(commit.step, &commit.run),
-            reason,
-        }
+            })
     }
 
     /// Creates the commit of every complete vote set that lacks one: its
