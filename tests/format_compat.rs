@@ -9,7 +9,7 @@
 mod common;
 
 use ckpt::{Capture, Checkpointer, FsStorage, PagedVec, Restore, Scheme, State};
-use common::mix;
+use common::{copy_dir, mix};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -67,20 +67,8 @@ fn fixture(version: &str) -> PathBuf {
 
 /// Copies a fixture into a fresh directory, so tests never write to it.
 fn copy_of(from: &Path) -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    copy(from, dir.path());
+    copy_dir(from, dir.path());
     dir
 }
 

@@ -11,7 +11,7 @@ mod common;
 
 use ckpt::model::{Event, RestoreProgressEvent};
 use ckpt::{Capture, Checkpointer, Error, FsStorage, PagedVec, Reader, Restore, Scheme, State};
-use common::mix;
+use common::{copy_dir, mix};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -394,17 +394,4 @@ fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out.sort();
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != ".lock" {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
