@@ -3,6 +3,7 @@
 use crate::catalog::{self, CheckpointInfo, Listing};
 use crate::checkpointer::Restored;
 use crate::error::{Error, Result};
+use crate::format::layout::ManifestName;
 use crate::model::RestoreProgressEvent;
 use crate::recover::{self, Recovered};
 use crate::state::State;
@@ -106,46 +107,42 @@ impl Reader {
     /// step was checkpointed more than once); `None` when there is none.
     /// A checkpoint that does not verify is an error, not a fallback.
     pub fn restore_at<S: State>(&self, step: u64) -> Result<Option<Restored<S>>> {
-        let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
-        let Some(name) = recover::find_step(&names, step) else {
+        let Some(name) = recover::find_step(self.storage.as_ref(), step)? else {
             return Ok(None);
         };
-        self.with_progress(|progress| {
-            recover::restore_named::<S>(self.storage.as_ref(), name, progress)
-        })
-        .map(|r| Some(restored(r)))
+        self.restore_named(&name).map(Some)
     }
 
     /// Restores the checkpoint whose manifest is stored under `key`
     /// (as [`CheckpointInfo::key`] names it).
     pub fn restore_key<S: State>(&self, key: &str) -> Result<Restored<S>> {
-        let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
-        let name = recover::find_key(&names, key).ok_or_else(|| Error::NotFound {
-            key: key.to_owned(),
-        })?;
-        self.with_progress(|progress| {
-            recover::restore_named::<S>(self.storage.as_ref(), name, progress)
-        })
-        .map(restored)
+        self.restore_named(&recover::parse_key(key)?)
     }
 
     /// Reads and verifies every byte the checkpoint under `key` needs (its
     /// manifest, and every chunk of every pack it references), keeping
     /// nothing. `Ok` means a restore of it would find its bytes intact.
     pub fn verify(&self, key: &str) -> Result<CheckpointInfo> {
-        let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
-        let name = recover::find_key(&names, key).ok_or_else(|| Error::NotFound {
-            key: key.to_owned(),
-        })?;
-        self.with_progress(|progress| recover::verify(self.storage.as_ref(), name, progress))
+        self.verify_named(&recover::parse_key(key)?)
     }
 
     /// [`verify`](Self::verify) for the newest checkpoint taken at `step`.
     pub fn verify_step(&self, step: u64) -> Result<CheckpointInfo> {
-        let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
-        let name = recover::find_step(&names, step).ok_or_else(|| Error::NotFound {
-            key: format!("a checkpoint of step {step}"),
-        })?;
+        let name =
+            recover::find_step(self.storage.as_ref(), step)?.ok_or_else(|| Error::NotFound {
+                key: format!("a checkpoint of step {step}"),
+            })?;
+        self.verify_named(&name)
+    }
+
+    fn restore_named<S: State>(&self, name: &ManifestName) -> Result<Restored<S>> {
+        self.with_progress(|progress| {
+            recover::restore_named::<S>(self.storage.as_ref(), name, progress)
+        })
+        .map(restored)
+    }
+
+    fn verify_named(&self, name: &ManifestName) -> Result<CheckpointInfo> {
         self.with_progress(|progress| recover::verify(self.storage.as_ref(), name, progress))
     }
 

@@ -87,14 +87,18 @@ pub(crate) fn restore_named<S: State>(
     })
 }
 
-/// The newest checkpoint taken at `step`, by its name.
-pub(crate) fn find_step(names: &[ManifestName], step: u64) -> Option<&ManifestName> {
-    names.iter().rev().find(|name| name.step == step)
+/// The name of the newest checkpoint in the store taken at `step`.
+pub(crate) fn find_step(storage: &dyn Storage, step: u64) -> Result<Option<ManifestName>> {
+    let (names, _foreign) = catalog::scan(storage)?;
+    Ok(names.into_iter().rev().find(|name| name.step == step))
 }
 
-/// The checkpoint stored under `key`.
-pub(crate) fn find_key<'n>(names: &'n [ManifestName], key: &str) -> Option<&'n ManifestName> {
-    names.iter().find(|name| name.key() == key)
+/// The checkpoint whose manifest is stored under `key` (its name is in
+/// the key; whether it exists is found when it is read).
+pub(crate) fn parse_key(key: &str) -> Result<ManifestName> {
+    ManifestName::parse(key).ok_or_else(|| Error::NotFound {
+        key: key.to_owned(),
+    })
 }
 
 /// Reads and verifies every byte the checkpoint `name` needs, keeping

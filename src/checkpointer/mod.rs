@@ -439,14 +439,13 @@ impl Checkpointer {
             });
         }
         let started = Instant::now();
-        let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
-        let Some(name) = recover::find_step(&names, step) else {
+        let Some(name) = recover::find_step(self.storage.as_ref(), step)? else {
             return Ok(None);
         };
         let storage = Arc::clone(&self.storage);
         let recovered = {
             let mut progress = progress_events(&mut self.adaptive);
-            recover::restore_named::<S>(storage.as_ref(), name, &mut progress)?
+            recover::restore_named::<S>(storage.as_ref(), &name, &mut progress)?
         };
         self.resumed(recovered, started, None).map(Some)
     }
