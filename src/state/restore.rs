@@ -95,7 +95,8 @@ pub struct Restore<'a> {
     checkpoint: u128,
     key: String,
     storage: &'a dyn Storage,
-    segments: BTreeMap<String, SegmentEntry>,
+    /// The manifest's segments, by name (borrowed: nothing is copied).
+    segments: BTreeMap<&'a str, &'a SegmentEntry>,
     read: BTreeSet<String>,
     progress: Progress<'a>,
     type_changes: Vec<TypeChange>,
@@ -115,7 +116,7 @@ impl<'a> Restore<'a> {
     /// A restore of `manifest` (already verified) from `storage`.
     pub(crate) fn new(
         storage: &'a dyn Storage,
-        manifest: &Manifest,
+        manifest: &'a Manifest,
         report: &'a mut dyn FnMut(u64, u64),
     ) -> Self {
         let frames: BTreeSet<(u128, u64, u32)> = manifest
@@ -132,7 +133,7 @@ impl<'a> Restore<'a> {
             segments: manifest
                 .segments
                 .iter()
-                .map(|s| (s.name.clone(), s.clone()))
+                .map(|s| (s.name.as_str(), s))
                 .collect(),
             read: BTreeSet::new(),
             progress: Progress::new(total, report),
@@ -147,7 +148,7 @@ impl<'a> Restore<'a> {
 
     /// The names of the checkpoint's segments.
     pub fn segment_names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.segments.keys().map(String::as_str)
+        self.segments.keys().copied()
     }
 
     /// Rebuilds the paged segment `name`, clean: until it is written, the
@@ -161,9 +162,7 @@ impl<'a> Restore<'a> {
     pub fn paged<T: Pod + Send + Sync>(&mut self, name: &str) -> Result<PagedVec<T>> {
         let entry = self.paged_entry::<T>(name)?;
         let requested = std::any::type_name::<T>();
-        if let Some(written) = entry.kind.type_name()
-            && short_type_name(written) != short_type_name(requested)
-        {
+        if let Some(written) = renamed(entry, requested) {
             return Err(self.mismatch(
                 name,
                 format!(
@@ -171,7 +170,7 @@ impl<'a> Restore<'a> {
                 ),
             ));
         }
-        self.read_pages(name, &entry)
+        self.read_pages(name, entry)
     }
 
     /// Rebuilds the paged segment `name` as elements of type `T`, checking
@@ -179,7 +178,7 @@ impl<'a> Restore<'a> {
     /// the checkpoint was written. The bytes are taken as they are.
     pub fn paged_reinterpret<T: Pod + Send + Sync>(&mut self, name: &str) -> Result<PagedVec<T>> {
         let entry = self.paged_entry::<T>(name)?;
-        self.read_pages(name, &entry)
+        self.read_pages(name, entry)
     }
 
     /// Decodes the serde segment `name`.
@@ -194,11 +193,11 @@ impl<'a> Restore<'a> {
             .segments
             .get(name)
             .filter(|s| s.kind.is_serde())
-            .cloned()
+            .copied()
         else {
             return Err(self.mismatch(name, "the checkpoint has no serde segment of this name"));
         };
-        let bytes = self.read_serde_bytes(&entry)?;
+        let bytes = self.read_serde_bytes(entry)?;
         self.read.insert(name.to_owned());
         let (value, used) =
             decode_bounded::<T>(&bytes).map_err(|e| self.mismatch(name, e.to_string()))?;
@@ -209,9 +208,7 @@ impl<'a> Restore<'a> {
             ));
         }
         let requested = std::any::type_name::<T>();
-        if let Some(written) = entry.kind.type_name()
-            && short_type_name(written) != short_type_name(requested)
-        {
+        if let Some(written) = renamed(entry, requested) {
             self.type_changes.push(TypeChange {
                 segment: name.to_owned(),
                 written_as: written.to_owned(),
@@ -225,11 +222,11 @@ impl<'a> Restore<'a> {
     /// becomes the base of the next increment must verify whole), and
     /// returns the type changes seen.
     pub(crate) fn finish(mut self) -> Result<Vec<TypeChange>> {
-        let unread: Vec<SegmentEntry> = self
+        let unread: Vec<&SegmentEntry> = self
             .segments
             .values()
             .filter(|s| !self.read.contains(&s.name))
-            .cloned()
+            .copied()
             .collect();
         for entry in unread {
             let mut start = 0;
@@ -278,8 +275,8 @@ impl<'a> Restore<'a> {
     }
 
     /// The entry of the paged segment `name`, if its elements are `T`'s size.
-    fn paged_entry<T>(&self, name: &str) -> Result<SegmentEntry> {
-        let Some(entry) = self.segments.get(name) else {
+    fn paged_entry<T>(&self, name: &str) -> Result<&'a SegmentEntry> {
+        let Some(&entry) = self.segments.get(name) else {
             return Err(self.mismatch(name, "the checkpoint has no paged segment of this name"));
         };
         let Some(layout) = entry.kind.page_layout() else {
@@ -295,7 +292,7 @@ impl<'a> Restore<'a> {
                 ),
             ));
         }
-        Ok(entry.clone())
+        Ok(entry)
     }
 
     /// Reads the pages of `entry` into a new vector of `T`.
@@ -358,6 +355,15 @@ impl<'a> Restore<'a> {
         fetch(self.storage, wanted, &mut |read| progress.add(read))?;
         Ok(bytes)
     }
+}
+
+/// The type `entry` was written as, when its format recorded one whose
+/// name (module paths aside) is not `requested`'s.
+fn renamed<'e>(entry: &'e SegmentEntry, requested: &str) -> Option<&'e str> {
+    entry
+        .kind
+        .type_name()
+        .filter(|written| short_type_name(written) != short_type_name(requested))
 }
 
 /// Cuts `buffer` into one destination per chunk, in order; `None` when
