@@ -66,6 +66,12 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The first byte the run reads: the pack's start when it reads the
+    /// pack header too, else its first frame.
+    fn first_byte(&self) -> u64 {
+        if self.with_header { 0 } else { self.start }
+    }
+
     fn end(&self) -> u64 {
         self.frames
             .last()
@@ -218,6 +224,7 @@ fn read_in_parallel(
 /// frames into place; returns the bytes read.
 fn read_run(storage: &dyn Storage, mut run: Run<'_>) -> Result<u64> {
     let key = pack_key(run.pack);
+    let first_byte = run.first_byte();
     let mut pack_header = [0u8; PACK_HEADER_LEN];
     let mut headers = vec![[0u8; FRAME_HEADER_LEN]; run.frames.len()];
     let mut staged: Vec<Vec<u8>> = Vec::with_capacity(run.frames.len());
@@ -256,8 +263,7 @@ fn read_run(storage: &dyn Storage, mut run: Run<'_>) -> Result<u64> {
                 _ => bufs.push(staging.as_mut_slice()),
             }
         }
-        let from = if run.with_header { 0 } else { run.start };
-        storage.read_into(&key, from, &mut bufs)?;
+        storage.read_into(&key, first_byte, &mut bufs)?;
     }
     drop(gaps);
     if run.with_header {
@@ -266,8 +272,7 @@ fn read_run(storage: &dyn Storage, mut run: Run<'_>) -> Result<u64> {
     for ((frame, header), staging) in run.frames.iter_mut().zip(&headers).zip(&staged) {
         place_frame(&key, frame, header, staging)?;
     }
-    let from = if run.with_header { 0 } else { run.start };
-    Ok(run.end() - from)
+    Ok(run.end() - first_byte)
 }
 
 /// Verifies one frame read into place and copies it to the destinations
