@@ -62,6 +62,28 @@ pub enum Error {
         holder: String,
     },
 
+    /// Another checkpointer holds the store's writer lease: two writers
+    /// on one store would delete each other's checkpoints.
+    #[error(
+        "another checkpointer writes to this store ({holder}); stop it, or give this one another store or PrefixStorage namespace (a writer that died on another machine frees the store one lease TTL after its last renewal)"
+    )]
+    WriterActive {
+        /// Who holds the lease, as its claim says.
+        holder: String,
+    },
+
+    /// Another writer took the store over after this checkpointer's lease
+    /// lapsed (it was paused, or cut off from the store, for longer than
+    /// the lease TTL), so this checkpointer writes and deletes nothing
+    /// more.
+    #[error(
+        "another writer took this store over ({holder}) after this checkpointer's lease lapsed; this checkpointer writes nothing more: drop it, and restore from a new one once the other writer is gone"
+    )]
+    Fenced {
+        /// Who holds the lease now.
+        holder: String,
+    },
+
     /// A write to a store opened read-only
     /// ([`FsStorage::open_read_only`](crate::FsStorage::open_read_only)).
     #[error(

@@ -4,7 +4,7 @@
 use ckpt::storage::{
     FailoverEvent, FailoverStorage, Fault, FaultyStorage, Mode, OpState, PrefixStorage,
 };
-use ckpt::{Checkpointer, Error, FsStorage, Group, MemStorage, Storage};
+use ckpt::{Checkpointer, Error, FsStorage, Group, MemStorage, Reader, Storage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -106,8 +106,10 @@ fn checkpoint_until(
 /// Restores worker `worker`'s newest checkpoint straight from one backend.
 fn restore_from(backend: impl Storage + 'static, worker: usize) -> Work {
     let prefixed = PrefixStorage::new(backend, &format!("worker-{worker}")).unwrap();
-    let mut ck = Checkpointer::builder().storage(prefixed).build().unwrap();
-    let restored = ck.restore_latest::<Work>().unwrap().expect("a checkpoint");
+    let restored = Reader::new(prefixed)
+        .restore_latest::<Work>()
+        .unwrap()
+        .expect("a checkpoint");
     assert!(restored.skipped.is_empty(), "{:?}", restored.skipped);
     restored.state
 }

@@ -440,6 +440,7 @@ fn a_damaged_commit_is_skipped_by_every_rank_and_a_damaged_shard_is_an_error() {
         }
         other => panic!("expected ShardDamaged, got {other:?}"),
     }
+    drop(ck); // one writer per shard: the next launch comes after
     let reports = launch(4, 0, 10, |_| store.clone());
     assert_eq!(
         check_restores(&reports, "after removing the commit"),
@@ -540,9 +541,11 @@ fn misuse_is_refused_with_typed_errors() {
         ),
         "{result:?}"
     );
+    // A second live checkpointer of rank 0 is refused by the shard's
+    // writer lease; once the first is gone, by the run id it reused.
     let result = build(store.clone(), Group::new(2, 0, "r1"));
     assert!(
-        matches!(result, Err(Error::RunReused { rank: 0, .. })),
+        matches!(result, Err(Error::WriterActive { .. })),
         "{result:?}"
     );
 
@@ -584,6 +587,12 @@ fn misuse_is_refused_with_typed_errors() {
     assert_eq!(
         Some(newest.shard),
         ck.last_committed().map(|c| c.info.key.clone())
+    );
+    drop(ck);
+    let result = build(store.clone(), Group::new(2, 0, "r1"));
+    assert!(
+        matches!(result, Err(Error::RunReused { rank: 0, .. })),
+        "{result:?}"
     );
 
     let lone = Checkpointer::builder()
@@ -813,6 +822,7 @@ fn build_retried_after_a_timeout_that_registered_the_run_succeeds() {
     );
     let mut ck = build(flaky, Group::new(2, 1, "retried")).expect("the retry is not a reuse");
     assert!(ck.restore_latest::<Vec<u64>>().unwrap().is_none());
+    drop(ck);
     // Another checkpointer with the same run id and rank is still refused.
     let again = build(store, Group::new(2, 1, "retried"));
     assert!(

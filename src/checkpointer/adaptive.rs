@@ -357,6 +357,7 @@ mod tests {
             .expect("valid");
         assert_eq!(ck.plan(), Plan::only(scheme));
         assert_eq!(ck.advisor().trial(), Some((scheme, interval)));
+        drop(ck); // one writer per store: the restart comes after
         // A policy that no longer allows the scheme abandons the trial.
         let ck = Checkpointer::builder()
             .storage(store)
@@ -385,6 +386,7 @@ mod tests {
             .expect("valid");
         assert_eq!(ck.plan(), plan);
         assert_eq!(ck.advisor().in_force(), Some((plan, every)));
+        drop(ck); // one writer per store: the restart comes after
         // A policy that does not apply changes starts where it is told.
         let ck = Checkpointer::builder()
             .storage(store)

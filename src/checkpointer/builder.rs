@@ -11,7 +11,9 @@ use crate::format::pack::Compression;
 use crate::group::{Coordinator, Group};
 use crate::model::{Event, ModelConfig, Plan, Policy};
 use crate::scheme::{Scheme, WriteOptions, Writer, WriterConfig};
-use crate::storage::{FailoverEvent, PrefixStorage, Storage};
+use crate::storage::{
+    DEFAULT_LEASE_TTL, FailoverEvent, MIN_LEASE_TTL, PrefixStorage, Storage, hold_writer_lease,
+};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -45,6 +47,8 @@ pub struct CheckpointerBuilder {
     listeners: Vec<Listener>,
     failover_events: Option<Receiver<FailoverEvent>>,
     group: Option<Group>,
+    /// `None`: no writer lease (the caller guarantees one writer).
+    lease_ttl: Option<Duration>,
 }
 
 impl std::fmt::Debug for CheckpointerBuilder {
@@ -59,6 +63,7 @@ impl std::fmt::Debug for CheckpointerBuilder {
             .field("chunk_size", &self.chunk_size)
             .field("policy", &self.policy)
             .field("group", &self.group)
+            .field("lease_ttl", &self.lease_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +86,7 @@ impl Default for CheckpointerBuilder {
             listeners: Vec::new(),
             failover_events: None,
             group: None,
+            lease_ttl: Some(DEFAULT_LEASE_TTL),
         }
     }
 }
@@ -112,6 +118,37 @@ impl CheckpointerBuilder {
     /// checkpoint does not eat into the next interval).
     pub fn every(mut self, interval: Duration) -> Self {
         self.every = Some(interval);
+        self
+    }
+
+    /// How long a silent writer keeps its store (default
+    /// [`DEFAULT_LEASE_TTL`], 10 s; at least [`MIN_LEASE_TTL`]).
+    ///
+    /// A checkpointer keeps its store to itself: on an exclusive
+    /// [`FsStorage`](crate::FsStorage) by the directory's lock file, on
+    /// every other store by a *writer lease* it takes in `build()` (objects
+    /// under `lease/`) and renews every quarter of this TTL. A second
+    /// checkpointer on the store fails to build with
+    /// [`Error::WriterActive`] while the first lives; one that was paused
+    /// or cut off for longer than the TTL and then replaced writes nothing
+    /// more ([`Error::Fenced`]). A writer that crashed on this machine is
+    /// replaced at once; one that died on another machine (or in another
+    /// container) frees the store one TTL after its last renewal, so a
+    /// shorter TTL restarts faster there, and a longer one tolerates
+    /// longer storage outages before a second writer may take over.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
+        self
+    }
+
+    /// Writes without a writer lease (see [`lease_ttl`](Self::lease_ttl)).
+    ///
+    /// Only for a store that something else keeps to one writer (your own
+    /// lock, a scheduler that never runs two copies of a job), or a custom
+    /// backend without [`Storage::put_if_absent`]. Two writers on one store
+    /// without a lease delete each other's checkpoints.
+    pub fn without_writer_lease(mut self) -> Self {
+        self.lease_ttl = None;
         self
     }
 
@@ -236,6 +273,10 @@ impl CheckpointerBuilder {
             }
             None => (storage, None),
         };
+        let storage = match self.lease_ttl {
+            Some(ttl) => hold_writer_lease(storage, ttl).map_err(lease_unsupported)?,
+            None => storage,
+        };
         let (names, _) = catalog::scan(storage.as_ref())?;
         // Parsed names stay below MAX_SEQ, so this cannot overflow.
         let next_seq = names.last().map_or(1, |n| n.seq + 1).min(MAX_SEQ);
@@ -358,6 +399,9 @@ impl CheckpointerBuilder {
         if self.max_in_flight == 0 {
             return invalid("max_in_flight", "must be at least 1");
         }
+        if self.lease_ttl.is_some_and(|ttl| ttl < MIN_LEASE_TTL) {
+            return invalid("lease_ttl", "must be at least 200 ms (MIN_LEASE_TTL)");
+        }
         if self.threads == 0 {
             return invalid("threads", "must be at least 1");
         }
@@ -392,5 +436,18 @@ impl CheckpointerBuilder {
             chunk_size: self.chunk_size,
             threads: self.threads,
         })
+    }
+}
+
+/// A backend without conditional puts cannot arbitrate a writer lease:
+/// say so, and what to do.
+fn lease_unsupported(error: Error) -> Error {
+    match error {
+        Error::Unsupported { backend, .. } => Error::Unsupported {
+            backend,
+            operation: "conditional put (put_if_absent), which the writer lease needs",
+            hint: "implement put_if_absent, or call .without_writer_lease() if something else keeps the store to one writer",
+        },
+        other => other,
     }
 }

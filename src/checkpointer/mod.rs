@@ -650,6 +650,9 @@ mod tests {
         fn delete(&self, key: &str) -> Result<()> {
             self.inner.delete(key)
         }
+        fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+            self.inner.put_if_absent(key, data)
+        }
     }
 
     fn slow(delay_ms: u64) -> Slow {

@@ -398,6 +398,9 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     fn read_gap_bytes(&self) -> u64 {
         self.inner.read_gap_bytes()
     }
+    fn holds_writer_lock(&self) -> bool {
+        self.inner.holds_writer_lock()
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,9 @@ pub struct FsStorage {
     /// Files created `0o600` and directories `0o700`
     /// ([`FsStorage::open_private`]).
     private: bool,
+    /// True when `lock` is held exclusively ([`FsStorage::open`]): no
+    /// other writer can open the store, so a checkpointer needs no lease.
+    exclusive: bool,
 }
 
 impl FsStorage {
@@ -114,6 +117,7 @@ impl FsStorage {
             root,
             lock: Some(lock),
             private,
+            exclusive: true,
         };
         store.remove_stale_temps(&store.root)?;
         Ok(store)
@@ -141,6 +145,7 @@ impl FsStorage {
             root,
             lock: Some(lock),
             private: false,
+            exclusive: false,
         })
     }
 
@@ -194,6 +199,7 @@ impl FsStorage {
                 root,
                 lock: None,
                 private: false,
+                exclusive: false,
             }),
             Ok(_) => Err(refused(io::ErrorKind::NotADirectory, "is not a directory")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -386,6 +392,10 @@ impl FsStorage {
 }
 
 impl Storage for FsStorage {
+    fn holds_writer_lock(&self) -> bool {
+        self.exclusive
+    }
+
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         self.check_writable("put", key)?;
         self.put_parts(key, &[data])

@@ -8,6 +8,7 @@
 mod failover;
 mod fault;
 mod fs;
+mod lease;
 mod mem;
 #[cfg(feature = "object-store")]
 pub mod object;
@@ -22,6 +23,8 @@ pub use failover::{
 };
 pub use fault::{DEFAULT_HANG_LIMIT, Fault, FaultControl, FaultyStorage};
 pub use fs::FsStorage;
+pub(crate) use lease::hold as hold_writer_lease;
+pub use lease::{DEFAULT_LEASE_TTL, MIN_LEASE_TTL};
 pub use mem::MemStorage;
 #[cfg(feature = "object-store")]
 pub use object::{ObjectStorage, ObjectStorageBuilder};
@@ -114,6 +117,19 @@ pub trait Storage: Send + Sync + Debug {
     /// override it, and wrappers should forward it.
     fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
         self.put(key, &parts.concat())
+    }
+
+    /// True when this handle already keeps every other writer out of the
+    /// whole store, as an exclusive [`FsStorage`] does with its lock file.
+    ///
+    /// A [`Checkpointer`](crate::Checkpointer) on any other store takes
+    /// the store's *writer lease* (objects under `lease/`, created with
+    /// [`put_if_absent`](Storage::put_if_absent) and renewed while it
+    /// lives), so that a second writer is refused and a paused one that
+    /// lost the lease writes nothing more. The default is `false`, which
+    /// is always safe; wrappers should forward it.
+    fn holds_writer_lock(&self) -> bool {
+        false
     }
 
     /// Stores `data` under `key` only if no object is there yet, atomically:
@@ -269,6 +285,9 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn read_gap_bytes(&self) -> u64 {
         (**self).read_gap_bytes()
+    }
+    fn holds_writer_lock(&self) -> bool {
+        (**self).holds_writer_lock()
     }
 }
 

@@ -97,6 +97,10 @@ impl<S: Storage> Storage for PrefixStorage<S> {
         self.inner.read_gap_bytes()
     }
 
+    fn holds_writer_lock(&self) -> bool {
+        self.inner.holds_writer_lock()
+    }
+
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         self.inner.put_if_absent(&self.full_key(key)?, data)
     }
