@@ -54,6 +54,7 @@
 //!   is confirmed on that scheme, in a trial, rather than on the old
 //!   plan's checkpoints, which may be far apart.
 
+use super::decision::Decision;
 use super::estimate::{Constraints, Evaluation};
 use super::plan::{Plan, SchemeSet};
 use super::recommend::{Basis, Recommendation};
@@ -274,36 +275,6 @@ impl Policy {
         let a = rec.advice();
         a.saving >= self.min_saving && a.confidence >= self.min_confidence
     }
-}
-
-/// What the checkpointer should do now.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Decision {
-    /// Nothing.
-    Hold,
-    /// Tell the user (advise mode); change nothing.
-    Advise(Recommendation),
-    /// Change to [`Recommendation::plan`] and
-    /// [`Recommendation::interval`].
-    Apply(Recommendation),
-    /// Take checkpoints with `scheme`, `interval` apart, while the trial
-    /// lasts ([`PolicyState::exploring`]), then return to the current plan
-    /// and interval — unless an [`Apply`](Decision::Apply) during the
-    /// trial switches for good.
-    Explore {
-        /// The scheme to try.
-        scheme: Scheme,
-        /// How many checkpoints the trial is planned to last; the policy
-        /// extends it while the scheme is winning, until the switch is
-        /// decided.
-        checkpoints: u32,
-        /// Compute time between the trial's checkpoints: the model's best
-        /// interval for the scheme.
-        interval: Duration,
-        /// Why, in words.
-        reason: String,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
