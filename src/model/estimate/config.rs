@@ -46,6 +46,8 @@ pub struct ModelConfig {
     /// down, until it is measured (default 0.1). The model measures it
     /// from the checkpoints' [`CheckpointEvent::compute_beside_persist`]:
     /// steps that ran beside a persist against those that did not.
+    ///
+    /// [`CheckpointEvent::compute_beside_persist`]: crate::model::CheckpointEvent::compute_beside_persist
     pub background_interference: f64,
     /// Assumed restore read speed before any restore is observed, bytes per
     /// second (default 500 MB/s).

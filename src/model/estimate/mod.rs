@@ -25,7 +25,7 @@
 //!    the bytes the checkpoint stored (uncompressed) and the state size;
 //!    for a write time (incremental, copy-on-write persist) the slope on
 //!    the stored bytes is combined with the time per byte of the pooled
-//!    fit over all writes ([`Solved::predict_with_slope_prior`](super::fit::Solved::predict_with_slope_prior)), so that a
+//!    fit over all writes ([`Solved::predict_with_slope_prior`]), so that a
 //!    scheme measured at one interval is not extrapolated to another with
 //!    a slope its narrow range of sizes could not pin down. The
 //!    computation loses `δ = s + β·(p − s)` per checkpoint, where `β` is
@@ -46,7 +46,7 @@
 //! 4. If the previous background persist is still running when the next
 //!    checkpoint is due (`ℓ > τ`), the computation waits: `δ += ℓ − τ`.
 //! 5. **Overhead** is Daly's expected overhead per unit of useful work,
-//!    `(M/τ)·e^{R/M}·(e^{(τ+δ)/M} − 1) − 1` ([`daly_overhead`](super::cost::daly_overhead)) with `M`
+//!    `(M/τ)·e^{R/M}·(e^{(τ+δ)/M} − 1) − 1` ([`daly_overhead`]) with `M`
 //!    the posterior MTBF of the failures the checkpoint store survives
 //!    (process and node classes), minimised over `τ` within the bounds.
 //!
@@ -69,7 +69,7 @@
 //! writes `S/c`, an incremental one `d/c` (`c` the compression ratio);
 //! copy-on-write stalls a configured fraction of a full write and persists
 //! `d/c` in the background. Such estimates carry a wide, configured
-//! uncertainty and [`Basis::Prior`](super::Basis::Prior), and a comparison that involves one
+//! uncertainty and [`Basis::Prior`], and a comparison that involves one
 //! claims a confidence of at most 0.5; the policy explores on them instead
 //! of acting on them. The same relative uncertainty is combined (inverse
 //! variance) with a measured scheme's fitted intervals, so that a third
@@ -78,7 +78,7 @@
 //! [`ModelConfig::min_observations`] times is priced from its own
 //! measurements (time per byte from the pooled fit), but with the same
 //! configured uncertainty, since so few points cannot estimate their own
-//! spread: it counts as measured ([`Basis::Observed`](super::Basis::Observed)), so that the scheme
+//! spread: it counts as measured ([`Basis::Observed`]), so that the scheme
 //! a run started with can be left after one or two of its checkpoints if
 //! another is clearly cheaper.
 //!
@@ -99,6 +99,10 @@
 //!
 //! [`Event`]: super::Event
 //! [`Recommendation`]: super::Recommendation
+//! [`Solved::predict_with_slope_prior`]: super::fit::Solved::predict_with_slope_prior
+//! [`daly_overhead`]: super::cost::daly_overhead
+//! [`Basis::Prior`]: super::Basis::Prior
+//! [`Basis::Observed`]: super::Basis::Observed
 
 mod config;
 mod cost_model;
