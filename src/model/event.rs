@@ -1,8 +1,8 @@
 //! Events: what the checkpointer reports to the cost model and to
 //! subscribers, and a running [`EventSummary`] of them.
 
+use super::decision::Decision;
 use super::failure::FailureClass;
-use super::policy::Decision;
 use crate::scheme::Scheme;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

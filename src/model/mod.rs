@@ -64,6 +64,7 @@
 //! ```
 
 pub mod cost;
+mod decision;
 mod estimate;
 pub mod event;
 pub mod failure;
@@ -72,6 +73,7 @@ mod plan;
 mod policy;
 mod recommend;
 
+pub use decision::Decision;
 pub use estimate::{Constraints, CostModel, Evaluation, ModelConfig, PlanEstimate, SchemeStatus};
 pub use event::{
     CheckpointEvent, DecisionEvent, DurationHistogram, Event, EventSummary, FailoverEvent,
@@ -79,7 +81,7 @@ pub use event::{
 };
 pub use failure::{FailureClass, RateEstimate};
 pub use plan::{Plan, SchemeSet, scheme_name};
-pub use policy::{Decision, Mode, Policy, PolicyState};
+pub use policy::{Mode, Policy, PolicyState};
 pub use recommend::{Addition, Advice, Basis, IntervalAdvice, Recommendation};
 
 use crate::error::{Error, Result};

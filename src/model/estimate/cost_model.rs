@@ -1,0 +1,275 @@
+//! [`CostModel`]: what it holds, how it learns from [`Event`]s, and its
+//! read-outs (failure rate, MTBF, step time, classic intervals). Pricing
+//! and evaluation live in the sibling modules.
+
+use super::config::ModelConfig;
+use super::learned::{Learned, RunningMean, SchemeRecord};
+use crate::model::cost::{daly_interval, young_interval};
+use crate::model::event::{CheckpointEvent, Event, EventSummary, RestoreEvent};
+use crate::model::failure::{FailureClass, FailureCounts, RateEstimate};
+use crate::model::fit::LinearFit;
+use crate::scheme::Scheme;
+use std::time::Duration;
+
+/// Mean time of the steps in the interval `e` closes that ran beside no
+/// background persist (`None` if there were none).
+pub(super) fn idle_step_secs(e: &CheckpointEvent) -> Option<f64> {
+    let idle = e.steps.checked_sub(e.steps_beside_persist)?;
+    let idle_time = e.compute.as_secs_f64() - e.compute_beside_persist.as_secs_f64();
+    (idle > 0 && idle_time > 0.0).then(|| idle_time / idle as f64)
+}
+
+/// How much slower the steps that ran beside a background persist in the
+/// interval `e` closes were than `per_idle`, the time of a step beside
+/// none: those of the same interval ([`idle_step_secs`]) or, when every
+/// step ran beside one (persists back to back, where interference matters
+/// most), the recent mean of such steps. `None` without both. Clamped to
+/// ±1 so one disturbed interval cannot swamp the mean; the mean is clamped
+/// to [0, 1] where it is used.
+pub(super) fn slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64> {
+    let busy = e.steps_beside_persist.min(e.steps);
+    let busy_time = e.compute_beside_persist.as_secs_f64();
+    if busy == 0 || busy_time <= 0.0 {
+        return None;
+    }
+    let per_idle = per_idle.filter(|t| *t > 0.0)?;
+    let per_busy = busy_time / busy as f64;
+    Some((per_busy / per_idle - 1.0).clamp(-1.0, 1.0))
+}
+
+pub(super) fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+/// The statistical cost model: feed it [`Event`]s, ask it to
+/// [`evaluate`](CostModel::evaluate) the current plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostModel {
+    pub(super) config: ModelConfig,
+    pub(super) learned: Learned,
+}
+
+impl CostModel {
+    /// A model that has seen nothing yet.
+    pub fn new(config: ModelConfig) -> Self {
+        let learned = Learned {
+            schemes: Vec::new(),
+            pooled: LinearFit::new(config.forgetting),
+            restore: LinearFit::new(config.forgetting),
+            drain: LinearFit::new(config.forgetting),
+            logical: RunningMean::default(),
+            dirty: RunningMean::default(),
+            dirty_fraction: RunningMean::default(),
+            dirty_interval: RunningMean::default(),
+            ratio: RunningMean::default(),
+            chain: RunningMean::default(),
+            step_secs: RunningMean::default(),
+            compute_secs: RunningMean::default(),
+            interference: RunningMean::default(),
+            idle_step_secs: RunningMean::default(),
+            failures: FailureClass::ALL
+                .iter()
+                .map(|c| (*c, FailureCounts::default()))
+                .collect(),
+            summary: EventSummary::default(),
+        };
+        CostModel { config, learned }
+    }
+
+    /// What the model has learned, for persistence.
+    pub(crate) fn learned(&self) -> &Learned {
+        &self.learned
+    }
+
+    /// A model with `config` resuming from what was learned before.
+    pub(crate) fn resume(config: ModelConfig, learned: Learned) -> Self {
+        CostModel { config, learned }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Running totals of the events seen.
+    pub fn summary(&self) -> &EventSummary {
+        &self.learned.summary
+    }
+
+    /// Learns from one event.
+    pub fn observe(&mut self, event: &Event) {
+        self.learned.summary.record(event);
+        match event {
+            Event::Checkpoint(e) => self.observe_checkpoint(e),
+            Event::Restore(e) => self.observe_restore(e),
+            Event::Restart(e) => {
+                if let Some((_, counts)) = self
+                    .learned
+                    .failures
+                    .iter_mut()
+                    .find(|(c, _)| *c == e.class)
+                {
+                    counts.fail();
+                }
+            }
+            // Storage errors and failovers cost pauses that every plan pays
+            // alike; they are summarised, and will drive the storage-tier
+            // recommendation when tiers exist.
+            Event::StorageError(_) | Event::Failover(_) => {}
+            // The model's own output, not evidence.
+            Event::Decision(_) => {}
+            // A restore is learnt from once, when it completes.
+            Event::RestoreProgress(_) => {}
+        }
+    }
+
+    fn observe_checkpoint(&mut self, e: &CheckpointEvent) {
+        let lambda = self.config.forgetting;
+        let l = &mut self.learned;
+        if e.tier > 0 {
+            // A copy to a slower tier: it says nothing about the fast
+            // tier's costs, and its time is not new work.
+            l.drain.observe(
+                e.bytes_written as f64,
+                e.logical_bytes as f64,
+                e.persist.as_secs_f64(),
+            );
+            return;
+        }
+        let seen = l.summary.checkpoints;
+        let (stall, persist) = (
+            e.stall.as_secs_f64(),
+            e.persist.as_secs_f64().max(e.stall.as_secs_f64()),
+        );
+        let (dirty, logical) = (e.dirty_bytes as f64, e.logical_bytes as f64);
+        let compute = e.compute.as_secs_f64();
+        let record = match l.schemes.iter().position(|r| r.scheme == e.scheme) {
+            Some(i) => l.schemes.get_mut(i),
+            None => {
+                l.schemes.push(SchemeRecord {
+                    scheme: e.scheme,
+                    stall: LinearFit::new(lambda),
+                    persist: LinearFit::new(lambda),
+                    longest_chain: 0,
+                    last_seen: seen,
+                });
+                l.schemes.last_mut()
+            }
+        };
+        // Write costs scale with what the checkpoint stored (uncompressed),
+        // not with what changed: a full base stores everything however
+        // little changed. Increments store what changed.
+        let stored = match e.bytes_written {
+            0 => dirty,
+            written if e.compression_ratio > 0.0 => written as f64 * e.compression_ratio,
+            written => written as f64,
+        };
+        if let Some(r) = record {
+            r.stall.observe(stored, logical, stall);
+            r.persist.observe(stored, logical, persist);
+            r.longest_chain = r.longest_chain.max(e.chain_length);
+            r.last_seen = seen;
+        }
+        l.pooled.observe(e.bytes_written as f64, logical, persist);
+        let quick = self.config.workload_forgetting;
+        l.logical.observe(logical, quick);
+        l.dirty.observe(dirty, quick);
+        if e.compression_ratio > 0.0 {
+            l.ratio.observe(e.compression_ratio, quick);
+        }
+        l.chain.observe(f64::from(e.chain_length.max(1)), lambda);
+        if compute > 0.0 {
+            l.compute_secs.observe(compute, quick);
+            if e.steps > 0 {
+                l.step_secs.observe(compute / e.steps as f64, quick);
+            }
+            if logical > 0.0 {
+                l.dirty_fraction
+                    .observe((dirty / logical).clamp(0.0, 1.0), quick);
+                l.dirty_interval.observe(compute, quick);
+            }
+            let idle = idle_step_secs(e);
+            if let Some(slowdown) = slowdown(e, idle.or(l.idle_step_secs.get())) {
+                l.interference.observe(slowdown, quick);
+            }
+            if let Some(idle) = idle {
+                l.idle_step_secs.observe(idle, quick);
+            }
+        }
+        for (_, counts) in &mut l.failures {
+            counts.expose(compute + stall);
+        }
+    }
+
+    fn observe_restore(&mut self, e: &RestoreEvent) {
+        let bytes = if e.bytes_read > 0 {
+            e.bytes_read
+        } else {
+            e.logical_bytes
+        };
+        self.learned.restore.observe(
+            bytes as f64,
+            f64::from(e.chain_length.max(1)),
+            e.duration.as_secs_f64(),
+        );
+    }
+
+    /// The posterior failure rate of one class.
+    pub fn failure_rate(&self, class: FailureClass) -> RateEstimate {
+        let counts = self
+            .learned
+            .failures
+            .iter()
+            .find(|(c, _)| *c == class)
+            .map(|(_, n)| *n)
+            .unwrap_or_default();
+        self.config
+            .prior(class)
+            .posterior(&counts, self.config.level)
+    }
+
+    /// MTBF, seconds, of the failures a restart from the checkpoint store
+    /// recovers from (process and node classes); infinite if none is
+    /// expected.
+    pub fn mtbf_secs(&self) -> f64 {
+        let rate = self.failure_rate(FailureClass::Process).per_second
+            + self.failure_rate(FailureClass::Node).per_second;
+        if rate > 0.0 {
+            1.0 / rate
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// The fit of slower-tier copy time against (bytes written, logical
+    /// bytes), from events with `tier > 0`: input for a
+    /// [`TwoLevel`](crate::model::cost::TwoLevel) model once tiers exist.
+    pub fn drain_fit(&self) -> &LinearFit {
+        &self.learned.drain
+    }
+
+    /// Checkpoints of `scheme` observed (not discounted by forgetting).
+    pub fn observations(&self, scheme: Scheme) -> u64 {
+        self.learned
+            .schemes
+            .iter()
+            .find(|r| r.scheme == scheme)
+            .map_or(0, |r| r.stall.count())
+    }
+
+    /// Mean compute time per step, once steps were reported.
+    pub fn step_time(&self) -> Option<Duration> {
+        self.learned.step_secs.get().map(secs)
+    }
+
+    /// Young's and Daly's intervals for a checkpoint cost `cost` at the
+    /// current MTBF, seconds (both infinite when no failure is expected).
+    pub fn classic_intervals(&self, cost: Duration) -> (f64, f64) {
+        let (c, m) = (cost.as_secs_f64(), self.mtbf_secs());
+        if m.is_finite() {
+            (young_interval(c, m), daly_interval(c, m))
+        } else {
+            (f64::INFINITY, f64::INFINITY)
+        }
+    }
+}

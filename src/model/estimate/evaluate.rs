@@ -1,0 +1,290 @@
+//! [`CostModel::evaluate`]: prices the current plan and every allowed
+//! candidate at its best interval, and turns the differences into
+//! [`Recommendation`]s with their confidence and reasons in words.
+
+use super::config::Constraints;
+use super::cost_model::CostModel;
+use super::evaluation::{Evaluation, PlanEstimate, SchemeStatus};
+use super::pricing::Pricer;
+use crate::model::cost::young_interval;
+use crate::model::plan::{Plan, scheme_name};
+use crate::model::recommend::{
+    Addition, Advice, Basis, Bytes, IntervalAdvice, Recommendation, Secs,
+};
+use statrs::distribution::{ContinuousCDF, Normal};
+use std::time::Duration;
+
+/// Highest confidence claimed for a comparison involving a prior-based
+/// estimate: the priors are structural guesses whose error the fits cannot
+/// measure, so until the scheme is measured it is a coin flip.
+const PRIOR_CONFIDENCE: f64 = 0.5;
+
+const FULL_EVERY_CANDIDATES: [u32; 11] = [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64];
+
+impl CostModel {
+    /// Prices `current` at `interval` (compute time between checkpoints)
+    /// and every candidate plan allowed by `constraints` at its best
+    /// interval, and lists the changes worth making. `None` before the
+    /// first checkpoint event.
+    pub fn evaluate(
+        &self,
+        current: Plan,
+        interval: Duration,
+        constraints: &Constraints,
+    ) -> Option<Evaluation> {
+        let pricer = self.pricer()?;
+        let step = self.learned.step_secs.get().unwrap_or(0.0);
+        let lo = constraints.min_interval.as_secs_f64().max(step).max(1e-3);
+        let hi = constraints.max_interval.as_secs_f64().max(lo);
+        let now = pricer.estimate(current, interval.as_secs_f64().max(1e-6))?;
+        let tuned = pricer.optimize(current, lo, hi)?;
+        let mut candidates: Vec<PlanEstimate> = self
+            .candidate_plans(&pricer, current, constraints)
+            .into_iter()
+            .filter_map(|plan| pricer.optimize(plan, lo, hi))
+            .collect();
+        candidates.sort_by(|a, b| a.overhead.total_cmp(&b.overhead));
+        let mut recommendations = Vec::new();
+        let better = |c: &&PlanEstimate| c.plan != current && c.overhead < tuned.overhead;
+        if let Some(best) = candidates.first().filter(better) {
+            recommendations.push(self.plan_change(&pricer, &now, &tuned, best));
+        }
+        // When the cheapest plan rests on priors, the cheapest measured one
+        // is worth acting on meanwhile (a policy explores the first and
+        // may apply the second).
+        let measured = candidates
+            .iter()
+            .filter(better)
+            .find(|c| c.basis == Basis::Observed);
+        if let Some(measured) = measured
+            && candidates.first().is_some_and(|b| b.basis == Basis::Prior)
+        {
+            recommendations.push(self.plan_change(&pricer, &now, &tuned, measured));
+        }
+        let ratio = tuned.interval.as_secs_f64() / interval.as_secs_f64().max(1e-9);
+        if tuned.overhead < now.overhead && !(0.8..=1.25).contains(&ratio) {
+            recommendations.push(self.interval_change(&pricer, &now, &tuned));
+        }
+        let seen = self.learned.summary.checkpoints;
+        let schemes = constraints
+            .allowed
+            .iter()
+            .map(|scheme| {
+                let record = self.learned.schemes.iter().find(|r| r.scheme == scheme);
+                let observations = record.map_or(0, |r| r.stall.count());
+                SchemeStatus {
+                    scheme,
+                    observations,
+                    since_seen: record.map(|r| seen.saturating_sub(r.last_seen)),
+                    measured: observations >= self.config.min_observations.max(1),
+                }
+            })
+            .collect();
+        Some(Evaluation {
+            current: now,
+            current_tuned: tuned,
+            candidates,
+            recommendations,
+            mtbf_secs: pricer.mtbf,
+            checkpoints: seen,
+            schemes,
+        })
+    }
+
+    fn candidate_plans(
+        &self,
+        pricer: &Pricer<'_>,
+        current: Plan,
+        constraints: &Constraints,
+    ) -> Vec<Plan> {
+        let mut plans = vec![current];
+        for scheme in constraints.allowed.iter() {
+            let chains = pricer.scheme(scheme).is_some_and(|c| c.chains);
+            if chains {
+                plans.extend(
+                    FULL_EVERY_CANDIDATES
+                        .iter()
+                        .filter(|k| **k <= constraints.max_full_every)
+                        .map(|k| Plan::with_full_every(scheme, *k)),
+                );
+            } else {
+                plans.push(Plan::only(scheme));
+            }
+        }
+        plans.sort_by_key(|p| (p.base().code(), p.full_every()));
+        plans.dedup();
+        plans
+    }
+
+    fn interval_advice(&self, estimate: &PlanEstimate) -> IntervalAdvice {
+        let steps = self.learned.step_secs.get().filter(|s| *s > 0.0).map(|s| {
+            let n = (estimate.interval.as_secs_f64() / s).round();
+            if n >= 1.0 {
+                n.min(u64::MAX as f64) as u64
+            } else {
+                1
+            }
+        });
+        IntervalAdvice {
+            every: estimate.interval,
+            steps,
+        }
+    }
+
+    fn advice(
+        &self,
+        now: &PlanEstimate,
+        before: &PlanEstimate,
+        after: &PlanEstimate,
+        reason: String,
+    ) -> Advice {
+        let basis = match (before.basis, after.basis) {
+            (Basis::Observed, Basis::Observed) => Basis::Observed,
+            _ => Basis::Prior,
+        };
+        let confidence = match basis {
+            Basis::Observed => confidence(before, after),
+            Basis::Prior => confidence(before, after).min(PRIOR_CONFIDENCE),
+        };
+        Advice {
+            plan: after.plan,
+            interval: self.interval_advice(after),
+            overhead_now: now.overhead,
+            overhead_after: after.overhead,
+            saving: (before.overhead - after.overhead) / (1.0 + now.overhead),
+            confidence,
+            basis,
+            reason,
+        }
+    }
+
+    fn plan_change(
+        &self,
+        pricer: &Pricer<'_>,
+        now: &PlanEstimate,
+        tuned: &PlanEstimate,
+        best: &PlanEstimate,
+    ) -> Recommendation {
+        let (from, to) = (now.plan, best.plan);
+        if from.base() != to.base() {
+            let reason = format!(
+                "{} blocks {} and is durable after {} per checkpoint, {} blocks {} and is durable after {}{}",
+                scheme_name(to.base()),
+                Secs(best.stall.as_secs_f64()),
+                Secs(best.persist.as_secs_f64()),
+                scheme_name(from.base()),
+                Secs(tuned.stall.as_secs_f64()),
+                Secs(tuned.persist.as_secs_f64()),
+                self.dirty_note(best),
+            );
+            return Recommendation::Switch {
+                from: from.base(),
+                to: to.base(),
+                advice: self.advice(now, tuned, best, reason),
+            };
+        }
+        match (from.full_every(), to.full_every()) {
+            (was, Some(k)) => {
+                let reason = format!(
+                    "restores read {} checkpoints on average instead of {} (restart {} instead of {}), \
+                     at {} per checkpoint instead of {}{}",
+                    Avg(0.5 * (f64::from(k) + 1.0)),
+                    Avg(was.map_or(pricer.chain, |w| 0.5 * (f64::from(w) + 1.0))),
+                    Secs(best.restart.as_secs_f64()),
+                    Secs(tuned.restart.as_secs_f64()),
+                    Secs(best.stall.as_secs_f64()),
+                    Secs(tuned.stall.as_secs_f64()),
+                    match was {
+                        Some(w) => format!("; replaces a full base every {w}"),
+                        None => String::new(),
+                    }
+                );
+                Recommendation::Add {
+                    addition: Addition::FullEvery(k),
+                    advice: self.advice(now, tuned, best, reason),
+                }
+            }
+            (was, None) => {
+                let reason = format!(
+                    "{} does not chain restores, so full bases only add cost: {} per checkpoint instead of {}",
+                    scheme_name(to.base()),
+                    Secs(best.stall.as_secs_f64()),
+                    Secs(tuned.stall.as_secs_f64()),
+                );
+                Recommendation::Drop {
+                    dropped: Addition::FullEvery(was.unwrap_or(1)),
+                    advice: self.advice(now, tuned, best, reason),
+                }
+            }
+        }
+    }
+
+    fn interval_change(
+        &self,
+        pricer: &Pricer<'_>,
+        now: &PlanEstimate,
+        tuned: &PlanEstimate,
+    ) -> Recommendation {
+        let cost = tuned.stall.as_secs_f64();
+        let reason = if pricer.mtbf.is_finite() {
+            format!(
+                "at an MTBF of {} and {} blocked per checkpoint, the best interval is {} \
+                 (Young's first-order rule: {}); now {}",
+                Secs(pricer.mtbf),
+                Secs(cost),
+                Secs(tuned.interval.as_secs_f64()),
+                Secs(young_interval(cost, pricer.mtbf)),
+                Secs(now.interval.as_secs_f64()),
+            )
+        } else {
+            format!(
+                "no failure is expected, so checkpoints are pure cost: the longest allowed interval is best; now {}",
+                Secs(now.interval.as_secs_f64())
+            )
+        };
+        Recommendation::SetInterval {
+            advice: self.advice(now, now, tuned, reason),
+        }
+    }
+
+    fn dirty_note(&self, estimate: &PlanEstimate) -> String {
+        let logical = self.learned.logical.get().unwrap_or(0.0);
+        if logical > 0.0 {
+            format!(
+                " ({} dirty of {} per interval)",
+                Bytes(estimate.dirty_bytes),
+                Bytes(logical)
+            )
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// `Φ((O_before − O_after)/√(se_before² + se_after²))`.
+fn confidence(before: &PlanEstimate, after: &PlanEstimate) -> f64 {
+    let gap = before.overhead - after.overhead;
+    let se = before.std_error.hypot(after.std_error);
+    if !se.is_finite() {
+        return 0.5;
+    }
+    if se <= 0.0 {
+        return if gap > 0.0 {
+            1.0
+        } else if gap < 0.0 {
+            0.0
+        } else {
+            0.5
+        };
+    }
+    Normal::new(0.0, 1.0).map_or(0.5, |n| n.cdf(gap / se))
+}
+
+/// Formats an average chain length.
+struct Avg(f64);
+
+impl std::fmt::Display for Avg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1}", self.0)
+    }
+}

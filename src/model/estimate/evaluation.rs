@@ -1,0 +1,81 @@
+//! What an evaluation of the cost model returns: every candidate plan
+//! priced ([`PlanEstimate`]), what is known of each scheme
+//! ([`SchemeStatus`]), and the [`Evaluation`] that gathers them with the
+//! recommendations.
+
+use crate::model::plan::Plan;
+use crate::model::recommend::{Basis, Recommendation};
+use crate::scheme::Scheme;
+use std::time::Duration;
+
+/// What the model knows about one scheme, for policies deciding what to
+/// explore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemeStatus {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Checkpoints of it observed.
+    pub observations: u64,
+    /// Checkpoints (of any scheme) since it was last observed; `None` if
+    /// never.
+    pub since_seen: Option<u64>,
+    /// True once it was observed often enough to be priced from its own
+    /// fits.
+    pub measured: bool,
+}
+
+/// One plan priced at one interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanEstimate {
+    /// The plan.
+    pub plan: Plan,
+    /// Compute interval between checkpoints.
+    pub interval: Duration,
+    /// Expected overhead per unit of useful work.
+    pub overhead: f64,
+    /// Standard error of `overhead` from the cost fits' intervals.
+    pub std_error: f64,
+    /// Mean time a checkpoint blocks the computation (averaged over the
+    /// plan's cycle).
+    pub stall: Duration,
+    /// Mean time until a checkpoint is durable.
+    pub persist: Duration,
+    /// Expected restart time after a failure (restore, relaunch, and work
+    /// lost while the newest checkpoint was not yet durable).
+    pub restart: Duration,
+    /// Dirty bytes expected per checkpoint at this interval.
+    pub dirty_bytes: f64,
+    /// Whether the estimate rests on measurements of every scheme used.
+    pub basis: Basis,
+}
+
+/// The model's view at one moment: every candidate priced, and what to
+/// change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The current plan at the current interval.
+    pub current: PlanEstimate,
+    /// The current plan at its best interval.
+    pub current_tuned: PlanEstimate,
+    /// Every candidate plan at its best interval, cheapest first.
+    pub candidates: Vec<PlanEstimate>,
+    /// Changes worth considering, the most significant first: a change to
+    /// the cheapest plan; when that plan rests on priors, also a change to
+    /// the cheapest measured plan; then a change of interval. A policy
+    /// decides.
+    pub recommendations: Vec<Recommendation>,
+    /// Posterior MTBF used for the overheads, seconds (infinite when no
+    /// failure is expected).
+    pub mtbf_secs: f64,
+    /// Checkpoints observed so far.
+    pub checkpoints: u64,
+    /// What is known about each allowed scheme.
+    pub schemes: Vec<SchemeStatus>,
+}
+
+impl Evaluation {
+    /// The cheapest candidate.
+    pub fn best(&self) -> Option<&PlanEstimate> {
+        self.candidates.first()
+    }
+}

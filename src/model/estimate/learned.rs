@@ -1,0 +1,82 @@
+//! [`Learned`]: everything the cost model learned from events, kept as
+//! running fits and means — the serialized part of the model.
+
+use crate::model::event::EventSummary;
+use crate::model::failure::{FailureClass, FailureCounts};
+use crate::model::fit::LinearFit;
+use crate::model::plan::scheme_code;
+use crate::scheme::Scheme;
+use serde::{Deserialize, Serialize};
+
+/// An exponentially weighted running mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct RunningMean {
+    value: f64,
+    weight: f64,
+}
+
+impl RunningMean {
+    pub(super) fn observe(&mut self, x: f64, forgetting: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        let old = self.weight * forgetting;
+        self.weight = old + 1.0;
+        self.value += (x - self.value) / self.weight;
+    }
+
+    pub(super) fn get(&self) -> Option<f64> {
+        (self.weight > 0.0).then_some(self.value)
+    }
+}
+
+/// Learned costs of one scheme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct SchemeRecord {
+    #[serde(with = "scheme_code")]
+    pub(super) scheme: Scheme,
+    pub(super) stall: LinearFit,
+    pub(super) persist: LinearFit,
+    pub(super) longest_chain: u32,
+    /// `EventSummary::checkpoints` when this scheme was last seen.
+    pub(super) last_seen: u64,
+}
+
+/// Everything learned from events: the serialized part of the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Learned {
+    pub(super) schemes: Vec<SchemeRecord>,
+    /// Persist time against (bytes written, logical bytes), all schemes.
+    pub(super) pooled: LinearFit,
+    /// Restore time against (bytes read, chain length).
+    pub(super) restore: LinearFit,
+    /// Copies to slower tiers (events with `tier > 0`): persist time
+    /// against (bytes written, logical bytes). The multi-level seam.
+    pub(super) drain: LinearFit,
+    pub(super) logical: RunningMean,
+    pub(super) dirty: RunningMean,
+    /// Dirty fraction and compute interval of the same checkpoints.
+    pub(super) dirty_fraction: RunningMean,
+    pub(super) dirty_interval: RunningMean,
+    pub(super) ratio: RunningMean,
+    pub(super) chain: RunningMean,
+    pub(super) step_secs: RunningMean,
+    pub(super) compute_secs: RunningMean,
+    /// How much slower a step runs while a background persist is in
+    /// flight than while none is (a relative slowdown, e.g. 0.1).
+    pub(super) interference: RunningMean,
+    /// Mean time of a step beside no background persist.
+    pub(super) idle_step_secs: RunningMean,
+    pub(super) failures: Vec<(FailureClass, FailureCounts)>,
+    pub(super) summary: EventSummary,
+}
+
+impl Learned {
+    /// The rate `r` of `d(τ) = S·(1 − e^{−rτ})`, per second of compute,
+    /// from the mean dirty fraction and interval (see the module docs).
+    pub(super) fn dirty_rate(&self) -> Option<f64> {
+        let fraction = self.dirty_fraction.get()?.clamp(0.0, 1.0 - 1e-9);
+        let interval = self.dirty_interval.get().filter(|t| *t > 0.0)?;
+        Some(-(-fraction).ln_1p() / interval)
+    }
+}

@@ -1,0 +1,371 @@
+//! Pricing: a per-evaluation snapshot of what was learned ([`Pricer`])
+//! that prices one plan at one compute interval — per-checkpoint costs,
+//! restart cost, Daly's overhead — and its standard error (see the
+//! [parent module](super) for the maths).
+
+use super::config::ModelConfig;
+use super::cost_model::{CostModel, secs};
+use super::evaluation::PlanEstimate;
+use crate::model::cost::{daly_overhead, minimize_interval};
+use crate::model::fit::{Driver, Estimate, Solved, z_multiplier};
+use crate::model::plan::Plan;
+use crate::model::recommend::Basis;
+use crate::scheme::Scheme;
+
+/// Share of a confidence half-width the costs are moved by to find how
+/// the overhead responds to them (see "Uncertainty" in the module docs).
+const SE_STEP: f64 = 0.1;
+
+/// Where in their confidence intervals to take the costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    Mean,
+    /// The mean plus [`SE_STEP`] half-widths.
+    Upper,
+    /// The mean minus [`SE_STEP`] half-widths.
+    Lower,
+}
+
+impl Bound {
+    fn pick(self, mean: f64, half_width: f64) -> f64 {
+        let v = match self {
+            Bound::Mean => mean,
+            Bound::Upper => mean + SE_STEP * half_width,
+            Bound::Lower => mean - SE_STEP * half_width,
+        };
+        if v.is_nan() {
+            mean.max(0.0)
+        } else {
+            v.max(0.0)
+        }
+    }
+}
+
+/// How one scheme's checkpoint costs are predicted in one evaluation.
+enum Pricing {
+    /// Its own fits, with their confidence intervals.
+    Fitted { stall: Solved, persist: Solved },
+    /// Its own few measurements (fewer than the fits need to estimate
+    /// their own uncertainty), with the configured prior uncertainty.
+    Few { stall: Solved, persist: Solved },
+    /// Other schemes' writes.
+    Prior { pooled: Solved },
+}
+
+pub(super) struct SchemeCosts {
+    scheme: Scheme,
+    pricing: Pricing,
+    pub(super) chains: bool,
+}
+
+/// Per-evaluation snapshot of everything needed to price plans.
+pub(super) struct Pricer<'a> {
+    config: &'a ModelConfig,
+    logical: f64,
+    dirty: f64,
+    dirty_rate: Option<f64>,
+    ratio: f64,
+    pub(super) chain: f64,
+    pub(super) mtbf: f64,
+    costs: Vec<SchemeCosts>,
+    /// The restore fit, once it rests on enough restores.
+    restore: Option<Solved>,
+    restore_chain_mean: f64,
+    /// Mean bytes, chain length and time of the restores seen, when there
+    /// are too few for the fit.
+    restores_seen: Option<(f64, f64, f64)>,
+    /// Share of a background persist's time the computation loses: as
+    /// measured, or as configured before it is.
+    interference: f64,
+    /// Time per dirty byte written, from the pooled fit over every
+    /// scheme's writes (when its slope is bounded): the prior slope of the
+    /// write-time fits.
+    write_slope: Estimate,
+}
+
+/// Cost of one checkpoint: what the computation loses, and how long after
+/// it resumes the checkpoint becomes durable.
+#[derive(Debug, Clone, Copy)]
+struct CheckpointCost {
+    stall: f64,
+    persist: f64,
+}
+
+impl Pricer<'_> {
+    pub(super) fn scheme(&self, scheme: Scheme) -> Option<&SchemeCosts> {
+        self.costs.iter().find(|c| c.scheme == scheme)
+    }
+
+    pub(super) fn dirty_at(&self, tau: f64) -> f64 {
+        match self.dirty_rate {
+            Some(r) if self.logical > 0.0 => -self.logical * (-r * tau).exp_m1(),
+            _ => self.dirty,
+        }
+    }
+
+    fn checkpoint(&self, costs: &SchemeCosts, dirty: f64, bound: Bound) -> CheckpointCost {
+        let s = self.logical;
+        // Write times scale with the dirty bytes; a copy-on-write stall (a
+        // snapshot) does not.
+        let own = |stall: &Solved, persist: &Solved| {
+            let write = |fit: &Solved| fit.predict_with_slope_prior(dirty, s, self.write_slope);
+            match costs.scheme {
+                Scheme::Incremental => (write(stall), write(persist)),
+                Scheme::CopyOnWrite => (stall.predict(dirty, s), write(persist)),
+                Scheme::Full => (stall.predict(dirty, s), persist.predict(dirty, s)),
+            }
+        };
+        let (stall, persist) = match &costs.pricing {
+            Pricing::Fitted { stall, persist } => {
+                let (st, pe) = own(stall, persist);
+                let u = self.config.prior_uncertainty;
+                (
+                    bound.pick(st.mean, capped(st, u)),
+                    bound.pick(pe.mean, capped(pe, u)),
+                )
+            }
+            Pricing::Few { stall, persist } => {
+                let (st, pe) = own(stall, persist);
+                let (st, pe) = (st.mean.max(0.0), pe.mean.max(0.0));
+                let u = self.config.prior_uncertainty;
+                (bound.pick(st, u * st), bound.pick(pe, u * pe))
+            }
+            Pricing::Prior { pooled } => {
+                let ratio = self.ratio;
+                let write = |bytes: f64| pooled.predict(bytes / ratio, s).mean.max(0.0);
+                let (stall, persist) = match costs.scheme {
+                    Scheme::Full => (write(s), write(s)),
+                    Scheme::Incremental => (write(dirty), write(dirty)),
+                    Scheme::CopyOnWrite => {
+                        (self.config.cow_stall_fraction * write(s), write(dirty))
+                    }
+                };
+                let u = self.config.prior_uncertainty;
+                (
+                    bound.pick(stall, u * stall),
+                    bound.pick(persist, u * persist),
+                )
+            }
+        };
+        CheckpointCost {
+            stall,
+            persist: persist.max(stall),
+        }
+    }
+
+    fn restore_time(&self, chain: f64, bound: Bound) -> f64 {
+        let bytes = self.logical / self.ratio;
+        let link = self.config.prior_link_cost.as_secs_f64();
+        match &self.restore {
+            Some(fit) => {
+                let (_, chain_identified) = fit.identified();
+                if chain_identified {
+                    let e = fit.predict(bytes, chain);
+                    bound.pick(e.mean, e.half_width)
+                } else {
+                    let e = fit.predict(bytes, self.restore_chain_mean);
+                    bound.pick(e.mean, e.half_width) + (chain - self.restore_chain_mean) * link
+                }
+            }
+            None => {
+                // Fewer restores than a fit needs: scale the ones seen (or
+                // the configured read speed) by size, with the prior's
+                // uncertainty.
+                let mean = match self.restores_seen {
+                    Some((seen_bytes, seen_chain, secs)) if seen_bytes > 0.0 => {
+                        (secs * bytes / seen_bytes + (chain - seen_chain) * link).max(0.0)
+                    }
+                    _ => bytes / self.config.prior_read_bandwidth + chain * link,
+                };
+                let u = self.config.prior_uncertainty;
+                bound.pick(mean, u * mean)
+            }
+        }
+    }
+
+    fn basis(&self, plan: Plan) -> Basis {
+        let fitted = |s: Scheme| {
+            self.scheme(s)
+                .is_some_and(|c| matches!(c.pricing, Pricing::Fitted { .. } | Pricing::Few { .. }))
+        };
+        // Copy-on-write prices its full bases with its own fits.
+        let full_ok = plan.full_every().is_none()
+            || plan.base() == Scheme::CopyOnWrite
+            || fitted(Scheme::Full);
+        if fitted(plan.base()) && full_ok {
+            Basis::Observed
+        } else {
+            Basis::Prior
+        }
+    }
+
+    /// Overhead of `plan` at `tau` with costs at `bound`, and the parts it
+    /// is made of.
+    fn price(&self, plan: Plan, tau: f64, bound: Bound) -> Option<Priced> {
+        let base = self.scheme(plan.base())?;
+        let dirty = self.dirty_at(tau);
+        let b = self.checkpoint(base, dirty, bound);
+        let (cycle, chain) = match plan.full_every() {
+            Some(k) => {
+                let full = if plan.base() == Scheme::CopyOnWrite {
+                    // Copy-on-write persists its full bases in the
+                    // background too: its own costs at the whole state.
+                    self.checkpoint(base, self.logical, bound)
+                } else {
+                    self.checkpoint(self.scheme(Scheme::Full)?, dirty, bound)
+                };
+                let k = f64::from(k);
+                let avg = |x: f64, y: f64| ((k - 1.0) * x + y) / k;
+                let cycle = CheckpointCost {
+                    stall: avg(b.stall, full.stall),
+                    persist: avg(b.persist, full.persist),
+                };
+                (cycle, if base.chains { 0.5 * (k + 1.0) } else { 1.0 })
+            }
+            None if base.chains => (b, self.chain.max(1.0)),
+            None => (b, 1.0),
+        };
+        let lag = cycle.persist - cycle.stall;
+        let beta = self.interference;
+        let delta = cycle.stall + beta * lag + (lag - tau).max(0.0);
+        let restart = self.restore_time(chain, bound) + self.config.relaunch.as_secs_f64() + lag;
+        Some(Priced {
+            overhead: daly_overhead(tau, delta, restart, self.mtbf),
+            cost: cycle,
+            restart,
+            dirty,
+        })
+    }
+
+    pub(super) fn estimate(&self, plan: Plan, tau: f64) -> Option<PlanEstimate> {
+        let mean = self.price(plan, tau, Bound::Mean)?;
+        let hi = self.price(plan, tau, Bound::Upper)?.overhead;
+        let lo = self.price(plan, tau, Bound::Lower)?.overhead;
+        let z = z_multiplier(self.config.level);
+        let std_error = if hi.is_finite() && lo.is_finite() {
+            ((hi - lo) / (2.0 * SE_STEP * z)).max(0.0)
+        } else {
+            f64::INFINITY
+        };
+        Some(PlanEstimate {
+            plan,
+            interval: secs(tau),
+            overhead: mean.overhead,
+            std_error,
+            stall: secs(mean.cost.stall),
+            persist: secs(mean.cost.persist),
+            restart: secs(mean.restart),
+            dirty_bytes: mean.dirty,
+            basis: self.basis(plan),
+        })
+    }
+
+    pub(super) fn optimize(&self, plan: Plan, lo: f64, hi: f64) -> Option<PlanEstimate> {
+        self.price(plan, lo, Bound::Mean)?;
+        let (tau, _) = minimize_interval(
+            |t| {
+                self.price(plan, t, Bound::Mean)
+                    .map_or(f64::INFINITY, |p| p.overhead)
+            },
+            lo,
+            hi,
+        );
+        self.estimate(plan, tau)
+    }
+}
+
+struct Priced {
+    overhead: f64,
+    cost: CheckpointCost,
+    restart: f64,
+    dirty: f64,
+}
+
+/// The half-width of a fitted cost combined with the configured prior
+/// uncertainty (`u` times the cost) by inverse variance: a fit on three or
+/// four checkpoints has a Student-t multiplier of 4 to 13 and would claim
+/// less than the two checkpoints priced with the prior alone did; with
+/// more checkpoints the fit's own interval takes over.
+fn capped(e: Estimate, u: f64) -> f64 {
+    let prior = u * e.mean.abs();
+    let usable = |x: f64| x > 0.0 && x.is_finite();
+    match (usable(prior), usable(e.half_width)) {
+        (true, true) => (prior.powi(-2) + e.half_width.powi(-2)).sqrt().recip(),
+        // An unbounded (or undefined) fit interval: the prior's.
+        (true, false) if e.half_width != 0.0 => prior,
+        _ => e.half_width,
+    }
+}
+
+impl CostModel {
+    pub(super) fn pricer(&self) -> Option<Pricer<'_>> {
+        let l = &self.learned;
+        let level = self.config.level;
+        let pooled = l.pooled.solve(level, Driver::First)?;
+        let min_obs = self.config.min_observations.max(1);
+        let costs = [Scheme::Full, Scheme::Incremental, Scheme::CopyOnWrite]
+            .into_iter()
+            .map(|scheme| {
+                let record = l.schemes.iter().find(|r| r.scheme == scheme);
+                let (stall_driver, persist_driver) = match scheme {
+                    Scheme::Full => (Driver::Second, Driver::Second),
+                    Scheme::Incremental => (Driver::First, Driver::First),
+                    Scheme::CopyOnWrite => (Driver::Second, Driver::First),
+                };
+                let fitted = record.and_then(|r| {
+                    let (stall, persist) = (
+                        r.stall.solve(level, stall_driver)?,
+                        r.persist.solve(level, persist_driver)?,
+                    );
+                    Some(if r.stall.count() >= min_obs {
+                        Pricing::Fitted { stall, persist }
+                    } else {
+                        Pricing::Few { stall, persist }
+                    })
+                });
+                let chains = match record {
+                    Some(r) if r.stall.count() >= min_obs => r.longest_chain > 1,
+                    Some(r) if r.longest_chain > 1 => true,
+                    _ => scheme == Scheme::Incremental,
+                };
+                SchemeCosts {
+                    scheme,
+                    pricing: fitted.unwrap_or(Pricing::Prior {
+                        pooled: pooled.clone(),
+                    }),
+                    chains,
+                }
+            })
+            .collect();
+        let enough_restores = l.restore.count() >= min_obs;
+        let restore = l
+            .restore
+            .solve(level, Driver::First)
+            .filter(|_| enough_restores);
+        let restores_seen = (l.restore.count() > 0 && !enough_restores).then(|| l.restore.means());
+        let ratio = l.ratio.get().filter(|r| *r > 1e-3).unwrap_or(1.0);
+        let per_written = pooled.slopes().0;
+        let write_slope = Estimate {
+            mean: per_written.mean / ratio,
+            half_width: per_written.half_width / ratio,
+        };
+        Some(Pricer {
+            config: &self.config,
+            logical: l.logical.get().unwrap_or(0.0),
+            dirty: l.dirty.get().unwrap_or(0.0),
+            dirty_rate: l.dirty_rate(),
+            ratio,
+            chain: l.chain.get().unwrap_or(1.0),
+            mtbf: self.mtbf_secs(),
+            costs,
+            restore,
+            restore_chain_mean: l.restore.means().1.max(1.0),
+            restores_seen,
+            write_slope,
+            interference: l
+                .interference
+                .get()
+                .map_or(self.config.background_interference, |r| r.clamp(0.0, 1.0)),
+        })
+    }
+}

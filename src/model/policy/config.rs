@@ -1,0 +1,222 @@
+//! [`Mode`] and [`Policy`]: how much the policy may act on the model's
+//! recommendations, within which bounds and thresholds, and how it
+//! explores.
+
+use crate::error::{Error, Result};
+use crate::model::estimate::Constraints;
+use crate::model::plan::SchemeSet;
+use crate::model::recommend::Recommendation;
+use crate::scheme::Scheme;
+use std::time::Duration;
+
+/// How much the policy may act on recommendations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Observe only: the model learns, nothing is reported or changed.
+    Fixed,
+    /// Report recommendations that clear the thresholds; change nothing.
+    Advise,
+    /// Apply recommendations with hysteresis, and explore.
+    Auto,
+}
+
+/// What to do with the model's recommendations, and within which bounds.
+///
+/// ```
+/// use ckpt::model::Policy;
+/// use ckpt::Scheme;
+/// use std::time::Duration;
+///
+/// let policy = Policy::adaptive()
+///     .allow(&[Scheme::Full, Scheme::Incremental])
+///     .interval_bounds(Duration::from_secs(1), Duration::from_secs(600))
+///     .seed(7);
+/// policy.validate()?;
+/// # Ok::<(), ckpt::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub(super) mode: Mode,
+    pub(super) constraints: Constraints,
+    pub(super) min_saving: f64,
+    pub(super) min_confidence: f64,
+    pub(super) patience: u32,
+    pub(super) min_dwell: u64,
+    pub(super) exploration: f64,
+    pub(super) explore_checkpoints: u32,
+    pub(super) first_trial: bool,
+    pub(super) seed: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::fixed()
+    }
+}
+
+impl Policy {
+    fn with_mode(mode: Mode) -> Self {
+        Policy {
+            mode,
+            constraints: Constraints::default(),
+            min_saving: 0.01,
+            min_confidence: 0.9,
+            patience: 3,
+            min_dwell: 10,
+            exploration: 0.02,
+            explore_checkpoints: 5,
+            first_trial: true,
+            seed: 0,
+        }
+    }
+
+    /// Observe only.
+    pub fn fixed() -> Self {
+        Self::with_mode(Mode::Fixed)
+    }
+
+    /// Report recommendations, change nothing.
+    pub fn advise() -> Self {
+        Self::with_mode(Mode::Advise)
+    }
+
+    /// Apply recommendations with hysteresis and a little exploration
+    /// (defaults: saving ≥ 1 % of run time at ≥ 90 % confidence, 3
+    /// evaluations in a row, 10 checkpoints between changes, 2 %
+    /// exploration, 5 checkpoints per trial: enough to measure a scheme
+    /// and, if it wins, to agree on it 3 times before the trial ends).
+    pub fn adaptive() -> Self {
+        Self::with_mode(Mode::Auto)
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The bounds the model searches within.
+    pub fn constraints(&self) -> &Constraints {
+        &self.constraints
+    }
+
+    /// Only these schemes may be chosen (default: all).
+    pub fn allow(mut self, schemes: &[Scheme]) -> Self {
+        self.constraints.allowed = SchemeSet::of(schemes);
+        self
+    }
+
+    /// Bounds of the compute interval between checkpoints (default 1 ms to
+    /// 24 h).
+    pub fn interval_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.constraints.min_interval = min;
+        self.constraints.max_interval = max;
+        self
+    }
+
+    /// Largest `k` for "a full base every `k`" (default 64).
+    pub fn max_full_every(mut self, k: u32) -> Self {
+        self.constraints.max_full_every = k;
+        self
+    }
+
+    /// Smallest predicted saving, as a share of run time, worth a change
+    /// (default 0.01).
+    pub fn min_saving(mut self, share: f64) -> Self {
+        self.min_saving = share;
+        self
+    }
+
+    /// Smallest confidence that a change is an improvement (default 0.9).
+    pub fn min_confidence(mut self, probability: f64) -> Self {
+        self.min_confidence = probability;
+        self
+    }
+
+    /// Consecutive evaluations that must agree before a change is applied
+    /// (default 3).
+    pub fn patience(mut self, evaluations: u32) -> Self {
+        self.patience = evaluations;
+        self
+    }
+
+    /// Checkpoints between two applied changes, and between two trials of
+    /// one scheme (default 10).
+    pub fn min_dwell(mut self, checkpoints: u64) -> Self {
+        self.min_dwell = checkpoints;
+        self
+    }
+
+    /// Share of the run's time spent trying schemes the current plan does
+    /// not use, when evaluated after every checkpoint (default 0.02; 0
+    /// turns random exploration off, not the directed trials of schemes
+    /// priced from priors). A random trial of `explore_checkpoints`
+    /// checkpoints at interval `τ_t` starts with probability `exploration /
+    /// explore_checkpoints · min(1, τ / τ_t)` per evaluation, `τ` the
+    /// current interval, and only for a scheme that could still win.
+    pub fn exploration(mut self, share: f64) -> Self {
+        self.exploration = share;
+        self
+    }
+
+    /// Checkpoints a trial of a scheme lasts (default 5).
+    pub fn explore_checkpoints(mut self, checkpoints: u32) -> Self {
+        self.explore_checkpoints = checkpoints;
+        self
+    }
+
+    /// Whether an automatic policy with nothing learnt begins with a trial
+    /// of copy-on-write from the first step (default `true`; see
+    /// [`PolicyState::begin`](super::PolicyState::begin)). Off, the run starts on the configured
+    /// scheme and interval and learns from their first checkpoint.
+    pub fn first_trial(mut self, on: bool) -> Self {
+        self.first_trial = on;
+        self
+    }
+
+    /// Seed of the exploration RNG (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Checks every value; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |option: &'static str, reason: &str| {
+            Err(Error::InvalidConfig {
+                option,
+                reason: reason.to_owned(),
+            })
+        };
+        let c = &self.constraints;
+        if c.allowed.is_empty() {
+            return bad("policy.allow", "allow at least one scheme");
+        }
+        if c.min_interval.is_zero() || c.min_interval > c.max_interval {
+            return bad("policy.interval_bounds", "need 0 < min <= max");
+        }
+        if c.max_full_every < 2 {
+            return bad("policy.max_full_every", "must be at least 2");
+        }
+        if !(0.0..1.0).contains(&self.min_saving) {
+            return bad("policy.min_saving", "must be a share in [0, 1), e.g. 0.01");
+        }
+        if !(0.5..1.0).contains(&self.min_confidence) {
+            return bad("policy.min_confidence", "must be in [0.5, 1), e.g. 0.9");
+        }
+        if self.patience == 0 {
+            return bad("policy.patience", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.exploration) {
+            return bad("policy.exploration", "must be a share in [0, 1], e.g. 0.02");
+        }
+        if self.explore_checkpoints == 0 {
+            return bad("policy.explore_checkpoints", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub(super) fn passes(&self, rec: &Recommendation) -> bool {
+        let a = rec.advice();
+        a.saving >= self.min_saving && a.confidence >= self.min_confidence
+    }
+}

@@ -1,0 +1,220 @@
+//! Deciding: the first trial an automatic policy begins with
+//! ([`PolicyState::begin`]), and what to do about an evaluation
+//! ([`PolicyState::decide`]) — advise once, or apply a change after
+//! `patience` agreeing evaluations and `min_dwell` checkpoints.
+
+use super::config::{Mode, Policy};
+use super::explore::best_interval;
+use super::state::{InForce, PolicyState, Streak};
+use crate::model::decision::Decision;
+use crate::model::estimate::Evaluation;
+use crate::model::plan::Plan;
+use crate::model::recommend::Basis;
+use crate::scheme::Scheme;
+
+impl PolicyState {
+    /// The trial an automatic policy begins with when nothing is learnt
+    /// yet (no checkpoint observed, nothing applied or tried), if
+    /// [`Policy::first_trial`] is on, copy-on-write is allowed and
+    /// `current` does not use it already: a trial of copy-on-write whose
+    /// first checkpoint is due after the first step (the smallest allowed
+    /// interval), and whose later ones follow the model's best interval
+    /// for it.
+    ///
+    /// Until its first checkpoint the model can price nothing, and all work
+    /// done is at risk. Copy-on-write blocks the computation least of the
+    /// schemes (only its snapshot), and its first checkpoint writes the
+    /// whole state, which also prices a full checkpoint (from the pooled
+    /// write fit), so that first measurement is the cheapest one there is.
+    /// If the configured plan was never measured when the trial decides,
+    /// the trial's scheme can be applied on its predicted saving alone (see
+    /// the module docs); the configured plan is then measured only if a
+    /// random trial finds it could still win.
+    pub fn begin(&mut self, policy: &Policy, checkpoints: u64, current: Plan) -> Option<Decision> {
+        let cow = Scheme::CopyOnWrite;
+        let fresh = checkpoints == 0
+            && self.in_force.is_none()
+            && self.exploring_until.is_none()
+            && self.explored.is_empty();
+        let wanted = policy.mode == Mode::Auto
+            && policy.first_trial
+            && policy.constraints.allowed.contains(cow)
+            && current.base() != cow;
+        if !(fresh && wanted) {
+            return None;
+        }
+        let reason = "nothing is learnt yet: copy-on-write blocks the computation least, so its \
+                      first checkpoint, right after the first step, measures the machine at the \
+                      lowest cost"
+            .to_owned();
+        Some(self.start_trial(policy, 0, cow, policy.constraints.min_interval, reason))
+    }
+
+    /// Decides what to do about `evaluation` under `policy`.
+    pub fn decide(&mut self, policy: &Policy, evaluation: &Evaluation) -> Decision {
+        match policy.mode {
+            Mode::Fixed => Decision::Hold,
+            Mode::Advise => self.advise(policy, evaluation),
+            Mode::Auto => self.decide_auto(policy, evaluation),
+        }
+    }
+
+    /// Reports the first recommendation that clears the thresholds, once:
+    /// the same advice (same plan, interval within ±25 %) is not repeated
+    /// until something else was advised or nothing was.
+    fn advise(&mut self, policy: &Policy, eval: &Evaluation) -> Decision {
+        let Some(rec) = eval.recommendations.iter().find(|r| policy.passes(r)) else {
+            self.streak = None;
+            return Decision::Hold;
+        };
+        let interval = rec.interval().every.as_secs_f64();
+        let repeated = self
+            .streak
+            .as_ref()
+            .is_some_and(|s| s.plan == rec.plan() && within(s.interval_secs, interval, 1.25));
+        if repeated {
+            return Decision::Hold;
+        }
+        self.streak = Some(Streak {
+            plan: rec.plan(),
+            interval_secs: interval,
+            count: 1,
+        });
+        Decision::Advise(rec.clone())
+    }
+
+    /// During a trial the evaluation is of the plan in force (the one the
+    /// trial returns to), so a trial that shows its scheme is better builds
+    /// the streak that applies it, and ends in the switch instead of going
+    /// back first; nothing new is explored until the trial ends.
+    fn decide_auto(&mut self, policy: &Policy, eval: &Evaluation) -> Decision {
+        let seen = eval.checkpoints;
+        let exploring = self.exploring(seen);
+        if !exploring {
+            self.exploring_until = None;
+            self.trial = None;
+        }
+        // A trial runs its scheme where it would run: at the model's best
+        // interval for it, re-estimated as the trial measures it.
+        if let Some(trial) = self.trial.as_mut().filter(|_| exploring) {
+            let best = Scheme::from_code(trial.scheme).and_then(|s| best_interval(eval, s));
+            if let Some(every) = best.filter(|d| !d.is_zero()) {
+                trial.interval_secs = every.as_secs_f64();
+            }
+        }
+        let observed = |s: Scheme| {
+            eval.schemes
+                .iter()
+                .any(|st| st.scheme == s && st.observations > 0)
+        };
+        // Copy-on-write writes its full bases itself; an incremental plan's
+        // are full checkpoints.
+        let plan_observed = |plan: Plan| {
+            let bases_observed = plan.base() != Scheme::Incremental
+                || plan.full_every().is_none()
+                || observed(Scheme::Full);
+            observed(plan.base()) && bases_observed
+        };
+        // A plan in force that was never measured (the configured one,
+        // left at once for the first trial) has only priors against it;
+        // leaving it for a measured plan then needs the saving, not a
+        // confidence that priors cannot give.
+        let in_force_unmeasured = !plan_observed(eval.current.plan);
+        let qualifying = eval.recommendations.iter().find(|r| {
+            let a = r.advice();
+            let evidenced = if in_force_unmeasured {
+                a.saving >= policy.min_saving && plan_observed(r.plan())
+            } else {
+                policy.passes(r) && a.basis == Basis::Observed
+            };
+            evidenced && policy.constraints.allowed.contains(r.plan().base())
+        });
+        let Some(rec) = qualifying else {
+            self.streak = None;
+            return if exploring {
+                Decision::Hold
+            } else {
+                self.explore(policy, eval)
+            };
+        };
+        let interval = rec.interval().every.as_secs_f64();
+        let count = match &self.streak {
+            Some(s) if same_change(eval.current.plan, s, rec.plan(), interval) => {
+                s.count.saturating_add(1)
+            }
+            _ => 1,
+        };
+        let dwelt = self
+            .last_change
+            .is_none_or(|at| seen.saturating_sub(at) >= policy.min_dwell);
+        if count >= policy.patience && dwelt {
+            self.streak = None;
+            self.exploring_until = None;
+            self.trial = None;
+            self.last_change = Some(seen);
+            self.applied = self.applied.saturating_add(1);
+            self.in_force = Some(InForce {
+                plan: rec.plan(),
+                interval_secs: interval,
+            });
+            return Decision::Apply(rec.clone());
+        }
+        let keep_interval = match &self.streak {
+            Some(s) if count > 1 => s.interval_secs,
+            _ => interval,
+        };
+        self.streak = Some(Streak {
+            plan: rec.plan(),
+            interval_secs: keep_interval,
+            count,
+        });
+        // A trial whose scheme is winning runs on until the switch is
+        // decided, instead of going back to the old plan for the last
+        // evaluations the streak needs.
+        let to = rec.plan().base();
+        let trial = self.explored.last().map(|(code, _)| *code);
+        if exploring && trial == Some(to.code()) {
+            let needed = seen.saturating_add(u64::from(policy.patience.saturating_sub(count)));
+            self.exploring_until = self.exploring_until.map(|until| until.max(needed));
+        }
+        // A switch to another scheme that is building its streak is
+        // confirmed on that scheme: a trial of it, during which the streak
+        // goes on (and which ends in the switch if it holds). The old plan
+        // may checkpoint far less often than the new one would, and
+        // waiting for its checkpoints to agree costs more than trying.
+        if !exploring && dwelt && to != eval.current.plan.base() && !self.cooling(policy, seen, to)
+        {
+            let reason = format!(
+                "confirming a measured saving ({} of {} evaluations agree) on {} itself",
+                count,
+                policy.patience,
+                crate::model::plan::scheme_name(to)
+            );
+            return self.start_trial(policy, seen, to, rec.interval().every, reason);
+        }
+        Decision::Hold
+    }
+}
+
+/// Whether `to` at `interval` is the change `streak` has been counting,
+/// seen from the plan `current`.
+///
+/// A change of scheme, or adding or dropping a full base, is the same
+/// change whatever cadence and interval come with it: the estimates of the
+/// new plan's best interval and full-base cadence move as it is measured,
+/// near-equal cadences trade places as the best from one evaluation to the
+/// next, and the change's merit does not hinge on either. Any other change
+/// (a new cadence or interval for the same kind of plan) is the same only
+/// with the same plan and an interval within ±25 %.
+fn same_change(current: Plan, streak: &Streak, to: Plan, interval: f64) -> bool {
+    let kind = |p: Plan| (p.base(), p.full_every().is_some());
+    if kind(to) != kind(current) {
+        kind(streak.plan) == kind(to)
+    } else {
+        streak.plan == to && within(streak.interval_secs, interval, 1.25)
+    }
+}
+
+fn within(a: f64, b: f64, factor: f64) -> bool {
+    a > 0.0 && b > 0.0 && a / b <= factor && b / a <= factor
+}
