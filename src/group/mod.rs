@@ -95,6 +95,11 @@
 //! restores), every rank calls [`restore_latest`](crate::Checkpointer::restore_latest)
 //! before checkpointing, and all ranks checkpoint the same steps, in
 //! increasing order.
+//!
+//! This file holds the public types ([`Group`], [`GroupStatus`],
+//! [`GlobalCommitInfo`]) and what a restore hands the checkpointer;
+//! `coordinator` one rank's side of the protocol, `records` the group's
+//! objects on the store, `retention` what a rank keeps and collects.
 
 mod coordinator;
 mod records;
@@ -102,10 +107,14 @@ mod retention;
 
 pub(crate) use coordinator::Coordinator;
 
+#[cfg(doc)]
+use crate::catalog::RetentionReport;
 use crate::catalog::Skipped;
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::group::{GlobalCommit, MAX_RUN_LEN, valid_run};
+#[cfg(doc)]
+use crate::storage::Storage;
 use records::shard_of;
 
 /// This process's place in a checkpoint group: how many ranks, which one

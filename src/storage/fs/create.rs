@@ -3,13 +3,15 @@
 
 use super::display;
 use super::files::sync_dir;
+#[cfg(doc)]
+use super::lock::check_opened_lock_file;
 use crate::error::{Error, Result};
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
 use std::path::Path;
 
 /// `O_NOFOLLOW` where its value is known (it differs between
-/// architectures); elsewhere [`check_opened_lock_file`](super::lock::check_opened_lock_file) alone refuses a
+/// architectures); elsewhere [`check_opened_lock_file`] alone refuses a
 /// lock file reached through a link.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 const O_NOFOLLOW: i32 = 0o400_000;

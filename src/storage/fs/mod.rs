@@ -12,8 +12,6 @@
 //! temporary files, the listing walk), `lock` the lock file, `create` how
 //! files and directories are created, `names` the encoding of key
 //! components as file names.
-//!
-//! [`Storage`]: crate::Storage
 
 mod create;
 mod files;
@@ -25,6 +23,8 @@ use create::create_root;
 use lock::{LockMode, take_lock};
 use names::encode_component;
 
+#[cfg(doc)]
+use super::Storage;
 use super::validate_key;
 use crate::error::{Error, Result};
 use std::fs::{self, File};
@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 const LOCK_FILE: &str = ".lock";
 const TEMP_PREFIX: &str = ".tmp-";
 
-/// A [`Storage`](crate::Storage) in a directory of the local filesystem.
+/// A [`Storage`] in a directory of the local filesystem.
 ///
 /// Every key component becomes a path component; bytes outside
 /// `[A-Za-z0-9_.-]` (and a leading `.`) are written as `%XX`, so any valid
@@ -60,7 +60,7 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// sweep of temporary files at open and [`list`] neither enter a linked
 /// directory nor remove or return a link.
 ///
-/// [`list`]: crate::Storage::list
+/// [`list`]: Storage::list
 ///
 /// Four ways in:
 ///
@@ -140,14 +140,14 @@ impl FsStorage {
     /// Opens (creating if needed) the store in `dir` without taking its
     /// lock, for cooperating processes that share one directory: the
     /// ranks of a [`Group`](crate::Group), each writing only its own keys
-    /// and committing together through [`Storage::put_if_absent`](crate::Storage::put_if_absent) (a
+    /// and committing together through [`Storage::put_if_absent`] (a
     /// `link(2)`, atomic across processes on a local or POSIX-compliant
     /// shared filesystem).
     ///
     /// Nothing stops two such handles from writing the same key; only use
     /// it where the keys written are disjoint, as a group's are. Temporary
     /// files of crashed writers are not removed (another process's may be
-    /// in use); they are hidden from [`list`](crate::Storage::list) and cost only
+    /// in use); they are hidden from [`list`](Storage::list) and cost only
     /// space. Shared handles hold a shared lock: a directory opened with
     /// [`FsStorage::open`] is refused with [`Error::Locked`], and so is
     /// `open` while shared handles are open.
@@ -170,10 +170,10 @@ impl FsStorage {
     /// [`FsStorage::open`] or [`FsStorage::open_shared`]; creates nothing,
     /// removes nothing (not even a crashed writer's temporary files) and
     /// writes nothing, so it also works on a read-only mount or a full
-    /// disk. Every write method ([`put`](crate::Storage::put),
-    /// [`put_parts`](crate::Storage::put_parts),
-    /// [`put_if_absent`](crate::Storage::put_if_absent),
-    /// [`delete`](crate::Storage::delete), [`delete_many`](crate::Storage::delete_many))
+    /// disk. Every write method ([`put`](Storage::put),
+    /// [`put_parts`](Storage::put_parts),
+    /// [`put_if_absent`](Storage::put_if_absent),
+    /// [`delete`](Storage::delete), [`delete_many`](Storage::delete_many))
     /// returns [`Error::ReadOnly`].
     ///
     /// A reader beside a live writer sees each object whole or not at all
