@@ -1,6 +1,12 @@
 //! The coordinator: one rank's side of the protocol — voting, committing,
 //! choosing and restoring a launch's commit.
 
+use super::records::{
+    build_commit, check_config, list_commits, manifest_hash, read_commit, register_run, shard_of,
+    shards_intact, skipped_commit,
+};
+use super::retention::GroupRetention;
+use super::{CommitName, GlobalCommitInfo, Group, GroupRestore, GroupStatus, ShardDamage};
 use crate::catalog::{CheckpointInfo, Skipped};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
@@ -12,12 +18,6 @@ use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use super::records::{
-    build_commit, check_config, list_commits, manifest_hash, read_commit, register_run, shard_of,
-    shards_intact, skipped_commit,
-};
-use super::retention::GroupRetention;
-use super::{CommitName, GlobalCommitInfo, Group, GroupRestore, GroupStatus, ShardDamage};
 /// The group side of one rank's checkpointer.
 #[derive(Debug)]
 pub(crate) struct Coordinator {

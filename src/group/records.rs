@@ -2,6 +2,7 @@
 //! commits, checking that a commit's shards are all there, and the group's
 //! size and run registrations.
 
+use super::{CommitName, Group};
 use crate::catalog::Skipped;
 use crate::error::{Error, Result};
 use crate::format::group::{
@@ -11,8 +12,6 @@ use crate::format::group::{
 use crate::storage::Storage;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-
-use super::{CommitName, Group};
 
 pub(super) fn skipped_commit(name: &CommitName, e: &Error) -> Skipped {
     Skipped {

@@ -2,6 +2,8 @@
 //! which it collects (the rules are in the
 //! `group` module docs).
 
+use super::records::{list_commits, read_commit, shard_of};
+use super::{CommitName, Group, Kept};
 use crate::catalog::{self, ManifestRead, Retention, RetentionReport};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
@@ -11,8 +13,6 @@ use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use super::records::{list_commits, read_commit, shard_of};
-use super::{CommitName, Group, Kept};
 /// Group retention for one rank: see the module docs.
 #[derive(Debug)]
 pub(crate) struct GroupRetention {

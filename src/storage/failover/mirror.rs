@@ -6,7 +6,6 @@ use super::op::{BorrowedOp, Op, Output, OwnedOp};
 use super::ops::{Outcome, Pair, outcome_of};
 use super::{Backend, FailoverStorage, PROBE_PREFIX};
 use crate::error::Error;
-
 use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, MutexGuard, PoisonError};

@@ -7,7 +7,6 @@ use super::call::{Attempt, Pending};
 use super::op::{BorrowedOp, Op, Output, OwnedOp};
 use super::{Backend, FailoverEvent, FailoverStorage, Gate, Mode, OpRecord, RecordState};
 use crate::error::Result;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
