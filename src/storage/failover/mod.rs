@@ -30,7 +30,6 @@ mod slow;
 mod state;
 
 pub use builder::{FailoverBuilder, Mode, is_unavailable};
-
 pub use events::{FailoverEvent, FailoverStats, InFlightOp, OpKind, OpState, Resync};
 
 use super::Storage;
