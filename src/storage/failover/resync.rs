@@ -1,7 +1,8 @@
 //! Admission of a standby (at build time and on failback) and the
 //! re-sync that makes a mirrored standby a copy of the active.
 
-use super::ops::{CallResult, Op, Output};
+use super::call::CallResult;
+use super::op::{Op, Output};
 use super::{Backend, FailoverEvent, FailoverStorage, Gate, Mode, PROBE_PREFIX, Resync, Syncing};
 use crate::error::{Error, Result};
 use crate::storage::Storage;

@@ -5,7 +5,9 @@
 //! store itself is slow and the operation waits for its call, up to
 //! `slow_store_patience`.
 
-use super::ops::{Attempt, BorrowedOp, Output, Pair, Pending, Trouble};
+use super::call::{Attempt, Pending, Trouble};
+use super::op::{BorrowedOp, Output};
+use super::ops::Pair;
 use super::{
     Backend, DEFAULT_DEADLINE, FailoverEvent, FailoverStorage, Gate, OpKind, RecordState,
     SlowVerdict, State,
