@@ -1,0 +1,126 @@
+//! Failures: the storage gate that kills a process's writes at its
+//! crash instant, the per-phase clock, and the failure gaps.
+
+use crate::clock::CpuClock;
+use ckpt::{FsStorage, Storage};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The store as a process sees it: from `crash_at` (on the clock) on, the
+/// process is dead and nothing it writes reaches the disk.
+#[derive(Debug)]
+pub(crate) struct CrashGate {
+    pub(crate) inner: Arc<FsStorage>,
+    pub(crate) clock: CpuClock,
+    pub(crate) crash_at: Duration,
+}
+
+impl CrashGate {
+    fn alive(&self, op: &'static str, key: &str) -> ckpt::Result<()> {
+        if self.clock.now() >= self.crash_at {
+            return Err(ckpt::Error::storage(
+                op,
+                key,
+                std::io::Error::other("simulated crash: the process is dead"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Storage for CrashGate {
+    fn put(&self, key: &str, data: &[u8]) -> ckpt::Result<()> {
+        self.alive("put", key)?;
+        self.inner.put(key, data)
+    }
+    fn get(&self, key: &str) -> ckpt::Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn list(&self, prefix: &str) -> ckpt::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> ckpt::Result<()> {
+        self.alive("delete", key)?;
+        self.inner.delete(key)
+    }
+    fn get_range(&self, key: &str, range: Range<u64>) -> ckpt::Result<Vec<u8>> {
+        self.inner.get_range(key, range)
+    }
+    // The fast paths of the store, so that a run costs what it would
+    // without the gate.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> ckpt::Result<()> {
+        self.alive("put", key)?;
+        self.inner.put_parts(key, parts)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> ckpt::Result<bool> {
+        self.alive("put_if_absent", key)?;
+        self.inner.put_if_absent(key, data)
+    }
+    fn delete_many(&self, keys: &[String]) -> ckpt::Result<()> {
+        let first = keys.first().map_or("", String::as_str);
+        self.alive("delete", first)?;
+        self.inner.delete_many(keys)
+    }
+}
+
+/// Time per phase, counted up to the crash instant of the current
+/// process.
+pub(crate) struct Clock {
+    pub(crate) clock: CpuClock,
+    pub(crate) per_phase: Vec<Duration>,
+    mark: Duration,
+    crash_at: Duration,
+    /// The phase time is charged to until a step says otherwise (a
+    /// restart belongs to the phase the crash interrupted).
+    pub(crate) phase: usize,
+}
+
+impl Clock {
+    pub(crate) fn new(clock: CpuClock, phases: usize) -> Self {
+        let now = clock.now();
+        Clock {
+            clock,
+            per_phase: vec![Duration::ZERO; phases],
+            mark: now,
+            crash_at: now,
+            phase: 0,
+        }
+    }
+
+    /// A new process starts now and dies `gap` from now.
+    pub(crate) fn start_life(&mut self, gap: Duration) -> Duration {
+        self.mark = self.clock.now();
+        self.crash_at = self.mark.saturating_add(gap);
+        self.crash_at
+    }
+
+    /// Charges the time since the last mark to `phase`.
+    pub(crate) fn charge(&mut self, phase: usize) {
+        self.phase = phase;
+        let now = self.clock.now().min(self.crash_at);
+        if let Some(slot) = self.per_phase.get_mut(phase) {
+            *slot += now.saturating_sub(self.mark);
+        }
+        self.mark = now;
+    }
+
+    pub(crate) fn crashed(&self) -> bool {
+        self.clock.now() >= self.crash_at
+    }
+
+    pub(crate) fn total(&self) -> Duration {
+        self.per_phase.iter().sum()
+    }
+}
+
+/// Seeded exponential gaps with mean `mtbf`.
+pub(crate) fn failure_gaps(mtbf: Duration, seed: u64) -> impl Iterator<Item = Duration> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    std::iter::repeat_with(move || {
+        let u: f64 = rng.random();
+        mtbf.mul_f64(-(1.0 - u).ln())
+    })
+}

@@ -1,0 +1,146 @@
+//! The workloads: what each phase of a run writes, for how many steps,
+//! at what step time.
+//!
+//! This module is the harness's seam: everything else (calibration, the
+//! runs, the report) runs whatever [`workloads`] returns, a list of
+//! [`Workload`]s, each a state size and a sequence of [`PhaseSpec`]s. A
+//! phase's step writes what its [`Writes`] says (carried out by
+//! `state::Job::advance`) and is then padded with calibrated arithmetic up
+//! to its `step_time`. Another source of workloads (a randomized
+//! generator, say) only has to produce the same list.
+
+use crate::MIB;
+use crate::state::ROW_LEN;
+use std::ops::Range;
+use std::time::Duration;
+
+/// What a step writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Writes {
+    /// Embedding rows: `per_step` rows, `hot_share` of them among the
+    /// first `hot_rows`.
+    Rows {
+        per_step: usize,
+        hot_share: f64,
+        hot_rows: usize,
+    },
+    /// Every element (a stencil sweep).
+    Sweep,
+    /// `per_step` aggregates at keys hashed across the state.
+    Keys { per_step: usize },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PhaseSpec {
+    pub(crate) name: &'static str,
+    pub(crate) steps: u64,
+    pub(crate) step_time: Duration,
+    pub(crate) writes: Writes,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Workload {
+    pub(crate) key: &'static str,
+    pub(crate) title: &'static str,
+    pub(crate) state_bytes: usize,
+    pub(crate) phases: Vec<PhaseSpec>,
+}
+
+impl Workload {
+    pub(crate) fn total_steps(&self) -> u64 {
+        self.phases.iter().map(|p| p.steps).sum()
+    }
+
+    /// Step ranges of the phases.
+    pub(crate) fn ranges(&self) -> Vec<Range<u64>> {
+        let mut start = 0;
+        self.phases
+            .iter()
+            .map(|p| {
+                let r = start..start + p.steps;
+                start = r.end;
+                r
+            })
+            .collect()
+    }
+
+    pub(crate) fn phase_of(&self, step: u64) -> usize {
+        self.ranges()
+            .iter()
+            .position(|r| r.contains(&step))
+            .unwrap_or(self.phases.len() - 1)
+    }
+}
+
+pub(crate) fn sparse_phase(state_bytes: usize, seconds: f64) -> PhaseSpec {
+    let step_time = Duration::from_millis(20);
+    PhaseSpec {
+        name: "sparse",
+        steps: steps_for(seconds, step_time),
+        step_time,
+        writes: Writes::Rows {
+            per_step: 32,
+            hot_share: 0.95,
+            hot_rows: state_bytes / (ROW_LEN * 8) / 50,
+        },
+    }
+}
+
+pub(crate) fn dense_phase(seconds: f64) -> PhaseSpec {
+    let step_time = Duration::from_millis(50);
+    PhaseSpec {
+        name: "dense",
+        steps: steps_for(seconds, step_time),
+        step_time,
+        writes: Writes::Sweep,
+    }
+}
+
+pub(crate) fn stream_phase(seconds: f64) -> PhaseSpec {
+    let step_time = Duration::from_millis(2);
+    PhaseSpec {
+        name: "stream",
+        steps: steps_for(seconds, step_time),
+        step_time,
+        writes: Writes::Keys { per_step: 8 },
+    }
+}
+
+pub(crate) fn steps_for(seconds: f64, step: Duration) -> u64 {
+    (seconds / step.as_secs_f64()).round().max(1.0) as u64
+}
+
+pub(crate) fn workloads(scale: f64) -> Vec<Workload> {
+    let single = 9.0 * scale;
+    let phase = 6.0 * scale;
+    vec![
+        Workload {
+            key: "a",
+            title: "(a) sparse: embedding training, 64 MiB",
+            state_bytes: 64 * MIB,
+            phases: vec![sparse_phase(64 * MIB, single)],
+        },
+        Workload {
+            key: "b",
+            title: "(b) dense: PDE stencil, 32 MiB",
+            state_bytes: 32 * MIB,
+            phases: vec![dense_phase(single)],
+        },
+        Workload {
+            key: "c",
+            title: "(c) large state, 2 ms steps: stream aggregates, 128 MiB",
+            state_bytes: 128 * MIB,
+            phases: vec![stream_phase(single)],
+        },
+        Workload {
+            key: "d",
+            title: "(d) phases a -> b -> c: training pipeline, 64 MiB",
+            state_bytes: 64 * MIB,
+            phases: vec![
+                sparse_phase(64 * MIB, phase),
+                dense_phase(phase),
+                stream_phase(phase),
+            ],
+        },
+    ]
+}
