@@ -1,7 +1,7 @@
 //! What a store holds: listing, loading and verifying checkpoints, and
 //! retention with garbage collection of unreferenced packs.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Skipped};
 use crate::format::Manifest;
 use crate::format::layout::{MANIFESTS, ManifestName, PACKS, pack_key};
 use crate::format::pack::{PACK_HEADER_LEN, verify_pack_header};
@@ -46,16 +46,6 @@ impl CheckpointInfo {
     }
 }
 
-/// A checkpoint that restore or listing passed over, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    /// The manifest's key.
-    pub key: String,
-    /// Its step, when the key says so.
-    pub step: Option<u64>,
-    /// What failed (corruption, a missing pack, an unknown version...).
-    pub reason: String,
-}
 
 /// Everything a store holds, as [`Checkpointer::list`](crate::Checkpointer::list)
 /// reports it.

@@ -8,6 +8,17 @@ use std::io;
 /// Shorthand for `Result<T, ckpt::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A checkpoint that restore or listing passed over, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The manifest's key.
+    pub key: String,
+    /// Its step, when the key says so.
+    pub step: Option<u64>,
+    /// What failed (corruption, a missing pack, an unknown version...).
+    pub reason: String,
+}
+
 /// Everything that can go wrong in `ckpt`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -152,7 +163,7 @@ pub enum Error {
     )]
     NoUsableCheckpoint {
         /// Every checkpoint tried, newest first, with why it failed.
-        skipped: Vec<crate::catalog::Skipped>,
+        skipped: Vec<Skipped>,
     },
 
     /// Every backend of a [`FailoverStorage`](crate::storage::FailoverStorage)

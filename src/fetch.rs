@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::ChunkRef;
 use crate::format::layout::pack_key;
 use crate::format::pack::{
-    FRAME_HEADER_LEN, PACK_HEADER_LEN, check_pack, stored_len, stored_raw, verify_frame_in_place,
+    FRAME_HEADER_LEN, PACK_HEADER_LEN, stored_len, stored_raw, verify_frame_in_place,
     verify_pack_header,
 };
 use crate::storage::Storage;
@@ -288,4 +288,27 @@ fn place_frame(key: &str, frame: &mut Frame<'_>, header: &[u8], staging: &[u8]) 
         other.copy_from_slice(first);
     }
     Ok(())
+}
+
+/// Reads and verifies a pack's header from storage.
+pub(crate) fn check_pack(storage: &dyn Storage, pack: u128) -> Result<()> {
+    let key = pack_key(pack);
+    let header = storage.get_range(&key, 0..PACK_HEADER_LEN as u64)?;
+    verify_pack_header(&key, &header)
+}
+
+/// Reads one chunk from storage and returns its verified raw bytes (the
+/// restore path reads many at once: see `crate::fetch`).
+#[cfg(test)]
+pub(crate) fn read_chunk(storage: &dyn Storage, chunk: &ChunkRef) -> Result<Vec<u8>> {
+    let key = pack_key(chunk.pack);
+    let end = chunk.offset.checked_add(u64::from(chunk.len));
+    let Some(end) = end.filter(|_| chunk.offset >= PACK_HEADER_LEN as u64) else {
+        return Err(Error::corrupt(
+            &key,
+            "chunk reference has an invalid offset",
+        ));
+    };
+    let frame = storage.get_range(&key, chunk.offset..end)?;
+    crate::format::pack::decode_frame(&key, &frame, chunk)
 }

@@ -71,7 +71,8 @@ mod state;
 pub mod storage;
 
 pub use bytemuck::Pod;
-pub use catalog::{CheckpointInfo, Listing, RetentionReport, Skipped};
+pub use catalog::{CheckpointInfo, Listing, RetentionReport};
+pub use error::Skipped;
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Restored};
 pub use error::{Error, Result};
 pub use format::FORMAT_VERSION;

@@ -1,7 +1,7 @@
 //! [`Reader`]: list, verify and restore checkpoints without writing a byte.
 
 use crate::catalog::{self, CheckpointInfo, Listing};
-use crate::checkpointer::Restored;
+use crate::recover::Restored;
 use crate::error::{Error, Result};
 use crate::format::layout::ManifestName;
 use crate::model::RestoreProgressEvent;

@@ -4,12 +4,37 @@
 //!
 //! Nothing here writes to the store.
 
-use crate::catalog::{self, CheckpointInfo, Skipped};
+use crate::catalog::{self, CheckpointInfo};
+use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::layout::ManifestName;
 use crate::state::{Restore, State, TypeChange};
+use crate::group::GlobalCommitInfo;
 use crate::storage::Storage;
+
+/// A restored state and where it came from.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Restored<S> {
+    /// The state as it was checkpointed.
+    pub state: S,
+    /// The step it was checkpointed at (as passed to
+    /// [`Checkpointer::checkpoint`](crate::Checkpointer::checkpoint) or [`Checkpointer::scope`](crate::Checkpointer::scope)).
+    pub step: u64,
+    /// The checkpoint it came from.
+    pub info: CheckpointInfo,
+    /// Newer checkpoints that were passed over because they did not
+    /// verify, newest first (for a rank of a group: global commits).
+    pub skipped: Vec<Skipped>,
+    /// For a rank of a [`Group`](crate::Group): the global commit this shard belongs to.
+    pub global: Option<GlobalCommitInfo>,
+    /// Serde segments restored as a type of another name than they were
+    /// written as (empty when every name matched, and for checkpoints
+    /// of format 1, which did not record names): a rename is harmless,
+    /// but bytes of one type decoded as another are worth a look.
+    pub type_changes: Vec<TypeChange>,
+}
 
 /// A state read out of one checkpoint.
 pub(crate) struct Recovered<S> {

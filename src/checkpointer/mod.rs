@@ -5,16 +5,17 @@ mod adaptive;
 mod builder;
 mod persister;
 
+pub use crate::recover::Restored;
 pub use builder::CheckpointerBuilder;
 
-use crate::catalog::{self, CheckpointInfo, Listing, Skipped};
+use crate::catalog::{self, Listing};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::group::{Coordinator, GlobalCommitInfo, Group, GroupRestore};
 use crate::model::{Advisor, Decision, Event, EventSummary, Plan, RestoreProgressEvent};
 use crate::recover::{self, Recovered};
 use crate::scheme::{CheckpointId, Committed, Job};
-use crate::state::{Capture, State, TypeChange};
+use crate::state::{Capture, State};
 use crate::storage::{FailoverEvent, Storage};
 use adaptive::{Adaptive, Work};
 use persister::{Persister, Submitted};
@@ -22,29 +23,6 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// A restored state and where it came from.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Restored<S> {
-    /// The state as it was checkpointed.
-    pub state: S,
-    /// The step it was checkpointed at (as passed to
-    /// [`Checkpointer::checkpoint`] or [`Checkpointer::scope`]).
-    pub step: u64,
-    /// The checkpoint it came from.
-    pub info: CheckpointInfo,
-    /// Newer checkpoints that were passed over because they did not
-    /// verify, newest first (for a rank of a group: global commits).
-    pub skipped: Vec<Skipped>,
-    /// For a rank of a [`Group`]: the global commit this shard belongs to.
-    pub global: Option<GlobalCommitInfo>,
-    /// Serde segments restored as a type of another name than they were
-    /// written as (empty when every name matched, and for checkpoints
-    /// of format 1, which did not record names): a rename is harmless,
-    /// but bytes of one type decoded as another are worth a look.
-    pub type_changes: Vec<TypeChange>,
-}
 
 /// Takes checkpoints of a state, keeps the store tidy and restores.
 ///

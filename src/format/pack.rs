@@ -12,7 +12,6 @@
 
 use super::{ChunkRef, FORMAT_VERSION, le_u16, le_u32};
 use crate::error::{Error, Result};
-use crate::storage::Storage;
 use std::borrow::Cow;
 
 const PACK_MAGIC: &[u8; 8] = b"CKPTPACK";
@@ -184,29 +183,6 @@ pub(crate) fn verify_pack_header(key: &str, header: &[u8]) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// Reads and verifies a pack's header from storage.
-pub(crate) fn check_pack(storage: &dyn Storage, pack: u128) -> Result<()> {
-    let key = super::layout::pack_key(pack);
-    let header = storage.get_range(&key, 0..PACK_HEADER_LEN as u64)?;
-    verify_pack_header(&key, &header)
-}
-
-/// Reads one chunk from storage and returns its verified raw bytes (the
-/// restore path reads many at once: see `crate::fetch`).
-#[cfg(test)]
-pub(crate) fn read_chunk(storage: &dyn Storage, chunk: &ChunkRef) -> Result<Vec<u8>> {
-    let key = super::layout::pack_key(chunk.pack);
-    let end = chunk.offset.checked_add(u64::from(chunk.len));
-    let Some(end) = end.filter(|_| chunk.offset >= PACK_HEADER_LEN as u64) else {
-        return Err(Error::corrupt(
-            &key,
-            "chunk reference has an invalid offset",
-        ));
-    };
-    let frame = storage.get_range(&key, chunk.offset..end)?;
-    decode_frame(&key, &frame, chunk)
 }
 
 /// Verifies a frame against its reference and returns the raw bytes.

@@ -7,7 +7,8 @@ use super::records::{
 };
 use super::retention::GroupRetention;
 use super::{CommitName, GlobalCommitInfo, Group, GroupRestore, GroupStatus, ShardDamage};
-use crate::catalog::{CheckpointInfo, Skipped};
+use crate::catalog::CheckpointInfo;
+use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::group::{

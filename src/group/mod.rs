@@ -109,7 +109,7 @@ pub(crate) use coordinator::Coordinator;
 
 #[cfg(doc)]
 use crate::catalog::RetentionReport;
-use crate::catalog::Skipped;
+use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::group::{GlobalCommit, MAX_RUN_LEN, valid_run};

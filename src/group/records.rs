@@ -3,7 +3,7 @@
 //! size and run registrations.
 
 use super::{CommitName, Group};
-use crate::catalog::Skipped;
+use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::format::group::{
     COMMITS, CONFIG_KEY, GlobalCommit, GroupConfig, Record, RunRecord, ShardRef, Vote,

@@ -194,7 +194,7 @@ fn finish(writing: ScopedJoinHandle<'_, Result<()>>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::pack::{check_pack, read_chunk};
+    use crate::fetch::{check_pack, read_chunk};
     use crate::storage::MemStorage;
 
     fn options(compression: Compression) -> WriteOptions {
