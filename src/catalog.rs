@@ -46,7 +46,6 @@ impl CheckpointInfo {
     }
 }
 
-
 /// Everything a store holds, as [`Checkpointer::list`](crate::Checkpointer::list)
 /// reports it.
 #[derive(Debug, Clone, Default)]

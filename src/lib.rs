@@ -72,13 +72,13 @@ pub mod storage;
 
 pub use bytemuck::Pod;
 pub use catalog::{CheckpointInfo, Listing, RetentionReport};
+pub use checkpointer::{Checkpointer, CheckpointerBuilder, Committed, Restored};
 pub use error::Skipped;
-pub use checkpointer::{Checkpointer, CheckpointerBuilder, Restored};
 pub use error::{Error, Result};
 pub use format::FORMAT_VERSION;
 pub use group::{GlobalCommitInfo, Group, GroupStatus};
 pub use reader::Reader;
-pub use scheme::{Committed, Scheme};
+pub use scheme::Scheme;
 pub use state::{
     Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State, TypeChange,
 };

@@ -1,10 +1,10 @@
 //! [`Reader`]: list, verify and restore checkpoints without writing a byte.
 
 use crate::catalog::{self, CheckpointInfo, Listing};
-use crate::recover::Restored;
 use crate::error::{Error, Result};
 use crate::format::layout::ManifestName;
 use crate::model::RestoreProgressEvent;
+use crate::recover::Restored;
 use crate::recover::{self, Recovered};
 use crate::state::State;
 use crate::storage::{FsStorage, Storage};

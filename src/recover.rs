@@ -9,8 +9,8 @@ use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::layout::ManifestName;
-use crate::state::{Restore, State, TypeChange};
 use crate::group::GlobalCommitInfo;
+use crate::state::{Restore, State, TypeChange};
 use crate::storage::Storage;
 
 /// A restored state and where it came from.

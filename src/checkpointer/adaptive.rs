@@ -3,12 +3,13 @@
 //! keeping the advisor's learned state (and a run marker that reveals
 //! crashes) in the store.
 
+use super::Committed;
 use crate::error::Result;
 use crate::model::{
     Advisor, CheckpointEvent, Decision, DecisionEvent, Event, FailoverEvent, FailureClass,
     ModelConfig, Plan, Policy, RestartEvent, RestoreEvent, StorageErrorEvent,
 };
-use crate::scheme::{Committed, Scheme};
+use crate::scheme::Scheme;
 use crate::storage::FailoverEvent as StorageFailoverEvent;
 use crate::storage::Storage;
 use std::sync::mpsc::{Receiver, Sender, channel};

@@ -2,8 +2,9 @@
 
 use super::adaptive::{Adaptive, Listener};
 use super::persister::Persister;
+use super::pipeline::Pipeline;
 use super::{Checkpointer, Exploration, Interval};
-use crate::catalog;
+use crate::catalog::{self, KeepLast, Retention};
 use crate::error::{Error, Result};
 use crate::format::group::shard_prefix;
 use crate::format::layout::MAX_SEQ;
@@ -327,13 +328,14 @@ impl CheckpointerBuilder {
             write,
             cdc_average: (self.chunk_size / 8).clamp(1 << 10, 1 << 20),
             max_chain: plan.full_every().unwrap_or(self.max_chain),
-            keep_last: self.keep_last,
         };
-        let mut writer = Writer::new(storage.clone(), config);
-        if let Some(coordinator) = &mut coordinator {
-            writer = writer.with_retention(coordinator.retention(self.keep_last, next_seq));
-        }
-        let persister = Persister::new(writer, plan.base(), self.max_in_flight)?;
+        let retention: Arc<dyn Retention> = match &mut coordinator {
+            Some(coordinator) => coordinator.retention(self.keep_last, next_seq),
+            None => Arc::new(KeepLast(self.keep_last)),
+        };
+        let writer = Writer::new(storage.clone(), config);
+        let pipeline = Pipeline::new(writer, storage.clone(), retention);
+        let persister = Persister::new(pipeline, plan.base(), self.max_in_flight)?;
         if let Some(coordinator) = &coordinator {
             coordinator.register()?;
         }

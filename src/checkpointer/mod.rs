@@ -2,11 +2,15 @@
 //! that applies the cost model's decisions.
 
 mod adaptive;
+mod background;
 mod builder;
+mod committed;
 mod persister;
+mod pipeline;
 
 pub use crate::recover::Restored;
 pub use builder::CheckpointerBuilder;
+pub use committed::Committed;
 
 use crate::catalog::{self, Listing};
 use crate::error::{Error, Result};
@@ -14,11 +18,12 @@ use crate::format::Manifest;
 use crate::group::{Coordinator, GlobalCommitInfo, Group, GroupRestore};
 use crate::model::{Advisor, Decision, Event, EventSummary, Plan, RestoreProgressEvent};
 use crate::recover::{self, Recovered};
-use crate::scheme::{CheckpointId, Committed, Job};
+use crate::scheme::{CheckpointId, Job};
 use crate::state::{Capture, State};
 use crate::storage::{FailoverEvent, Storage};
 use adaptive::{Adaptive, Work};
 use persister::{Persister, Submitted};
+use pipeline::Persisted;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -185,9 +190,12 @@ impl Checkpointer {
         self.next_seq += 1;
         self.last_captured = Some(ident.id);
         let durable = match self.persister.submit(job) {
-            Ok(Submitted::Committed(committed)) => {
-                let reported = committed.stall;
-                self.on_commit(*committed, work)?;
+            Ok(Submitted::Persisted(persisted)) => {
+                self.on_commit(*persisted, work)?;
+                let reported = self
+                    .last_committed
+                    .as_ref()
+                    .map_or(Duration::ZERO, |c| c.stall);
                 // What this call cost beyond the stall its commit reported
                 // (the policy's evaluation, saving what the model learnt,
                 // a change of scheme) is charged to the next checkpoint,
@@ -251,11 +259,11 @@ impl Checkpointer {
         }
     }
 
-    fn absorb(&mut self, results: Vec<Result<Committed>>) -> Result<()> {
+    fn absorb(&mut self, results: Vec<Result<Persisted>>) -> Result<()> {
         for result in results {
             let work = self.queued_work.pop_front().unwrap_or_default();
             match result {
-                Ok(committed) => self.on_commit(committed, work)?,
+                Ok(persisted) => self.on_commit(persisted, work)?,
                 Err(e) => {
                     self.adaptive.storage_failed("checkpoint");
                     return Err(self.poison(e));
@@ -271,19 +279,18 @@ impl Checkpointer {
     /// the trial returns to), not the trial: what it decides is whether to
     /// leave that plan. An applied change ends the trial; otherwise the
     /// trial runs its course and the plan and interval in force resume.
-    fn on_commit(&mut self, mut committed: Committed, work: Work) -> Result<()> {
-        if let Some(blocked) = work.blocked {
-            committed.stall = blocked;
-        }
-        if let Some(coordinator) = &self.group {
-            match coordinator.vote(self.storage.as_ref(), &committed.info) {
-                Ok(status) => committed.group = Some(status),
+    fn on_commit(&mut self, persisted: Persisted, work: Work) -> Result<()> {
+        let group = match &self.group {
+            Some(coordinator) => match coordinator.vote(self.storage.as_ref(), &persisted.info) {
+                Ok(status) => Some(status),
                 Err(e) => {
                     self.adaptive.storage_failed("group vote");
                     return Err(self.poison(e));
                 }
-            }
-        }
+            },
+            None => None,
+        };
+        let committed = Committed::new(persisted, work.blocked, group);
         let (plan, interval) = match &self.exploring {
             Some(trial) => (trial.resume, trial.resume_interval),
             None => (self.plan, self.interval),

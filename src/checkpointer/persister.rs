@@ -1,17 +1,19 @@
 //! Where captured checkpoints go to be written: the caller's thread, or a
 //! background thread for copy-on-write. Switching between the two hands the
-//! same writer (and so the same diff base) across.
+//! same pipeline (and so the same diff base) across.
 
+use super::background::Background;
+use super::pipeline::{Persisted, Pipeline};
 use crate::error::Result;
 use crate::format::Manifest;
-use crate::scheme::{Background, Committed, Job, Scheme, Writer};
+use crate::scheme::{Job, Scheme};
 use std::collections::BTreeSet;
 
 /// The writer, inline or on its thread.
 #[derive(Debug)]
 pub(crate) enum Persister {
     /// Written by the caller's thread before `checkpoint` returns.
-    Inline(Box<Writer>),
+    Inline(Box<Pipeline>),
     /// Written by a background thread (copy-on-write).
     Background(Background),
     /// Between the two during a switch that failed; every call errors.
@@ -21,18 +23,18 @@ pub(crate) enum Persister {
 /// What submitting a job produced.
 pub(crate) enum Submitted {
     /// Persisted already (inline).
-    Committed(Box<Committed>),
+    Persisted(Box<Persisted>),
     /// Queued for the background thread.
     Queued,
 }
 
 impl Persister {
     /// An inline or background persister for `scheme`.
-    pub(crate) fn new(writer: Writer, scheme: Scheme, max_in_flight: usize) -> Result<Self> {
+    pub(crate) fn new(pipeline: Pipeline, scheme: Scheme, max_in_flight: usize) -> Result<Self> {
         Ok(if scheme == Scheme::CopyOnWrite {
-            Persister::Background(Background::spawn(writer, max_in_flight)?)
+            Persister::Background(Background::spawn(pipeline, max_in_flight)?)
         } else {
-            Persister::Inline(Box::new(writer))
+            Persister::Inline(Box::new(pipeline))
         })
     }
 
@@ -52,14 +54,16 @@ impl Persister {
     /// Persists or queues `job`.
     pub(crate) fn submit(&mut self, job: Job) -> Result<Submitted> {
         match self {
-            Persister::Inline(writer) => Ok(Submitted::Committed(Box::new(writer.persist(job)?))),
+            Persister::Inline(pipeline) => {
+                Ok(Submitted::Persisted(Box::new(pipeline.persist(job)?)))
+            }
             Persister::Background(background) => background.submit(job).map(|()| Submitted::Queued),
             Persister::Broken => Err(broken()),
         }
     }
 
     /// Results of background jobs that finished, without waiting.
-    pub(crate) fn finished(&mut self) -> Vec<Result<Committed>> {
+    pub(crate) fn finished(&mut self) -> Vec<Result<Persisted>> {
         match self {
             Persister::Background(background) => background.finished(),
             _ => Vec::new(),
@@ -67,22 +71,22 @@ impl Persister {
     }
 
     /// Waits for every queued job and returns their results.
-    pub(crate) fn wait(&mut self) -> Vec<Result<Committed>> {
+    pub(crate) fn wait(&mut self) -> Vec<Result<Persisted>> {
         match self {
             Persister::Background(background) => background.wait(),
             _ => Vec::new(),
         }
     }
 
-    /// See [`Writer::resume_from`].
+    /// See [`Pipeline::resume_from`].
     pub(crate) fn resume_from(
         &mut self,
         manifest: Manifest,
         damaged: BTreeSet<String>,
     ) -> Result<()> {
         match self {
-            Persister::Inline(writer) => {
-                writer.resume_from(manifest, damaged);
+            Persister::Inline(pipeline) => {
+                pipeline.resume_from(manifest, damaged);
                 Ok(())
             }
             Persister::Background(background) => background.resume_from(manifest, damaged),
@@ -98,12 +102,12 @@ impl Persister {
         scheme: Scheme,
         max_chain: u32,
         max_in_flight: usize,
-    ) -> Result<Vec<Result<Committed>>> {
+    ) -> Result<Vec<Result<Persisted>>> {
         let background = scheme == Scheme::CopyOnWrite;
         match std::mem::replace(self, Persister::Broken) {
-            Persister::Inline(mut writer) => {
-                writer.set_plan(scheme, max_chain);
-                *self = Persister::new(*writer, scheme, max_in_flight)?;
+            Persister::Inline(mut pipeline) => {
+                pipeline.set_plan(scheme, max_chain);
+                *self = Persister::new(*pipeline, scheme, max_in_flight)?;
                 Ok(Vec::new())
             }
             Persister::Background(mut thread) if background => {
@@ -112,10 +116,10 @@ impl Persister {
                 Ok(Vec::new())
             }
             Persister::Background(thread) => {
-                let (writer, results) = thread.into_writer();
-                let mut writer = writer?;
-                writer.set_plan(scheme, max_chain);
-                *self = Persister::Inline(Box::new(writer));
+                let (pipeline, results) = thread.into_pipeline();
+                let mut pipeline = pipeline?;
+                pipeline.set_plan(scheme, max_chain);
+                *self = Persister::Inline(Box::new(pipeline));
                 Ok(results)
             }
             Persister::Broken => Err(broken()),

@@ -4,16 +4,14 @@
 //! manifest, choosing per checkpoint between a full base and an increment
 //! on the previous checkpoint. It writes the packs first and the manifest
 //! last, so a checkpoint exists only once everything it references is
-//! durable. Copy-on-write runs the same writer on a background thread.
+//! durable. Copy-on-write runs the same writer on a background thread (see
+//! `checkpointer`, which also applies retention after each commit).
 
-mod background;
 mod chunking;
 mod packs;
 mod writer;
 
-pub(crate) use background::Background;
-pub use writer::Committed;
-pub(crate) use writer::{Job, Writer};
+pub(crate) use writer::{Job, Writer, Written};
 
 use crate::format::pack::Compression;
 
@@ -75,7 +73,6 @@ pub(crate) struct WriterConfig {
     pub cdc_average: usize,
     /// Longest chain of checkpoints a restore may need to read.
     pub max_chain: u32,
-    pub keep_last: usize,
 }
 
 /// Identity of the checkpoint being written.

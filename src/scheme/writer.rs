@@ -1,17 +1,15 @@
 //! Persisting one captured checkpoint: choose full or incremental, plan which
-//! chunks to write and which to reuse, write the packs, then the manifest,
-//! then apply retention.
+//! chunks to write and which to reuse, write the packs, then the manifest.
 
 use super::chunking::{cut_content_defined, cut_fixed};
 use super::packs::store_packs;
 use super::{CheckpointId, Scheme, WriterConfig};
-use crate::catalog::{CheckpointInfo, KeepLast, Retention, RetentionReport};
 use crate::error::{Error, Result};
 use crate::format::pack::chunk_hash;
 use crate::format::{ChunkRef, MAX_MANIFEST_BYTES, Manifest, SegmentEntry, SegmentKind};
 use crate::state::{CapturedSegment, PageSnapshot, SegmentData};
 use crate::storage::Storage;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,42 +25,26 @@ pub(crate) struct Job {
     pub background: bool,
 }
 
-/// What one committed checkpoint did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Committed {
-    /// The checkpoint, as [`Checkpointer::list`](crate::Checkpointer::list)
-    /// would show it.
-    pub info: CheckpointInfo,
-    /// True when this checkpoint is a full base (references no older pack).
+/// What persisting one checkpoint wrote: the facts the checkpointer's
+/// commit report is made of.
+#[derive(Debug)]
+pub(crate) struct Written {
+    /// The committed manifest (also the base of the next increment).
+    pub manifest: Arc<Manifest>,
+    /// True when this checkpoint is a full base.
     pub full: bool,
-    /// Decoded size of the chunks this checkpoint had to store (the
-    /// changed part of the state, or all of it for a full checkpoint).
+    /// Decoded size of the chunks this checkpoint stored.
     pub changed_bytes: u64,
-    /// Decoded size of the chunks whose content the previous checkpoint
-    /// did not hold: how much of the state changed since then, whatever
-    /// this checkpoint had to store. Equal to `changed_bytes` for an
-    /// increment; for a full checkpoint, the part an increment would have
-    /// written (everything when there is no previous checkpoint).
+    /// Decoded size of the chunks the previous checkpoint did not hold.
     pub dirty_bytes: u64,
-    /// Bytes written to storage: packs plus manifest.
+    /// Packs plus manifest, in bytes.
     pub bytes_written: u64,
-    /// Time the computation was blocked by this checkpoint. For
-    /// copy-on-write, the whole call that captured it: the snapshot,
-    /// waiting for room in the queue of snapshots, and the bookkeeping of
-    /// earlier commits done on the way.
-    pub stall: Duration,
-    /// Time spent writing it to storage (in the background for
-    /// copy-on-write).
+    /// Time the caller spent capturing.
+    pub capture_time: Duration,
+    /// Time spent writing packs and manifest.
     pub persist: Duration,
-    /// What retention removed after this commit.
-    pub retention: RetentionReport,
-    /// For a rank of a [`Group`](crate::Group): its vote for this step,
-    /// and whether the step is now globally committed (a rank votes once
-    /// its checkpoint is durable: with copy-on-write, when the background
-    /// write is collected, as [`last_committed`](crate::Checkpointer::last_committed)
-    /// reports).
-    pub group: Option<crate::GroupStatus>,
+    /// True when it was persisted beside the computation.
+    pub background: bool,
 }
 
 /// Where a planned chunk's reference comes from.
@@ -109,10 +91,7 @@ impl<'a> Plan<'a> {
 pub(crate) struct Writer {
     storage: Arc<dyn Storage>,
     config: WriterConfig,
-    previous: Option<Manifest>,
-    /// Manifests known to fail verification; retention does not count them.
-    damaged: BTreeSet<String>,
-    retention: Arc<dyn Retention>,
+    previous: Option<Arc<Manifest>>,
     /// Longest manifest payload written: what a reader accepts.
     max_manifest: usize,
 }
@@ -123,16 +102,8 @@ impl Writer {
             storage,
             config,
             previous: None,
-            damaged: BTreeSet::new(),
-            retention: Arc::new(KeepLast(config.keep_last)),
             max_manifest: MAX_MANIFEST_BYTES,
         }
-    }
-
-    /// Replaces the default retention (keep the newest `keep_last`).
-    pub(crate) fn with_retention(mut self, retention: Arc<dyn Retention>) -> Self {
-        self.retention = retention;
-        self
     }
 
     /// Changes the scheme and chain bound from the next checkpoint on.
@@ -142,22 +113,20 @@ impl Writer {
     }
 
     /// Makes `manifest` (durable and verified by a restore) the base of
-    /// the next incremental checkpoint; `damaged` are the manifests that
-    /// restore found unusable.
-    pub(crate) fn resume_from(&mut self, manifest: Manifest, damaged: BTreeSet<String>) {
-        self.previous = Some(manifest);
-        self.damaged = damaged;
+    /// the next incremental checkpoint.
+    pub(crate) fn resume_from(&mut self, manifest: Manifest) {
+        self.previous = Some(Arc::new(manifest));
     }
 
-    /// Writes one checkpoint: packs first, manifest last, then retention.
+    /// Writes one checkpoint: packs first, manifest last.
     /// A manifest larger than a reader accepts is refused
     /// ([`Error::InvalidConfig`]) and nothing is committed; the packs
     /// already written are collected as unreferenced by a later retention.
-    pub(crate) fn persist(&mut self, job: Job) -> Result<Committed> {
+    pub(crate) fn persist(&mut self, job: Job) -> Result<Written> {
         let started = Instant::now();
         let base = self
             .previous
-            .as_ref()
+            .as_deref()
             .filter(|p| self.config.scheme != Scheme::Full && p.chain_len < self.config.max_chain);
         let known = base.map(known_chunks);
         let plan = plan(&job.segments, base, known.as_ref(), &self.config)?;
@@ -185,28 +154,19 @@ impl Writer {
         self.storage
             .put(&manifest.name().key(), &encoded_manifest)?;
         bytes_written += encoded_manifest.len() as u64;
-        let persist = started.elapsed();
-        let retention = self
-            .retention
-            .apply(self.storage.as_ref(), &manifest, &self.damaged)?;
-        let committed = Committed {
-            info: CheckpointInfo::of(&manifest),
+        let manifest = Arc::new(manifest);
+        let written = Written {
+            manifest: manifest.clone(),
             full: base.is_none(),
             changed_bytes,
             dirty_bytes,
             bytes_written,
-            stall: job.capture_time
-                + if job.background {
-                    Duration::ZERO
-                } else {
-                    persist
-                },
-            persist,
-            retention,
-            group: None,
+            capture_time: job.capture_time,
+            persist: started.elapsed(),
+            background: job.background,
         };
         self.previous = Some(manifest);
-        Ok(committed)
+        Ok(written)
     }
 }
 
@@ -350,7 +310,6 @@ mod tests {
             },
             cdc_average: chunk_size,
             max_chain: 10,
-            keep_last: 3,
         };
         let mut writer = Writer::new(Arc::new(storage.clone()), config);
         writer.max_manifest = max_manifest;
@@ -391,10 +350,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(storage.list(MANIFESTS).unwrap().is_empty());
-        // The next commit's retention collects the packs left behind.
+        // The refused checkpoint's pack is left for the retention that
+        // follows the next commit (it references none of it).
         let committed = writer(&storage, 64 << 10, 500).persist(job(2)).unwrap();
-        assert_eq!(committed.info.step, 20);
+        assert_eq!(committed.manifest.step, 20);
         assert_eq!(storage.list(MANIFESTS).unwrap().len(), 1);
-        assert_eq!(storage.list(PACKS).unwrap().len(), 1);
+        assert_eq!(storage.list(PACKS).unwrap().len(), 2);
+        assert_eq!(committed.manifest.packs().count(), 1);
     }
 }

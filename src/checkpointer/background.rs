@@ -1,10 +1,10 @@
 //! Copy-on-write persistence: a named background thread persists captured
 //! snapshots in order while the computation goes on.
 
-use super::Scheme;
-use super::writer::{Committed, Job, Writer};
+use super::pipeline::{Persisted, Pipeline};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
+use crate::scheme::{Job, Scheme};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,16 +29,16 @@ enum Message {
 #[derive(Debug)]
 pub(crate) struct Background {
     jobs: Option<SyncSender<Message>>,
-    results: Receiver<Result<Committed>>,
-    worker: Option<JoinHandle<Writer>>,
+    results: Receiver<Result<Persisted>>,
+    worker: Option<JoinHandle<Pipeline>>,
     pending: usize,
     /// Jobs submitted and not yet persisted (or failed) by the thread.
     in_flight: Arc<AtomicUsize>,
 }
 
 impl Background {
-    /// Starts the thread that owns `writer`.
-    pub(crate) fn spawn(mut writer: Writer, max_in_flight: usize) -> Result<Self> {
+    /// Starts the thread that owns `pipeline`.
+    pub(crate) fn spawn(mut pipeline: Pipeline, max_in_flight: usize) -> Result<Self> {
         let (jobs, inbox) = sync_channel::<Message>(max_in_flight);
         let (outbox, results) = channel();
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -48,12 +48,12 @@ impl Background {
             .spawn(move || {
                 for message in inbox {
                     match message {
-                        Message::SetPlan(scheme, max_chain) => writer.set_plan(scheme, max_chain),
+                        Message::SetPlan(scheme, max_chain) => pipeline.set_plan(scheme, max_chain),
                         Message::ResumeFrom(manifest, damaged) => {
-                            writer.resume_from(*manifest, damaged);
+                            pipeline.resume_from(*manifest, damaged);
                         }
                         Message::Persist(job) => {
-                            let result = writer.persist(*job);
+                            let result = pipeline.persist(*job);
                             done.fetch_sub(1, Ordering::Release);
                             let failed = result.is_err();
                             if outbox.send(result).is_err() || failed {
@@ -62,7 +62,7 @@ impl Background {
                         }
                     }
                 }
-                writer
+                pipeline
             })
             .map_err(|e| Error::storage("spawn", "ckpt-persist thread", e))?;
         Ok(Background {
@@ -91,7 +91,7 @@ impl Background {
         self.in_flight.load(Ordering::Acquire) > 0
     }
 
-    /// See [`Writer::resume_from`].
+    /// See [`Pipeline::resume_from`].
     pub(crate) fn resume_from(
         &mut self,
         manifest: Manifest,
@@ -100,23 +100,23 @@ impl Background {
         self.send(Message::ResumeFrom(Box::new(manifest), damaged))
     }
 
-    /// See [`Writer::set_plan`].
+    /// See [`Pipeline::set_plan`].
     pub(crate) fn set_plan(&mut self, scheme: Scheme, max_chain: u32) -> Result<()> {
         self.send(Message::SetPlan(scheme, max_chain))
     }
 
     /// Waits for the queued jobs, stops the thread and hands back its
-    /// writer, with the results of the jobs it finished.
-    pub(crate) fn into_writer(mut self) -> (Result<Writer>, Vec<Result<Committed>>) {
+    /// pipeline, with the results of the jobs it finished.
+    pub(crate) fn into_pipeline(mut self) -> (Result<Pipeline>, Vec<Result<Persisted>>) {
         let results = self.wait();
         self.jobs.take();
-        let writer = match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(writer)) => Ok(writer),
+        let pipeline = match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(pipeline)) => Ok(pipeline),
             _ => Err(Error::Poisoned {
                 cause: "the background persist thread panicked".to_owned(),
             }),
         };
-        (writer, results)
+        (pipeline, results)
     }
 
     fn send(&self, message: Message) -> Result<()> {
@@ -130,7 +130,7 @@ impl Background {
     }
 
     /// Results of the jobs that finished, in order, without waiting.
-    pub(crate) fn finished(&mut self) -> Vec<Result<Committed>> {
+    pub(crate) fn finished(&mut self) -> Vec<Result<Persisted>> {
         let mut out = Vec::new();
         while self.pending > 0 {
             match self.results.try_recv() {
@@ -149,7 +149,7 @@ impl Background {
     }
 
     /// Waits until every queued job finished and returns their results.
-    pub(crate) fn wait(&mut self) -> Vec<Result<Committed>> {
+    pub(crate) fn wait(&mut self) -> Vec<Result<Persisted>> {
         let mut out = Vec::new();
         while self.pending > 0 {
             self.pending -= 1;
