@@ -43,7 +43,17 @@
 //! turns them into packs and a manifest, and a [`Storage`] backend
 //! ([`MemStorage`], [`FsStorage`], and with the `object-store` feature
 //! `ObjectStorage` for S3 and S3-compatible stores) stores those objects
-//! atomically.
+//! atomically. Each module imports only from the ones below it
+//! (ARCHITECTURE.md in the repository has the picture and the rule):
+//!
+//! ```text
+//! reader, checkpointer    entry points: write, restore, read-only access
+//! model                   events in, decisions out (plain data)
+//! recover, group, catalog choosing, coordinating and keeping checkpoints
+//! scheme, state           capture and write; lazy restore of segments
+//! fetch, format           verified reads; the bytes (no I/O)
+//! storage, error          backends; the one error type
+//! ```
 //!
 //! ## Many processes
 //!

@@ -7,6 +7,7 @@ mod builder;
 mod committed;
 mod persister;
 mod pipeline;
+mod restore;
 
 pub use crate::recover::Restored;
 pub use builder::CheckpointerBuilder;
@@ -15,9 +16,8 @@ pub use committed::Committed;
 use crate::catalog::{self, Listing};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
-use crate::group::{Coordinator, GlobalCommitInfo, Group, GroupRestore};
-use crate::model::{Advisor, Decision, Event, EventSummary, Plan, RestoreProgressEvent};
-use crate::recover::{self, Recovered};
+use crate::group::{Coordinator, GlobalCommitInfo, Group};
+use crate::model::{Advisor, Decision, Event, EventSummary, Plan};
 use crate::scheme::{CheckpointId, Job};
 use crate::state::{Capture, State};
 use crate::storage::{FailoverEvent, Storage};
@@ -373,134 +373,6 @@ impl Checkpointer {
         self.absorb(finished)
     }
 
-    /// Restores the newest checkpoint that verifies, or `None` if the store
-    /// holds no checkpoint at all.
-    ///
-    /// Newer checkpoints that fail verification are passed over and listed
-    /// in [`Restored::skipped`]. If checkpoints exist but none verifies,
-    /// this is [`Error::NoUsableCheckpoint`] rather than `None`, so a
-    /// damaged store is never mistaken for a fresh start.
-    ///
-    /// For a rank of a [`Group`], this is the rank's shard of the newest
-    /// globally committed step when the launch's first rank restored (it
-    /// records that choice; every rank of the launch restores the same
-    /// step); shards of steps the group never committed are never
-    /// restored. Call it before
-    /// the first checkpoint, on every rank, even on a fresh store.
-    pub fn restore_latest<S: State>(&mut self) -> Result<Option<Restored<S>>> {
-        self.flush()?;
-        if self.group.is_some() {
-            return self.restore_group();
-        }
-        let started = Instant::now();
-        // Foreign names under manifests/ are not checkpoints: list() shows
-        // them, restore does not count them as skipped.
-        let (names, _foreign) = catalog::scan(self.storage.as_ref())?;
-        let storage = Arc::clone(&self.storage);
-        let found = {
-            let mut progress = progress_events(&mut self.adaptive);
-            recover::restore_newest::<S>(storage.as_ref(), &names, &mut progress)?
-        };
-        found
-            .map(|recovered| self.resumed(recovered, started, None))
-            .transpose()
-    }
-
-    /// Restores the checkpoint taken at `step` (the newest one, if the
-    /// step was checkpointed more than once), or `None` when the store
-    /// holds none of that step. Unlike [`restore_latest`](Self::restore_latest)
-    /// there is no fallback: a checkpoint that does not verify is an error.
-    ///
-    /// The next checkpoint continues from it (an incremental one stores
-    /// what changed since it); newer checkpoints stay in the store until
-    /// retention removes them. Not for a rank of a group (every rank must
-    /// restore the same global commit: use `restore_latest`).
-    pub fn restore_at<S: State>(&mut self, step: u64) -> Result<Option<Restored<S>>> {
-        self.flush()?;
-        if self.group.is_some() {
-            return Err(Error::InvalidConfig {
-                option: "group",
-                reason: "a rank of a group restores the newest global commit with restore_latest, so that every rank restores the same step".to_owned(),
-            });
-        }
-        let started = Instant::now();
-        let Some(name) = recover::find_step(self.storage.as_ref(), step)? else {
-            return Ok(None);
-        };
-        let storage = Arc::clone(&self.storage);
-        let recovered = {
-            let mut progress = progress_events(&mut self.adaptive);
-            recover::restore_named::<S>(storage.as_ref(), &name, &mut progress)?
-        };
-        self.resumed(recovered, started, None).map(Some)
-    }
-
-    fn restore_group<S: State>(&mut self) -> Result<Option<Restored<S>>> {
-        let started = Instant::now();
-        let Some(coordinator) = &mut self.group else {
-            return Ok(None);
-        };
-        let Some(found) = coordinator.restore(self.storage.as_ref())? else {
-            return Ok(None);
-        };
-        let GroupRestore {
-            commit,
-            manifest,
-            skipped,
-            damaged,
-        } = found;
-        let storage = Arc::clone(&self.storage);
-        let (state, type_changes) = {
-            let mut progress = progress_events(&mut self.adaptive);
-            recover::read_state::<S>(storage.as_ref(), &manifest, &mut progress)
-                .map_err(|e| damaged.error(e))?
-        };
-        let recovered = Recovered {
-            state,
-            manifest,
-            type_changes,
-            skipped,
-        };
-        self.resumed(recovered, started, Some(commit)).map(Some)
-    }
-
-    /// Makes `recovered` the base of what comes next and reports it.
-    fn resumed<S>(
-        &mut self,
-        recovered: Recovered<S>,
-        started: Instant,
-        global: Option<GlobalCommitInfo>,
-    ) -> Result<Restored<S>> {
-        let info = recovered.info();
-        let Recovered {
-            state,
-            manifest,
-            type_changes,
-            skipped,
-        } = recovered;
-        // In a group, newer shards that were never committed are not
-        // damage: retention has nothing to learn from them.
-        let damaged = match global {
-            Some(_) => BTreeSet::new(),
-            None => skipped.iter().map(|s| s.key.clone()).collect(),
-        };
-        self.resume_from(manifest, damaged)?;
-        self.adaptive.restored(
-            info.step,
-            started.elapsed(),
-            info.chain_len,
-            info.logical_bytes,
-        );
-        Ok(Restored {
-            state,
-            step: info.step,
-            info,
-            skipped,
-            global,
-            type_changes,
-        })
-    }
-
     /// For a rank of a [`Group`]: the newest globally committed step in
     /// the shared store (the one a restore would choose, unless this
     /// rank's shard of it turns out damaged).
@@ -593,11 +465,6 @@ impl Checkpointer {
     }
 }
 
-/// A progress sink that emits [`RestoreProgressEvent`]s.
-fn progress_events(adaptive: &mut Adaptive) -> impl FnMut(u64, u64, u64) + '_ {
-    move |step, done, total| adaptive.emit(RestoreProgressEvent::new(step, done, total).into())
-}
-
 fn unix_ms_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -605,186 +472,4 @@ fn unix_ms_now() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Decision, Event, Policy};
-    use crate::scheme::Scheme;
-    use crate::state::PagedVec;
-    use crate::storage::MemStorage;
-
-    /// A store whose writes of packs take `delay`.
-    #[derive(Debug, Clone)]
-    struct Slow {
-        inner: MemStorage,
-        delay: Duration,
-    }
-
-    impl Storage for Slow {
-        fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-            if key.starts_with("packs/") {
-                std::thread::sleep(self.delay);
-            }
-            self.inner.put(key, data)
-        }
-        fn get(&self, key: &str) -> Result<Vec<u8>> {
-            self.inner.get(key)
-        }
-        fn list(&self, prefix: &str) -> Result<Vec<String>> {
-            self.inner.list(prefix)
-        }
-        fn delete(&self, key: &str) -> Result<()> {
-            self.inner.delete(key)
-        }
-        fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
-            self.inner.put_if_absent(key, data)
-        }
-    }
-
-    fn slow(delay_ms: u64) -> Slow {
-        Slow {
-            inner: MemStorage::new(),
-            delay: Duration::from_millis(delay_ms),
-        }
-    }
-
-    #[test]
-    fn the_interval_counts_from_the_end_of_a_slow_checkpoint() {
-        let mut ck = Checkpointer::builder()
-            .storage(slow(80))
-            .every(Duration::from_millis(40))
-            .build()
-            .expect("valid");
-        let mut state = vec![1u64; 1024];
-        ck.checkpoint(0, &mut state).expect("checkpoint");
-        // The write took twice the interval; the computation has not run
-        // since, so nothing is due yet.
-        assert!(!ck.is_due());
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(ck.is_due());
-    }
-
-    #[test]
-    fn a_full_checkpoint_reports_what_changed_since_the_last_one() {
-        let mut ck = Checkpointer::builder()
-            .storage(MemStorage::new())
-            .scheme(Scheme::Full)
-            .compression_level(0)
-            .build()
-            .expect("valid");
-        let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 16 * 1024], 1024);
-        let first = ck.checkpoint(0, &mut grid).expect("checkpoint").cloned();
-        let first = first.expect("durable");
-        assert_eq!(first.dirty_bytes, 16 * 1024 * 8, "all new");
-        grid[3] = 1;
-        grid[5 * 1024] = 2;
-        let second = ck.checkpoint(1, &mut grid).expect("checkpoint").cloned();
-        let second = second.expect("durable");
-        assert_eq!(
-            second.changed_bytes,
-            16 * 1024 * 8,
-            "a full checkpoint stores all"
-        );
-        assert_eq!(second.dirty_bytes, 2 * 1024 * 8, "two pages changed");
-    }
-
-    #[test]
-    fn a_background_commit_is_reported_by_the_next_scope() {
-        let mut ck = Checkpointer::builder()
-            .storage(slow(20))
-            .scheme(Scheme::CopyOnWrite)
-            .every(Duration::from_secs(3_600))
-            .build()
-            .expect("valid");
-        let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
-        assert!(ck.checkpoint(0, &mut grid).expect("captured").is_none());
-        // No other checkpoint is due for an hour: only the scopes can
-        // report this one once it is durable.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut step = 0;
-        while ck.last_committed().is_none() && Instant::now() < deadline {
-            step += 1;
-            ck.scope(step, &mut grid, |g| {
-                g[0] += 1;
-                std::thread::sleep(Duration::from_millis(2));
-            })
-            .expect("scope");
-        }
-        assert_eq!(ck.last_committed().map(|c| c.info.step), Some(0));
-        assert_eq!(ck.summary().checkpoints, 1);
-    }
-
-    #[test]
-    fn a_fresh_adaptive_run_begins_with_a_copy_on_write_trial_after_the_first_step() {
-        let (sender, decisions) = std::sync::mpsc::channel();
-        let build = |store: MemStorage, policy: Policy| {
-            let sender = sender.clone();
-            Checkpointer::builder()
-                .storage(store)
-                .every(Duration::from_secs(3_600))
-                .mtbf(Duration::from_secs(60))
-                .policy(policy)
-                .on_event(move |e| {
-                    if let Event::Decision(d) = e {
-                        let _ = sender.send(d.clone());
-                    }
-                })
-                .build()
-                .expect("valid")
-        };
-        let store = MemStorage::new();
-        let mut ck = build(store.clone(), Policy::adaptive().exploration(0.0));
-        assert_eq!(ck.plan(), Plan::only(Scheme::CopyOnWrite));
-        let first = decisions.try_recv().expect("the trial is reported");
-        assert_eq!(first.step, None);
-        assert!(matches!(
-            first.decision,
-            Decision::Explore {
-                scheme: Scheme::CopyOnWrite,
-                ..
-            }
-        ));
-        assert!(ck.is_due(), "the first checkpoint is due at once");
-        let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
-        ck.scope(0, &mut grid, |g| g[0] += 1).expect("scope");
-        ck.flush().expect("flush");
-        assert_eq!(ck.summary().checkpoints_by(Scheme::CopyOnWrite), 1);
-        ck.finish().expect("finish");
-        // A restart on the store does not begin again; without the option
-        // a fresh run starts on the configured scheme.
-        let ck = build(store, Policy::adaptive().exploration(0.0));
-        assert!(decisions.try_iter().all(|d| d.step.is_some()));
-        drop(ck);
-        let ck = build(MemStorage::new(), Policy::adaptive().first_trial(false));
-        assert_eq!(ck.plan(), Plan::only(Scheme::Full));
-        assert!(!ck.is_due());
-    }
-
-    #[test]
-    fn steps_beside_a_background_persist_are_counted() {
-        let mut ck = Checkpointer::builder()
-            .storage(slow(60))
-            .scheme(Scheme::CopyOnWrite)
-            .every_steps(4)
-            .build()
-            .expect("valid");
-        let events = ck.subscribe();
-        let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
-        for step in 0..24 {
-            ck.scope(step, &mut grid, |g| {
-                g[0] += 1;
-                std::thread::sleep(Duration::from_millis(5));
-            })
-            .expect("scope");
-        }
-        ck.flush().expect("flush");
-        let beside: u64 = events
-            .try_iter()
-            .filter_map(|e| match e {
-                Event::Checkpoint(c) => Some(c.steps_beside_persist),
-                _ => None,
-            })
-            .sum();
-        // Each 60 ms persist overlaps the next steps of 5 ms.
-        assert!(beside >= 4, "{beside}");
-    }
-}
+mod tests;
