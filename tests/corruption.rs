@@ -5,7 +5,10 @@
 //!
 //! Set `CKPT_CORRUPTION_SEED` to replay another seed.
 
+mod common;
+
 use ckpt::{Checkpointer, Error, FsStorage, Storage};
+use common::{copy_store, seed};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -139,16 +142,6 @@ fn build_store(dir: &Path) -> Vec<Known> {
     known
 }
 
-fn copy_store(from: &Path, to: &Path) {
-    for sub in ["packs", "manifests"] {
-        std::fs::create_dir_all(to.join(sub)).unwrap();
-        for entry in std::fs::read_dir(from.join(sub)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), to.join(sub).join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 enum Damage {
     FlipBits(Vec<u64>),
@@ -278,10 +271,7 @@ fn check_reason(dir: &Path, known: &[Known], damaged: usize, file: &str, what: &
 
 #[test]
 fn every_damaged_file_is_detected_and_skipped() {
-    let seed = std::env::var(SEED_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
+    let seed = seed(SEED_ENV, DEFAULT_SEED);
     println!("corruption test seed {seed} (set {SEED_ENV} to replay another)");
     let mut rng = StdRng::seed_from_u64(seed);
     let reference = tempfile::tempdir().unwrap();

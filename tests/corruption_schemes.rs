@@ -7,6 +7,7 @@
 mod common;
 
 use ckpt::{Checkpointer, Error, FsStorage, Scheme};
+use common::copy_store;
 use common::paged_sim::Sim;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -63,16 +64,6 @@ fn build_store(dir: &Path, scheme: Scheme) -> Vec<Taken> {
     }
     ck.finish().unwrap();
     taken
-}
-
-fn copy_store(from: &Path, to: &Path) {
-    for sub in ["packs", "manifests"] {
-        std::fs::create_dir_all(to.join(sub)).unwrap();
-        for entry in std::fs::read_dir(from.join(sub)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), to.join(sub).join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 fn damage(path: &Path, trial: usize, rng: &mut StdRng) -> String {

@@ -9,14 +9,14 @@
 mod common;
 
 use ckpt::{Checkpointer, FsStorage};
-use common::mix;
+use common::child::{Reaper, run_ignored_test};
+use common::{mix, seed};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -94,16 +94,6 @@ fn crash_child_process() {
     }
 }
 
-/// Kills the child if the parent test fails half-way.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// What the store looked like right after a kill, before it was reopened.
 #[derive(Debug, Default, Clone, Copy)]
 struct Evidence {
@@ -149,18 +139,8 @@ fn phase(evidence: Evidence, committed_this_round: bool) -> &'static str {
 
 /// Starts a child on `dir`; its `committed` lines arrive on the channel.
 fn spawn_child(dir: &Path) -> (Reaper, mpsc::Receiver<u64>, std::thread::JoinHandle<()>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "crash_child_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = run_ignored_test("crash_child_process")
         .env(STORE_ENV, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn the child test process");
     let stdout = child.stdout.take().expect("piped stdout");
@@ -198,10 +178,7 @@ fn temp_files_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn crash_consistency_under_sigkill() {
-    let seed = std::env::var(SEED_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
+    let seed = seed(SEED_ENV, DEFAULT_SEED);
     println!("crash test seed {seed} (set {SEED_ENV} to replay another)");
     let mut rng = StdRng::seed_from_u64(seed);
     let store = tempfile::tempdir().unwrap();

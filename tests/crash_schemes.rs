@@ -9,13 +9,15 @@
 mod common;
 
 use ckpt::{Checkpointer, FsStorage, Scheme};
+use common::child::run_ignored_test;
 use common::paged_sim::Sim;
+use common::seed;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const STORE_ENV: &str = "CKPT_CRASH_SCHEMES_STORE";
@@ -77,18 +79,9 @@ fn crash_schemes_child_process() {
 }
 
 fn spawn_child(dir: &Path, scheme: &str) -> (Child, std::thread::JoinHandle<Vec<u64>>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "crash_schemes_child_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
+    let mut child = run_ignored_test("crash_schemes_child_process")
         .env(STORE_ENV, dir)
         .env(SCHEME_ENV, scheme)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn the child test process");
     let stdout = child.stdout.take().expect("piped stdout");
@@ -145,10 +138,7 @@ fn survive_kills(scheme: &str, rng: &mut StdRng) -> (usize, u64) {
 
 #[test]
 fn every_scheme_survives_sigkill() {
-    let seed = std::env::var(SEED_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
+    let seed = seed(SEED_ENV, DEFAULT_SEED);
     println!("crash test seed {seed} (set {SEED_ENV} to replay another)");
     let mut rng = StdRng::seed_from_u64(seed);
     for scheme in ["incremental", "cow"] {

@@ -8,10 +8,10 @@ mod common;
 
 use ckpt::storage::{Fault, FaultyStorage};
 use ckpt::{Checkpointer, Error, Group, MemStorage, Scheme, Storage};
-use common::mix;
+use common::group::{Shard, scheme_of};
+use common::{keys, mix};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::ops::Range;
@@ -21,17 +21,6 @@ use std::time::Duration;
 
 const RANKS: u32 = 4;
 const KEEP_LAST: usize = 2;
-
-/// One rank's shard: a pure function of (rank, step, launch), so a restore
-/// can be checked byte for byte, and shards of different launches differ
-/// (a recomputation need not be deterministic).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Shard {
-    rank: u32,
-    step: u64,
-    launch: u32,
-    values: Vec<u64>,
-}
 
 /// Mostly the same from step to step (so increments are small), with a
 /// few values that depend on the step and the launch.
@@ -47,16 +36,6 @@ fn shard_at(rank: u32, step: u64, launch: u32) -> Shard {
         launch,
         values,
     }
-}
-
-/// Ranks use different schemes: a group need not agree on one.
-fn scheme_of(rank: u32) -> Scheme {
-    [
-        Scheme::Full,
-        Scheme::Incremental,
-        Scheme::CopyOnWrite,
-        Scheme::Incremental,
-    ][rank as usize % 4]
 }
 
 fn run_id(launch: u32) -> String {
@@ -211,10 +190,6 @@ fn check_restores(reports: &[Report], context: &str) -> Option<u64> {
         }
     }
     restored.into_iter().next().flatten()
-}
-
-fn keys(store: &MemStorage, prefix: &str) -> BTreeSet<String> {
-    store.list(prefix).unwrap().into_iter().collect()
 }
 
 #[test]

@@ -17,16 +17,16 @@
 
 mod common;
 
-use ckpt::{Checkpointer, FsStorage, Group, Scheme, Storage};
-use common::mix;
+use ckpt::{Checkpointer, FsStorage, Group, Storage};
+use common::child::{Reaper, run_ignored_test};
+use common::group::{Shard, scheme_of};
+use common::{mix, s3, seed};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::ops::Range;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -55,13 +55,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// opened with [`FsStorage::open_shared`].
 fn shared_store(location: &str) -> Arc<dyn Storage> {
     if let Some(prefix) = location.strip_prefix("s3:") {
-        let mut builder = ckpt::storage::ObjectStorageBuilder::from_env()
-            .allow_http(true)
-            .prefix(prefix);
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            builder = builder.credentials("ckpt-test", "ckpt-test-secret");
-        }
-        return Arc::new(builder.build().expect("open the S3 store"));
+        return Arc::new(s3::builder(prefix).build().expect("open the S3 store"));
     }
     Arc::new(FsStorage::open_shared(location).expect("open the shared directory"))
 }
@@ -72,23 +66,11 @@ fn shared_store(location: &str) -> Arc<dyn Storage> {
 fn new_location() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     if std::env::var_os("CKPT_S3_ENDPOINT").is_some() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let prefix = format!("ckpt-tests/group-crash-{}-{nanos}", std::process::id());
+        let prefix = s3::fresh_prefix("group-crash");
         println!("group crash test against the S3 server, under {prefix}");
         return (format!("s3:{prefix}"), dir);
     }
     (dir.path().display().to_string(), dir)
-}
-
-/// One rank's shard: a pure function of (rank, step, launch).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Shard {
-    rank: u32,
-    step: u64,
-    launch: u32,
-    values: Vec<u64>,
 }
 
 fn shard_at(rank: u32, step: u64, launch: u32) -> Shard {
@@ -120,15 +102,6 @@ fn digest(shard: &Shard) -> u64 {
         }
     }
     hash
-}
-
-fn scheme_of(rank: u32) -> Scheme {
-    [
-        Scheme::Full,
-        Scheme::Incremental,
-        Scheme::CopyOnWrite,
-        Scheme::Incremental,
-    ][rank as usize % 4]
 }
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -333,16 +306,6 @@ fn kill_phases(store: &dyn Storage, launch: u32) -> Vec<&'static str> {
     phases.into_iter().collect()
 }
 
-/// Kills the child if the parent test fails half-way.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// What a rank restored: step, launch and digest of its shard (`None`: a
 /// fresh start).
 type Restore = Option<(u64, u32, u64)>;
@@ -383,21 +346,11 @@ fn spawn_launch(
     let (tx, rx) = mpsc::channel();
     let children = (0..RANKS)
         .map(|rank| {
-            let mut command = Command::new(std::env::current_exe().unwrap());
+            let mut command = run_ignored_test("group_child_process");
             command
-                .args([
-                    "group_child_process",
-                    "--exact",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
                 .env(LOCATION_ENV, location)
                 .env(RANK_ENV, rank.to_string())
-                .env(LAUNCH_ENV, launch.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
+                .env(LAUNCH_ENV, launch.to_string());
             if let Some(steps) = steps {
                 command.env(STEPS_ENV, steps.to_string());
             }
@@ -506,7 +459,7 @@ fn kill(child: &mut Reaper) {
 
 #[test]
 fn group_checkpoints_survive_sigkill() {
-    let seed = env(SEED_ENV).unwrap_or(DEFAULT_SEED);
+    let seed = seed(SEED_ENV, DEFAULT_SEED);
     println!("group crash test seed {seed} (set {SEED_ENV} to replay another)");
     let mut rng = StdRng::seed_from_u64(seed);
     let (location, _keep) = new_location();

@@ -14,12 +14,12 @@
 mod common;
 
 use ckpt::{Checkpointer, Error, FsStorage, MemStorage, Reader, Storage};
-use common::mix;
+use common::child::{Reaper, run_ignored_test};
+use common::{keys, mix};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -37,10 +37,6 @@ fn writer(store: impl Storage + 'static) -> ckpt::Result<Checkpointer> {
         .chunk_size(16 << 10)
         .lease_ttl(TTL)
         .build()
-}
-
-fn keys(store: &dyn Storage, prefix: &str) -> BTreeSet<String> {
-    store.list(prefix).unwrap().into_iter().collect()
 }
 
 #[test]
@@ -233,13 +229,7 @@ fn open_store(spec: &str) -> Arc<dyn Storage> {
     }
     #[cfg(feature = "object-store")]
     if let Some(prefix) = spec.strip_prefix("s3:") {
-        let mut builder = ckpt::storage::ObjectStorageBuilder::from_env()
-            .allow_http(true)
-            .prefix(prefix);
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            builder = builder.credentials("ckpt-test", "ckpt-test-secret");
-        }
-        return Arc::new(builder.build().expect("S3 store"));
+        return Arc::new(common::s3::builder(prefix).build().expect("S3 store"));
     }
     panic!("unknown store {spec}")
 }
@@ -290,15 +280,6 @@ fn lease_child_process() {
     }
 }
 
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// What a child said, line by line.
 #[derive(Debug, PartialEq)]
 enum Said {
@@ -308,18 +289,8 @@ enum Said {
 }
 
 fn spawn_child(spec: &str) -> (Reaper, mpsc::Receiver<Said>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "lease_child_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = run_ignored_test("lease_child_process")
         .env(CHILD_ENV, spec)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn the child");
     let stdout = child.stdout.take().expect("piped");
@@ -421,20 +392,10 @@ fn writers_on_a_shared_directory_take_turns_without_losing_a_commit() {
 #[cfg(feature = "object-store")]
 #[test]
 fn writers_on_one_s3_prefix_take_turns_without_losing_a_commit() {
-    if std::env::var_os("CKPT_S3_ENDPOINT").is_none() {
-        assert!(
-            std::env::var_os("CKPT_S3_REQUIRED").is_none(),
-            "CKPT_S3_REQUIRED is set but CKPT_S3_ENDPOINT is not: start scripts/s3-server"
-        );
-        println!(
-            "skipped lease-s3: CKPT_S3_ENDPOINT unset; run `eval \"$(scripts/s3-server start)\"`"
-        );
+    if common::s3::unavailable("lease-s3", &["CKPT_S3_ENDPOINT"]) {
         return;
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let spec = format!("s3:ckpt-tests/lease-{}-{nanos}", std::process::id());
+    let spec = format!("s3:{}", common::s3::fresh_prefix("lease"));
     let kills = writers_take_turns(&spec, 0x5e3);
     assert!(kills >= 6);
 }

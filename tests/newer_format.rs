@@ -5,7 +5,10 @@
 //! from damaged ones. A damaged checkpoint whose manifest still decodes
 //! keeps its packs as evidence until it ages out.
 
+mod common;
+
 use ckpt::{Checkpointer, FORMAT_VERSION, Group, MemStorage, Scheme, Storage};
+use common::{keys, state};
 use std::collections::BTreeSet;
 
 /// Rewrites the record stored under `key` (a manifest or a group record)
@@ -30,10 +33,6 @@ fn forge_newer_pack(store: &MemStorage, key: &str) {
     store.put(key, &bytes).unwrap();
 }
 
-fn state(step: u64) -> Vec<u64> {
-    (0..3_000).map(|i| i * 31 + step * 1_000_003).collect()
-}
-
 fn open(store: &MemStorage, scheme: Scheme, keep_last: usize) -> Checkpointer {
     Checkpointer::builder()
         .storage(store.clone())
@@ -42,10 +41,6 @@ fn open(store: &MemStorage, scheme: Scheme, keep_last: usize) -> Checkpointer {
         .chunk_size(4096)
         .build()
         .unwrap()
-}
-
-fn keys(store: &MemStorage, prefix: &str) -> BTreeSet<String> {
-    store.list(prefix).unwrap().into_iter().collect()
 }
 
 /// One checkpoint: its manifest key and the packs it added to the store.

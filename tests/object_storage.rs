@@ -12,46 +12,24 @@ use ckpt::storage::{ObjectStorageBuilder, is_unavailable, suite};
 use ckpt::{Checkpointer, Error, ObjectStorage, Scheme, Storage};
 use common::gateway::Gateway;
 use common::paged_sim::Sim;
-use std::io::{self, Write};
+use common::{s3, say};
+use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Prints past the test harness's output capture, so a skip is visible in
-/// a plain `cargo test`.
-fn say(message: &str) {
-    let _ = writeln!(io::stderr(), "{message}");
-}
+use std::time::Duration;
 
 /// A builder for the test server with a prefix no other test or run uses,
 /// or `None` (after saying why) when no server is configured.
 fn server(test: &str) -> Option<(ObjectStorageBuilder, String)> {
-    if std::env::var_os("CKPT_S3_ENDPOINT").is_none() {
-        // CI sets this, so a server that failed to start cannot pass as a skip.
-        assert!(
-            std::env::var_os("CKPT_S3_REQUIRED").is_none(),
-            "CKPT_S3_REQUIRED is set but CKPT_S3_ENDPOINT is not: start scripts/s3-server"
-        );
-        say(&format!(
-            "skipped {test}: CKPT_S3_ENDPOINT unset; run `eval \"$(scripts/s3-server start)\"`"
-        ));
+    if s3::unavailable(test, &["CKPT_S3_ENDPOINT"]) {
         return None;
     }
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
     let prefix = format!(
-        "ckpt-tests/{test}-{}-{nanos}-{}",
-        std::process::id(),
+        "{}-{}",
+        s3::fresh_prefix(test),
         SEQ.fetch_add(1, Ordering::Relaxed)
     );
-    let mut builder = ObjectStorageBuilder::from_env()
-        .allow_http(true)
-        .prefix(prefix.clone());
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        builder = builder.credentials("ckpt-test", "ckpt-test-secret");
-    }
-    Some((builder, prefix))
+    Some((s3::builder(&prefix), prefix))
 }
 
 fn store(test: &str) -> Option<ObjectStorage> {

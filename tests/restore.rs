@@ -52,13 +52,6 @@ impl State for Sim {
     }
 }
 
-fn seed() -> u64 {
-    std::env::var("CKPT_RESTORE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_2E57)
-}
-
 /// Writes checkpoints of steps 0..3 (each changing a few pages) and
 /// returns the grids they hold, and the packs the last one wrote.
 fn write_store(dir: &Path, scheme: Scheme, level: i32) -> (Vec<Vec<u64>>, Vec<PathBuf>) {
@@ -139,7 +132,7 @@ fn big_paged_states_restore_exactly_through_every_scheme_and_codec() {
 
 #[test]
 fn damage_in_any_frame_falls_back_and_never_gives_wrong_bytes() {
-    let mut rng = StdRng::seed_from_u64(seed());
+    let mut rng = StdRng::seed_from_u64(common::seed("CKPT_RESTORE_SEED", 0x5EED_2E57));
     let pristine = tempfile::tempdir().unwrap();
     let (states, newest) = write_store(pristine.path(), Scheme::Incremental, 1);
     assert!(!newest.is_empty());

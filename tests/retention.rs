@@ -3,16 +3,14 @@
 //! damaged manifest does not count towards `keep_last`, what each commit
 //! deleted is reported, and orphan packs are collected.
 
+mod common;
+
 use ckpt::{Checkpointer, Error, FsStorage, RetentionReport};
+use common::state;
 use std::collections::BTreeSet;
 use std::path::Path;
 
 const CHECKPOINTS: u64 = 12;
-
-/// The state at `step`: a few chunks' worth of numbers.
-fn state(step: u64) -> Vec<u64> {
-    (0..3_000).map(|i| i * 31 + step * 1_000_003).collect()
-}
 
 fn open(dir: &Path, keep_last: usize) -> Checkpointer {
     Checkpointer::builder()

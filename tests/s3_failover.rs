@@ -14,16 +14,16 @@
 
 mod common;
 
-use ckpt::storage::{FailoverStorage, Mode, ObjectStorageBuilder, PrefixStorage};
+use ckpt::storage::{FailoverStorage, Mode, PrefixStorage};
 use ckpt::{Checkpointer, ObjectStorage, Reader, Scheme, Storage};
 use common::gateway::Gateway;
-use common::mix;
+use common::s3::builder;
+use common::{mix, s3, say};
 use std::collections::BTreeMap;
-use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Concurrent checkpointers, each under its own prefix.
 const THREADS: usize = 4;
@@ -33,11 +33,6 @@ const WORDS: u64 = 512;
 const MAX_STEPS: u64 = 100_000;
 /// How long a new gateway may take to accept a put.
 const GATEWAY_START: Duration = Duration::from_secs(30);
-
-/// Prints past the test harness's output capture.
-fn say(message: &str) {
-    let _ = writeln!(io::stderr(), "{message}");
-}
 
 /// One test at a time: the latencies are each test's own, not two tests'
 /// gateways fighting for the same cores.
@@ -54,35 +49,10 @@ fn state_at(thread: usize, step: u64) -> Vec<u64> {
 /// A fresh prefix for `test`, or `None` (after saying why) without a
 /// server.
 fn server(test: &str) -> Option<String> {
-    let missing: Vec<&str> = ["CKPT_S3_ENDPOINT", "CKPT_S3_FILER", "CKPT_S3_WEED"]
-        .into_iter()
-        .filter(|v| std::env::var_os(v).is_none())
-        .collect();
-    if !missing.is_empty() {
-        assert!(
-            std::env::var_os("CKPT_S3_REQUIRED").is_none(),
-            "CKPT_S3_REQUIRED is set but {missing:?} are not: start scripts/s3-server"
-        );
-        say(&format!(
-            "skipped {test}: {missing:?} unset; run `eval \"$(scripts/s3-server start)\"`"
-        ));
+    if s3::unavailable(test, &["CKPT_S3_ENDPOINT", "CKPT_S3_FILER", "CKPT_S3_WEED"]) {
         return None;
     }
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    Some(format!("ckpt-tests/{test}-{}-{nanos}", std::process::id()))
-}
-
-/// The server's builder (its own endpoint) under `prefix`.
-fn builder(prefix: &str) -> ObjectStorageBuilder {
-    let builder = ObjectStorageBuilder::from_env()
-        .allow_http(true)
-        .prefix(prefix);
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        return builder.credentials("ckpt-test", "ckpt-test-secret");
-    }
-    builder
+    Some(s3::fresh_prefix(test))
 }
 
 /// A gateway of the test's own and the pair's path through it.
