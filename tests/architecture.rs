@@ -81,7 +81,7 @@ fn every_import_points_down_the_layers() {
         };
         for imported in imports(&std::fs::read_to_string(&file).unwrap()) {
             match LAYERS.iter().position(|l| *l == imported) {
-                Some(to) if to < level || to == level => {}
+                Some(to) if to <= level => {}
                 Some(_) => violations.push(format!(
                     "src/{} ({module}) imports crate::{imported}, a layer above it",
                     relative.display()
