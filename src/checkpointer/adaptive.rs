@@ -4,6 +4,7 @@
 //! crashes) in the store.
 
 use super::Committed;
+use super::saver::Saver;
 use crate::error::Result;
 use crate::model::{
     Advisor, CheckpointEvent, Decision, DecisionEvent, Event, FailoverEvent, FailureClass,
@@ -12,8 +13,9 @@ use crate::model::{
 use crate::scheme::Scheme;
 use crate::storage::FailoverEvent as StorageFailoverEvent;
 use crate::storage::Storage;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the advisor's learned state is stored.
 const MODEL_KEY: &str = "model/advisor";
@@ -38,8 +40,16 @@ pub(crate) struct Adaptive {
     subscribers: Vec<Sender<Event>>,
     last_decision: Option<Decision>,
     commits_since_save: u32,
-    /// How long the last save took.
-    save_time: Duration,
+    /// Writes the learned state off the caller's thread.
+    saver: Saver,
+    /// Events emitted while the checkpointer was being built, which every
+    /// subscriber receives first (subscribing is only possible after).
+    opening: Vec<Event>,
+    /// True until the checkpointer is built.
+    building: bool,
+    /// The first trial, decided when the checkpointer was built and
+    /// reported once its first checkpoint sets the interval it runs at.
+    first_trial: Option<Decision>,
 }
 
 impl std::fmt::Debug for Adaptive {
@@ -58,7 +68,7 @@ impl Adaptive {
     /// is none or it does not decode), and notes a crash of the previous
     /// run if its marker is still there.
     pub(crate) fn open(
-        storage: &dyn Storage,
+        storage: &Arc<dyn Storage>,
         config: ModelConfig,
         policy: Policy,
         listeners: Vec<Listener>,
@@ -76,7 +86,10 @@ impl Adaptive {
             subscribers: Vec::new(),
             last_decision: None,
             commits_since_save: 0,
-            save_time: Duration::ZERO,
+            saver: Saver::start(storage.clone(), MODEL_KEY),
+            opening: Vec::new(),
+            building: true,
+            first_trial: None,
         };
         match storage.get(RUNNING_KEY) {
             Ok(_) => adaptive.emit(RestartEvent::new(FailureClass::Process).into()),
@@ -90,6 +103,9 @@ impl Adaptive {
     /// The trial the policy begins with when nothing is learnt yet (see
     /// [`PolicyState::begin`](crate::model::PolicyState::begin)): its
     /// scheme and first interval, reported as a decision.
+    ///
+    /// Its decision event is emitted once the trial's first checkpoint has
+    /// set the interval it runs at (see [`committed`](Self::committed)).
     pub(crate) fn begin(&mut self, current: Plan) -> Option<(Scheme, Duration)> {
         let decision = self.advisor.begin(current)?;
         let Decision::Explore {
@@ -98,20 +114,34 @@ impl Adaptive {
         else {
             return None;
         };
-        self.emit(DecisionEvent::new(None, decision.clone()).into());
+        self.first_trial = Some(decision.clone());
         self.last_decision = Some(decision);
         Some((scheme, interval))
     }
 
-    /// A channel that receives every event from now on.
+    /// The checkpointer is built: events from now on reach subscribers
+    /// directly.
+    pub(crate) fn built(&mut self) {
+        self.building = false;
+    }
+
+    /// A channel that receives the events of the checkpointer's opening
+    /// (a crash of the previous run found at start-up), then every event
+    /// from now on.
     pub(crate) fn subscribe(&mut self) -> Receiver<Event> {
         let (sender, receiver) = channel();
+        for event in &self.opening {
+            let _ = sender.send(event.clone());
+        }
         self.subscribers.push(sender);
         receiver
     }
 
     /// Feeds `event` to the model and tells every listener.
     pub(crate) fn emit(&mut self, event: Event) {
+        if self.building {
+            self.opening.push(event.clone());
+        }
         self.advisor.observe(&event);
         for listener in &mut self.listeners {
             listener(&event);
@@ -134,11 +164,12 @@ impl Adaptive {
         plan: Plan,
         interval: Duration,
     ) -> &Decision {
-        let scheme = match committed.info.scheme.unwrap_or_default() {
-            Scheme::Incremental if committed.full => Scheme::Full,
-            scheme => scheme,
-        };
+        for _ in 0..self.saver.take_failures() {
+            self.storage_failed("put model/advisor");
+        }
+        let scheme = committed.info.scheme.unwrap_or_default();
         let mut event = CheckpointEvent::new(scheme, committed.info.step);
+        event.full_base = scheme == Scheme::Incremental && committed.full;
         event.steps = work.steps;
         event.compute = work.compute;
         event.steps_beside_persist = work.busy_steps;
@@ -160,6 +191,24 @@ impl Adaptive {
         self.emit(event.into());
         self.commits_since_save += 1;
         let decision = self.advisor.advise(plan, interval);
+        if let Some(Decision::Explore {
+            scheme,
+            checkpoints,
+            interval,
+            reason,
+        }) = self.first_trial.take()
+        {
+            // The trial's first checkpoint has run: report the trial with
+            // the interval it goes on at.
+            let interval = self.advisor.trial().map_or(interval, |(_, every)| every);
+            let started = Decision::Explore {
+                scheme,
+                checkpoints,
+                interval,
+                reason,
+            };
+            self.emit(DecisionEvent::new(None, started).into());
+        }
         if decision != Decision::Hold {
             self.emit(DecisionEvent::new(Some(committed.info.step), decision.clone()).into());
         }
@@ -170,7 +219,7 @@ impl Adaptive {
                 .advisor
                 .policy_state()
                 .exploring(model.summary().checkpoints);
-        let cheap = self.save_time.saturating_mul(SAVE_COST_RATIO) <= committed.persist;
+        let cheap = self.saver.last_duration().saturating_mul(SAVE_COST_RATIO) <= committed.persist;
         if acts || learning || cheap || self.commits_since_save >= SAVE_EVERY {
             self.save(storage);
         }
@@ -221,22 +270,24 @@ impl Adaptive {
     /// Stores the learned state. A failure is reported as an event, not an
     /// error: losing what the model learned costs a few checkpoints of
     /// re-learning, never a checkpoint.
+    ///
+    /// The put runs on the saving thread; the caller only encodes.
     pub(crate) fn save(&mut self, storage: &dyn Storage) {
         self.commits_since_save = 0;
-        let started = Instant::now();
-        let saved = self
-            .advisor
-            .to_bytes()
-            .and_then(|bytes| storage.put(MODEL_KEY, &bytes));
-        self.save_time = started.elapsed();
-        if saved.is_err() {
-            self.storage_failed("put model/advisor");
+        match self.advisor.to_bytes() {
+            Ok(bytes) => self.saver.save(storage, MODEL_KEY, bytes),
+            Err(_) => self.storage_failed("encode model/advisor"),
         }
     }
 
-    /// Saves the learned state and removes the run marker: a clean stop.
+    /// Saves the learned state, waits until it is written, and removes the
+    /// run marker: a clean stop.
     pub(crate) fn close(&mut self, storage: &dyn Storage) -> Result<()> {
         self.save(storage);
+        self.saver.stop();
+        for _ in 0..self.saver.take_failures() {
+            self.storage_failed("put model/advisor");
+        }
         storage.delete(RUNNING_KEY)
     }
 

@@ -281,8 +281,7 @@ impl CheckpointerBuilder {
         let (names, _) = catalog::scan(storage.as_ref())?;
         // Parsed names stay below MAX_SEQ, so this cannot overflow.
         let next_seq = names.last().map_or(1, |n| n.seq + 1).min(MAX_SEQ);
-        let mut adaptive =
-            Adaptive::open(storage.as_ref(), self.model, self.policy, self.listeners)?;
+        let mut adaptive = Adaptive::open(&storage, self.model, self.policy, self.listeners)?;
         // An automatic policy resumes what it applied before a restart;
         // the configured scheme and interval are where a new store starts.
         let (plan, interval) = match adaptive.advisor().in_force() {
@@ -339,6 +338,7 @@ impl CheckpointerBuilder {
         if let Some(coordinator) = &coordinator {
             coordinator.register()?;
         }
+        adaptive.built();
         Ok(Checkpointer {
             storage,
             plan,

@@ -8,6 +8,7 @@ mod committed;
 mod persister;
 mod pipeline;
 mod restore;
+mod saver;
 
 pub use crate::recover::Restored;
 pub use builder::CheckpointerBuilder;
@@ -126,6 +127,11 @@ impl Checkpointer {
         if beside_persist {
             self.work.busy_steps += 1;
             self.work.busy_compute += elapsed;
+        }
+        if self.persister.is_background() {
+            // A background commit that became durable since the last call
+            // (during this scope or between two) is reported now, not at
+            // the next checkpoint, an interval later.
             self.report_finished()?;
         }
         if self.is_due() {

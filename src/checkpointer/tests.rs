@@ -127,20 +127,34 @@ fn a_fresh_adaptive_run_begins_with_a_copy_on_write_trial_after_the_first_step()
     let store = MemStorage::new();
     let mut ck = build(store.clone(), Policy::adaptive().exploration(0.0));
     assert_eq!(ck.plan(), Plan::only(Scheme::CopyOnWrite));
-    let first = decisions.try_recv().expect("the trial is reported");
-    assert_eq!(first.step, None);
-    assert!(matches!(
-        first.decision,
-        Decision::Explore {
-            scheme: Scheme::CopyOnWrite,
-            ..
-        }
-    ));
+    assert!(
+        matches!(ck.last_decision(), Some(Decision::Explore { .. })),
+        "{:?}",
+        ck.last_decision()
+    );
+    // The trial is reported once its first checkpoint has set the interval
+    // it runs at, so a subscriber that joins after build() sees it too.
+    assert!(decisions.try_recv().is_err());
+    let subscribed = ck.subscribe();
     assert!(ck.is_due(), "the first checkpoint is due at once");
     let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
     ck.scope(0, &mut grid, |g| g[0] += 1).expect("scope");
     ck.flush().expect("flush");
     assert_eq!(ck.summary().checkpoints_by(Scheme::CopyOnWrite), 1);
+    let first = decisions.try_recv().expect("the trial is reported");
+    assert_eq!(first.step, None, "decided when the checkpointer was built");
+    match first.decision {
+        Decision::Explore {
+            scheme: Scheme::CopyOnWrite,
+            interval,
+            ..
+        } => assert!(interval > Duration::ZERO, "the trial's real interval"),
+        other => panic!("{other:?}"),
+    }
+    assert!(subscribed.try_iter().any(|e| matches!(
+        e,
+        Event::Decision(d) if matches!(d.decision, Decision::Explore { .. })
+    )));
     ck.finish().expect("finish");
     // A restart on the store does not begin again; without the option
     // a fresh run starts on the configured scheme.
@@ -179,4 +193,131 @@ fn steps_beside_a_background_persist_are_counted() {
         .sum();
     // Each 60 ms persist overlaps the next steps of 5 ms.
     assert!(beside >= 4, "{beside}");
+}
+
+#[test]
+fn a_background_commit_durable_between_two_scopes_is_reported_by_the_next() {
+    let store = slow(20);
+    let probe = store.inner.clone();
+    let mut ck = Checkpointer::builder()
+        .storage(store)
+        .scheme(Scheme::CopyOnWrite)
+        .every(Duration::from_secs(3_600))
+        .build()
+        .expect("valid");
+    let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
+    assert!(ck.checkpoint(0, &mut grid).expect("captured").is_none());
+    // The computation does something else until the persist is durable.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probe.list("manifests/").unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50)); // the result is sent after the put
+    ck.scope(1, &mut grid, |g| g[0] += 1).expect("scope");
+    assert_eq!(ck.last_committed().map(|c| c.info.step), Some(0));
+}
+
+#[test]
+fn a_subscriber_sees_the_crash_found_when_the_checkpointer_was_built() {
+    let store = MemStorage::new();
+    let mut ck = Checkpointer::builder()
+        .storage(store.clone())
+        .build()
+        .unwrap();
+    ck.checkpoint(0, &mut vec![1u64; 16]).unwrap();
+    drop(ck); // no finish(): the next run counts this one as a crash
+    let mut ck = Checkpointer::builder().storage(store).build().unwrap();
+    let events = ck.subscribe();
+    assert!(
+        events.try_iter().any(|e| matches!(e, Event::Restart(_))),
+        "the restart event of build() reaches a later subscriber"
+    );
+}
+
+#[test]
+fn the_full_base_of_an_incremental_plan_is_reported_as_incremental() {
+    let mut ck = Checkpointer::builder()
+        .storage(MemStorage::new())
+        .scheme(Scheme::Incremental)
+        .max_chain(2)
+        .build()
+        .unwrap();
+    let events = ck.subscribe();
+    let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
+    for step in 0..4 {
+        grid[0] = step;
+        ck.checkpoint(step, &mut grid).unwrap();
+    }
+    let reported: Vec<(Scheme, bool)> = events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Checkpoint(c) => Some((c.scheme, c.full_base)),
+            _ => None,
+        })
+        .collect();
+    let inc = Scheme::Incremental;
+    assert_eq!(
+        reported,
+        vec![(inc, true), (inc, false), (inc, true), (inc, false)]
+    );
+    assert_eq!(ck.summary().checkpoints_by(Scheme::Full), 0);
+}
+
+/// A store that remembers which threads wrote the model's state.
+#[derive(Debug, Clone, Default)]
+struct SaverThreads {
+    inner: MemStorage,
+    threads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Storage for SaverThreads {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        if key == "model/advisor" {
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            self.threads.lock().unwrap().push(name);
+        }
+        self.inner.put(key, data)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.inner.put_if_absent(key, data)
+    }
+}
+
+#[test]
+fn the_model_is_saved_off_the_callers_thread() {
+    let store = SaverThreads::default();
+    let mut ck = Checkpointer::builder()
+        .storage(store.clone())
+        .policy(Policy::adaptive())
+        .build()
+        .unwrap();
+    let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
+    for step in 0..6 {
+        ck.scope(step, &mut grid, |g| g[0] += 1).unwrap();
+    }
+    ck.finish().unwrap();
+    // Every save, the last one of finish() included, ran on the saver.
+    let during = store.threads.lock().unwrap().clone();
+    assert!(
+        during.len() >= 2,
+        "a learning model saves its state: {during:?}"
+    );
+    assert!(
+        during.iter().all(|t| t == "ckpt-model-save"),
+        "saved on {during:?}"
+    );
+    assert!(store.inner.get("model/advisor").is_ok());
+    assert!(
+        store.inner.get("model/running").is_err(),
+        "finish removes the marker"
+    );
 }

@@ -53,6 +53,11 @@ pub struct CheckpointEvent {
     /// Storage tier written, 0 for the fastest. Single-tier setups report
     /// 0; the seam for multi-level checkpointing.
     pub tier: u8,
+    /// True for the full base an incremental plan takes (its first
+    /// checkpoint, and every one after the chain reaches its bound):
+    /// `scheme` is then [`Scheme::Incremental`], and the model prices the
+    /// checkpoint as a full one, since it stores the whole state.
+    pub full_base: bool,
 }
 
 impl CheckpointEvent {
@@ -75,6 +80,7 @@ impl CheckpointEvent {
             compression_ratio: 1.0,
             chain_length: 1,
             tier: 0,
+            full_base: false,
         }
     }
 }

@@ -143,11 +143,14 @@ impl CostModel {
         );
         let (dirty, logical) = (e.dirty_bytes as f64, e.logical_bytes as f64);
         let compute = e.compute.as_secs_f64();
-        let record = match l.schemes.iter().position(|r| r.scheme == e.scheme) {
+        // A full base stores the whole state: it is learnt as a full
+        // checkpoint, whichever plan took it.
+        let scheme = if e.full_base { Scheme::Full } else { e.scheme };
+        let record = match l.schemes.iter().position(|r| r.scheme == scheme) {
             Some(i) => l.schemes.get_mut(i),
             None => {
                 l.schemes.push(SchemeRecord {
-                    scheme: e.scheme,
+                    scheme,
                     stall: LinearFit::new(lambda),
                     persist: LinearFit::new(lambda),
                     longest_chain: 0,
