@@ -217,12 +217,19 @@ pub(super) fn call_with_deadline(
     op: Arc<OwnedOp>,
     limit: Duration,
 ) -> std::result::Result<Result<Output>, Pending> {
+    let pending = start_call(pool, backend, Arc::clone(&op));
+    pending.wait(limit, op.key()).ok_or(pending)
+}
+
+/// Starts `op` on `backend` on a pooled thread and returns at once (or,
+/// with no thread to spare, runs it on the caller's first); the result
+/// comes through the [`Pending`].
+pub(super) fn start_call(pool: &Pool, backend: &Arc<Backend>, op: Arc<OwnedOp>) -> Pending {
     let (sender, receiver) = mpsc::sync_channel(1);
     let call = backend.start_call();
     let storage = Arc::clone(&backend.storage);
-    let job_op = Arc::clone(&op);
     let job = Box::new(move || {
-        let result = job_op.apply(storage.as_ref());
+        let result = op.apply(storage.as_ref());
         drop(call);
         // The caller may have given up; then nobody needs the result.
         let _ = sender.send(result);
@@ -231,6 +238,5 @@ pub(super) fn call_with_deadline(
         // No thread to spare: run on the caller's, without a deadline.
         job();
     }
-    let pending = Pending(receiver);
-    pending.wait(limit, op.key()).ok_or(pending)
+    Pending(receiver)
 }

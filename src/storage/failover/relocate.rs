@@ -76,6 +76,10 @@ impl FailoverStorage {
         st.syncing = None; // a re-sync from the failed active is void
         drop(st);
 
+        // After an overrun, the suspect active path is probed at the same
+        // time as the standby path, so that a hung path costs one deadline
+        // (its overrun) and a probe round, not a second deadline.
+        let suspect = overran.then(|| self.start_suspect_probe(&failed));
         let check = match &standby {
             Some(standby) => self.check_path(standby),
             None => Err(Trouble::Dead(
@@ -84,8 +88,16 @@ impl FailoverStorage {
         };
         // A prompt standby blames the active path only if that path is
         // still slow: the overrun call may date from before the store
-        // recovered.
-        let recovered = overran && check.is_ok() && self.check_path(&failed).is_ok();
+        // recovered. The active path gets about as long as the standby
+        // took (see `suspect_allowance`).
+        let recovered = match (&suspect, &check) {
+            (Some(probe), Ok(())) => {
+                let took = started.elapsed();
+                let left = self.suspect_allowance(took).saturating_sub(took);
+                self.suspect_answered(&failed, probe, left)
+            }
+            _ => false,
+        };
 
         let mut st = self.state();
         let relocation = started.elapsed();
