@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::storage::pool::Pool;
 use std::io;
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 
@@ -41,7 +41,33 @@ impl Pending {
             ))),
         }
     }
+
+    /// [`wait`](Self::wait) for a call on `backend`, but gives up as
+    /// soon as the pair fails over from `backend` (it is set aside).
+    pub(super) fn wait_on(
+        &self,
+        backend: &Backend,
+        limit: Duration,
+        key: &str,
+    ) -> Option<Result<Output>> {
+        let until = Instant::now().checked_add(limit);
+        loop {
+            let left = until.map_or(SET_ASIDE_POLL, |u| {
+                u.saturating_duration_since(Instant::now())
+            });
+            if let Some(result) = self.wait(left.min(SET_ASIDE_POLL), key) {
+                return Some(result);
+            }
+            if left <= SET_ASIDE_POLL || backend.is_set_aside() {
+                return None;
+            }
+        }
+    }
 }
+
+/// How often a call past this long checks whether its backend was set
+/// aside by a failover.
+const SET_ASIDE_POLL: Duration = Duration::from_millis(20);
 
 /// Why a path failed a health check.
 pub(super) enum Trouble {
@@ -77,6 +103,17 @@ impl FailoverStorage {
                 let shared = Arc::clone(owned.get_or_insert_with(|| Arc::new(op.to_owned_op())));
                 match call_with_deadline(&self.pool, backend, shared, limit) {
                     Ok(result) => result,
+                    Err(_) if backend.is_set_aside() => {
+                        // Abandoned: the operation is retried on the new
+                        // active (as after an overrun).
+                        return Attempt::Failed(format!(
+                            "{:?} of {:?} on {:?} was abandoned: the pair failed over from {:?}",
+                            op.kind(),
+                            op.key(),
+                            backend.name,
+                            backend.name
+                        ));
+                    }
                     Err(pending) => {
                         let cause = format!(
                             "{:?} of {:?} on {:?} ran past its deadline of {limit:?}",
@@ -218,7 +255,7 @@ pub(super) fn call_with_deadline(
     limit: Duration,
 ) -> std::result::Result<Result<Output>, Pending> {
     let pending = start_call(pool, backend, Arc::clone(&op));
-    pending.wait(limit, op.key()).ok_or(pending)
+    pending.wait_on(backend, limit, op.key()).ok_or(pending)
 }
 
 /// Starts `op` on `backend` on a pooled thread and returns at once (or,

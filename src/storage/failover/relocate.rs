@@ -116,6 +116,7 @@ impl FailoverStorage {
                     st.standby = None;
                 }
                 st.active = Arc::clone(&standby);
+                failed.set_aside();
                 st.failed.push(Arc::clone(&failed));
                 st.epoch += 1;
                 st.gate = Gate::Open;

@@ -52,7 +52,7 @@ impl FailoverStorage {
             if left.is_zero() {
                 return Ok(Some(Err(self.out_of_patience(op))));
             }
-            let Some(result) = pending.wait(step.min(left), op.key()) else {
+            let Some(result) = pending.wait_on(&pair.active, step.min(left), op.key()) else {
                 continue;
             };
             return match self.classify(&pair.active, result) {
