@@ -39,10 +39,11 @@ impl FailoverStorage {
     ///
     /// `overran` (shared mode only): the active's call ran past its
     /// deadline rather than failing. Then the pair fails over only if the
-    /// standby path passes its health check in time; if it overruns too,
-    /// or there is no standby, the store itself is slow and the active
-    /// stays (see [`wait_out`](Self::wait_out)): a slow store never takes
-    /// the pair down.
+    /// standby path passes its health check in time and the active path,
+    /// probed meanwhile, does not answer within about as long; if the
+    /// standby overruns too, or there is no standby, the store itself is
+    /// slow and the active stays (see [`wait_out`](Self::wait_out)): a
+    /// slow store never takes the pair down.
     pub(super) fn relocate(&self, failed_epoch: u64, cause: String, overran: bool) -> Result<()> {
         let mut st = self.state();
         loop {

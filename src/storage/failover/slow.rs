@@ -1,9 +1,12 @@
 //! Shared mode: telling a slow store from a dead path. A call that runs
 //! past its deadline on the active path is kept running while the other
-//! path is probed: if that path answers in time the active path is sick
-//! and the pair fails over; if it overruns too (or there is none), the
-//! store itself is slow and the operation waits for its call, up to
-//! `slow_store_patience`.
+//! path is checked and, side by side, the suspect active path is probed:
+//! if the other path answers in time and the suspect does not within
+//! about as long ([`FailoverStorage::suspect_allowance`]), the active
+//! path is sick and the pair fails over, one deadline and a probe round
+//! after the call started; if the other path overruns too (or there is
+//! none), the store itself is slow and the operation waits for its
+//! call, up to `slow_store_patience`.
 
 use super::call::{Attempt, Pending, Trouble, start_call};
 use super::op::{BorrowedOp, Op, Output};
