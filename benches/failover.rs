@@ -20,6 +20,14 @@
 //! failover: re-syncing the readmitted backend ends with a pass that
 //! closes the gate to copy what was written meanwhile, so its length
 //! grows with the write rate.
+//!
+//! A second table is the real store: a shared-mode pair over two
+//! standalone SeaweedFS S3 gateways onto one store (the machinery of
+//! `tests/s3_failover.rs`), whose active gateway process is killed
+//! (SIGKILL) or hung (SIGSTOP) again and again under 4 writer threads,
+//! with the no-fault baseline measured through the same pair first. It
+//! needs `scripts/s3-server` (`eval "$(CKPT_S3_GATEWAYS=2
+//! scripts/s3-server start)"`) and is skipped, saying so, without it.
 
 use ckpt::storage::{FailoverEvent, FailoverStorage, Fault, FaultyStorage, Mode};
 use ckpt::{MemStorage, Storage};
@@ -94,6 +102,7 @@ fn main() {
     for setup in &setups {
         run(setup);
     }
+    real_store();
 }
 
 fn run(setup: &Setup) {
@@ -116,9 +125,9 @@ fn run(setup: &Setup) {
             .build()
             .expect("build the pair"),
     );
-    let baseline = drive(&store, || std::thread::sleep(PHASE));
+    let baseline = drive(&store, THREADS, OBJECT, || std::thread::sleep(PHASE));
     let events = store.subscribe();
-    let failing = drive(&store, || {
+    let failing = drive(&store, THREADS, OBJECT, || {
         let until = Instant::now() + PHASE;
         while Instant::now() < until {
             std::thread::sleep(FAIL_EVERY);
@@ -162,16 +171,21 @@ fn run(setup: &Setup) {
     );
 }
 
-/// Runs the workload on `THREADS` threads while `during` runs on this one;
+/// Runs the workload on `threads` threads while `during` runs on this one;
 /// returns every operation's latency. Any error is a failure of the bench.
-fn drive(store: &Arc<FailoverStorage>, during: impl FnOnce()) -> Vec<Duration> {
+fn drive(
+    store: &Arc<FailoverStorage>,
+    threads: usize,
+    object: usize,
+    during: impl FnOnce(),
+) -> Vec<Duration> {
     let stop = AtomicBool::new(false);
     let latencies = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for t in 0..THREADS {
+        for t in 0..threads {
             let (store, stop, latencies) = (store.clone(), &stop, &latencies);
             scope.spawn(move || {
-                let data = vec![t as u8; OBJECT];
+                let data = vec![t as u8; object];
                 let mut mine = Vec::new();
                 // Like a checkpointer: write-once keys, read back, the one
                 // from 16 writes ago deleted (16 live objects per thread).
@@ -209,4 +223,222 @@ fn pct(samples: &[Duration], q: f64) -> f64 {
     sorted.sort();
     let index = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[index].as_secs_f64() * 1e3
+}
+
+#[path = "../tests/common/gateway.rs"]
+#[allow(dead_code)] // the bench uses part of the tests' gateway helper
+mod gateway;
+
+/// Writer threads against the real store.
+const REAL_THREADS: usize = 4;
+/// Bytes a real-store put moves.
+const REAL_OBJECT: usize = 64 << 10;
+/// The no-fault phase of each real-store setup.
+const REAL_BASELINE: Duration = Duration::from_secs(3);
+/// How long a new gateway may take to accept a put.
+const GATEWAY_START: Duration = Duration::from_secs(30);
+
+/// What is done to the active gateway's process.
+#[derive(Clone, Copy)]
+enum Blow {
+    /// SIGKILL: connections are refused at once.
+    Kill,
+    /// SIGSTOP: connections are accepted and never answered.
+    Hang,
+}
+
+/// The real-store table: `p50/p99/max` in ms of every operation with no
+/// fault (baseline), of every operation while gateways fail, and of the
+/// pause of each operation a failover held up.
+fn real_store() {
+    let missing: Vec<&str> = ["CKPT_S3_ENDPOINT", "CKPT_S3_FILER", "CKPT_S3_WEED"]
+        .into_iter()
+        .filter(|v| std::env::var_os(v).is_none())
+        .collect();
+    if !missing.is_empty() {
+        println!(
+            "\nreal store (S3 gateways): skipped, {missing:?} unset; \
+             run `eval \"$(CKPT_S3_GATEWAYS=2 scripts/s3-server start)\"` first"
+        );
+        return;
+    }
+    println!(
+        "\nreal store: shared pair over two `weed s3` gateways onto one SeaweedFS store; \
+         {REAL_THREADS} threads, put {} KiB + get + delete; ms\n",
+        REAL_OBJECT >> 10
+    );
+    println!(
+        "{:<26} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} | {:>5} {:>6} {:>7} {:>7} {:>7} | {:>6}",
+        "setup",
+        "base50",
+        "base99",
+        "basemx",
+        "op50",
+        "op99",
+        "opmax",
+        "fails",
+        "paused",
+        "pause50",
+        "pause99",
+        "pausemx",
+        "relocx"
+    );
+    real_run(
+        "kill x10, deadline 10s",
+        Blow::Kill,
+        10,
+        Duration::from_secs(10),
+    );
+    real_run(
+        "hang x5, deadline 1s",
+        Blow::Hang,
+        5,
+        Duration::from_secs(1),
+    );
+    real_run(
+        "hang x5, deadline 2s",
+        Blow::Hang,
+        5,
+        Duration::from_secs(2),
+    );
+}
+
+/// The server's builder under `prefix`.
+fn s3_builder(prefix: &str) -> ckpt::storage::ObjectStorageBuilder {
+    let builder = ckpt::storage::ObjectStorageBuilder::from_env()
+        .allow_http(true)
+        .prefix(prefix);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        return builder.credentials("ckpt-test", "ckpt-test-secret");
+    }
+    builder
+}
+
+/// A gateway of the bench's own and the pair's path through it.
+struct Path {
+    gateway: gateway::Gateway,
+    storage: Arc<ckpt::ObjectStorage>,
+}
+
+/// Starts a gateway and waits until a put through it succeeds.
+fn start_path(prefix: &str) -> Path {
+    let gateway = gateway::Gateway::start().expect("the server's variables are set");
+    let storage = s3_builder(prefix)
+        .endpoint(&gateway.endpoint)
+        .retries(1, Duration::from_millis(500))
+        .build()
+        .expect("an S3 client");
+    let started = Instant::now();
+    while storage.put("probe", b"up").is_err() {
+        assert!(
+            started.elapsed() < GATEWAY_START,
+            "gateway {} did not accept a put within {GATEWAY_START:?}",
+            gateway.endpoint
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    storage.delete("probe").expect("delete the probe");
+    Path {
+        gateway,
+        storage: Arc::new(storage),
+    }
+}
+
+fn real_run(name: &str, blow: Blow, count: u64, deadline: Duration) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let prefix = format!("ckpt-bench/failover-{}-{nanos}", std::process::id());
+    let mut paths = std::collections::BTreeMap::new();
+    let mut started_paths = 0;
+    let mut new_path = |paths: &mut std::collections::BTreeMap<String, Path>| {
+        let path = start_path(&prefix);
+        let name = format!("gw-{started_paths}");
+        started_paths += 1;
+        let storage = Arc::clone(&path.storage);
+        paths.insert(name.clone(), path);
+        (name, storage)
+    };
+    let (a, a_storage) = new_path(&mut paths);
+    let (b, b_storage) = new_path(&mut paths);
+    let store = Arc::new(
+        FailoverStorage::builder(Mode::Shared)
+            .active(&a, a_storage)
+            .standby(&b, b_storage)
+            .deadline(Some(deadline))
+            .admit_wait(Duration::from_secs(20))
+            .build()
+            .expect("build the pair"),
+    );
+    let baseline = drive(&store, REAL_THREADS, REAL_OBJECT, || {
+        std::thread::sleep(REAL_BASELINE)
+    });
+    let events = store.subscribe();
+    let failing = drive(&store, REAL_THREADS, REAL_OBJECT, || {
+        for n in 1..=count {
+            std::thread::sleep(Duration::from_millis(300));
+            let victim = store.stats().active.expect("the pair is up");
+            let path = paths.get_mut(&victim).expect("the active is ours");
+            match blow {
+                Blow::Kill => path.gateway.kill(),
+                Blow::Hang => path.gateway.pause(),
+            }
+            let until = Instant::now() + deadline * 5 + Duration::from_secs(5);
+            while store.stats().failovers < n {
+                if Instant::now() > until {
+                    if let Blow::Hang = blow {
+                        path.gateway.resume();
+                    }
+                    panic!("no failover from {victim}: {:?}", store.stats());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            match blow {
+                Blow::Kill => {
+                    paths.remove(&victim);
+                    let (fresh, storage) = new_path(&mut paths);
+                    store
+                        .readmit(&fresh, storage)
+                        .expect("readmit a fresh gateway");
+                }
+                Blow::Hang => {
+                    std::thread::sleep(Duration::from_secs(1));
+                    path.gateway.resume();
+                    let storage = Arc::clone(&path.storage);
+                    store
+                        .readmit(&victim, storage)
+                        .expect("readmit the resumed gateway");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let (mut pauses, mut relocations) = (Vec::new(), Vec::new());
+    for event in events.try_iter() {
+        match event {
+            FailoverEvent::Paused { paused, .. } => pauses.push(paused),
+            FailoverEvent::FailedOver { relocation, .. } => relocations.push(relocation),
+            _ => {}
+        }
+    }
+    println!(
+        "{:<26} {:>6.1} {:>6.1} {:>6.1} | {:>6.1} {:>6.1} {:>6.1} | {:>5} {:>6} {:>7.1} {:>7.1} {:>7.1} | {:>6.1}",
+        name,
+        pct(&baseline, 0.50),
+        pct(&baseline, 0.99),
+        pct(&baseline, 1.0),
+        pct(&failing, 0.50),
+        pct(&failing, 0.99),
+        pct(&failing, 1.0),
+        relocations.len(),
+        pauses.len(),
+        pct(&pauses, 0.50),
+        pct(&pauses, 0.99),
+        pct(&pauses, 1.0),
+        pct(&relocations, 1.0),
+    );
+    let direct = s3_builder(&prefix).build().expect("an S3 client");
+    if let Ok(keys) = direct.list("") {
+        let _ = direct.delete_many(&keys);
+    }
 }

@@ -320,6 +320,9 @@ fn survives_the_active_gateway_hanging() {
     });
     let stats = pair.stats();
     assert_eq!(stats.failovers, HANGS, "{stats:?}");
+    // A hung path costs its overrun plus a probe round (the suspect path
+    // is probed alongside the standby), not two deadlines.
+    assert!(stats.max_pause < DEADLINE * 2, "{stats:?}");
     say(&format!(
         "s3-hang: {HANGS} hangs in {:?}",
         started.elapsed()

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::storage::pool::Pool;
 use std::io;
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 
@@ -41,7 +41,33 @@ impl Pending {
             ))),
         }
     }
+
+    /// [`wait`](Self::wait) for a call on `backend`, but gives up as
+    /// soon as the pair fails over from `backend` (it is set aside).
+    pub(super) fn wait_on(
+        &self,
+        backend: &Backend,
+        limit: Duration,
+        key: &str,
+    ) -> Option<Result<Output>> {
+        let until = Instant::now().checked_add(limit);
+        loop {
+            let left = until.map_or(SET_ASIDE_POLL, |u| {
+                u.saturating_duration_since(Instant::now())
+            });
+            if let Some(result) = self.wait(left.min(SET_ASIDE_POLL), key) {
+                return Some(result);
+            }
+            if left <= SET_ASIDE_POLL || backend.is_set_aside() {
+                return None;
+            }
+        }
+    }
 }
+
+/// How often a call past this long checks whether its backend was set
+/// aside by a failover.
+const SET_ASIDE_POLL: Duration = Duration::from_millis(20);
 
 /// Why a path failed a health check.
 pub(super) enum Trouble {
@@ -77,6 +103,17 @@ impl FailoverStorage {
                 let shared = Arc::clone(owned.get_or_insert_with(|| Arc::new(op.to_owned_op())));
                 match call_with_deadline(&self.pool, backend, shared, limit) {
                     Ok(result) => result,
+                    Err(_) if backend.is_set_aside() => {
+                        // Abandoned: the operation is retried on the new
+                        // active (as after an overrun).
+                        return Attempt::Failed(format!(
+                            "{:?} of {:?} on {:?} was abandoned: the pair failed over from {:?}",
+                            op.kind(),
+                            op.key(),
+                            backend.name,
+                            backend.name
+                        ));
+                    }
                     Err(pending) => {
                         let cause = format!(
                             "{:?} of {:?} on {:?} ran past its deadline of {limit:?}",
@@ -217,12 +254,19 @@ pub(super) fn call_with_deadline(
     op: Arc<OwnedOp>,
     limit: Duration,
 ) -> std::result::Result<Result<Output>, Pending> {
+    let pending = start_call(pool, backend, Arc::clone(&op));
+    pending.wait_on(backend, limit, op.key()).ok_or(pending)
+}
+
+/// Starts `op` on `backend` on a pooled thread and returns at once (or,
+/// with no thread to spare, runs it on the caller's first); the result
+/// comes through the [`Pending`].
+pub(super) fn start_call(pool: &Pool, backend: &Arc<Backend>, op: Arc<OwnedOp>) -> Pending {
     let (sender, receiver) = mpsc::sync_channel(1);
     let call = backend.start_call();
     let storage = Arc::clone(&backend.storage);
-    let job_op = Arc::clone(&op);
     let job = Box::new(move || {
-        let result = job_op.apply(storage.as_ref());
+        let result = op.apply(storage.as_ref());
         drop(call);
         // The caller may have given up; then nobody needs the result.
         let _ = sender.send(result);
@@ -231,6 +275,5 @@ pub(super) fn call_with_deadline(
         // No thread to spare: run on the caller's, without a deadline.
         job();
     }
-    let pending = Pending(receiver);
-    pending.wait(limit, op.key()).ok_or(pending)
+    Pending(receiver)
 }

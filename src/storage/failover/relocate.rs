@@ -39,10 +39,11 @@ impl FailoverStorage {
     ///
     /// `overran` (shared mode only): the active's call ran past its
     /// deadline rather than failing. Then the pair fails over only if the
-    /// standby path passes its health check in time; if it overruns too,
-    /// or there is no standby, the store itself is slow and the active
-    /// stays (see [`wait_out`](Self::wait_out)): a slow store never takes
-    /// the pair down.
+    /// standby path passes its health check in time and the active path,
+    /// probed meanwhile, does not answer within about as long; if the
+    /// standby overruns too, or there is no standby, the store itself is
+    /// slow and the active stays (see [`wait_out`](Self::wait_out)): a
+    /// slow store never takes the pair down.
     pub(super) fn relocate(&self, failed_epoch: u64, cause: String, overran: bool) -> Result<()> {
         let mut st = self.state();
         loop {
@@ -76,6 +77,10 @@ impl FailoverStorage {
         st.syncing = None; // a re-sync from the failed active is void
         drop(st);
 
+        // After an overrun, the suspect active path is probed at the same
+        // time as the standby path, so that a hung path costs one deadline
+        // (its overrun) and a probe round, not a second deadline.
+        let suspect = overran.then(|| self.start_suspect_probe(&failed));
         let check = match &standby {
             Some(standby) => self.check_path(standby),
             None => Err(Trouble::Dead(
@@ -84,8 +89,16 @@ impl FailoverStorage {
         };
         // A prompt standby blames the active path only if that path is
         // still slow: the overrun call may date from before the store
-        // recovered.
-        let recovered = overran && check.is_ok() && self.check_path(&failed).is_ok();
+        // recovered. The active path gets about as long as the standby
+        // took (see `suspect_allowance`).
+        let recovered = match (&suspect, &check) {
+            (Some(probe), Ok(())) => {
+                let took = started.elapsed();
+                let left = self.suspect_allowance(took).saturating_sub(took);
+                self.suspect_answered(&failed, probe, left)
+            }
+            _ => false,
+        };
 
         let mut st = self.state();
         let relocation = started.elapsed();
@@ -104,6 +117,7 @@ impl FailoverStorage {
                     st.standby = None;
                 }
                 st.active = Arc::clone(&standby);
+                failed.set_aside();
                 st.failed.push(Arc::clone(&failed));
                 st.epoch += 1;
                 st.gate = Gate::Open;

@@ -64,6 +64,7 @@ impl FailoverStorage {
                         name: name.clone(),
                         storage: Arc::clone(&old.storage),
                         running: Arc::clone(&old.running),
+                        set_aside: AtomicBool::new(false),
                     })
                 }
                 None => Backend::new(name.clone(), storage),

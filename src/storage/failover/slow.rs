@@ -1,21 +1,28 @@
 //! Shared mode: telling a slow store from a dead path. A call that runs
 //! past its deadline on the active path is kept running while the other
-//! path is probed: if that path answers in time the active path is sick
-//! and the pair fails over; if it overruns too (or there is none), the
-//! store itself is slow and the operation waits for its call, up to
-//! `slow_store_patience`.
+//! path is checked and, side by side, the suspect active path is probed:
+//! if the other path answers in time and the suspect does not within
+//! about as long ([`FailoverStorage::suspect_allowance`]), the active
+//! path is sick and the pair fails over, one deadline and a probe round
+//! after the call started; if the other path overruns too (or there is
+//! none), the store itself is slow and the operation waits for its
+//! call, up to `slow_store_patience`.
 
-use super::call::{Attempt, Pending, Trouble};
-use super::op::{BorrowedOp, Output};
+use super::call::{Attempt, Pending, Trouble, start_call};
+use super::op::{BorrowedOp, Op, Output};
 use super::ops::Pair;
 use super::{
-    Backend, DEFAULT_DEADLINE, FailoverEvent, FailoverStorage, Gate, OpKind, RecordState,
-    SlowVerdict, State,
+    Backend, DEFAULT_DEADLINE, FailoverEvent, FailoverStorage, Gate, OpKind, PROBE_PREFIX,
+    RecordState, SlowVerdict, State,
 };
 use crate::error::{Error, Result};
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The suspect active path's probe is allowed at least this fraction of
+/// the deadline (see [`FailoverStorage::suspect_allowance`]).
+const SUSPECT_FLOOR: u32 = 4;
 
 impl FailoverStorage {
     /// Waits out a call that overran its deadline on the active path of
@@ -48,7 +55,7 @@ impl FailoverStorage {
             if left.is_zero() {
                 return Ok(Some(Err(self.out_of_patience(op))));
             }
-            let Some(result) = pending.wait(step.min(left), op.key()) else {
+            let Some(result) = pending.wait_on(&pair.active, step.min(left), op.key()) else {
                 continue;
             };
             return match self.classify(&pair.active, result) {
@@ -59,6 +66,44 @@ impl FailoverStorage {
                     self.relocate(epoch, why, false).map(|()| None)
                 }
             };
+        }
+    }
+
+    /// Starts the probe of the suspect active path after an overrun: a
+    /// read of a probe key that does not exist, run while the standby
+    /// path is checked. Any answer, `NotFound` included, says the path
+    /// reaches the store; see [`suspect_answered`](Self::suspect_answered).
+    pub(super) fn start_suspect_probe(&self, active: &Arc<Backend>) -> Pending {
+        let key = format!("{PROBE_PREFIX}alive-{:016x}", rand::random::<u64>());
+        let op: BorrowedOp<'_> = Op::Get(&key);
+        start_call(&self.pool, active, Arc::new(op.to_owned_op()))
+    }
+
+    /// How long the suspect active path's probe may take, from its start,
+    /// once the standby path passed its check in `standby_took`: twice
+    /// that (the store answers the standby that fast, so a working path
+    /// answers about as fast), but at least a quarter of the deadline, and
+    /// at most the deadline. So a hung path costs its overrun (one
+    /// deadline) plus this, not a second deadline.
+    pub(super) fn suspect_allowance(&self, standby_took: Duration) -> Duration {
+        let deadline = self.config.deadline.unwrap_or(DEFAULT_DEADLINE);
+        standby_took
+            .saturating_mul(2)
+            .max(deadline / SUSPECT_FLOOR)
+            .min(deadline)
+    }
+
+    /// Whether the suspect path's probe answered within `limit` more with
+    /// anything but an error that says the path is unavailable.
+    pub(super) fn suspect_answered(
+        &self,
+        active: &Backend,
+        probe: &Pending,
+        limit: Duration,
+    ) -> bool {
+        match probe.wait(limit, PROBE_PREFIX) {
+            Some(result) => !matches!(self.classify(active, result), Attempt::Failed(_)),
+            None => false,
         }
     }
 

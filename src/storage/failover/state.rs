@@ -5,7 +5,7 @@ use super::{FailoverEvent, OpKind, Storage};
 use crate::error::Error;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,10 @@ pub(super) struct Backend {
     pub(super) name: String,
     pub(super) storage: Arc<dyn Storage>,
     pub(super) running: Arc<AtomicUsize>,
+    /// Set when the pair fails over from this backend: calls still running
+    /// on it are abandoned at once, and their operations retried on the
+    /// new active, rather than each waiting out its own deadline.
+    pub(super) set_aside: AtomicBool,
 }
 
 impl Backend {
@@ -40,7 +44,18 @@ impl Backend {
             name,
             storage,
             running: Arc::new(AtomicUsize::new(0)),
+            set_aside: AtomicBool::new(false),
         })
+    }
+
+    /// Marks the backend as one the pair failed over from.
+    pub(super) fn set_aside(&self) {
+        self.set_aside.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the pair failed over from this backend.
+    pub(super) fn is_set_aside(&self) -> bool {
+        self.set_aside.load(Ordering::SeqCst)
     }
 
     pub(super) fn is(&self, storage: &Arc<dyn Storage>) -> bool {
