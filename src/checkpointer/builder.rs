@@ -50,6 +50,7 @@ pub struct CheckpointerBuilder {
     group: Option<Group>,
     /// `None`: no writer lease (the caller guarantees one writer).
     lease_ttl: Option<Duration>,
+    memory_budget: Option<u64>,
 }
 
 impl std::fmt::Debug for CheckpointerBuilder {
@@ -88,6 +89,7 @@ impl Default for CheckpointerBuilder {
             failover_events: None,
             group: None,
             lease_ttl: Some(DEFAULT_LEASE_TTL),
+            memory_budget: None,
         }
     }
 }
@@ -139,6 +141,14 @@ impl CheckpointerBuilder {
     /// longer storage outages before a second writer may take over.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = Some(ttl);
+        self
+    }
+
+    /// Most memory, in bytes, the checkpointing plan may hold beyond the
+    /// state (default: unlimited): see [`Policy::memory_budget`], which
+    /// this sets on whatever policy is configured.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
         self
     }
 
@@ -260,11 +270,14 @@ impl CheckpointerBuilder {
     }
 
     /// Validates the options and opens the checkpointer on its storage.
-    pub fn build(self) -> Result<Checkpointer> {
+    pub fn build(mut self) -> Result<Checkpointer> {
         let storage = self.storage.clone().ok_or_else(|| Error::InvalidConfig {
             option: "storage",
             reason: "no storage given; call .storage(FsStorage::open(dir)?) or .storage(MemStorage::new())".to_owned(),
         })?;
+        if let Some(bytes) = self.memory_budget {
+            self.policy = self.policy.clone().memory_budget(bytes);
+        }
         let write = self.validate()?;
         let (storage, mut coordinator) = match self.group.clone() {
             Some(group) => {

@@ -181,6 +181,10 @@ pub struct Constraints {
     pub max_interval: Duration,
     /// Largest `k` for "a full base every `k`".
     pub max_full_every: u32,
+    /// Most memory, in bytes, a plan may hold beyond the state itself
+    /// ([`PlanEstimate::extra_memory`](crate::model::PlanEstimate::extra_memory));
+    /// `None` (the default): unlimited.
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for Constraints {
@@ -190,6 +194,7 @@ impl Default for Constraints {
             min_interval: Duration::from_millis(1),
             max_interval: Duration::from_secs(24 * 3_600),
             max_full_every: 64,
+            memory_budget: None,
         }
     }
 }

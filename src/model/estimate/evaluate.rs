@@ -38,14 +38,25 @@ impl CostModel {
         let hi = constraints.max_interval.as_secs_f64().max(lo);
         let now = pricer.estimate(current, interval.as_secs_f64().max(1e-6))?;
         let tuned = pricer.optimize(current, lo, hi)?;
+        // A plan over the memory budget is never a candidate (the current
+        // one stays priced, so that a change away from it can be advised).
+        let fits = |c: &PlanEstimate| {
+            constraints
+                .memory_budget
+                .is_none_or(|budget| c.extra_memory <= budget as f64)
+        };
         let mut candidates: Vec<PlanEstimate> = self
             .candidate_plans(&pricer, current, constraints)
             .into_iter()
             .filter_map(|plan| pricer.optimize(plan, lo, hi))
+            .filter(fits)
             .collect();
         candidates.sort_by(|a, b| a.overhead.total_cmp(&b.overhead));
         let mut recommendations = Vec::new();
-        let better = |c: &&PlanEstimate| c.plan != current && c.overhead < tuned.overhead;
+        // A current plan over the budget is left for any plan that fits.
+        let over_budget = !fits(&tuned);
+        let better =
+            |c: &&PlanEstimate| c.plan != current && (over_budget || c.overhead < tuned.overhead);
         if let Some(best) = candidates.first().filter(better) {
             recommendations.push(self.plan_change(&pricer, &now, &tuned, best));
         }

@@ -45,6 +45,12 @@ pub struct PlanEstimate {
     pub restart: Duration,
     /// Dirty bytes expected per checkpoint at this interval.
     pub dirty_bytes: f64,
+    /// Memory the plan holds beyond the state itself at its peak: for a
+    /// copy-on-write base, the pages the computation dirties while a
+    /// persist runs (each is kept twice until the persist ends); 0 for the
+    /// synchronous schemes. Compared with
+    /// [`Constraints::memory_budget`](crate::model::Constraints::memory_budget).
+    pub extra_memory: f64,
     /// Whether the estimate rests on measurements of every scheme used.
     pub basis: Basis,
 }

@@ -256,8 +256,22 @@ impl Pricer<'_> {
             persist: secs(mean.cost.persist),
             restart: secs(mean.restart),
             dirty_bytes: mean.dirty,
+            extra_memory: self.extra_memory(plan, mean.cost.persist),
             basis: self.basis(plan),
         })
+    }
+
+    /// Bytes a plan keeps twice at its peak: with a copy-on-write base,
+    /// what the computation dirties during a persist of `persist` seconds
+    /// (at the learned rate; the whole state while the rate is unknown).
+    fn extra_memory(&self, plan: Plan, persist: f64) -> f64 {
+        if plan.base() != Scheme::CopyOnWrite {
+            return 0.0;
+        }
+        match self.dirty_rate {
+            Some(rate) => self.logical * -(-rate * persist.max(0.0)).exp_m1(),
+            None => self.logical,
+        }
     }
 
     pub(super) fn optimize(&self, plan: Plan, lo: f64, hi: f64) -> Option<PlanEstimate> {

@@ -593,3 +593,77 @@ fn a_third_checkpoint_does_not_make_a_scheme_look_less_known() {
         assert!(confidence(n) > 0.9, "{n} incrementals: {}", confidence(n));
     }
 }
+
+/// Copy-on-write whose background persist takes seconds while much of the
+/// state changes every interval: it holds a good part of the state twice.
+/// A budget below that removes it from the candidates; none, or a larger
+/// one, keeps it.
+#[test]
+fn a_memory_budget_removes_plans_that_would_exceed_it() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut m = model(1);
+    feed_full(&mut m, &mut rng, 6, 10.0);
+    for _ in 0..6 {
+        m.observe(&event(
+            Scheme::CopyOnWrite,
+            10.0,
+            0.01,
+            5.0,
+            GIB,
+            0.6 * GIB,
+            1,
+        ));
+    }
+    let full = Plan::only(Scheme::Full);
+    let every = Duration::from_secs(10);
+    let cow_in = |e: &Evaluation| {
+        e.candidates
+            .iter()
+            .any(|c| c.plan.base() == Scheme::CopyOnWrite)
+    };
+    let open = m.evaluate(full, every, &Constraints::default()).unwrap();
+    let cow = open
+        .candidates
+        .iter()
+        .find(|c| c.plan.base() == Scheme::CopyOnWrite)
+        .expect("copy-on-write is a candidate without a budget");
+    assert!(
+        cow.extra_memory > 0.05 * GIB && cow.extra_memory <= GIB,
+        "{}",
+        cow.extra_memory
+    );
+    assert!(
+        open.candidates
+            .iter()
+            .filter(|c| c.plan.base() != Scheme::CopyOnWrite)
+            .all(|c| c.extra_memory == 0.0)
+    );
+    let tight = Constraints {
+        memory_budget: Some((0.01 * GIB) as u64),
+        ..Constraints::default()
+    };
+    let limited = m.evaluate(full, every, &tight).unwrap();
+    assert!(!cow_in(&limited));
+    assert!(
+        limited
+            .recommendations
+            .iter()
+            .all(|r| r.advice().plan.base() != Scheme::CopyOnWrite)
+    );
+    let roomy = Constraints {
+        memory_budget: Some(2 * GIB as u64),
+        ..Constraints::default()
+    };
+    assert!(cow_in(&m.evaluate(full, every, &roomy).unwrap()));
+    // A current plan over the budget is left for one that fits.
+    let cow_plan = Plan::only(Scheme::CopyOnWrite);
+    let leave = m.evaluate(cow_plan, every, &tight).unwrap();
+    assert!(
+        leave
+            .recommendations
+            .iter()
+            .any(|r| r.advice().plan.base() != Scheme::CopyOnWrite),
+        "{:?}",
+        leave.recommendations
+    );
+}

@@ -105,6 +105,18 @@ impl Policy {
         self
     }
 
+    /// Most memory, in bytes, a plan may hold beyond the state itself
+    /// (default: unlimited). Copy-on-write keeps each page the computation
+    /// dirties during a persist twice until the persist ends; the policy
+    /// never switches to (or tries) a plan whose expected peak exceeds the
+    /// budget, and leaves one that does. With a budget, the first trial of
+    /// copy-on-write waits until the model has measured how fast the state
+    /// changes.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.constraints.memory_budget = Some(bytes);
+        self
+    }
+
     /// Bounds of the compute interval between checkpoints (default 1 ms to
     /// 24 h).
     pub fn interval_bounds(mut self, min: Duration, max: Duration) -> Self {

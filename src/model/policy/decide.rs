@@ -36,9 +36,13 @@ impl PolicyState {
             && self.in_force.is_none()
             && self.exploring_until.is_none()
             && self.explored.is_empty();
+        // Under a memory budget copy-on-write waits until the model knows
+        // how much it would hold: before anything is measured, the whole
+        // state.
         let wanted = policy.mode == Mode::Auto
             && policy.first_trial
             && policy.constraints.allowed.contains(cow)
+            && policy.constraints.memory_budget.is_none()
             && current.base() != cow;
         if !(fresh && wanted) {
             return None;

@@ -65,6 +65,12 @@ impl PolicyState {
                         || c.overhead.is_nan()
                 })
         };
+        // Under a memory budget, only schemes with a plan that fits it
+        // (the evaluation drops the others from its candidates).
+        let fits = |s: Scheme| {
+            policy.constraints.memory_budget.is_none()
+                || eval.candidates.iter().any(|c| c.plan.base() == s)
+        };
         let chosen = directed.or_else(|| {
             let scheme = eval
                 .schemes
@@ -73,6 +79,7 @@ impl PolicyState {
                     !in_use(st.scheme)
                         && !cooling(&self.explored, st.scheme)
                         && plausible(st.scheme)
+                        && fits(st.scheme)
                 })
                 .max_by_key(|st| st.since_seen.unwrap_or(u64::MAX))?
                 .scheme;

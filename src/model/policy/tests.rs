@@ -21,6 +21,7 @@ fn estimate(plan: Plan, overhead: f64) -> PlanEstimate {
         persist: Duration::from_millis(100),
         restart: Duration::from_secs(1),
         dirty_bytes: 0.0,
+        extra_memory: 0.0,
         basis: Basis::Observed,
     }
 }
@@ -569,5 +570,18 @@ fn validation_names_the_bad_option() {
             .interval_bounds(Duration::from_secs(2), Duration::from_secs(1))
             .validate()
             .is_err()
+    );
+}
+
+#[test]
+fn under_a_memory_budget_the_first_trial_waits_for_measurements() {
+    let policy = Policy::adaptive().memory_budget(1 << 20);
+    let mut state = PolicyState::default();
+    assert_eq!(state.begin(&policy, 0, Plan::only(Scheme::Full)), None);
+    let mut state = PolicyState::default();
+    assert!(
+        state
+            .begin(&Policy::adaptive(), 0, Plan::only(Scheme::Full))
+            .is_some()
     );
 }
