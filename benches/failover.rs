@@ -21,7 +21,7 @@
 //! closes the gate to copy what was written meanwhile, so its length
 //! grows with the write rate.
 
-use ckpt::storage::{FailoverEvent, FailoverStorage, Fault, FaultyStorage, Mode};
+use ckpt::storage::{FailoverEvent, FailoverMode, FailoverStorage, Fault, FaultyStorage};
 use ckpt::{MemStorage, Storage};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +38,7 @@ const COMPUTE: Duration = Duration::from_millis(2);
 
 struct Setup {
     name: &'static str,
-    mode: Mode,
+    mode: FailoverMode,
     deadline: Option<Duration>,
     fault: Fault,
 }
@@ -47,25 +47,25 @@ fn main() {
     let setups = [
         Setup {
             name: "mirrored, inline calls, error",
-            mode: Mode::Mirrored,
+            mode: FailoverMode::Mirrored,
             deadline: None,
             fault: Fault::Error(ErrorKind::ConnectionReset),
         },
         Setup {
             name: "mirrored, deadline 1s, error",
-            mode: Mode::Mirrored,
+            mode: FailoverMode::Mirrored,
             deadline: Some(Duration::from_secs(1)),
             fault: Fault::Error(ErrorKind::ConnectionReset),
         },
         Setup {
             name: "shared, deadline 1s, error",
-            mode: Mode::Shared,
+            mode: FailoverMode::Shared,
             deadline: Some(Duration::from_secs(1)),
             fault: Fault::Error(ErrorKind::ConnectionReset),
         },
         Setup {
             name: "mirrored, deadline 100ms, hang",
-            mode: Mode::Mirrored,
+            mode: FailoverMode::Mirrored,
             deadline: Some(Duration::from_millis(100)),
             fault: Fault::Hang,
         },
@@ -100,8 +100,8 @@ fn run(setup: &Setup) {
     let shared = MemStorage::new();
     let backend = || {
         let inner = match setup.mode {
-            Mode::Shared => shared.clone(),
-            Mode::Mirrored => MemStorage::new(),
+            FailoverMode::Shared => shared.clone(),
+            FailoverMode::Mirrored => MemStorage::new(),
         };
         let store = Arc::new(FaultyStorage::new(inner));
         store.control().set_latency(LATENCY);

@@ -80,7 +80,6 @@ mod scheme;
 mod state;
 pub mod storage;
 
-pub use bytemuck::Pod;
 pub use catalog::{CheckpointInfo, Listing, RetentionReport};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Committed, Restored};
 pub use error::Skipped;
@@ -90,7 +89,7 @@ pub use group::{GlobalCommitInfo, Group, GroupStatus};
 pub use reader::Reader;
 pub use scheme::Scheme;
 pub use state::{
-    Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State, TypeChange,
+    Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, Element, PagedVec, Restore, State, TypeChange,
 };
 pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};
 #[cfg(feature = "object-store")]

@@ -1,6 +1,6 @@
 //! What the model recommends, with the numbers behind it.
 
-use super::plan::{Plan, scheme_name};
+use super::plan::Plan;
 use crate::scheme::Scheme;
 use std::fmt;
 use std::time::Duration;
@@ -145,13 +145,9 @@ impl fmt::Display for Recommendation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = self.advice();
         match self {
-            Recommendation::Switch { from, to, .. } => write!(
-                f,
-                "switch from {} to {} ({})",
-                scheme_name(*from),
-                scheme_name(*to),
-                a.plan
-            )?,
+            Recommendation::Switch { from, to, .. } => {
+                write!(f, "switch from {} to {} ({})", from, to, a.plan)?
+            }
             Recommendation::Add { addition, .. } => write!(f, "add {addition}")?,
             Recommendation::Drop { dropped, .. } => write!(f, "drop {dropped}")?,
             Recommendation::SetInterval { .. } => write!(f, "change the interval")?,

@@ -3,7 +3,7 @@
 //! ([`PolicyState::decide`]) — advise once, or apply a change after
 //! `patience` agreeing evaluations and `min_dwell` checkpoints.
 
-use super::config::{Mode, Policy};
+use super::config::{Policy, PolicyMode};
 use super::explore::best_interval;
 use super::state::{InForce, PolicyState, Streak};
 use crate::model::decision::Decision;
@@ -36,7 +36,7 @@ impl PolicyState {
             && self.in_force.is_none()
             && self.exploring_until.is_none()
             && self.explored.is_empty();
-        let wanted = policy.mode == Mode::Auto
+        let wanted = policy.mode == PolicyMode::Auto
             && policy.first_trial
             && policy.constraints.allowed.contains(cow)
             && current.base() != cow;
@@ -53,9 +53,9 @@ impl PolicyState {
     /// Decides what to do about `evaluation` under `policy`.
     pub fn decide(&mut self, policy: &Policy, evaluation: &Evaluation) -> Decision {
         match policy.mode {
-            Mode::Fixed => Decision::Hold,
-            Mode::Advise => self.advise(policy, evaluation),
-            Mode::Auto => self.decide_auto(policy, evaluation),
+            PolicyMode::Fixed => Decision::Hold,
+            PolicyMode::Advise => self.advise(policy, evaluation),
+            PolicyMode::Auto => self.decide_auto(policy, evaluation),
         }
     }
 
@@ -186,9 +186,7 @@ impl PolicyState {
         {
             let reason = format!(
                 "confirming a measured saving ({} of {} evaluations agree) on {} itself",
-                count,
-                policy.patience,
-                crate::model::plan::scheme_name(to)
+                count, policy.patience, to
             );
             return self.start_trial(policy, seen, to, rec.interval().every, reason);
         }

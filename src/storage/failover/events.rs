@@ -1,9 +1,9 @@
 //! What a pair reports: its events, its stats, and its operations in
 //! flight.
 
+use super::FailoverMode;
 #[cfg(doc)]
 use super::FailoverStorage;
-use super::Mode;
 #[cfg(doc)]
 use crate::error::Error;
 #[cfg(doc)]
@@ -125,7 +125,7 @@ impl Resync {
 #[non_exhaustive]
 pub struct FailoverStats {
     /// The mode it runs in.
-    pub mode: Mode,
+    pub mode: FailoverMode,
     /// The active backend's name (`None` once the pair is down).
     pub active: Option<String>,
     /// The standby's name, if the pair has one.
