@@ -342,7 +342,8 @@ impl DurationHistogram {
     }
 
     /// Durations recorded.
-    pub fn count(&self) -> u64 {
+    #[cfg(test)]
+    fn count(&self) -> u64 {
         self.total
     }
 
@@ -369,6 +370,7 @@ impl DurationHistogram {
 
 /// Running totals of the events seen: counts, sums and stall percentiles.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EventSummary {
     /// Checkpoints committed.
     pub checkpoints: u64,

@@ -8,6 +8,7 @@ use std::time::Duration;
 /// Whether an estimate rests on measurements of the schemes it uses, or on
 /// a structural guess from other schemes' measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Basis {
     /// Every scheme the plan uses has been measured enough.
     Observed,
@@ -19,6 +20,7 @@ pub enum Basis {
 /// A checkpoint interval, in compute time and (when the step time is
 /// known) in steps.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct IntervalAdvice {
     /// Useful compute time between checkpoints.
     pub every: Duration,
@@ -39,6 +41,7 @@ impl fmt::Display for IntervalAdvice {
 
 /// The numbers behind a recommendation.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Advice {
     /// The plan to run after the change.
     pub plan: Plan,

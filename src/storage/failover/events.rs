@@ -12,6 +12,7 @@ use std::time::Duration;
 
 /// The kind of a storage operation, in events and in-flight records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OpKind {
     /// [`Storage::put`], [`Storage::put_parts`] or [`Storage::put_if_absent`].
     Put,
@@ -99,6 +100,7 @@ pub enum FailoverEvent {
 
 /// What re-synchronising a readmitted standby took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Resync {
     /// Objects copied from the active (missing or different).
     pub copied: u64,
