@@ -29,7 +29,7 @@
 //! needs `scripts/s3-server` (`eval "$(CKPT_S3_GATEWAYS=2
 //! scripts/s3-server start)"`) and is skipped, saying so, without it.
 
-use ckpt::storage::{FailoverEvent, FailoverStorage, Fault, FaultyStorage, Mode};
+use ckpt::storage::{FailoverEvent, FailoverMode, FailoverStorage, Fault, FaultyStorage};
 use ckpt::{MemStorage, Storage};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +46,7 @@ const COMPUTE: Duration = Duration::from_millis(2);
 
 struct Setup {
     name: &'static str,
-    mode: Mode,
+    mode: FailoverMode,
     deadline: Option<Duration>,
     fault: Fault,
 }
@@ -55,25 +55,25 @@ fn main() {
     let setups = [
         Setup {
             name: "mirrored, inline calls, error",
-            mode: Mode::Mirrored,
+            mode: FailoverMode::Mirrored,
             deadline: None,
             fault: Fault::Error(ErrorKind::ConnectionReset),
         },
         Setup {
             name: "mirrored, deadline 1s, error",
-            mode: Mode::Mirrored,
+            mode: FailoverMode::Mirrored,
             deadline: Some(Duration::from_secs(1)),
             fault: Fault::Error(ErrorKind::ConnectionReset),
         },
         Setup {
             name: "shared, deadline 1s, error",
-            mode: Mode::Shared,
+            mode: FailoverMode::Shared,
             deadline: Some(Duration::from_secs(1)),
             fault: Fault::Error(ErrorKind::ConnectionReset),
         },
         Setup {
             name: "mirrored, deadline 100ms, hang",
-            mode: Mode::Mirrored,
+            mode: FailoverMode::Mirrored,
             deadline: Some(Duration::from_millis(100)),
             fault: Fault::Hang,
         },
@@ -109,8 +109,8 @@ fn run(setup: &Setup) {
     let shared = MemStorage::new();
     let backend = || {
         let inner = match setup.mode {
-            Mode::Shared => shared.clone(),
-            Mode::Mirrored => MemStorage::new(),
+            FailoverMode::Shared => shared.clone(),
+            FailoverMode::Mirrored => MemStorage::new(),
         };
         let store = Arc::new(FaultyStorage::new(inner));
         store.control().set_latency(LATENCY);

@@ -5,7 +5,7 @@
 //!
 //! Run it with `cargo run --release --example failover`.
 
-use ckpt::storage::{FailoverEvent, FailoverStorage, Mode, PrefixStorage};
+use ckpt::storage::{FailoverEvent, FailoverMode, FailoverStorage, PrefixStorage};
 use ckpt::{Checkpointer, FsStorage};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tempfile::tempdir()?,
     );
     let store = Arc::new(
-        FailoverStorage::builder(Mode::Mirrored)
+        FailoverStorage::builder(FailoverMode::Mirrored)
             .active("disk-a", Arc::new(FsStorage::open(dir_a.path())?))
             .standby("disk-b", Arc::new(FsStorage::open(dir_b.path())?))
             .deadline(Some(Duration::from_secs(5)))

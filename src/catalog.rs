@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A checkpoint whose manifest reads and verifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckpointInfo {
     /// The manifest's key in the store.
     pub key: String,
@@ -49,6 +50,7 @@ impl CheckpointInfo {
 /// Everything a store holds, as [`Checkpointer::list`](crate::Checkpointer::list)
 /// reports it.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Listing {
     /// Checkpoints whose manifests verify, oldest first.
     pub checkpoints: Vec<CheckpointInfo>,
@@ -162,6 +164,7 @@ pub(crate) fn skipped(name: &ManifestName, error: &Error) -> Skipped {
 /// Collection resumes on its own once those manifests are gone (deleted
 /// by hand, or by a retention pass of a build that reads them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetentionReport {
     /// Manifests deleted (older than the kept ones).
     pub manifests_deleted: usize,

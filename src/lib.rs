@@ -37,6 +37,49 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Entry points
+//!
+//! * [`Checkpointer`], built with [`Checkpointer::builder`]
+//!   ([`CheckpointerBuilder`]): checkpoints a computation and restores it
+//!   (the quick start above).
+//! * [`Reader`]: read-only access to a store: list, verify, restore,
+//!   without taking the writer's lock.
+//! * [`Group`]: one rank of a computation split across processes, passed
+//!   to the builder; every rank restores the same globally committed step.
+//! * Storages, all implementing [`Storage`]: [`FsStorage`] (a directory),
+//!   [`MemStorage`] (memory, for tests), [`FailoverStorage`] (an active and
+//!   a standby backend), [`PrefixStorage`] (several checkpointers in one
+//!   store), and with the `object-store` feature `ObjectStorage` (S3 and
+//!   S3-compatible stores).
+//! * [`State`]: what is captured; every serde type already is one, and a
+//!   struct implements it to store its parts as separate segments.
+//!   [`PagedVec`] holds large arrays of plain data ([`Element`]s) and is
+//!   written incrementally, page by page.
+//! * [`Policy`](model::Policy): how much the cost model may change the
+//!   scheme and interval on its own; [`model`] has the events a
+//!   checkpointer reports and the decisions it takes.
+//!
+//! Each of these has an example in its own documentation. Two features
+//! widen the API: `object-store` (`ObjectStorage`) and `test-suite`
+//! (`storage::suite`, the storage conformance suite, and fault injection:
+//! `storage::FaultyStorage`).
+//!
+//! Letting the policy choose the scheme and interval:
+//!
+//! ```
+//! use ckpt::model::Policy;
+//! use ckpt::{Checkpointer, MemStorage, Scheme};
+//!
+//! let ck = Checkpointer::builder()
+//!     .storage(MemStorage::new())
+//!     .scheme(Scheme::Incremental)
+//!     .every_steps(100)
+//!     .policy(Policy::adaptive().allow(&[Scheme::Full, Scheme::Incremental]))
+//!     .build()?;
+//! # drop(ck);
+//! # Ok::<(), ckpt::Error>(())
+//! ```
+//!
 //! ## Layers
 //!
 //! State ([`State`]) is captured into named segments, a scheme ([`Scheme`])
@@ -80,7 +123,6 @@ mod scheme;
 mod state;
 pub mod storage;
 
-pub use bytemuck::Pod;
 pub use catalog::{CheckpointInfo, Listing, RetentionReport};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Committed, Restored};
 pub use error::Skipped;
@@ -90,7 +132,7 @@ pub use group::{GlobalCommitInfo, Group, GroupStatus};
 pub use reader::Reader;
 pub use scheme::Scheme;
 pub use state::{
-    Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, PagedVec, Restore, State, TypeChange,
+    Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, Element, PagedVec, Restore, State, TypeChange,
 };
 pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};
 #[cfg(feature = "object-store")]

@@ -558,7 +558,7 @@ fn exercise(mut advisor: Advisor) {
     let _ = (advisor.trial(), advisor.in_force());
     let _ = advisor.begin(Plan::only(Scheme::Full));
     let model = advisor.model();
-    let _ = (model.mtbf_secs(), model.step_time(), model.drain_fit());
+    let _ = (model.mtbf_secs(), model.step_time());
     let _ = model.classic_intervals(Duration::from_millis(5));
     for class in FailureClass::ALL {
         let _ = model.failure_rate(class);

@@ -2,7 +2,7 @@
 //! active backend fails again and again, and callers never see an error.
 
 use ckpt::storage::{
-    FailoverEvent, FailoverStorage, Fault, FaultyStorage, Mode, OpState, PrefixStorage,
+    FailoverEvent, FailoverMode, FailoverStorage, Fault, FaultyStorage, OpState, PrefixStorage,
 };
 use ckpt::{Checkpointer, Error, FsStorage, Group, MemStorage, Reader, Storage};
 use rand::rngs::StdRng;
@@ -177,11 +177,11 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(mode: Mode, deadline: Option<Duration>) -> Self {
+    fn new(mode: FailoverMode, deadline: Option<Duration>) -> Self {
         let shared = MemStorage::new();
         let backend = || match mode {
-            Mode::Shared => Arc::new(FaultyStorage::new(shared.clone())),
-            Mode::Mirrored => Arc::new(FaultyStorage::new(MemStorage::new())),
+            FailoverMode::Shared => Arc::new(FaultyStorage::new(shared.clone())),
+            FailoverMode::Mirrored => Arc::new(FaultyStorage::new(MemStorage::new())),
         };
         let backends: BTreeMap<String, _> =
             [("a".to_owned(), backend()), ("b".to_owned(), backend())].into();
@@ -277,7 +277,7 @@ impl Rig {
 
 #[test]
 fn mirrored_pair_survives_hundreds_of_random_failures_with_no_error_surfaced() {
-    let rig = Rig::new(Mode::Mirrored, Some(Duration::from_secs(1)));
+    let rig = Rig::new(FailoverMode::Mirrored, Some(Duration::from_secs(1)));
     let started = Instant::now();
     let (failovers, losses, paused) = rig.run(0x5eed_0001, 300, 0.1, 0.02);
     println!(
@@ -292,7 +292,7 @@ fn mirrored_pair_survives_hundreds_of_random_failures_with_no_error_surfaced() {
 
 #[test]
 fn shared_paths_survive_hundreds_of_random_failures_with_no_error_surfaced() {
-    let rig = Rig::new(Mode::Shared, Some(Duration::from_secs(1)));
+    let rig = Rig::new(FailoverMode::Shared, Some(Duration::from_secs(1)));
     let started = Instant::now();
     // No hangs in shared mode: a call abandoned on the failed path may land
     // later (there is no fencing), which the docs allow but would make
@@ -311,7 +311,7 @@ fn mirrored_directories_survive_the_active_directory_being_removed() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let [da, db, dc] = [dirs[0].path(), dirs[1].path(), dirs[2].path()];
     let store = Arc::new(
-        FailoverStorage::builder(Mode::Mirrored)
+        FailoverStorage::builder(FailoverMode::Mirrored)
             .active("dir-a", Arc::new(FsStorage::open(da).unwrap()))
             .standby("dir-b", Arc::new(FsStorage::open(db).unwrap()))
             .build()
@@ -373,7 +373,7 @@ fn mirrored_directories_survive_the_active_directory_being_removed() {
 
 #[test]
 fn when_the_standby_fails_too_callers_get_a_clear_error_and_nothing_committed_is_lost() {
-    for mode in [Mode::Mirrored, Mode::Shared] {
+    for mode in [FailoverMode::Mirrored, FailoverMode::Shared] {
         let rig = Rig::new(mode, None);
         let (a, b) = (&rig.backends["a"], &rig.backends["b"]);
         let storage = PrefixStorage::new(rig.store.clone(), "worker-0").unwrap();
@@ -401,7 +401,7 @@ fn when_the_standby_fails_too_callers_get_a_clear_error_and_nothing_committed_is
         let message = err.to_string();
         assert!(message.contains("\"b\""), "{message}");
         assert!(message.contains("open a new FailoverStorage"), "{message}");
-        if mode == Mode::Mirrored {
+        if mode == FailoverMode::Mirrored {
             assert_eq!(holder, "\"b\"");
         }
         // The pair stays down, answering at once.
@@ -421,7 +421,7 @@ fn when_the_standby_fails_too_callers_get_a_clear_error_and_nothing_committed_is
 #[test]
 fn a_hung_active_fails_over_at_the_deadline_and_is_readmitted_once_its_call_ends() {
     let deadline = Duration::from_millis(200);
-    let rig = Rig::new(Mode::Mirrored, Some(deadline));
+    let rig = Rig::new(FailoverMode::Mirrored, Some(deadline));
     let (store, a) = (&rig.store, &rig.backends["a"]);
     let events = store.subscribe();
     store.put("k", b"before").unwrap();
@@ -452,7 +452,7 @@ fn a_hung_active_fails_over_at_the_deadline_and_is_readmitted_once_its_call_ends
 #[test]
 fn a_stuck_call_blocks_readmission_until_it_ends() {
     let a = Arc::new(FaultyStorage::new(MemStorage::new()));
-    let store = FailoverStorage::builder(Mode::Mirrored)
+    let store = FailoverStorage::builder(FailoverMode::Mirrored)
         .active("a", a.clone())
         .standby("b", Arc::new(MemStorage::new()))
         .deadline(Some(Duration::from_millis(100)))
@@ -471,7 +471,7 @@ fn a_stuck_call_blocks_readmission_until_it_ends() {
 
 #[test]
 fn a_mirror_that_lost_objects_is_failed_over_not_believed() {
-    let rig = Rig::new(Mode::Mirrored, None);
+    let rig = Rig::new(FailoverMode::Mirrored, None);
     let (store, a) = (&rig.store, &rig.backends["a"]);
     store.put("x/1", b"one").unwrap();
     store.put("x/2", b"two").unwrap();
@@ -490,7 +490,7 @@ fn a_mirror_that_lost_objects_is_failed_over_not_believed() {
 
 #[test]
 fn in_flight_operations_are_tracked() {
-    let rig = Rig::new(Mode::Mirrored, None);
+    let rig = Rig::new(FailoverMode::Mirrored, None);
     let (store, a) = (rig.store.clone(), &rig.backends["a"]);
     a.control().fail_now(Fault::Hang);
     let writer = {
@@ -523,13 +523,13 @@ fn in_flight_operations_are_tracked() {
 
 #[test]
 fn shared_mode_refuses_two_different_stores() {
-    let err = FailoverStorage::builder(Mode::Shared)
+    let err = FailoverStorage::builder(FailoverMode::Shared)
         .active("a", Arc::new(MemStorage::new()))
         .standby("b", Arc::new(MemStorage::new()))
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::AdmitRefused { .. }), "{err}");
-    assert!(err.to_string().contains("Mode::Mirrored"), "{err}");
+    assert!(err.to_string().contains("FailoverMode::Mirrored"), "{err}");
 }
 
 #[test]
@@ -540,7 +540,7 @@ fn build_refuses_a_standby_that_holds_newer_commits() {
     b.put("manifests/1", b"old").unwrap();
     b.put("manifests/2", b"newer").unwrap();
     let open = |active: &Arc<MemStorage>, standby: &Arc<MemStorage>, discard| {
-        FailoverStorage::builder(Mode::Mirrored)
+        FailoverStorage::builder(FailoverMode::Mirrored)
             .active("first", active.clone())
             .standby("second", standby.clone())
             .discard_standby_extras(discard)
@@ -567,7 +567,7 @@ fn build_refuses_a_standby_that_holds_newer_commits() {
 
 #[test]
 fn readmission_under_concurrent_overwrites_and_deletes_leaves_an_identical_mirror() {
-    let rig = Rig::new(Mode::Mirrored, Some(Duration::from_secs(1)));
+    let rig = Rig::new(FailoverMode::Mirrored, Some(Duration::from_secs(1)));
     let (store, b) = (&rig.store, &rig.backends["b"]);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -609,7 +609,7 @@ fn reads_racing_writes_never_look_like_a_mirror_that_lost_data() {
     // A get or list that runs between the two halves of a mirrored write
     // sees the standby hold a key the active answered without: that must
     // not count as lost data (only a real loss does).
-    let rig = Rig::new(Mode::Mirrored, None);
+    let rig = Rig::new(FailoverMode::Mirrored, None);
     for backend in rig.backends.values() {
         backend.control().set_latency(Duration::from_micros(50)); // wider races
     }
@@ -669,7 +669,7 @@ fn assert_identical_or_empty(a: &dyn Storage, b: &dyn Storage) {
 
 #[test]
 fn failovers_reach_the_cost_model_as_events() {
-    let rig = Rig::new(Mode::Mirrored, None);
+    let rig = Rig::new(FailoverMode::Mirrored, None);
     let storage = PrefixStorage::new(rig.store.clone(), "worker-0").unwrap();
     let mut ck = Checkpointer::builder()
         .storage(storage)
@@ -698,7 +698,7 @@ fn failovers_reach_the_cost_model_as_events() {
 /// shared mode.
 #[test]
 fn readmit_refuses_a_pair_that_went_down_while_it_waited() {
-    for mode in [Mode::Shared, Mode::Mirrored] {
+    for mode in [FailoverMode::Shared, FailoverMode::Mirrored] {
         let rig = Rig::new(mode, Some(Duration::from_millis(100)));
         let store = Arc::clone(&rig.store);
         let (a, b) = (rig.backends["a"].clone(), rig.backends["b"].clone());
@@ -746,11 +746,11 @@ fn readmit_refuses_a_pair_that_went_down_while_it_waited() {
 #[test]
 fn a_group_checkpoints_over_a_pair_and_restores() {
     const RANKS: u32 = 2;
-    for mode in [Mode::Mirrored, Mode::Shared] {
+    for mode in [FailoverMode::Mirrored, FailoverMode::Shared] {
         let one = MemStorage::new();
         let (a, b) = match mode {
-            Mode::Shared => (one.clone(), one.clone()),
-            Mode::Mirrored => (MemStorage::new(), MemStorage::new()),
+            FailoverMode::Shared => (one.clone(), one.clone()),
+            FailoverMode::Mirrored => (MemStorage::new(), MemStorage::new()),
         };
         let store = Arc::new(
             FailoverStorage::builder(mode)
@@ -800,7 +800,7 @@ fn a_group_checkpoints_over_a_pair_and_restores() {
             assert_eq!(state, finished[rank], "{mode:?}: rank {rank}");
             assert_eq!(step, state.step - 1, "{mode:?}: rank {rank}");
         }
-        if mode == Mode::Mirrored {
+        if mode == FailoverMode::Mirrored {
             assert_identical(&b, store.as_ref());
         }
         assert_eq!(store.stats().failovers, 0);
@@ -814,7 +814,7 @@ fn shared_paths(deadline: Duration, patience: Option<Duration>) -> Rig {
     let backends: BTreeMap<String, _> = ["a", "b"]
         .map(|n| (n.to_owned(), Arc::new(FaultyStorage::new(shared.clone()))))
         .into();
-    let store = FailoverStorage::builder(Mode::Shared)
+    let store = FailoverStorage::builder(FailoverMode::Shared)
         .active("a", backends["a"].clone())
         .standby("b", backends["b"].clone())
         .deadline(Some(deadline))

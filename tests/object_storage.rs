@@ -409,7 +409,7 @@ fn fails_over_when_the_active_s3_gateway_dies() {
     }
     via_gateway.delete("probe").unwrap();
     let pair = std::sync::Arc::new(
-        ckpt::FailoverStorage::builder(ckpt::storage::Mode::Shared)
+        ckpt::FailoverStorage::builder(ckpt::storage::FailoverMode::Shared)
             .active("gateway", std::sync::Arc::new(via_gateway))
             .standby("server", std::sync::Arc::new(builder.build().unwrap()))
             .deadline(Some(Duration::from_secs(20)))

@@ -1,6 +1,6 @@
 //! Real gateway failures under concurrent checkpointers: two standalone
 //! SeaweedFS S3 gateways onto one store, a [`FailoverStorage`] in
-//! [`Mode::Shared`] over them, and the active gateway's process killed
+//! [`FailoverMode::Shared`] over them, and the active gateway's process killed
 //! (SIGKILL) again and again, or hung (SIGSTOP), while four threads
 //! checkpoint. No caller may see an error, and each thread's newest
 //! committed checkpoint must restore exactly.
@@ -14,7 +14,7 @@
 
 mod common;
 
-use ckpt::storage::{FailoverStorage, Mode, PrefixStorage};
+use ckpt::storage::{FailoverMode, FailoverStorage, PrefixStorage};
 use ckpt::{Checkpointer, ObjectStorage, Reader, Scheme, Storage};
 use common::gateway::Gateway;
 use common::s3::builder;
@@ -236,7 +236,7 @@ fn survives_the_active_gateway_being_killed_again_and_again() {
     let mut paths: BTreeMap<String, Path> = BTreeMap::new();
     let (a, b) = (start_path(&prefix, 0), start_path(&prefix, 1));
     let pair = Arc::new(
-        FailoverStorage::builder(Mode::Shared)
+        FailoverStorage::builder(FailoverMode::Shared)
             .active(&a.name, a.storage.clone())
             .standby(&b.name, b.storage.clone())
             // A killed gateway refuses connections at once; the deadline
@@ -286,7 +286,7 @@ fn survives_the_active_gateway_hanging() {
     };
     let (a, b) = (start_path(&prefix, 0), start_path(&prefix, 1));
     let pair = Arc::new(
-        FailoverStorage::builder(Mode::Shared)
+        FailoverStorage::builder(FailoverMode::Shared)
             .active(&a.name, a.storage.clone())
             .standby(&b.name, b.storage.clone())
             .deadline(Some(DEADLINE))

@@ -5,7 +5,7 @@
 //! `[dev-dependencies]` turn it on for its own tests, so a plain
 //! `cargo test` runs this file.
 
-use ckpt::storage::{FailoverStorage, FaultyStorage, Mode, PrefixStorage, suite};
+use ckpt::storage::{FailoverMode, FailoverStorage, FaultyStorage, PrefixStorage, suite};
 use ckpt::{FsStorage, MemStorage, Result, Storage};
 use std::ops::Range;
 use std::sync::Arc;
@@ -80,17 +80,21 @@ fn conditional_put_is_supported_where_coordination_needs_it() {
         ("fs", Box::new(fs)),
         (
             "mirrored pair",
-            Box::new(pair(Mode::Mirrored, MemStorage::new(), MemStorage::new())),
+            Box::new(pair(
+                FailoverMode::Mirrored,
+                MemStorage::new(),
+                MemStorage::new(),
+            )),
         ),
         (
             "shared pair",
-            Box::new(pair(Mode::Shared, one.clone(), one.clone())),
+            Box::new(pair(FailoverMode::Shared, one.clone(), one.clone())),
         ),
         (
             "prefix over a pair over faulty",
             Box::new(
                 PrefixStorage::new(
-                    FailoverStorage::builder(Mode::Mirrored)
+                    FailoverStorage::builder(FailoverMode::Mirrored)
                         .active("a", Arc::new(FaultyStorage::new(MemStorage::new())))
                         .standby("b", Arc::new(FaultyStorage::new(MemStorage::new())))
                         .deadline(None)
@@ -133,7 +137,7 @@ fn faulty_storage_without_faults() {
 #[test]
 fn failover_storage_mirrored_over_mem() {
     let (a, b) = (Arc::new(MemStorage::new()), Arc::new(MemStorage::new()));
-    let store = FailoverStorage::builder(Mode::Mirrored)
+    let store = FailoverStorage::builder(FailoverMode::Mirrored)
         .active("a", a.clone())
         .standby("b", b.clone())
         .build()
@@ -145,7 +149,7 @@ fn failover_storage_mirrored_over_mem() {
 #[test]
 fn failover_storage_mirrored_over_fs_without_deadline() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let store = FailoverStorage::builder(Mode::Mirrored)
+    let store = FailoverStorage::builder(FailoverMode::Mirrored)
         .active("a", Arc::new(FsStorage::open(da.path()).unwrap()))
         .standby("b", Arc::new(FsStorage::open(db.path()).unwrap()))
         .deadline(None)
@@ -158,7 +162,7 @@ fn failover_storage_mirrored_over_fs_without_deadline() {
 #[test]
 fn failover_storage_shared() {
     let one_store = MemStorage::new();
-    let store = FailoverStorage::builder(Mode::Shared)
+    let store = FailoverStorage::builder(FailoverMode::Shared)
         .active("path-1", Arc::new(one_store.clone()))
         .standby("path-2", Arc::new(one_store.clone()))
         .build()
@@ -212,7 +216,7 @@ fn the_suite_catches_a_declaration_that_is_not_true() {
 fn failover_pair_mirrors_conditional_puts_parts_and_batched_deletes() {
     for deadline in [None, Some(std::time::Duration::from_secs(5))] {
         let (a, b) = (Arc::new(MemStorage::new()), Arc::new(MemStorage::new()));
-        let store = FailoverStorage::builder(Mode::Mirrored)
+        let store = FailoverStorage::builder(FailoverMode::Mirrored)
             .active("a", a.clone())
             .standby("b", b.clone())
             .deadline(deadline)
@@ -241,11 +245,11 @@ fn failover_pair_mirrors_conditional_puts_parts_and_batched_deletes() {
 #[test]
 fn failover_pair_fails_over_conditional_puts_parts_and_batched_deletes() {
     use ckpt::storage::Fault;
-    for mode in [Mode::Mirrored, Mode::Shared] {
+    for mode in [FailoverMode::Mirrored, FailoverMode::Shared] {
         let one = MemStorage::new();
         let backend = || match mode {
-            Mode::Shared => Arc::new(FaultyStorage::new(one.clone())),
-            Mode::Mirrored => Arc::new(FaultyStorage::new(MemStorage::new())),
+            FailoverMode::Shared => Arc::new(FaultyStorage::new(one.clone())),
+            FailoverMode::Mirrored => Arc::new(FaultyStorage::new(MemStorage::new())),
         };
         let (a, b) = (backend(), backend());
         let store = FailoverStorage::builder(mode)
@@ -344,7 +348,7 @@ fn failover_read_into_fails_over_like_get_range() {
     for deadline in [None, Some(std::time::Duration::from_secs(5))] {
         let active = Arc::new(FaultyStorage::new(MemStorage::new()));
         let faults = active.control();
-        let store = FailoverStorage::builder(Mode::Mirrored)
+        let store = FailoverStorage::builder(FailoverMode::Mirrored)
             .active("a", active.clone())
             .standby("b", Arc::new(MemStorage::new()))
             .deadline(deadline)

@@ -7,7 +7,7 @@ use super::Committed;
 use super::saver::Saver;
 use crate::error::Result;
 use crate::model::{
-    Advisor, CheckpointEvent, Decision, DecisionEvent, Event, FailoverEvent, FailureClass,
+    Advisor, CheckpointEvent, Decision, DecisionEvent, Event, FailoverPauseEvent, FailureClass,
     ModelConfig, Plan, Policy, RestartEvent, RestoreEvent, StorageErrorEvent,
 };
 use crate::scheme::Scheme;
@@ -262,7 +262,7 @@ impl Adaptive {
             }
         }
         for relocation in relocations {
-            self.emit(FailoverEvent::new(relocation.max(longest_pause), delayed).into());
+            self.emit(FailoverPauseEvent::new(relocation.max(longest_pause), delayed).into());
             delayed = 0;
         }
     }

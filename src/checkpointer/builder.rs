@@ -435,7 +435,7 @@ impl CheckpointerBuilder {
                     "in a group every rank must checkpoint the same steps: use every_steps(n), or call checkpoint at the same steps on every rank",
                 );
             }
-            if self.policy.mode() == crate::model::Mode::Auto {
+            if self.policy.mode() == crate::model::PolicyMode::Auto {
                 return invalid(
                     "policy",
                     "in a group every rank must checkpoint the same steps, and an adaptive policy retunes each rank's interval on its own: use Policy::fixed() or Policy::advise()",

@@ -23,7 +23,7 @@ impl Checkpointer {
     /// this is [`Error::NoUsableCheckpoint`] rather than `None`, so a
     /// damaged store is never mistaken for a fresh start.
     ///
-    /// For a rank of a [`Group`], this is the rank's shard of the newest
+    /// For a rank of a [`Group`](crate::Group), this is the rank's shard of the newest
     /// globally committed step when the launch's first rank restored (it
     /// records that choice; every rank of the launch restores the same
     /// step); shards of steps the group never committed are never

@@ -159,17 +159,17 @@ impl StorageErrorEvent {
 /// The active storage failed and the store moved to the standby.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct FailoverEvent {
+pub struct FailoverPauseEvent {
     /// How long storage operations were paused.
     pub pause: Duration,
     /// Operations retried on the standby.
     pub retried: u64,
 }
 
-impl FailoverEvent {
+impl FailoverPauseEvent {
     /// A failover that paused storage for `pause`.
     pub fn new(pause: Duration, retried: u64) -> Self {
-        FailoverEvent { pause, retried }
+        FailoverPauseEvent { pause, retried }
     }
 }
 
@@ -213,7 +213,7 @@ pub enum Event {
     /// A storage operation failed.
     StorageError(StorageErrorEvent),
     /// Storage failed over to the standby.
-    Failover(FailoverEvent),
+    Failover(FailoverPauseEvent),
     /// The policy applied a change, started a trial or gave advice.
     Decision(DecisionEvent),
     /// A long restore read another part of its checkpoint.
@@ -286,8 +286,8 @@ impl From<StorageErrorEvent> for Event {
     }
 }
 
-impl From<FailoverEvent> for Event {
-    fn from(e: FailoverEvent) -> Self {
+impl From<FailoverPauseEvent> for Event {
+    fn from(e: FailoverPauseEvent) -> Self {
         Event::Failover(e)
     }
 }
@@ -348,7 +348,8 @@ impl DurationHistogram {
     }
 
     /// Durations recorded.
-    pub fn count(&self) -> u64 {
+    #[cfg(test)]
+    fn count(&self) -> u64 {
         self.total
     }
 
@@ -375,6 +376,7 @@ impl DurationHistogram {
 
 /// Running totals of the events seen: counts, sums and stall percentiles.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EventSummary {
     /// Checkpoints committed.
     pub checkpoints: u64,
@@ -503,7 +505,7 @@ mod tests {
         s.record(&RestoreEvent::new(3, Duration::from_secs(2), 3).into());
         s.record(&RestartEvent::new(FailureClass::Process).into());
         s.record(&StorageErrorEvent::new("put", true).into());
-        s.record(&FailoverEvent::new(Duration::from_millis(250), 4).into());
+        s.record(&FailoverPauseEvent::new(Duration::from_millis(250), 4).into());
         assert_eq!(s.checkpoints, 3);
         assert_eq!(s.checkpoints_by(Scheme::Incremental), 2);
         assert_eq!(s.checkpoints_by(Scheme::CopyOnWrite), 0);
@@ -545,7 +547,7 @@ mod tests {
             RestoreEvent::new(3, Duration::from_secs(2), 3).into(),
             RestartEvent::new(FailureClass::Process).into(),
             StorageErrorEvent::new("put", true).into(),
-            FailoverEvent::new(Duration::from_millis(250), 4).into(),
+            FailoverPauseEvent::new(Duration::from_millis(250), 4).into(),
         ] {
             s.record(&event);
         }

@@ -83,6 +83,7 @@ pub struct FailurePrior {
 
 /// The estimated failure rate of one class.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct RateEstimate {
     /// Posterior mean rate, failures per second (0 when nothing says
     /// failures happen).

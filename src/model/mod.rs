@@ -4,14 +4,13 @@
 //! [`Decision`]s. It knows nothing of bytes on disk or of storage; the
 //! checkpointer feeds it and carries out what it decides.
 //!
-//! * [`event`]: [`CheckpointEvent`] and the other [`Event`]s, and a running
+//! * [`CheckpointEvent`] and the other [`Event`]s, and a running
 //!   [`EventSummary`] (counts, totals, stall percentiles).
-//! * [`fit`]: online least squares of cost against size with Student-t
-//!   confidence intervals.
-//! * [`failure`]: failure rates per class, a configured MTBF updated with
-//!   observed restarts (Gamma–Poisson).
-//! * [`cost`]: Young's and Daly's interval and overhead formulas, and a
-//!   two-level (fast tier + slow tier) model.
+//! * Inside (not public): online least squares of cost against size with
+//!   Student-t confidence intervals (`fit`); failure rates per
+//!   [`FailureClass`], a configured MTBF updated with observed restarts
+//!   (Gamma–Poisson, `failure`); Young's and Daly's interval and overhead
+//!   formulas (`cost`).
 //! * [`CostModel`]: prices every candidate [`Plan`] at its best interval
 //!   and lists [`Recommendation`]s.
 //! * [`Policy`] and [`PolicyState`]: fixed, advise or auto, with
@@ -63,12 +62,12 @@
 //! # Ok::<(), ckpt::Error>(())
 //! ```
 
-pub mod cost;
+mod cost;
 mod decision;
 mod estimate;
-pub mod event;
-pub mod failure;
-pub mod fit;
+mod event;
+mod failure;
+mod fit;
 mod plan;
 mod policy;
 mod recommend;
@@ -76,12 +75,12 @@ mod recommend;
 pub use decision::Decision;
 pub use estimate::{Constraints, CostModel, Evaluation, ModelConfig, PlanEstimate, SchemeStatus};
 pub use event::{
-    CheckpointEvent, DecisionEvent, DurationHistogram, Event, EventSummary, FailoverEvent,
-    RestartEvent, RestoreEvent, RestoreProgressEvent, StorageErrorEvent,
+    CheckpointEvent, DecisionEvent, Event, EventSummary, FailoverPauseEvent, RestartEvent,
+    RestoreEvent, RestoreProgressEvent, StorageErrorEvent,
 };
 pub use failure::{FailureClass, RateEstimate};
-pub use plan::{Plan, SchemeSet, scheme_name};
-pub use policy::{Mode, Policy, PolicyState};
+pub use plan::{Plan, SchemeSet};
+pub use policy::{Policy, PolicyMode, PolicyState};
 pub use recommend::{Addition, Advice, Basis, IntervalAdvice, Recommendation};
 
 use crate::error::{Error, Result};
@@ -90,7 +89,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Version of the bytes [`Advisor::to_bytes`] writes (their first byte).
-pub const MODEL_STATE_VERSION: u8 = 4;
+pub(crate) const MODEL_STATE_VERSION: u8 = 4;
 
 /// Largest model state this build decodes; a longer claim is corruption.
 const MAX_MODEL_STATE_BYTES: usize = 16 << 20;
@@ -158,7 +157,7 @@ impl Advisor {
     /// Evaluates and lets the policy decide. Call after a checkpoint
     /// (every one, or every few); cheap enough for either.
     pub fn advise(&mut self, current: Plan, interval: Duration) -> Decision {
-        if self.policy.mode() == Mode::Fixed {
+        if self.policy.mode() == PolicyMode::Fixed {
             return Decision::Hold; // observe only: skip the evaluation
         }
         match self.evaluate(current, interval) {
@@ -220,7 +219,7 @@ impl Advisor {
     }
 
     /// What was learned and the policy's memory, as bytes: a version byte
-    /// ([`MODEL_STATE_VERSION`]), then bincode with a pinned configuration.
+    /// (4 in this release), then bincode with a pinned configuration.
     /// Configurations are not included: they come from the builder again
     /// on restart, so a changed MTBF or policy applies to old evidence.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {

@@ -23,15 +23,6 @@ pub(crate) mod scheme_code {
     }
 }
 
-/// A short lower-case name for a scheme, for messages.
-pub fn scheme_name(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::Full => "full",
-        Scheme::Incremental => "incremental",
-        Scheme::CopyOnWrite => "copy-on-write",
-    }
-}
-
 /// A way of checkpointing: a base scheme for every checkpoint, and for a
 /// scheme whose restores read a chain (incremental), optionally a full
 /// checkpoint every `k`-th time to bound that chain.
@@ -83,7 +74,7 @@ impl Plan {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(scheme_name(self.base))?;
+        write!(f, "{}", self.base)?;
         match self.full_every {
             Some(k) => write!(f, " with a full base every {k}"),
             None => Ok(()),

@@ -1,6 +1,6 @@
 //! What the model recommends, with the numbers behind it.
 
-use super::plan::{Plan, scheme_name};
+use super::plan::Plan;
 use crate::scheme::Scheme;
 use std::fmt;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 /// Whether an estimate rests on measurements of the schemes it uses, or on
 /// a structural guess from other schemes' measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Basis {
     /// Every scheme the plan uses has been measured enough.
     Observed,
@@ -19,6 +20,7 @@ pub enum Basis {
 /// A checkpoint interval, in compute time and (when the step time is
 /// known) in steps.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct IntervalAdvice {
     /// Useful compute time between checkpoints.
     pub every: Duration,
@@ -39,6 +41,7 @@ impl fmt::Display for IntervalAdvice {
 
 /// The numbers behind a recommendation.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Advice {
     /// The plan to run after the change.
     pub plan: Plan,
@@ -145,13 +148,9 @@ impl fmt::Display for Recommendation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = self.advice();
         match self {
-            Recommendation::Switch { from, to, .. } => write!(
-                f,
-                "switch from {} to {} ({})",
-                scheme_name(*from),
-                scheme_name(*to),
-                a.plan
-            )?,
+            Recommendation::Switch { from, to, .. } => {
+                write!(f, "switch from {} to {} ({})", from, to, a.plan)?
+            }
             Recommendation::Add { addition, .. } => write!(f, "add {addition}")?,
             Recommendation::Drop { dropped, .. } => write!(f, "drop {dropped}")?,
             Recommendation::SetInterval { .. } => write!(f, "change the interval")?,

@@ -34,6 +34,21 @@ pub enum Scheme {
     CopyOnWrite,
 }
 
+/// A short lower-case name: `full`, `incremental`, `copy-on-write`.
+///
+/// ```
+/// assert_eq!(ckpt::Scheme::CopyOnWrite.to_string(), "copy-on-write");
+/// ```
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Scheme::Full => "full",
+            Scheme::Incremental => "incremental",
+            Scheme::CopyOnWrite => "copy-on-write",
+        })
+    }
+}
+
 impl Scheme {
     /// The code stored in manifests.
     pub(crate) fn code(self) -> u8 {

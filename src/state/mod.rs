@@ -10,12 +10,11 @@ mod paged;
 mod restore;
 
 pub(crate) use paged::PageSnapshot;
-pub use paged::{DEFAULT_PAGE_BYTES, PagedVec};
+pub use paged::{DEFAULT_PAGE_BYTES, Element, PagedVec};
 pub use restore::{Restore, TypeChange};
 
 use crate::error::{Error, Result};
 use crate::format::STATE_CODEC;
-use bytemuck::Pod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -67,7 +66,7 @@ impl<T: Serialize + DeserializeOwned> State for T {
     }
 }
 
-impl<T: Pod + Send + Sync> State for PagedVec<T> {
+impl<T: Element> State for PagedVec<T> {
     fn capture(&mut self, capture: &mut Capture) -> Result<()> {
         capture.paged(DEFAULT_SEGMENT, self)
     }
@@ -116,11 +115,7 @@ impl Capture {
     /// Adds a [`PagedVec`] as the segment `name`: its pages are shared,
     /// not copied, and only pages written since the previous checkpoint
     /// are stored by the incremental schemes.
-    pub fn paged<T: Pod + Send + Sync>(
-        &mut self,
-        name: &str,
-        pages: &mut PagedVec<T>,
-    ) -> Result<()> {
+    pub fn paged<T: Element>(&mut self, name: &str, pages: &mut PagedVec<T>) -> Result<()> {
         self.check_new_name(name)?;
         let snapshot = pages.snapshot(self.checkpoint, self.previous);
         self.segments.push(CapturedSegment {

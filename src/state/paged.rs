@@ -8,7 +8,6 @@
 //! that page first (`Arc::make_mut`). Every mutable access path marks the
 //! pages it exposes dirty; none bypasses it.
 
-use bytemuck::Pod;
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
@@ -21,13 +20,33 @@ pub const DEFAULT_PAGE_BYTES: usize = 64 << 10;
 /// Largest page, in bytes: a page is stored as one chunk.
 const MAX_PAGE_BYTES: usize = 64 << 20;
 
+/// What a [`PagedVec`] holds: plain old data that may be shared between
+/// threads.
+///
+/// Implemented for every [`bytemuck::Pod`] type that is `Send + Sync`:
+/// the numeric primitives, arrays of them, and your own `#[repr(C)]`
+/// structs with `#[derive(bytemuck::Pod, bytemuck::Zeroable)]` (add
+/// `bytemuck` to your dependencies for those). Write `T: ckpt::Element`
+/// in generic code over paged state; nothing else of `bytemuck` is part
+/// of this crate's API.
+///
+/// ```
+/// fn total<T: ckpt::Element + Into<f64>>(v: &ckpt::PagedVec<T>) -> f64 {
+///     (0..v.len()).map(|i| v[i].into()).sum()
+/// }
+/// assert_eq!(total(&ckpt::PagedVec::from_vec(vec![1.0f32, 2.0])), 3.0);
+/// ```
+pub trait Element: bytemuck::Pod + Send + Sync {}
+
+impl<T: bytemuck::Pod + Send + Sync> Element for T {}
+
 #[derive(Debug, Clone)]
 struct Group<T> {
     pages: Vec<Arc<Vec<T>>>,
 }
 
-/// A growable vector of plain-old-data (`f64`, `u32`, `#[derive(Pod)]`
-/// structs...) that checkpoints incrementally.
+/// A growable vector of plain-old-data ([`Element`]s: `f64`, `u32`,
+/// `#[derive(bytemuck::Pod)]` structs...) that checkpoints incrementally.
 ///
 /// Schemes read only the pages written since the last checkpoint, and a
 /// copy-on-write checkpoint shares the pages instead of copying them.
@@ -53,13 +72,13 @@ pub struct PagedVec<T> {
     base: Option<u128>,
 }
 
-impl<T: Pod> Default for PagedVec<T> {
+impl<T: Element> Default for PagedVec<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Pod> PagedVec<T> {
+impl<T: Element> PagedVec<T> {
     /// An empty vector with pages of [`DEFAULT_PAGE_BYTES`].
     pub fn new() -> Self {
         Self::with_page_len(default_page_len::<T>())
@@ -290,7 +309,7 @@ impl<T: Pod> PagedVec<T> {
     }
 }
 
-impl<T: Pod + Send + Sync> PagedVec<T> {
+impl<T: Element> PagedVec<T> {
     /// Captures the pages for checkpoint `checkpoint` and clears the dirty
     /// bits. When the vector's clean bits are not relative to `previous`
     /// (the checkpoint the scheme will diff against), every page is
@@ -354,7 +373,7 @@ impl<T: Pod + Send + Sync> PagedVec<T> {
     }
 }
 
-impl<T: Pod> Index<usize> for PagedVec<T> {
+impl<T: Element> Index<usize> for PagedVec<T> {
     type Output = T;
 
     fn index(&self, index: usize) -> &T {
@@ -368,7 +387,7 @@ impl<T: Pod> Index<usize> for PagedVec<T> {
     }
 }
 
-impl<T: Pod> IndexMut<usize> for PagedVec<T> {
+impl<T: Element> IndexMut<usize> for PagedVec<T> {
     fn index_mut(&mut self, index: usize) -> &mut T {
         let len = self.len;
         match self.get_mut(index) {
@@ -378,7 +397,7 @@ impl<T: Pod> IndexMut<usize> for PagedVec<T> {
     }
 }
 
-impl<T: Pod> PartialEq for PagedVec<T> {
+impl<T: Element> PartialEq for PagedVec<T> {
     fn eq(&self, other: &Self) -> bool {
         self.len == other.len
             && self
@@ -408,7 +427,7 @@ struct SharedPages<T> {
     groups: Vec<Arc<Group<T>>>,
 }
 
-impl<T: Pod + Send + Sync> PageSource for SharedPages<T> {
+impl<T: Element> PageSource for SharedPages<T> {
     fn page_bytes(&self, page: usize) -> Option<&[u8]> {
         let group = self.groups.get(page / PAGES_PER_GROUP)?;
         let page = group.pages.get(page % PAGES_PER_GROUP)?;

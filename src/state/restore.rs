@@ -2,6 +2,7 @@
 //! [`State::restore`](super::State::restore), which reads each segment it
 //! is asked for straight into the memory the restored state keeps.
 
+use super::Element;
 use super::PagedVec;
 use crate::error::{Error, Result};
 use crate::fetch::{Wanted, fetch};
@@ -159,7 +160,7 @@ impl<'a> Restore<'a> {
     /// (for checkpoints of format 2 on) its name, module paths aside, so
     /// that `f64` pages are never silently read as `u64`. A type that was
     /// only renamed is restored with [`paged_reinterpret`](Self::paged_reinterpret).
-    pub fn paged<T: Pod + Send + Sync>(&mut self, name: &str) -> Result<PagedVec<T>> {
+    pub fn paged<T: Element>(&mut self, name: &str) -> Result<PagedVec<T>> {
         let entry = self.paged_entry::<T>(name)?;
         let requested = std::any::type_name::<T>();
         if let Some(written) = renamed(entry, requested) {
@@ -176,7 +177,7 @@ impl<'a> Restore<'a> {
     /// Rebuilds the paged segment `name` as elements of type `T`, checking
     /// only that their size matches: for an element type renamed since
     /// the checkpoint was written. The bytes are taken as they are.
-    pub fn paged_reinterpret<T: Pod + Send + Sync>(&mut self, name: &str) -> Result<PagedVec<T>> {
+    pub fn paged_reinterpret<T: Element>(&mut self, name: &str) -> Result<PagedVec<T>> {
         let entry = self.paged_entry::<T>(name)?;
         self.read_pages(name, entry)
     }
@@ -296,11 +297,7 @@ impl<'a> Restore<'a> {
     }
 
     /// Reads the pages of `entry` into a new vector of `T`.
-    fn read_pages<T: Pod + Send + Sync>(
-        &mut self,
-        name: &str,
-        entry: &SegmentEntry,
-    ) -> Result<PagedVec<T>> {
+    fn read_pages<T: Element>(&mut self, name: &str, entry: &SegmentEntry) -> Result<PagedVec<T>> {
         let layout = entry
             .kind
             .page_layout()

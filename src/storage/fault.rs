@@ -5,6 +5,7 @@
 //! hang, slow down or tear its operations on command, after N operations,
 //! or at a seeded random operation. `ckpt`'s own crash and failover tests
 //! use it; so can yours, to check how your setup behaves when storage dies.
+//! Compiled only with the `test-suite` feature.
 
 use super::Storage;
 use crate::error::{Error, Result};

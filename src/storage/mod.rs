@@ -6,6 +6,7 @@
 //! torn one) and durable when it returns.
 
 mod failover;
+#[cfg(feature = "test-suite")]
 mod fault;
 mod fs;
 mod lease;
@@ -19,8 +20,12 @@ pub mod suite;
 
 pub use failover::{
     DEFAULT_ADMIT_WAIT, DEFAULT_DEADLINE, DEFAULT_DEADLINE_PER_MIB, FailoverBuilder, FailoverEvent,
-    FailoverStats, FailoverStorage, InFlightOp, Mode, OpKind, OpState, Resync, is_unavailable,
+    FailoverMode, FailoverStats, FailoverStorage, InFlightOp, OpKind, OpState, Resync,
+    is_unavailable,
 };
+// Fault injection (a `Storage` wrapper that fails, hangs, slows down or
+// tears operations on command), for tests: only with `test-suite`.
+#[cfg(feature = "test-suite")]
 pub use fault::{DEFAULT_HANG_LIMIT, Fault, FaultControl, FaultyStorage};
 pub use fs::FsStorage;
 pub(crate) use lease::hold as hold_writer_lease;

@@ -172,6 +172,7 @@ impl ModelConfig {
 /// Bounds the model searches within; a [`Policy`](crate::model::Policy) provides
 /// them.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Constraints {
     /// Schemes a plan may use as its base.
     pub allowed: SchemeSet,

@@ -244,10 +244,11 @@ impl CostModel {
         }
     }
 
+    #[cfg(test)]
     /// The fit of slower-tier copy time against (bytes written, logical
     /// bytes), from events with `tier > 0`: input for a
-    /// [`TwoLevel`](crate::model::cost::TwoLevel) model once tiers exist.
-    pub fn drain_fit(&self) -> &LinearFit {
+    /// `TwoLevel` model (`model::cost`) once tiers exist.
+    pub(crate) fn drain_fit(&self) -> &LinearFit {
         &self.learned.drain
     }
 

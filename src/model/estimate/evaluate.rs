@@ -7,7 +7,7 @@ use super::cost_model::CostModel;
 use super::evaluation::{Evaluation, PlanEstimate, SchemeStatus};
 use super::pricing::Pricer;
 use crate::model::cost::young_interval;
-use crate::model::plan::{Plan, scheme_name};
+use crate::model::plan::Plan;
 use crate::model::recommend::{
     Addition, Advice, Basis, Bytes, IntervalAdvice, Recommendation, Secs,
 };
@@ -180,10 +180,10 @@ impl CostModel {
         if from.base() != to.base() {
             let reason = format!(
                 "{} blocks {} and is durable after {} per checkpoint, {} blocks {} and is durable after {}{}",
-                scheme_name(to.base()),
+                to.base(),
                 Secs(best.stall.as_secs_f64()),
                 Secs(best.persist.as_secs_f64()),
-                scheme_name(from.base()),
+                from.base(),
                 Secs(tuned.stall.as_secs_f64()),
                 Secs(tuned.persist.as_secs_f64()),
                 self.dirty_note(best),
@@ -218,7 +218,7 @@ impl CostModel {
             (was, None) => {
                 let reason = format!(
                     "{} does not chain restores, so full bases only add cost: {} per checkpoint instead of {}",
-                    scheme_name(to.base()),
+                    to.base(),
                     Secs(best.stall.as_secs_f64()),
                     Secs(tuned.stall.as_secs_f64()),
                 );

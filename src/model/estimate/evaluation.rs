@@ -11,6 +11,7 @@ use std::time::Duration;
 /// What the model knows about one scheme, for policies deciding what to
 /// explore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SchemeStatus {
     /// The scheme.
     pub scheme: Scheme,
@@ -26,6 +27,7 @@ pub struct SchemeStatus {
 
 /// One plan priced at one interval.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct PlanEstimate {
     /// The plan.
     pub plan: Plan,
@@ -58,6 +60,7 @@ pub struct PlanEstimate {
 /// The model's view at one moment: every candidate priced, and what to
 /// change.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Evaluation {
     /// The current plan at the current interval.
     pub current: PlanEstimate,

@@ -93,6 +93,7 @@ impl LinearFit {
         self.count
     }
 
+    #[cfg(test)]
     /// Sum of the current weights, `W`: the effective number of
     /// observations the fit rests on.
     pub fn weight(&self) -> f64 {

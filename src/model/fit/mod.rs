@@ -55,6 +55,8 @@ mod solved;
 #[cfg(test)]
 mod tests;
 
-pub use linear::{LinearFit, MIN_SPREAD};
-pub use quantile::{t_multiplier, z_multiplier};
-pub use solved::{Driver, Estimate, Solved};
+pub(crate) use linear::LinearFit;
+#[cfg(test)]
+use quantile::t_multiplier;
+pub(crate) use quantile::z_multiplier;
+pub(crate) use solved::{Driver, Estimate, Solved};

@@ -42,24 +42,19 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// An estimate known exactly.
-    pub fn exact(mean: f64) -> Self {
-        Estimate {
-            mean,
-            half_width: 0.0,
-        }
-    }
-
+    #[cfg(test)]
     /// Lower end of the interval.
     pub fn lower(&self) -> f64 {
         self.mean - self.half_width
     }
 
+    #[cfg(test)]
     /// Upper end of the interval.
     pub fn upper(&self) -> f64 {
         self.mean + self.half_width
     }
 
+    #[cfg(test)]
     /// True when `value` lies inside the interval.
     pub fn covers(&self, value: f64) -> bool {
         self.lower() <= value && value <= self.upper()
@@ -87,6 +82,7 @@ pub struct Solved {
 }
 
 impl Solved {
+    #[cfg(test)]
     /// Intercept and slopes `(a, b₁, b₂)`; a slope the data could not
     /// estimate is 0.
     pub fn coefficients(&self) -> (f64, f64, f64) {
@@ -103,17 +99,6 @@ impl Solved {
             Active::Second => (false, true),
             Active::None => (false, false),
         }
-    }
-
-    /// Residual degrees of freedom, `W - p - 1`.
-    pub fn dof(&self) -> f64 {
-        self.dof
-    }
-
-    /// Residual standard deviation `s` (infinite without residual
-    /// degrees of freedom).
-    pub fn residual_sd(&self) -> f64 {
-        self.variance.sqrt()
     }
 
     /// Confidence intervals of the two slopes, `b ± t·s·√((Sₓₓ⁻¹)ⱼⱼ)`; a

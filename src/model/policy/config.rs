@@ -1,4 +1,4 @@
-//! [`Mode`] and [`Policy`]: how much the policy may act on the model's
+//! [`PolicyMode`] and [`Policy`]: how much the policy may act on the model's
 //! recommendations, within which bounds and thresholds, and how it
 //! explores.
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// How much the policy may act on recommendations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum PolicyMode {
     /// Observe only: the model learns, nothing is reported or changed.
     Fixed,
     /// Report recommendations that clear the thresholds; change nothing.
@@ -36,7 +36,7 @@ pub enum Mode {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    pub(super) mode: Mode,
+    pub(super) mode: PolicyMode,
     pub(super) constraints: Constraints,
     pub(super) min_saving: f64,
     pub(super) min_confidence: f64,
@@ -55,7 +55,7 @@ impl Default for Policy {
 }
 
 impl Policy {
-    fn with_mode(mode: Mode) -> Self {
+    fn with_mode(mode: PolicyMode) -> Self {
         Policy {
             mode,
             constraints: Constraints::default(),
@@ -72,12 +72,12 @@ impl Policy {
 
     /// Observe only.
     pub fn fixed() -> Self {
-        Self::with_mode(Mode::Fixed)
+        Self::with_mode(PolicyMode::Fixed)
     }
 
     /// Report recommendations, change nothing.
     pub fn advise() -> Self {
-        Self::with_mode(Mode::Advise)
+        Self::with_mode(PolicyMode::Advise)
     }
 
     /// Apply recommendations with hysteresis and a little exploration
@@ -86,11 +86,11 @@ impl Policy {
     /// exploration, 5 checkpoints per trial: enough to measure a scheme
     /// and, if it wins, to agree on it 3 times before the trial ends).
     pub fn adaptive() -> Self {
-        Self::with_mode(Mode::Auto)
+        Self::with_mode(PolicyMode::Auto)
     }
 
     /// The mode.
-    pub fn mode(&self) -> Mode {
+    pub fn mode(&self) -> PolicyMode {
         self.mode
     }
 

@@ -3,7 +3,7 @@
 //! ([`PolicyState::decide`]) — advise once, or apply a change after
 //! `patience` agreeing evaluations and `min_dwell` checkpoints.
 
-use super::config::{Mode, Policy};
+use super::config::{Policy, PolicyMode};
 use super::explore::best_interval;
 use super::state::{InForce, PolicyState, Streak};
 use crate::model::decision::Decision;
@@ -39,7 +39,7 @@ impl PolicyState {
         // Under a memory budget copy-on-write waits until the model knows
         // how much it would hold: before anything is measured, the whole
         // state.
-        let wanted = policy.mode == Mode::Auto
+        let wanted = policy.mode == PolicyMode::Auto
             && policy.first_trial
             && policy.constraints.allowed.contains(cow)
             && policy.constraints.memory_budget.is_none()
@@ -57,9 +57,9 @@ impl PolicyState {
     /// Decides what to do about `evaluation` under `policy`.
     pub fn decide(&mut self, policy: &Policy, evaluation: &Evaluation) -> Decision {
         match policy.mode {
-            Mode::Fixed => Decision::Hold,
-            Mode::Advise => self.advise(policy, evaluation),
-            Mode::Auto => self.decide_auto(policy, evaluation),
+            PolicyMode::Fixed => Decision::Hold,
+            PolicyMode::Advise => self.advise(policy, evaluation),
+            PolicyMode::Auto => self.decide_auto(policy, evaluation),
         }
     }
 
@@ -190,9 +190,7 @@ impl PolicyState {
         {
             let reason = format!(
                 "confirming a measured saving ({} of {} evaluations agree) on {} itself",
-                count,
-                policy.patience,
-                crate::model::plan::scheme_name(to)
+                count, policy.patience, to
             );
             return self.start_trial(policy, seen, to, rec.interval().every, reason);
         }

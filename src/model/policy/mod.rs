@@ -1,9 +1,9 @@
 //! Policies: what to do with the model's recommendations.
 //!
-//! * [`Mode::Fixed`]: the model only observes.
-//! * [`Mode::Advise`]: recommendations that clear the thresholds are
+//! * [`PolicyMode::Fixed`]: the model only observes.
+//! * [`PolicyMode::Advise`]: recommendations that clear the thresholds are
 //!   reported (each once, until the advice changes); nothing changes.
-//! * [`Mode::Auto`]: recommendations are applied, with hysteresis so the
+//! * [`PolicyMode::Auto`]: recommendations are applied, with hysteresis so the
 //!   configuration never flaps:
 //!   1. a recommendation counts only if its predicted saving is at least
 //!      `min_saving` of run time, its confidence at least
@@ -56,7 +56,7 @@
 //!
 //! # Where it lives
 //!
-//! * [`config`] — [`Mode`] and the [`Policy`] builder: thresholds, bounds,
+//! * [`config`] — [`PolicyMode`] and the [`Policy`] builder: thresholds, bounds,
 //!   exploration settings, and their validation.
 //! * [`state`] — [`PolicyState`], the policy's memory (streaks, dwell,
 //!   trials, the plan in force), and what it says about a restart.
@@ -72,5 +72,5 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Mode, Policy};
+pub use config::{Policy, PolicyMode};
 pub use state::PolicyState;

@@ -2,7 +2,7 @@
 //! dwell, trials and the plan in force — and what it tells a process that
 //! restarts on it.
 
-use super::config::{Mode, Policy};
+use super::config::{Policy, PolicyMode};
 use crate::model::plan::Plan;
 use crate::scheme::Scheme;
 use serde::{Deserialize, Serialize};
@@ -57,7 +57,7 @@ impl PolicyState {
     /// a checkpointer restarting under `policy` should resume with. `None`
     /// unless `policy` is automatic.
     pub fn in_force(&self, policy: &Policy) -> Option<(Plan, Duration)> {
-        let f = self.in_force.filter(|_| policy.mode == Mode::Auto)?;
+        let f = self.in_force.filter(|_| policy.mode == PolicyMode::Auto)?;
         let c = &policy.constraints;
         let every = Duration::try_from_secs_f64(f.interval_secs).ok()?;
         let full_ok = f.plan.full_every().is_none_or(|k| {
@@ -88,7 +88,7 @@ impl PolicyState {
     /// decide again would cost a whole interval of the old plan.
     pub fn trial(&self, policy: &Policy) -> Option<(Scheme, Duration)> {
         self.exploring_until?;
-        let t = self.trial.filter(|_| policy.mode == Mode::Auto)?;
+        let t = self.trial.filter(|_| policy.mode == PolicyMode::Auto)?;
         let scheme = Scheme::from_code(t.scheme)?;
         let every = Duration::try_from_secs_f64(t.interval_secs).ok()?;
         let c = &policy.constraints;

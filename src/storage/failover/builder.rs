@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// How the active and the standby relate; see [`FailoverStorage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
+pub enum FailoverMode {
     /// Two paths to one store: operations go to the active only.
     Shared,
     /// Two stores kept identical: reads from the active, writes to both.
@@ -44,7 +44,7 @@ pub fn is_unavailable(error: &Error) -> bool {
 /// Configures a [`FailoverStorage`]; see [`FailoverStorage::builder`].
 #[must_use = "a builder does nothing until build() is called"]
 pub struct FailoverBuilder {
-    mode: Mode,
+    mode: FailoverMode,
     active: Option<(String, Arc<dyn Storage>)>,
     standby: Option<(String, Arc<dyn Storage>)>,
     deadline: Option<Duration>,
@@ -206,7 +206,7 @@ impl FailoverBuilder {
 
 impl FailoverStorage {
     /// Starts configuring a pair in `mode`.
-    pub fn builder(mode: Mode) -> FailoverBuilder {
+    pub fn builder(mode: FailoverMode) -> FailoverBuilder {
         FailoverBuilder {
             mode,
             active: None,

@@ -229,7 +229,7 @@ impl FailoverStorage {
             CallResult::Ok(Output::Bytes(bytes)) if bytes == value => Ok(()),
             CallResult::Err(cause) => Err(cause),
             _ => Err(format!(
-                "it does not reach the same store as the active {:?} (a probe written through the active is not visible through it); use Mode::Mirrored for two separate stores",
+                "it does not reach the same store as the active {:?} (a probe written through the active is not visible through it); use FailoverMode::Mirrored for two separate stores",
                 active.name
             )),
         }

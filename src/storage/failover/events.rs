@@ -1,9 +1,9 @@
 //! What a pair reports: its events, its stats, and its operations in
 //! flight.
 
+use super::FailoverMode;
 #[cfg(doc)]
 use super::FailoverStorage;
-use super::Mode;
 #[cfg(doc)]
 use crate::error::Error;
 #[cfg(doc)]
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 /// The kind of a storage operation, in events and in-flight records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OpKind {
     /// [`Storage::put`], [`Storage::put_parts`] or [`Storage::put_if_absent`].
     Put,
@@ -99,6 +100,7 @@ pub enum FailoverEvent {
 
 /// What re-synchronising a readmitted standby took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Resync {
     /// Objects copied from the active (missing or different).
     pub copied: u64,
@@ -125,7 +127,7 @@ impl Resync {
 #[non_exhaustive]
 pub struct FailoverStats {
     /// The mode it runs in.
-    pub mode: Mode,
+    pub mode: FailoverMode,
     /// The active backend's name (`None` once the pair is down).
     pub active: Option<String>,
     /// The standby's name, if the pair has one.

@@ -29,7 +29,7 @@ mod resync;
 mod slow;
 mod state;
 
-pub use builder::{FailoverBuilder, Mode, is_unavailable};
+pub use builder::{FailoverBuilder, FailoverMode, is_unavailable};
 pub use events::{FailoverEvent, FailoverStats, InFlightOp, OpKind, OpState, Resync};
 
 use super::Storage;
@@ -82,13 +82,13 @@ const KEY_STRIPES: usize = 64;
 /// # Example
 ///
 /// ```
-/// use ckpt::storage::{FailoverStorage, Fault, FaultyStorage, Mode};
+/// use ckpt::storage::{FailoverStorage, Fault, FaultyStorage, FailoverMode};
 /// use ckpt::{MemStorage, Storage};
 /// use std::sync::Arc;
 ///
 /// let a = Arc::new(FaultyStorage::new(MemStorage::new()));
 /// let b = Arc::new(MemStorage::new());
-/// let store = FailoverStorage::builder(Mode::Mirrored)
+/// let store = FailoverStorage::builder(FailoverMode::Mirrored)
 ///     .active("a", a.clone())
 ///     .standby("b", b.clone())
 ///     .build()?;
@@ -101,7 +101,7 @@ const KEY_STRIPES: usize = 64;
 /// # Ok::<(), ckpt::Error>(())
 /// ```
 pub struct FailoverStorage {
-    mode: Mode,
+    mode: FailoverMode,
     config: Config,
     state: Mutex<State>,
     /// Signalled whenever the gate changes or running attempts reach zero.
@@ -117,7 +117,7 @@ pub struct FailoverStorage {
 
 impl FailoverStorage {
     /// The mode the pair runs in.
-    pub fn mode(&self) -> Mode {
+    pub fn mode(&self) -> FailoverMode {
         self.mode
     }
 

@@ -5,7 +5,7 @@
 
 use super::call::{Attempt, Pending};
 use super::op::{BorrowedOp, Op, Output, OwnedOp};
-use super::{Backend, FailoverEvent, FailoverStorage, Gate, Mode, OpRecord, RecordState};
+use super::{Backend, FailoverEvent, FailoverMode, FailoverStorage, Gate, OpRecord, RecordState};
 use crate::error::Result;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,8 +130,8 @@ impl FailoverStorage {
             epoch: st.epoch,
             active,
             standby: match self.mode {
-                Mode::Mirrored => st.standby.clone(),
-                Mode::Shared => None,
+                FailoverMode::Mirrored => st.standby.clone(),
+                FailoverMode::Shared => None,
             },
         })
     }
@@ -195,7 +195,7 @@ impl FailoverStorage {
             (Some(standby), Op::List(_)) => (self.mirrored_list(pair, standby, op, owned), false),
             (None, _) => {
                 let outcome = match self.attempt(&pair.active, op, owned) {
-                    Attempt::Overran(cause, pending) if self.mode == Mode::Shared => {
+                    Attempt::Overran(cause, pending) if self.mode == FailoverMode::Shared => {
                         Outcome::ActiveOverran(cause, pending)
                     }
                     other => outcome_of(other),

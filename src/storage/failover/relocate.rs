@@ -2,7 +2,7 @@
 //! pair going down.
 
 use super::call::Trouble;
-use super::{Backend, FailoverEvent, FailoverStorage, Gate, Mode};
+use super::{Backend, FailoverEvent, FailoverMode, FailoverStorage, Gate};
 use crate::error::Result;
 use std::sync::Arc;
 use std::time::Instant;
@@ -176,15 +176,17 @@ impl FailoverStorage {
             active.name
         );
         let holder = match (self.mode, standby) {
-            (Mode::Shared, Some(s)) => format!(
+            (FailoverMode::Shared, Some(s)) => format!(
                 "the shared store (reached through {:?} or {:?})",
                 active.name, s.name
             ),
-            (Mode::Shared, None) => format!("the shared store (reached through {:?})", active.name),
-            (Mode::Mirrored, Some(s)) => {
+            (FailoverMode::Shared, None) => {
+                format!("the shared store (reached through {:?})", active.name)
+            }
+            (FailoverMode::Mirrored, Some(s)) => {
                 format!("{:?} and {:?} (each holds all of it)", active.name, s.name)
             }
-            (Mode::Mirrored, None) => format!("{:?}", active.name),
+            (FailoverMode::Mirrored, None) => format!("{:?}", active.name),
         };
         (reason, holder)
     }

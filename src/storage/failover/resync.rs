@@ -3,7 +3,9 @@
 
 use super::call::CallResult;
 use super::op::{Op, Output};
-use super::{Backend, FailoverEvent, FailoverStorage, Gate, Mode, PROBE_PREFIX, Resync, Syncing};
+use super::{
+    Backend, FailoverEvent, FailoverMode, FailoverStorage, Gate, PROBE_PREFIX, Resync, Syncing,
+};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use std::collections::BTreeSet;
@@ -75,10 +77,10 @@ impl FailoverStorage {
             .wait_for_abandoned_calls(&backend)
             .and_then(|()| self.health_check(&backend))
             .and_then(|()| match self.mode {
-                Mode::Shared => self
+                FailoverMode::Shared => self
                     .check_same_store(&active, &backend)
                     .map(|()| Resync::default()),
-                Mode::Mirrored => self.resync(&active, &backend, epoch, how),
+                FailoverMode::Mirrored => self.resync(&active, &backend, epoch, how),
             });
         let mut st = self.state();
         if st.syncing.is_some() {
