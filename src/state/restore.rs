@@ -199,8 +199,12 @@ impl<'a> Restore<'a> {
         };
         let bytes = self.read_serde_bytes(entry)?;
         self.read.insert(name.to_owned());
-        let (value, used) =
-            decode_bounded::<T>(&bytes).map_err(|e| self.mismatch(name, e.to_string()))?;
+        let (value, used) = decode_bounded::<T>(&bytes).map_err(|e| Error::StateMismatch {
+            step: self.step,
+            segment: name.to_owned(),
+            reason: "its bytes do not decode as the requested type".to_owned(),
+            source: Some(std::sync::Arc::new(e)),
+        })?;
         if used != bytes.len() {
             return Err(self.mismatch(
                 name,
@@ -267,6 +271,7 @@ impl<'a> Restore<'a> {
             step: self.step,
             segment: segment.to_owned(),
             reason: reason.into(),
+            source: None,
         }
     }
 
