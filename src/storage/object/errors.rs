@@ -287,6 +287,7 @@ mod tests {
         let error = from_object_store("get", "k", "s3://b/", &secrets, unknown_key);
         assert!(
             error
+                .report()
                 .to_string()
                 .contains("refused the credentials (InvalidAccessKeyId)"),
             "{error}"
