@@ -293,4 +293,46 @@ mod tests {
             "{error}"
         );
     }
+
+    #[test]
+    fn kinds_come_from_the_variant_and_the_transport_error_not_the_text() {
+        let kind = |e: object_store::Error| match from_object_store(
+            "get",
+            "k",
+            "s3://b/",
+            &Secrets::default(),
+            e,
+        ) {
+            Error::Storage { source, .. } => (source.kind(), source.to_string()),
+            other => panic!("expected a storage error, got {other}"),
+        };
+        // A 401 with no body: the variant alone says it.
+        let (k, text) = kind(object_store::Error::Unauthenticated {
+            path: "k".into(),
+            source: "no text here".into(),
+        });
+        assert_eq!(k, io::ErrorKind::PermissionDenied);
+        assert!(text.contains("refused the credentials (401)"), "{text}");
+        // A refused connection, whatever its text says.
+        let refused = HttpError::new(
+            HttpErrorKind::Connect,
+            io::Error::other("status code: 400 (not a status)"),
+        );
+        let (k, _) = kind(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(refused),
+        });
+        assert_eq!(k, io::ErrorKind::ConnectionRefused);
+        let timeout = HttpError::new(HttpErrorKind::Timeout, io::Error::other("slow"));
+        let (k, _) = kind(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(timeout),
+        });
+        assert_eq!(k, io::ErrorKind::TimedOut);
+        let (k, _) = kind(object_store::Error::Precondition {
+            path: "k".into(),
+            source: "412".into(),
+        });
+        assert_eq!(k, io::ErrorKind::AlreadyExists);
+    }
 }
