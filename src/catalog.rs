@@ -141,7 +141,7 @@ pub(crate) fn skipped(name: &ManifestName, error: &Error) -> Skipped {
     Skipped {
         key: name.key(),
         step: Some(name.step),
-        reason: error.to_string(),
+        reason: error.report().to_string(),
     }
 }
 

@@ -1,9 +1,15 @@
 //! The one error type of the crate.
 //!
 //! Every variant carries the context a user needs (which object, which
-//! checkpoint, which option) and its message suggests the next move.
+//! checkpoint, which option); [`Error::kind`] groups the variants by what
+//! the user does next. A message says what happened; the error that caused
+//! it, if any, is [`source()`](std::error::Error::source) and is never
+//! repeated in the message ([`Error::report`] prints the whole chain).
 
+use std::error::Error as StdError;
+use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 /// Shorthand for `Result<T, ckpt::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -19,8 +25,78 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// What a user does next about an [`Error`]: see [`Error::kind`].
+///
+/// New kinds may be added; match with a wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A builder option, a key, the group's setup or the order of calls is
+    /// wrong: fix the configuration or the calling code; retrying the same
+    /// thing fails the same way. ([`Error::InvalidConfig`],
+    /// [`Error::InvalidKey`], [`Error::ReadOnly`], [`Error::Unsupported`],
+    /// [`Error::GroupSizeMismatch`], [`Error::RunReused`],
+    /// [`Error::GroupOrder`].)
+    Config,
+    /// The application state does not encode, or a checkpoint does not
+    /// decode as the requested type: fix the state's types, restore with
+    /// the type that wrote it, or migrate. ([`Error::Serialize`],
+    /// [`Error::StateMismatch`].)
+    State,
+    /// The store failed in a way a retry does not mend (access denied, bad
+    /// path, disk full, every backend of a failover pair down...): fix the
+    /// store or the access to it, then open it again. ([`Error::Storage`]
+    /// with a permanent [`io::ErrorKind`], [`Error::StorageDown`],
+    /// [`Error::AdmitRefused`].)
+    Store,
+    /// The store did not answer, timed out or was busy: the same storage
+    /// operation may succeed later. A [`Checkpointer`](crate::Checkpointer)
+    /// that returned it from a persist is poisoned all the same: open a new
+    /// one to go on. ([`Error::Storage`] with a transient
+    /// [`io::ErrorKind`]: refused, reset or aborted connection, timeout,
+    /// interrupted, busy.)
+    RetryLater,
+    /// Another process or writer uses the store: stop it, or use another
+    /// store (or [`PrefixStorage`](crate::storage::PrefixStorage)
+    /// namespace). ([`Error::Locked`], [`Error::WriterActive`],
+    /// [`Error::Fenced`].)
+    Conflict,
+    /// Data in the store is damaged or missing: restore passes over such a
+    /// checkpoint to an older one where it can; otherwise inspect the store,
+    /// or move it aside to start fresh. ([`Error::Corrupt`],
+    /// [`Error::NotFound`], [`Error::NoUsableCheckpoint`],
+    /// [`Error::ShardDamaged`].)
+    Damaged,
+    /// The data was written by a newer `ckpt`: upgrade to read it.
+    /// ([`Error::UnsupportedVersion`].)
+    NewerFormat,
+    /// This checkpointer refuses further work after an earlier failure:
+    /// drop it and open a new one, whose restore picks the newest
+    /// checkpoint that verifies. ([`Error::Poisoned`].)
+    Poisoned,
+}
+
+impl ErrorKind {
+    /// Whether repeating the failed operation later may succeed (only
+    /// [`ErrorKind::RetryLater`]).
+    pub fn is_retryable(self) -> bool {
+        self == ErrorKind::RetryLater
+    }
+}
+
 /// Everything that can go wrong in `ckpt`.
-#[derive(Debug, thiserror::Error)]
+///
+/// The variants are flat, one per situation; [`Error::kind`] groups them by
+/// what the user does next ([`ErrorKind`]: fix the configuration, fix the
+/// state's types, fix the store, retry later, stop the other writer, the
+/// data is damaged, upgrade, reopen). A message says what happened and,
+/// where it is true on every path that returns it, what to do; the
+/// underlying error is [`source()`](std::error::Error::source), never
+/// repeated in the message, so print [`Error::report`] (or walk the
+/// sources) to see it.
+///
+/// Errors are cheap to clone: their sources are shared.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A builder option was out of range or inconsistent.
@@ -49,17 +125,20 @@ pub enum Error {
     },
 
     /// A storage backend operation failed.
-    #[error(
-        "storage {op} of {key:?} failed: {source}; check that the store is reachable and writable, then retry"
-    )]
+    ///
+    /// The source's [`io::ErrorKind`] tells a transient failure
+    /// ([`ErrorKind::RetryLater`]) from a permanent one
+    /// ([`ErrorKind::Store`]); see [`Error::kind`].
+    #[error("storage {op} of {key:?} failed; {}", storage_hint(source.kind()))]
     Storage {
         /// The operation: put, get, list, delete, open.
         op: &'static str,
         /// The object or prefix it touched.
         key: String,
-        /// The underlying error; its kind tells transient from permanent.
+        /// The underlying error (shared, so that the error can be cloned);
+        /// its kind tells transient from permanent.
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
 
     /// Another process holds the store's lock.
@@ -110,8 +189,14 @@ pub enum Error {
     },
 
     /// An object in the store failed verification (bad magic, version,
-    /// checksum, length or hash).
-    #[error("corrupt object {key:?}: {reason}; it will be skipped, an older checkpoint is used")]
+    /// checksum, length or hash), or is shorter than a range asked of it.
+    ///
+    /// Restore passes over a checkpoint that returns it and tries an older
+    /// one (see [`Skipped`]); elsewhere (a group record, the model's state,
+    /// a range read) it is returned as is.
+    #[error(
+        "corrupt object {key:?}: {reason}; it does not hold what ckpt wrote there (damaged, truncated, or another program's)"
+    )]
     Corrupt {
         /// The object that failed verification.
         key: String,
@@ -137,8 +222,11 @@ pub enum Error {
     Serialize {
         /// The segment being captured.
         segment: String,
-        /// The encoder's message.
+        /// What went wrong, in words (the encoder's error is `source`).
         reason: String,
+        /// The encoder's error, when there is one.
+        #[source]
+        source: Option<Arc<dyn StdError + Send + Sync>>,
     },
 
     /// A verified checkpoint did not decode into the requested type: the
@@ -151,8 +239,11 @@ pub enum Error {
         step: u64,
         /// The segment that failed.
         segment: String,
-        /// The decoder's message.
+        /// What did not match, in words (the decoder's error is `source`).
         reason: String,
+        /// The decoder's error, when there is one.
+        #[source]
+        source: Option<Arc<dyn StdError + Send + Sync>>,
     },
 
     /// The store holds checkpoints but none of them verifies.
@@ -268,11 +359,49 @@ pub enum Error {
     /// the dirty pages it could not write ("fsyncgate"), so retrying cannot
     /// prove durability. Drop this checkpointer and open a new one: restore
     /// then picks the newest checkpoint that verifies.
-    #[error("checkpointer is poisoned by an earlier failure ({cause}); reopen to recover")]
+    #[error(
+        "checkpointer is poisoned by an earlier failure{}; drop it and open a new one, whose restore picks the newest checkpoint that verifies",
+        source.as_ref().map_or_else(|| format!(" ({cause})"), |_| String::new())
+    )]
     Poisoned {
-        /// The failure that poisoned it.
+        /// The failure that poisoned it, in words (its message, when
+        /// `source` holds it; the message then leaves it to `source`).
         cause: String,
+        /// The error that poisoned it, when it was an error (a panic or a
+        /// lost thread is not).
+        #[source]
+        source: Option<Arc<Error>>,
     },
+}
+
+/// The advice of an [`Error::Storage`] message, true of every error of that
+/// kind.
+fn storage_hint(kind: io::ErrorKind) -> &'static str {
+    if transient(kind) {
+        "the store did not answer in time or was busy: check that it is reachable"
+    } else {
+        "check the store's location, permissions and free space"
+    }
+}
+
+/// I/O error kinds that a later retry of the same operation may not see.
+fn transient(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind as K;
+    matches!(
+        kind,
+        K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::TimedOut
+            | K::Interrupted
+            | K::WouldBlock
+            | K::ResourceBusy
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+    )
 }
 
 impl Error {
@@ -281,8 +410,79 @@ impl Error {
         Error::Storage {
             op,
             key: key.into(),
-            source,
+            source: Arc::new(source),
         }
+    }
+
+    /// Builds an [`Error::Serialize`] caused by the encoder's `source`.
+    pub(crate) fn encode(
+        segment: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        Error::Serialize {
+            segment: segment.into(),
+            reason: "the encoder refused the value".to_owned(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// Builds an [`Error::Serialize`] with no underlying error.
+    pub(crate) fn serialize(segment: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Serialize {
+            segment: segment.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// Builds an [`Error::Poisoned`] caused by `source`.
+    pub(crate) fn poisoned_by(source: Arc<Error>) -> Self {
+        Error::Poisoned {
+            cause: source.to_string(),
+            source: Some(source),
+        }
+    }
+
+    /// Builds an [`Error::Poisoned`] whose cause is no error value (a
+    /// panic, a lost thread).
+    pub(crate) fn poisoned(cause: impl Into<String>) -> Self {
+        Error::Poisoned {
+            cause: cause.into(),
+            source: None,
+        }
+    }
+
+    /// What the user does next; see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Error::InvalidConfig { .. }
+            | Error::InvalidKey { .. }
+            | Error::ReadOnly { .. }
+            | Error::Unsupported { .. }
+            | Error::GroupSizeMismatch { .. }
+            | Error::RunReused { .. }
+            | Error::GroupOrder { .. } => K::Config,
+            Error::Serialize { .. } | Error::StateMismatch { .. } => K::State,
+            Error::Storage { source, .. } if transient(source.kind()) => K::RetryLater,
+            Error::Storage { .. } | Error::StorageDown { .. } | Error::AdmitRefused { .. } => {
+                K::Store
+            }
+            Error::Locked { .. } | Error::WriterActive { .. } | Error::Fenced { .. } => K::Conflict,
+            Error::Corrupt { .. }
+            | Error::NotFound { .. }
+            | Error::NoUsableCheckpoint { .. }
+            | Error::ShardDamaged { .. } => K::Damaged,
+            Error::UnsupportedVersion { .. } => K::NewerFormat,
+            Error::Poisoned { .. } => K::Poisoned,
+        }
+    }
+
+    /// The message followed by that of each source (those whose text the
+    /// message before does not already hold), separated by `: `, for logs
+    /// and reports.
+    pub fn report(&self) -> ErrorReport<'_> {
+        ErrorReport(self)
     }
 
     /// Builds an [`Error::Corrupt`].
@@ -300,5 +500,139 @@ impl Error {
             self,
             Error::Corrupt { .. } | Error::NotFound { .. } | Error::UnsupportedVersion { .. }
         )
+    }
+}
+
+/// An [`Error`] with its chain of sources; see [`Error::report`].
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorReport<'a>(&'a Error);
+
+impl fmt::Display for ErrorReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            let text = e.to_string();
+            if !shown.contains(&text) {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error and the text of each of its sources.
+    fn chain(error: &Error) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut source = error.source();
+        while let Some(e) = source {
+            out.push(e.to_string());
+            source = e.source();
+        }
+        out
+    }
+
+    #[test]
+    fn messages_leave_the_source_to_source() {
+        let storage = Error::storage(
+            "put",
+            "k",
+            io::Error::new(io::ErrorKind::TimedOut, "the disk said SENTINEL-IO"),
+        );
+        let decoded = Error::StateMismatch {
+            step: 3,
+            segment: "weights".to_owned(),
+            reason: "its bytes do not decode as the requested type".to_owned(),
+            source: Some(Arc::new(io::Error::other("SENTINEL-DECODE"))),
+        };
+        let encoded = Error::encode("weights", io::Error::other("SENTINEL-ENCODE"));
+        let poisoned = Error::poisoned_by(Arc::new(storage.clone()));
+        for (error, sentinel) in [
+            (&storage, "SENTINEL-IO"),
+            (&decoded, "SENTINEL-DECODE"),
+            (&encoded, "SENTINEL-ENCODE"),
+            (&poisoned, "SENTINEL-IO"),
+        ] {
+            let message = error.to_string();
+            let sources = chain(error);
+            assert!(
+                sources.iter().any(|s| s.contains(sentinel)),
+                "{sentinel} not in the sources {sources:?}"
+            );
+            assert!(
+                !message.contains(sentinel),
+                "{sentinel} repeated in {message}"
+            );
+            // The report shows the cause, once.
+            let report = error.report().to_string();
+            assert_eq!(report.matches(sentinel).count(), 1, "{report}");
+        }
+        assert!(poisoned.to_string().contains("drop it and open a new one"));
+        // A poisoning with no error value says what it was.
+        let lost = Error::poisoned("the background persist thread panicked");
+        assert!(lost.source().is_none());
+        assert!(
+            lost.to_string().contains("persist thread panicked"),
+            "{lost}"
+        );
+    }
+
+    #[test]
+    fn kinds_group_by_what_to_do_next() {
+        let io = |kind| Error::storage("get", "k", io::Error::new(kind, "x"));
+        let cases = [
+            (io(io::ErrorKind::TimedOut), ErrorKind::RetryLater),
+            (io(io::ErrorKind::ConnectionRefused), ErrorKind::RetryLater),
+            (io(io::ErrorKind::ResourceBusy), ErrorKind::RetryLater),
+            (io(io::ErrorKind::PermissionDenied), ErrorKind::Store),
+            (io(io::ErrorKind::StorageFull), ErrorKind::Store),
+            (
+                Error::InvalidConfig {
+                    option: "keep_last",
+                    reason: "0".to_owned(),
+                },
+                ErrorKind::Config,
+            ),
+            (Error::corrupt("k", "checksum mismatch"), ErrorKind::Damaged),
+            (Error::NotFound { key: "k".into() }, ErrorKind::Damaged),
+            (
+                Error::UnsupportedVersion {
+                    key: "k".into(),
+                    found: 9,
+                    supported: 1,
+                },
+                ErrorKind::NewerFormat,
+            ),
+            (
+                Error::WriterActive {
+                    holder: "pid 1".into(),
+                },
+                ErrorKind::Conflict,
+            ),
+            (Error::serialize("s", "two segments"), ErrorKind::State),
+            (Error::poisoned("panic"), ErrorKind::Poisoned),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+            assert_eq!(kind.is_retryable(), kind == ErrorKind::RetryLater);
+        }
+        // Storage advice follows the kind: "reachable" for transient ones.
+        assert!(
+            io(io::ErrorKind::TimedOut)
+                .to_string()
+                .contains("reachable")
+        );
+        assert!(
+            io(io::ErrorKind::PermissionDenied)
+                .to_string()
+                .contains("permissions")
+        );
     }
 }

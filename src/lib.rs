@@ -126,7 +126,7 @@ pub mod storage;
 pub use catalog::{CheckpointInfo, Listing, RetentionReport};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Committed, Restored};
 pub use error::Skipped;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, ErrorReport, Result};
 pub use format::FORMAT_VERSION;
 pub use group::{GlobalCommitInfo, Group, GroupStatus};
 pub use reader::Reader;

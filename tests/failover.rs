@@ -973,7 +973,10 @@ fn a_store_slow_past_its_patience_returns_a_timeout_and_the_pair_stays_up() {
         panic!("expected a storage error, got {err}");
     };
     assert_eq!(source.kind(), ErrorKind::TimedOut, "{err}");
-    assert!(err.to_string().contains("slow_store_patience"), "{err}");
+    assert!(
+        err.report().to_string().contains("slow_store_patience"),
+        "{err}"
+    );
     for path in rig.backends.values() {
         path.control().set_latency(Duration::ZERO);
     }

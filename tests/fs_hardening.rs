@@ -18,7 +18,7 @@ fn a_symlinked_lock_file_is_refused_and_its_target_left_alone() {
 
     for open in [FsStorage::open, FsStorage::open_shared] {
         let err = open(dir.path()).unwrap_err();
-        let message = err.to_string();
+        let message = err.report().to_string();
         assert!(matches!(err, Error::Storage { .. }), "{err:?}");
         assert!(message.contains("symbolic link"), "{message}");
         assert_eq!(fs::read(&precious).unwrap(), b"do not truncate me");
@@ -39,7 +39,10 @@ fn a_dangling_symlinked_lock_file_creates_nothing() {
 fn a_lock_file_that_is_a_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join(".lock")).unwrap();
-    let message = FsStorage::open(dir.path()).unwrap_err().to_string();
+    let message = FsStorage::open(dir.path())
+        .unwrap_err()
+        .report()
+        .to_string();
     assert!(message.contains("not a regular file"), "{message}");
 }
 

@@ -196,7 +196,10 @@ fn a_writer_that_lost_its_lease_writes_and_deletes_nothing() {
     for step in 4..8 {
         match ck.checkpoint(step, &mut state_at(step)) {
             Err(e) => {
-                assert!(e.to_string().contains("took this store over"), "{e}");
+                assert!(
+                    e.report().to_string().contains("took this store over"),
+                    "{e}"
+                );
                 fenced = true;
             }
             Ok(_) => panic!("a fenced writer committed step {step}"),

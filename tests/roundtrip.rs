@@ -313,6 +313,7 @@ fn expect_mismatch<T: State>(ck: &mut Checkpointer, step: u64, segment: &str) {
             step: s,
             segment: seg,
             reason,
+            ..
         }) => {
             assert_eq!(s, step);
             assert_eq!(seg, segment);

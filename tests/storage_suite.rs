@@ -510,7 +510,7 @@ fn read_only_fs_storage_of_a_missing_directory_says_what_to_do() {
     let parent = tempfile::tempdir().unwrap();
     let missing = parent.path().join("no-store-here");
     let err = FsStorage::open_read_only(&missing).unwrap_err();
-    let message = err.to_string();
+    let message = err.report().to_string();
     assert!(
         matches!(&err, ckpt::Error::Storage { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
         "{err:?}"
@@ -522,7 +522,10 @@ fn read_only_fs_storage_of_a_missing_directory_says_what_to_do() {
     let file = parent.path().join("a-file");
     std::fs::write(&file, b"").unwrap();
     let err = FsStorage::open_read_only(&file).unwrap_err();
-    assert!(err.to_string().contains("not a directory"), "{err}");
+    assert!(
+        err.report().to_string().contains("not a directory"),
+        "{err}"
+    );
 }
 
 /// A `read_into` that stops at the end of the object and calls the rest

@@ -112,9 +112,7 @@ impl Background {
         self.jobs.take();
         let pipeline = match self.worker.take().map(JoinHandle::join) {
             Some(Ok(pipeline)) => Ok(pipeline),
-            _ => Err(Error::Poisoned {
-                cause: "the background persist thread panicked".to_owned(),
-            }),
+            _ => Err(Error::poisoned("the background persist thread panicked")),
         };
         (pipeline, results)
     }
@@ -123,9 +121,9 @@ impl Background {
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(message));
         match sent {
             Some(Ok(())) => Ok(()),
-            _ => Err(Error::Poisoned {
-                cause: "the background persist thread stopped after a failure".to_owned(),
-            }),
+            _ => Err(Error::poisoned(
+                "the background persist thread stopped after a failure",
+            )),
         }
     }
 
@@ -170,13 +168,11 @@ impl Background {
             .take()
             .map(JoinHandle::join)
             .is_some_and(|joined| joined.is_err());
-        Error::Poisoned {
-            cause: if panicked {
-                "the background persist thread panicked".to_owned()
-            } else {
-                "the background persist thread stopped after a failure".to_owned()
-            },
-        }
+        Error::poisoned(if panicked {
+            "the background persist thread panicked"
+        } else {
+            "the background persist thread stopped after a failure"
+        })
     }
 }
 

@@ -80,7 +80,7 @@ pub struct Checkpointer {
     due_now: bool,
     failover_events: Option<Receiver<FailoverEvent>>,
     last_committed: Option<Committed>,
-    poisoned: Option<String>,
+    poisoned: Option<Arc<Error>>,
     /// Set for a rank of a group.
     group: Option<Coordinator>,
 }
@@ -458,15 +458,13 @@ impl Checkpointer {
 
     fn check_usable(&self) -> Result<()> {
         match &self.poisoned {
-            Some(cause) => Err(Error::Poisoned {
-                cause: cause.clone(),
-            }),
+            Some(cause) => Err(Error::poisoned_by(Arc::clone(cause))),
             None => Ok(()),
         }
     }
 
     fn poison(&mut self, error: Error) -> Error {
-        self.poisoned = Some(error.to_string());
+        self.poisoned = Some(Arc::new(error.clone()));
         error
     }
 }

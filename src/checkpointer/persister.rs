@@ -128,7 +128,5 @@ impl Persister {
 }
 
 fn broken() -> crate::Error {
-    crate::Error::Poisoned {
-        cause: "a change of scheme failed to restart the persisting thread".to_owned(),
-    }
+    crate::Error::poisoned("a change of scheme failed to restart the persisting thread")
 }

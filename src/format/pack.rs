@@ -61,7 +61,8 @@ pub(crate) fn chunk_hash(raw: &[u8]) -> u128 {
 /// `raw` must be shorter than 4 GiB; chunk sizes are validated far below
 /// that when a checkpointer is built.
 pub(crate) fn encode_chunk(raw: &[u8], compression: Compression) -> EncodedChunk<'_> {
-    let raw_len = u32::try_from(raw.len()).expect("chunk sizes are validated below 4 GiB");
+    let raw_len = u32::try_from(raw.len())
+        .expect("a chunk is at most chunk_size (256 MiB) or one page (64 MiB, or one element)");
     let compressed = match compression {
         Compression::Zstd(level) => zstd::bulk::compress(raw, level)
             .ok()
@@ -129,7 +130,7 @@ impl<'a> PackBuilder<'a> {
         let chunk_ref = ChunkRef {
             pack: self.id,
             offset,
-            len: u32::try_from(len).expect("frame of a chunk below 4 GiB"),
+            len: u32::try_from(len).expect("a frame is a chunk of 256 MiB at most and its header"),
             raw_len: chunk.raw_len,
             hash: chunk.hash,
         };

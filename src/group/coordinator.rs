@@ -312,10 +312,11 @@ impl Coordinator {
             Error::corrupt(
                 &chosen.key,
                 format!(
-                    "the commit of step {} that launch {:?} restores (recorded in {}) no longer verifies ({e}); restart the group with a new run id",
+                    "the commit of step {} that launch {:?} restores (recorded in {}) no longer verifies ({}); restart the group with a new run id",
                     chosen.step,
                     self.group.run_id,
-                    restore_key(&self.group.run_id)
+                    restore_key(&self.group.run_id),
+                    e.report()
                 ),
             )
         })

@@ -325,7 +325,7 @@ impl ShardDamage {
     pub(crate) fn error(&self, cause: Error) -> Error {
         let reason = match cause {
             Error::Corrupt { key, reason } => format!("{key:?}: {reason}"),
-            e if e.is_damage() => e.to_string(),
+            e if e.is_damage() => e.report().to_string(),
             e => return e,
         };
         Error::ShardDamaged {

@@ -17,7 +17,7 @@ pub(super) fn skipped_commit(name: &CommitName, e: &Error) -> Skipped {
     Skipped {
         key: name.key.clone(),
         step: Some(name.step),
-        reason: e.to_string(),
+        reason: e.report().to_string(),
     }
 }
 

@@ -227,12 +227,8 @@ impl Advisor {
             learned: self.model.learned(),
             policy: &self.state,
         };
-        let body = bincode::serde::encode_to_vec(&persisted, MODEL_STATE_CODEC).map_err(|e| {
-            Error::Serialize {
-                segment: STATE_NAME.to_owned(),
-                reason: e.to_string(),
-            }
-        })?;
+        let body = bincode::serde::encode_to_vec(&persisted, MODEL_STATE_CODEC)
+            .map_err(|e| Error::encode(STATE_NAME, e))?;
         let mut bytes = Vec::with_capacity(body.len() + 1);
         bytes.push(MODEL_STATE_VERSION);
         bytes.extend_from_slice(&body);

@@ -45,7 +45,11 @@ pub(crate) fn encode_many<'a>(pieces: &[&'a [u8]], options: WriteOptions) -> Vec
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().expect("chunk encoding does not panic"))
+            // A worker that panicked passes its panic on as it was.
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     })
 }

@@ -245,13 +245,9 @@ fn plan_pages<'a>(
     });
     let mut slots = Vec::with_capacity(snapshot.dirty.len());
     for (page, dirty) in snapshot.dirty.iter().enumerate() {
-        let bytes = snapshot
-            .pages
-            .page_bytes(page)
-            .ok_or_else(|| Error::Serialize {
-                segment: name.to_owned(),
-                reason: format!("page {page} is missing from the snapshot"),
-            })?;
+        let bytes = snapshot.pages.page_bytes(page).ok_or_else(|| {
+            Error::serialize(name, format!("page {page} is missing from the snapshot"))
+        })?;
         let unchanged = same_layout
             .filter(|_| !dirty)
             .and_then(|p| p.chunks.get(page))
@@ -278,9 +274,8 @@ fn resolve(
                     Slot::Fresh(n) => fresh.get(n).copied(),
                 })
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| Error::Serialize {
-                    segment: name.clone(),
-                    reason: "internal: a planned chunk was not encoded".to_owned(),
+                .ok_or_else(|| {
+                    Error::serialize(&name, "internal: a planned chunk was not encoded")
                 })?;
             Ok(SegmentEntry {
                 name,

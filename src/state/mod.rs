@@ -131,11 +131,8 @@ impl Capture {
     /// Names must be unique within one state.
     pub fn serde<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
         self.check_new_name(name)?;
-        let bytes =
-            bincode::serde::encode_to_vec(value, STATE_CODEC).map_err(|e| Error::Serialize {
-                segment: name.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let bytes = bincode::serde::encode_to_vec(value, STATE_CODEC)
+            .map_err(|e| Error::encode(name, e))?;
         self.segments.push(CapturedSegment {
             name: name.to_owned(),
             type_name: std::any::type_name::<T>(),
@@ -146,11 +143,10 @@ impl Capture {
 
     fn check_new_name(&self, name: &str) -> Result<()> {
         if self.segments.iter().any(|s| s.name == name) {
-            return Err(Error::Serialize {
-                segment: name.to_owned(),
-                reason: "two segments share this name; give each part of the state its own"
-                    .to_owned(),
-            });
+            return Err(Error::serialize(
+                name,
+                "two segments share this name; give each part of the state its own",
+            ));
         }
         Ok(())
     }

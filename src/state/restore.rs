@@ -200,8 +200,12 @@ impl<'a> Restore<'a> {
         };
         let bytes = self.read_serde_bytes(entry)?;
         self.read.insert(name.to_owned());
-        let (value, used) =
-            decode_bounded::<T>(&bytes).map_err(|e| self.mismatch(name, e.to_string()))?;
+        let (value, used) = decode_bounded::<T>(&bytes).map_err(|e| Error::StateMismatch {
+            step: self.step,
+            segment: name.to_owned(),
+            reason: "its bytes do not decode as the requested type".to_owned(),
+            source: Some(std::sync::Arc::new(e)),
+        })?;
         if used != bytes.len() {
             return Err(self.mismatch(
                 name,
@@ -268,6 +272,7 @@ impl<'a> Restore<'a> {
             step: self.step,
             segment: segment.to_owned(),
             reason: reason.into(),
+            source: None,
         }
     }
 

@@ -447,7 +447,7 @@ mod tests {
         faults.fail_next(Fault::Error(io::ErrorKind::ConnectionReset));
         let keys = ["k".to_owned()];
         let err = store.delete_many(&keys).unwrap_err();
-        assert!(err.to_string().contains("injected"), "{err}");
+        assert!(err.report().to_string().contains("injected"), "{err}");
         assert_eq!(store.inner().get("k").unwrap(), b"abcdef");
         store.delete_many(&keys).unwrap();
         assert!(store.inner().list("").unwrap().is_empty());
@@ -461,7 +461,7 @@ mod tests {
         faults.set_hang_limit(Duration::from_millis(20));
         faults.fail_next(Fault::Hang);
         let err = store.put("k", b"1").unwrap_err();
-        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(err.report().to_string().contains("timed out"), "{err}");
 
         faults.set_hang_limit(Duration::from_secs(30));
         faults.fail_now(Fault::Hang);

@@ -133,7 +133,7 @@ impl FailoverStorage {
         match result {
             Ok(output) => Attempt::Ok(output),
             Err(e) if (self.config.unavailable)(&e) => {
-                Attempt::Failed(format!("{:?}: {e}", backend.name))
+                Attempt::Failed(format!("{:?}: {}", backend.name, e.report()))
             }
             Err(e) => Attempt::Answer(e),
         }
@@ -161,7 +161,7 @@ impl FailoverStorage {
         match self.attempt(backend, op, &mut None) {
             Attempt::Ok(output) => CallResult::Ok(output),
             Attempt::Answer(Error::NotFound { .. }) => CallResult::NotFound,
-            Attempt::Answer(e) => CallResult::Err(format!("{:?}: {e}", backend.name)),
+            Attempt::Answer(e) => CallResult::Err(format!("{:?}: {}", backend.name, e.report())),
             Attempt::Failed(cause) | Attempt::Overran(cause, _) => CallResult::Err(cause),
         }
     }
@@ -207,7 +207,7 @@ impl FailoverStorage {
     ) -> std::result::Result<Output, Trouble> {
         match self.attempt(backend, op, &mut None) {
             Attempt::Ok(output) => Ok(output),
-            Attempt::Answer(e) => Err(Trouble::Dead(format!("{:?}: {e}", backend.name))),
+            Attempt::Answer(e) => Err(Trouble::Dead(format!("{:?}: {}", backend.name, e.report()))),
             Attempt::Failed(cause) => Err(Trouble::Dead(cause)),
             Attempt::Overran(cause, _) => Err(Trouble::Slow(cause)),
         }

@@ -74,7 +74,7 @@ impl FailoverStorage {
     ) -> bool {
         match self.attempt(standby, op, owned) {
             Attempt::Ok(_) => true,
-            Attempt::Answer(e) => self.lose_standby(pair.epoch, standby, e.to_string()),
+            Attempt::Answer(e) => self.lose_standby(pair.epoch, standby, e.report().to_string()),
             Attempt::Failed(cause) | Attempt::Overran(cause, _) => {
                 self.lose_standby(pair.epoch, standby, cause)
             }
@@ -104,7 +104,7 @@ impl FailoverStorage {
                 // Neither has it (now): the active's answer stands.
                 return outcome_of(self.attempt(&pair.active, op, owned));
             }
-            Attempt::Answer(e) => Some(e.to_string()),
+            Attempt::Answer(e) => Some(e.report().to_string()),
             Attempt::Failed(cause) | Attempt::Overran(cause, _) => Some(cause),
         };
         if let Some(cause) = cause {
@@ -174,7 +174,7 @@ impl FailoverStorage {
                 None
             }
             Attempt::Ok(_) => None,
-            Attempt::Answer(e) => Some(e.to_string()),
+            Attempt::Answer(e) => Some(e.report().to_string()),
             Attempt::Failed(cause) | Attempt::Overran(cause, _) => Some(cause),
         };
         if let Some(cause) = cause

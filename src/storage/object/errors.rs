@@ -5,7 +5,23 @@
 //! failure (connection refused or reset, timeout, server busy: retry or fail
 //! over) from a permanent one (bad request, access denied: fix the
 //! configuration), the same distinction
-//! [`is_unavailable`](crate::storage::is_unavailable) draws.
+//! [`is_unavailable`](crate::storage::is_unavailable) and
+//! [`Error::kind`] draw.
+//!
+//! The kind comes from structure, in this order:
+//!
+//! 1. the `object_store::Error` variant, which `object_store` chose from the
+//!    HTTP status (404 `NotFound`, 401 `Unauthenticated`, 403
+//!    `PermissionDenied`, 409 `AlreadyExists`, 412 `Precondition`) or from
+//!    its own checks (`InvalidPath`, `NotSupported`...);
+//! 2. for a `Generic` error, the [`HttpError`] in its source chain, whose
+//!    [`HttpErrorKind`] tells a refused connection or a timeout;
+//! 3. only for a `Generic` error that has neither, the HTTP status and S3
+//!    error code in its text: `object_store` 0.14 keeps the status of a
+//!    non-2xx answer in `client::retry::RetryError`, a type of a private
+//!    module that cannot be named to downcast to (its `status()` accessor is
+//!    unreachable), and wraps list and multipart answers (even 403s) into
+//!    `Generic`.
 //!
 //! The `io::Error` carries the text of the whole `object_store` error chain
 //! with every secret scrubbed (see [`Secrets`]), not the error itself: its
@@ -40,49 +56,68 @@ pub(super) fn from_object_store(
     error: object_store::Error,
 ) -> Error {
     use object_store::Error as E;
-    let mut kind = match &error {
+    let detail = secrets.scrub(&chain_text(&error));
+    let kind = match &error {
         E::NotFound { .. } => {
             return Error::NotFound {
                 key: key.to_owned(),
             };
         }
-        E::PermissionDenied { .. } | E::Unauthenticated { .. } => io::ErrorKind::PermissionDenied,
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+            let status = if matches!(error, E::Unauthenticated { .. }) {
+                401
+            } else {
+                403
+            };
+            let code = s3_code_in(&detail).filter(|code| CREDENTIAL_CODES.contains(code));
+            return refused(op, key, store, Some(status), code, &detail);
+        }
         E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => io::ErrorKind::InvalidInput,
         E::NotSupported { .. } | E::NotImplemented { .. } => io::ErrorKind::Unsupported,
         E::AlreadyExists { .. } | E::Precondition { .. } => io::ErrorKind::AlreadyExists,
-        _ => transport_kind(&error),
+        _ => match http_kind(&error) {
+            Some(kind) => kind,
+            None => {
+                // No structure says more: read the status and the S3 code
+                // from the text (see the module's doc).
+                let status = status_in(&detail);
+                let code = s3_code_in(&detail).filter(|code| CREDENTIAL_CODES.contains(code));
+                if code.is_some() || matches!(status, Some(401 | 403)) {
+                    return refused(op, key, store, status, code, &detail);
+                }
+                status.map_or(io::ErrorKind::Other, status_kind)
+            }
+        },
     };
-    let detail = secrets.scrub(&chain_text(&error));
-    let message = match refused_credentials(kind, &detail) {
-        Some(reason) => {
-            kind = io::ErrorKind::PermissionDenied;
-            format!(
-                "{store} refused the credentials ({reason}); this is permanent, retrying will not help: \
-                 check the access key id, secret key and session token, and that they may use this bucket ({detail})"
-            )
-        }
-        None => detail,
-    };
-    Error::storage(op, key, io::Error::new(kind, message))
+    Error::storage(op, key, io::Error::new(kind, detail))
 }
 
-/// Why the store refused the credentials (status and S3 error code), or
-/// `None` when it did not.
-fn refused_credentials(kind: io::ErrorKind, detail: &str) -> Option<String> {
-    let code = s3_code_in(detail).filter(|code| CREDENTIAL_CODES.contains(code));
-    let status = status_in(detail);
-    if code.is_none()
-        && kind != io::ErrorKind::PermissionDenied
-        && !matches!(status, Some(401 | 403))
-    {
-        return None;
-    }
-    Some(match (status, code) {
+/// The store refused the credentials: a permanent
+/// [`io::ErrorKind::PermissionDenied`] naming the store, the status and the
+/// S3 error code.
+fn refused(
+    op: &'static str,
+    key: &str,
+    store: &str,
+    status: Option<u16>,
+    code: Option<&str>,
+    detail: &str,
+) -> Error {
+    let reason = match (status, code) {
         (Some(status), Some(code)) => format!("{status} {code}"),
         (Some(status), None) => status.to_string(),
         (None, Some(code)) => code.to_owned(),
         (None, None) => "access denied".to_owned(),
-    })
+    };
+    let message = format!(
+        "{store} refused the credentials ({reason}); this is permanent, retrying will not help: \
+         check the access key id, secret key and session token, and that they may use this bucket ({detail})"
+    );
+    Error::storage(
+        op,
+        key,
+        io::Error::new(io::ErrorKind::PermissionDenied, message),
+    )
 }
 
 /// The text of `error` and of each source its text does not already hold.
@@ -107,31 +142,35 @@ fn s3_code_in(message: &str) -> Option<&str> {
     Some(code)
 }
 
-/// The kind of a failed request: from the HTTP transport error in its
-/// source chain if there is one, else from the HTTP status in its message.
-fn transport_kind(error: &object_store::Error) -> io::ErrorKind {
+/// The kind of a request that failed in transport, from the [`HttpError`]
+/// in `error`'s source chain; `None` when there is none (the server
+/// answered).
+fn http_kind(error: &object_store::Error) -> Option<io::ErrorKind> {
     let mut source: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(http) = e.downcast_ref::<HttpError>() {
-            return match http.kind() {
+            return Some(match http.kind() {
                 HttpErrorKind::Connect => io::ErrorKind::ConnectionRefused,
                 HttpErrorKind::Timeout => io::ErrorKind::TimedOut,
                 HttpErrorKind::Interrupted => io::ErrorKind::ConnectionAborted,
                 HttpErrorKind::Request => io::ErrorKind::ConnectionReset,
                 HttpErrorKind::Decode => io::ErrorKind::InvalidData,
                 _ => io::ErrorKind::Other,
-            };
+            });
         }
         source = e.source();
     }
-    // `object_store` keeps the status in a private type; its message reads
-    // "... status code: 503 Service Unavailable ...".
-    match status_in(&error.to_string()) {
-        Some(400 | 405 | 411 | 416) => io::ErrorKind::InvalidInput,
-        Some(401 | 403) => io::ErrorKind::PermissionDenied,
-        Some(413) => io::ErrorKind::FileTooLarge,
-        Some(408) => io::ErrorKind::TimedOut,
-        Some(429 | 500..=599) => io::ErrorKind::ResourceBusy,
+    None
+}
+
+/// The kind of an answer with HTTP status `status`.
+fn status_kind(status: u16) -> io::ErrorKind {
+    match status {
+        400 | 405 | 411 | 416 => io::ErrorKind::InvalidInput,
+        401 | 403 => io::ErrorKind::PermissionDenied,
+        413 => io::ErrorKind::FileTooLarge,
+        408 => io::ErrorKind::TimedOut,
+        429 | 500..=599 => io::ErrorKind::ResourceBusy,
         _ => io::ErrorKind::Other,
     }
 }
@@ -248,9 +287,52 @@ mod tests {
         let error = from_object_store("get", "k", "s3://b/", &secrets, unknown_key);
         assert!(
             error
+                .report()
                 .to_string()
                 .contains("refused the credentials (InvalidAccessKeyId)"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn kinds_come_from_the_variant_and_the_transport_error_not_the_text() {
+        let kind = |e: object_store::Error| match from_object_store(
+            "get",
+            "k",
+            "s3://b/",
+            &Secrets::default(),
+            e,
+        ) {
+            Error::Storage { source, .. } => (source.kind(), source.to_string()),
+            other => panic!("expected a storage error, got {other}"),
+        };
+        // A 401 with no body: the variant alone says it.
+        let (k, text) = kind(object_store::Error::Unauthenticated {
+            path: "k".into(),
+            source: "no text here".into(),
+        });
+        assert_eq!(k, io::ErrorKind::PermissionDenied);
+        assert!(text.contains("refused the credentials (401)"), "{text}");
+        // A refused connection, whatever its text says.
+        let refused = HttpError::new(
+            HttpErrorKind::Connect,
+            io::Error::other("status code: 400 (not a status)"),
+        );
+        let (k, _) = kind(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(refused),
+        });
+        assert_eq!(k, io::ErrorKind::ConnectionRefused);
+        let timeout = HttpError::new(HttpErrorKind::Timeout, io::Error::other("slow"));
+        let (k, _) = kind(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(timeout),
+        });
+        assert_eq!(k, io::ErrorKind::TimedOut);
+        let (k, _) = kind(object_store::Error::Precondition {
+            path: "k".into(),
+            source: "412".into(),
+        });
+        assert_eq!(k, io::ErrorKind::AlreadyExists);
     }
 }
