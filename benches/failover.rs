@@ -362,7 +362,7 @@ fn real_run(name: &str, blow: Blow, count: u64, deadline: Duration) {
     let (a, a_storage) = new_path(&mut paths);
     let (b, b_storage) = new_path(&mut paths);
     let store = Arc::new(
-        FailoverStorage::builder(Mode::Shared)
+        FailoverStorage::builder(FailoverMode::Shared)
             .active(&a, a_storage)
             .standby(&b, b_storage)
             .deadline(Some(deadline))
