@@ -305,10 +305,11 @@ fn the_model_is_saved_off_the_callers_thread() {
         ck.scope(step, &mut grid, |g| g[0] += 1).unwrap();
     }
     ck.finish().unwrap();
-    // Every save, the last one of finish() included, ran on the saver.
+    // Every save, the last one of finish() included, ran on the saver
+    // (saves queued together are written once, as the newest).
     let during = store.threads.lock().unwrap().clone();
     assert!(
-        during.len() >= 2,
+        !during.is_empty(),
         "a learning model saves its state: {during:?}"
     );
     assert!(

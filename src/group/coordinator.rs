@@ -2,12 +2,12 @@
 //! choosing and restoring a launch's commit.
 
 use super::records::{
-    build_commit, check_config, list_commits, manifest_hash, read_commit, register_run, shard_of,
-    shards_intact, skipped_commit,
+    build_commit, check_config, manifest_hash, register_run, shards_intact, skipped_commit,
 };
-use super::retention::GroupRetention;
-use super::{CommitName, GlobalCommitInfo, Group, GroupRestore, GroupStatus, ShardDamage};
-use crate::catalog::CheckpointInfo;
+use super::{GlobalCommitInfo, Group, GroupRestore, GroupStatus, ShardDamage};
+use crate::catalog::{
+    CheckpointInfo, CommitName, GroupRetention, list_commits, read_commit, shard_of,
+};
 use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::format::Manifest;
@@ -17,7 +17,7 @@ use crate::format::group::{
 };
 use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The group side of one rank's checkpointer.
 #[derive(Debug)]
@@ -65,14 +65,13 @@ impl Coordinator {
     /// `first_seq` is the first manifest sequence number this process
     /// writes: manifests from there on belong to this launch.
     pub(crate) fn retention(&mut self, keep_last: usize, first_seq: u64) -> Arc<GroupRetention> {
-        let retention = Arc::new(GroupRetention {
-            root: self.root.clone(),
-            group: self.group.clone(),
+        let member = (self.group.ranks, self.group.rank, self.group.run_id.clone());
+        let retention = Arc::new(GroupRetention::new(
+            self.root.clone(),
+            member,
             keep_last,
             first_seq,
-            cache: Mutex::default(),
-            restoring: Mutex::default(),
-        });
+        ));
         self.retention = Some(retention.clone());
         retention
     }
@@ -343,10 +342,7 @@ impl Coordinator {
     /// starts fresh).
     fn tell_retention(&self, commit: Option<&CommitName>) {
         if let Some(retention) = &self.retention {
-            *retention
-                .restoring
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = commit.map(|c| c.key.clone());
+            retention.restoring(commit.map(|c| c.key.clone()));
         }
     }
 

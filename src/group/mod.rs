@@ -103,19 +103,18 @@
 
 mod coordinator;
 mod records;
-mod retention;
 
 pub(crate) use coordinator::Coordinator;
 
 #[cfg(doc)]
 use crate::catalog::RetentionReport;
+use crate::catalog::{CommitName, shard_of};
 use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::group::{GlobalCommit, MAX_RUN_LEN, valid_run};
 #[cfg(doc)]
 use crate::storage::Storage;
-use records::shard_of;
 
 /// This process's place in a checkpoint group: how many ranks, which one
 /// this is, and which launch. Pass it to
@@ -287,17 +286,6 @@ impl GlobalCommitInfo {
         }
     }
 }
-
-/// A global commit's key, parsed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct CommitName {
-    step: u64,
-    run: String,
-    key: String,
-}
-
-/// A retained commit.
-type Kept = (CommitName, GlobalCommit);
 
 /// What a group restore found.
 #[derive(Debug)]

@@ -2,12 +2,12 @@
 //! commits, checking that a commit's shards are all there, and the group's
 //! size and run registrations.
 
-use super::{CommitName, Group};
+use super::Group;
+use crate::catalog::CommitName;
 use crate::error::Skipped;
 use crate::error::{Error, Result};
 use crate::format::group::{
-    COMMITS, CONFIG_KEY, GlobalCommit, GroupConfig, Record, RunRecord, ShardRef, Vote,
-    parse_commit_key, run_key, shard_prefix, vote_key,
+    CONFIG_KEY, GlobalCommit, GroupConfig, Record, RunRecord, Vote, run_key, shard_prefix, vote_key,
 };
 use crate::storage::Storage;
 use std::collections::BTreeSet;
@@ -24,46 +24,6 @@ pub(super) fn skipped_commit(name: &CommitName, e: &Error) -> Skipped {
 /// The identity of a manifest's bytes, as votes and commits record it.
 pub(super) fn manifest_hash(bytes: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(bytes)
-}
-
-pub(super) fn shard_of(commit: &GlobalCommit, rank: u32) -> Option<&ShardRef> {
-    commit.shards.get(usize::try_from(rank).ok()?)
-}
-
-/// Global commits in the store, oldest first.
-pub(super) fn list_commits(root: &dyn Storage) -> Result<Vec<CommitName>> {
-    let mut names: Vec<CommitName> = root
-        .list(COMMITS)?
-        .into_iter()
-        .filter_map(|key| {
-            let (step, run) = parse_commit_key(&key)?;
-            Some(CommitName { step, run, key })
-        })
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
-/// Reads and verifies a commit record, including that it agrees with its
-/// key and covers `ranks` ranks.
-pub(super) fn read_commit(root: &dyn Storage, key: &str, ranks: u32) -> Result<GlobalCommit> {
-    let commit = GlobalCommit::decode(key, &root.get(key)?)?;
-    if parse_commit_key(key) != Some((commit.step, commit.run.clone())) {
-        return Err(Error::corrupt(
-            key,
-            "the commit is stored under another name",
-        ));
-    }
-    if commit.ranks() != ranks {
-        return Err(Error::corrupt(
-            key,
-            format!(
-                "the commit covers {} ranks, the group has {ranks}",
-                commit.ranks()
-            ),
-        ));
-    }
-    Ok(commit)
 }
 
 /// Builds the commit of `(step, run)` from its `ranks` votes.

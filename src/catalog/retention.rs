@@ -1,149 +1,15 @@
-//! What a store holds: listing, loading and verifying checkpoints, and
-//! retention with garbage collection of unreferenced packs.
+//! Retention of a lone checkpointer: keep the newest verified manifests,
+//! delete older ones and every pack no kept manifest references, never
+//! what a newer format may need; and the [`Retention`] seam a group rank's
+//! retention plugs into.
 
-use crate::error::{Error, Result, Skipped};
+use super::read::{ManifestRead, read_manifest, scan};
+use crate::error::{Error, Result};
 use crate::format::Manifest;
-use crate::format::layout::{MANIFESTS, ManifestName, PACKS, pack_key};
+use crate::format::layout::{PACKS, pack_key};
 use crate::format::pack::{PACK_HEADER_LEN, verify_pack_header};
-use crate::scheme::Scheme;
 use crate::storage::Storage;
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// A checkpoint whose manifest reads and verifies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CheckpointInfo {
-    /// The manifest's key in the store.
-    pub key: String,
-    /// The application step it was taken at.
-    pub step: u64,
-    /// Commit order within the store: higher is newer.
-    pub seq: u64,
-    /// The scheme that wrote it, if this build knows it.
-    pub scheme: Option<Scheme>,
-    /// When it was committed.
-    pub created: SystemTime,
-    /// Size of the state it holds, decoded.
-    pub logical_bytes: u64,
-    /// Bytes its own packs occupy in the store.
-    pub stored_bytes: u64,
-    /// How many checkpoints a restore of it reads.
-    pub chain_len: u32,
-}
-
-impl CheckpointInfo {
-    pub(crate) fn of(manifest: &Manifest) -> Self {
-        CheckpointInfo {
-            key: manifest.name().key(),
-            step: manifest.step,
-            seq: manifest.seq,
-            scheme: Scheme::from_code(manifest.scheme),
-            created: UNIX_EPOCH + Duration::from_millis(manifest.created_unix_ms),
-            logical_bytes: manifest.logical_bytes(),
-            stored_bytes: manifest.stored_bytes,
-            chain_len: manifest.chain_len,
-        }
-    }
-}
-
-/// Everything a store holds, as [`Checkpointer::list`](crate::Checkpointer::list)
-/// reports it.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct Listing {
-    /// Checkpoints whose manifests verify, oldest first.
-    pub checkpoints: Vec<CheckpointInfo>,
-    /// Manifests that do not verify (their packs are not read here), and
-    /// keys under `manifests/` this layout did not write. Those of a newer
-    /// format version are in [`newer_format`](Self::newer_format) instead.
-    pub unreadable: Vec<Skipped>,
-    /// Manifests of a format version this build cannot read, oldest first:
-    /// written by a newer ckpt (e.g. before a binary rollback). They are
-    /// not damaged, and retention never deletes them, nor any pack while
-    /// one of them is in the store (see [`RetentionReport`]); upgrading
-    /// ckpt makes them restorable again.
-    pub newer_format: Vec<Skipped>,
-}
-
-/// Manifest names in the store, oldest first; keys this layout did not
-/// write are returned separately.
-pub(crate) fn scan(storage: &dyn Storage) -> Result<(Vec<ManifestName>, Vec<Skipped>)> {
-    let mut names = Vec::new();
-    let mut strangers = Vec::new();
-    for key in storage.list(MANIFESTS)? {
-        match ManifestName::parse(&key) {
-            Some(name) => names.push(name),
-            None => strangers.push(Skipped {
-                key,
-                step: None,
-                reason: "not a manifest name this version writes".to_owned(),
-            }),
-        }
-    }
-    names.sort();
-    Ok((names, strangers))
-}
-
-/// Reads and verifies the manifest `name`.
-pub(crate) fn load_manifest(storage: &dyn Storage, name: &ManifestName) -> Result<Manifest> {
-    let key = name.key();
-    Manifest::decode(&key, &storage.get(&key)?)
-}
-
-/// A manifest as retention and listing see it.
-pub(crate) enum ManifestRead {
-    /// It decodes and verifies.
-    Verified(Manifest),
-    /// Its format version is one this build cannot read: written by a newer
-    /// ckpt, so it must be left alone, and so may every pack.
-    NewerFormat(Error),
-    /// It is damaged: corrupt, truncated or gone.
-    Damaged(Error),
-}
-
-/// Reads the manifest `name` and sorts it into [`ManifestRead`]; only a
-/// storage error (not damage) is an error.
-///
-/// A format version this build does not know is recognised only in a
-/// record whose framing (magic, checksum) verifies: the framing is the
-/// part of the format that every version keeps.
-pub(crate) fn read_manifest(storage: &dyn Storage, name: &ManifestName) -> Result<ManifestRead> {
-    match load_manifest(storage, name) {
-        Ok(manifest) => Ok(ManifestRead::Verified(manifest)),
-        Err(e @ Error::UnsupportedVersion { .. }) => Ok(ManifestRead::NewerFormat(e)),
-        Err(e) if e.is_damage() => Ok(ManifestRead::Damaged(e)),
-        Err(e) => Err(e),
-    }
-}
-
-/// Lists the store: verified manifests, damaged ones and those of a newer
-/// format.
-pub(crate) fn list(storage: &dyn Storage) -> Result<Listing> {
-    let (names, strangers) = scan(storage)?;
-    let mut listing = Listing {
-        unreadable: strangers,
-        ..Listing::default()
-    };
-    for name in names {
-        match read_manifest(storage, &name)? {
-            ManifestRead::Verified(manifest) => {
-                listing.checkpoints.push(CheckpointInfo::of(&manifest));
-            }
-            ManifestRead::NewerFormat(e) => listing.newer_format.push(skipped(&name, &e)),
-            ManifestRead::Damaged(e) => listing.unreadable.push(skipped(&name, &e)),
-        }
-    }
-    Ok(listing)
-}
-
-pub(crate) fn skipped(name: &ManifestName, error: &Error) -> Skipped {
-    Skipped {
-        key: name.key(),
-        step: Some(name.step),
-        reason: error.report().to_string(),
-    }
-}
 
 /// What one retention pass removed, and what it left because this build
 /// cannot read its format.
@@ -155,7 +21,7 @@ pub(crate) fn skipped(name: &ManifestName, error: &Error) -> Skipped {
 /// are for, so retention:
 ///
 /// * never deletes a manifest of a format version it cannot read, however
-///   old ([`Listing::newer_format`] lists them);
+///   old ([`Listing::newer_format`](super::Listing::newer_format) lists them);
 /// * never deletes a pack whose header has such a version;
 /// * deletes no pack at all while a manifest of a newer format is in the
 ///   store: it cannot read which packs that manifest references, and a

@@ -1,10 +1,10 @@
-//! Group retention: which shards and group objects one rank keeps and
-//! which it collects (the rules are in the
-//! `group` module docs).
+//! Retention of a rank of a group: which shards and group objects one
+//! rank keeps and which it collects (the rules are in the `group` module
+//! docs).
 
-use super::records::{list_commits, read_commit, shard_of};
-use super::{CommitName, Group, Kept};
-use crate::catalog::{self, ManifestRead, Retention, RetentionReport};
+use super::group_commits::{CommitName, Kept, list_commits, read_commit, shard_of};
+use super::read::{ManifestRead, read_manifest, scan};
+use super::retention::{Retention, RetentionReport, Sweep, remove_expired};
 use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::format::group::{GlobalCommit, RESTORES, VOTES, parse_restore_key, parse_vote_key};
@@ -16,16 +16,49 @@ use std::sync::{Arc, Mutex};
 /// Group retention for one rank: see the module docs.
 #[derive(Debug)]
 pub(crate) struct GroupRetention {
-    pub(super) root: Arc<dyn Storage>,
-    pub(super) group: Group,
-    pub(super) keep_last: usize,
-    pub(super) first_seq: u64,
+    root: Arc<dyn Storage>,
+    ranks: u32,
+    rank: u32,
+    run_id: String,
+    keep_last: usize,
+    first_seq: u64,
     /// Commit records are immutable: each is read once (`None`: damaged).
-    pub(super) cache: Mutex<BTreeMap<String, Option<GlobalCommit>>>,
+    cache: Mutex<BTreeMap<String, Option<GlobalCommit>>>,
     /// The commit this launch restores, once this rank restored: kept
     /// until the launch commits a step of its own (every rank has restored
     /// by then), even if a late commit of a crashed launch is newer.
-    pub(super) restoring: Mutex<Option<String>>,
+    restoring: Mutex<Option<String>>,
+}
+
+impl GroupRetention {
+    /// Retention for rank `rank` of `ranks` in launch `run_id`, over the
+    /// shared store `root`; `first_seq` is the first manifest sequence
+    /// number this launch writes.
+    pub(crate) fn new(
+        root: Arc<dyn Storage>,
+        (ranks, rank, run_id): (u32, u32, String),
+        keep_last: usize,
+        first_seq: u64,
+    ) -> Self {
+        GroupRetention {
+            root,
+            ranks,
+            rank,
+            run_id,
+            keep_last,
+            first_seq,
+            cache: Mutex::default(),
+            restoring: Mutex::default(),
+        }
+    }
+
+    /// Records the commit this launch restores (`None`: it starts fresh).
+    pub(crate) fn restoring(&self, commit: Option<String>) {
+        *self
+            .restoring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = commit;
+    }
 }
 
 impl GroupRetention {
@@ -44,7 +77,7 @@ impl GroupRetention {
                 break;
             }
             if !cache.contains_key(&name.key) {
-                let commit = match read_commit(self.root.as_ref(), &name.key, self.group.ranks) {
+                let commit = match read_commit(self.root.as_ref(), &name.key, self.ranks) {
                     Ok(commit) => Some(commit),
                     Err(e) if e.is_damage() => None,
                     Err(e) => return Err(e),
@@ -73,7 +106,7 @@ impl GroupRetention {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-            .filter(|_| !names.iter().any(|n| n.run == self.group.run_id));
+            .filter(|_| !names.iter().any(|n| n.run == self.run_id));
         if kept.len() >= self.keep_last
             && let Some((oldest_kept, _)) = kept.last()
         {
@@ -90,12 +123,12 @@ impl GroupRetention {
             let Some((step, run, _)) = parse_vote_key(&key) else {
                 continue;
             };
-            if newest_step.is_some_and(|newest| step <= newest) || run != self.group.run_id {
+            if newest_step.is_some_and(|newest| step <= newest) || run != self.run_id {
                 root.delete(&key)?;
             }
         }
         for key in root.list(RESTORES)? {
-            if parse_restore_key(&key).is_some_and(|run| run != self.group.run_id) {
+            if parse_restore_key(&key).is_some_and(|run| run != self.run_id) {
                 root.delete(&key)?;
             }
         }
@@ -118,7 +151,7 @@ impl GroupRetention {
         if verified {
             return Ok(false);
         }
-        match read_commit(self.root.as_ref(), key, self.group.ranks) {
+        match read_commit(self.root.as_ref(), key, self.ranks) {
             Err(Error::UnsupportedVersion { .. }) => Ok(true),
             Err(e) if !e.is_damage() => Err(e),
             _ => Ok(false),
@@ -153,27 +186,27 @@ impl GroupRetention {
         let newest_committed = kept.first().map(|(name, _)| name.step);
         let mut keep: BTreeSet<String> = kept
             .iter()
-            .filter_map(|(_, commit)| shard_of(commit, self.group.rank))
+            .filter_map(|(_, commit)| shard_of(commit, self.rank))
             .map(|s| s.manifest.clone())
             .collect();
         keep.extend(protect);
-        let (locals, _) = catalog::scan(shard)?;
+        let (locals, _) = scan(shard)?;
         let pending = |name: &ManifestName| {
             name.seq >= self.first_seq && newest_committed.is_none_or(|step| name.step > step)
         };
-        let mut sweep = catalog::Sweep::default();
+        let mut sweep = Sweep::default();
         for name in &locals {
             let key = name.key();
             let retained = keep.contains(&key) || pending(name);
-            match catalog::read_manifest(shard, name)? {
+            match read_manifest(shard, name)? {
                 ManifestRead::NewerFormat(_) => sweep.newer_format.push(key),
                 _ if !retained => sweep.expired.push(key),
                 ManifestRead::Verified(manifest) => sweep.keep_packs_of(&manifest),
                 ManifestRead::Damaged(_) => {}
             }
         }
-        let report = catalog::remove_expired(shard, &sweep)?;
-        if self.group.rank == 0 {
+        let report = remove_expired(shard, &sweep)?;
+        if self.rank == 0 {
             self.collect_group_objects(&kept, &names)?;
         }
         Ok(report)
