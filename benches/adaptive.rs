@@ -207,5 +207,11 @@ fn end_to_end(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, model_per_checkpoint, end_to_end);
+// criterion's macro defines a public function it cannot document.
+#[allow(missing_docs)]
+mod group {
+    use super::*;
+    criterion_group!(benches, model_per_checkpoint, end_to_end);
+}
+use group::benches;
 criterion_main!(benches);

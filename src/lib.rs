@@ -107,7 +107,6 @@
 //! committed.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 mod catalog;
