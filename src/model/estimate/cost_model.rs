@@ -2,12 +2,13 @@
 //! read-outs (failure rate, MTBF, step time, classic intervals). Pricing
 //! and evaluation live in the sibling modules.
 
+use super::change::ChangePoints;
 use super::config::ModelConfig;
 use super::learned::{Learned, RunningMean, SchemeRecord};
 use crate::model::cost::{daly_interval, young_interval};
 use crate::model::event::{CheckpointEvent, Event, EventSummary, RestoreEvent};
 use crate::model::failure::{FailureClass, FailureCounts, RateEstimate};
-use crate::model::fit::LinearFit;
+use crate::model::fit::{Driver, LinearFit};
 use crate::scheme::Scheme;
 use std::time::Duration;
 
@@ -43,10 +44,20 @@ pub(super) fn secs(s: f64) -> Duration {
 
 /// The statistical cost model: feed it [`Event`]s, ask it to
 /// [`evaluate`](CostModel::evaluate) the current plan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CostModel {
     pub(super) config: ModelConfig,
     pub(super) learned: Learned,
+    /// Change-point detectors of the workload (not persisted).
+    pub(super) changes: ChangePoints,
+}
+
+/// Two models are equal when they hold the same configuration and learned
+/// the same; the change detectors are the run's transient state.
+impl PartialEq for CostModel {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config && self.learned == other.learned
+    }
 }
 
 impl CostModel {
@@ -73,7 +84,11 @@ impl CostModel {
                 .collect(),
             summary: EventSummary::default(),
         };
-        CostModel { config, learned }
+        CostModel {
+            config,
+            learned,
+            changes: ChangePoints::default(),
+        }
     }
 
     /// What the model has learned, for persistence.
@@ -83,7 +98,18 @@ impl CostModel {
 
     /// A model with `config` resuming from what was learned before.
     pub(crate) fn resume(config: ModelConfig, learned: Learned) -> Self {
-        CostModel { config, learned }
+        CostModel {
+            config,
+            learned,
+            changes: ChangePoints::default(),
+        }
+    }
+
+    /// Changes of the workload (step time, dirtying rate) or of what
+    /// writing costs found so far in this run; after each, the model
+    /// re-learned what changed from that checkpoint on.
+    pub fn changes_detected(&self) -> u64 {
+        self.changes.found
     }
 
     /// The configuration in force.
@@ -125,17 +151,18 @@ impl CostModel {
 
     fn observe_checkpoint(&mut self, e: &CheckpointEvent) {
         let lambda = self.config.forgetting;
-        let l = &mut self.learned;
         if e.tier > 0 {
             // A copy to a slower tier: it says nothing about the fast
             // tier's costs, and its time is not new work.
-            l.drain.observe(
+            self.learned.drain.observe(
                 e.bytes_written as f64,
                 e.logical_bytes as f64,
                 e.persist.as_secs_f64(),
             );
             return;
         }
+        self.relearn_what_changed(e);
+        let l = &mut self.learned;
         let seen = l.summary.checkpoints;
         let (stall, persist) = (
             e.stall.as_secs_f64(),
@@ -274,6 +301,63 @@ impl CostModel {
             (young_interval(c, m), daly_interval(c, m))
         } else {
             (f64::INFINITY, f64::INFINITY)
+        }
+    }
+}
+
+impl CostModel {
+    /// Tests `e`'s signals for a change of the workload or of what writing
+    /// costs, and forgets what a change made stale, so that `e` starts the
+    /// new regime: the step and interference means on a new step time, the
+    /// dirtiness means on a new dirtying rate, the write fits on a new
+    /// cost. What still holds (what a byte costs to write when only the
+    /// access pattern changed, and the reverse) is kept.
+    fn relearn_what_changed(&mut self, e: &CheckpointEvent) {
+        let compute = e.compute.as_secs_f64();
+        let logical = e.logical_bytes as f64;
+        let log_step = (compute > 0.0 && e.steps > 0).then(|| (compute / e.steps as f64).ln());
+        let log_dirty_rate = (compute > 0.0 && logical > 0.0).then(|| {
+            let fraction = (e.dirty_bytes as f64 / logical).clamp(1e-9, 1.0 - 1e-9);
+            (-(-fraction).ln_1p() / compute).ln()
+        });
+        let persist = e.persist.as_secs_f64().max(e.stall.as_secs_f64());
+        // Against the scheme's own persist fit, on what it stored (as the
+        // fit is fed below), once the fit has a few points.
+        let scheme = if e.full_base { Scheme::Full } else { e.scheme };
+        let stored = match e.bytes_written {
+            0 => e.dirty_bytes as f64,
+            written if e.compression_ratio > 0.0 => written as f64 * e.compression_ratio,
+            written => written as f64,
+        };
+        let log_cost = self
+            .learned
+            .schemes
+            .iter()
+            .find(|r| r.scheme == scheme && r.persist.count() >= self.config.min_observations)
+            .and_then(|r| r.persist.solve(self.config.level, Driver::First))
+            .map(|fit| fit.predict(stored, logical).mean)
+            .filter(|predicted| *predicted > 0.0 && persist > 0.0)
+            .map(|predicted| (scheme.code(), (persist / predicted).ln()));
+        let found = self.changes.observe(log_step, log_dirty_rate, log_cost);
+        let l = &mut self.learned;
+        if found.step {
+            l.step_secs = RunningMean::default();
+            l.compute_secs = RunningMean::default();
+            l.idle_step_secs = RunningMean::default();
+            l.interference = RunningMean::default();
+        }
+        if found.dirtiness {
+            l.dirty = RunningMean::default();
+            l.dirty_fraction = RunningMean::default();
+            l.dirty_interval = RunningMean::default();
+        }
+        if found.cost {
+            let lambda = self.config.forgetting;
+            l.pooled = LinearFit::new(lambda);
+            for record in &mut l.schemes {
+                record.stall = LinearFit::new(lambda);
+                record.persist = LinearFit::new(lambda);
+            }
         }
     }
 }

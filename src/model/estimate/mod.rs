@@ -104,6 +104,7 @@
 //! [`Basis::Prior`]: super::Basis::Prior
 //! [`Basis::Observed`]: super::Basis::Observed
 
+mod change;
 mod config;
 mod cost_model;
 mod evaluate;

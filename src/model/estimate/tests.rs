@@ -667,3 +667,81 @@ fn a_memory_budget_removes_plans_that_would_exceed_it() {
         leave.recommendations
     );
 }
+
+/// Full checkpoints of 1 GiB; the step time triples and the state gets
+/// ten times dirtier half-way. The change is found within a few
+/// checkpoints, and the workload means follow at once, while what a
+/// byte costs to write (unchanged) stays learnt.
+#[test]
+fn a_changed_workload_is_recognised_and_relearnt_from_the_change() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut m = model(1);
+    let jitter = |rng: &mut StdRng| 1.0 + 0.05 * rng.random_range(-1.0..1.0);
+    for _ in 0..30 {
+        let stall = 1.0 * jitter(&mut rng);
+        m.observe(&event(
+            Scheme::Full,
+            10.0 * jitter(&mut rng),
+            stall,
+            stall,
+            GIB,
+            0.01 * GIB,
+            1,
+        ));
+    }
+    assert_eq!(m.changes_detected(), 0, "no change in a steady workload");
+    let persist_fit_before = m.learned.schemes[0].persist.count();
+    for i in 0..6 {
+        let stall = 1.0 * jitter(&mut rng);
+        m.observe(&event(
+            Scheme::Full,
+            30.0 * jitter(&mut rng),
+            stall,
+            stall,
+            GIB,
+            0.1 * GIB,
+            1,
+        ));
+        if i == 4 {
+            assert!(m.changes_detected() >= 1, "found within five checkpoints");
+        }
+    }
+    let step = m.learned.step_secs.get().unwrap();
+    assert!((step - 3.0).abs() < 0.3, "step time relearnt: {step}");
+    let fraction = m.learned.dirty_fraction.get().unwrap();
+    assert!(
+        (fraction - 0.1).abs() < 0.02,
+        "dirtiness relearnt: {fraction}"
+    );
+    assert!(
+        m.learned.schemes[0].persist.count() > persist_fit_before,
+        "the write fit is kept across a workload change"
+    );
+}
+
+/// The same workload on storage that becomes five times slower: the
+/// write fits start again from the change.
+#[test]
+fn slower_storage_is_recognised_and_the_write_fits_start_again() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let mut m = model(1);
+    let jitter = |rng: &mut StdRng| 1.0 + 0.05 * rng.random_range(-1.0..1.0);
+    for _ in 0..30 {
+        let stall = 1.0 * jitter(&mut rng);
+        m.observe(&event(Scheme::Full, 10.0, stall, stall, GIB, 0.01 * GIB, 1));
+    }
+    assert_eq!(m.changes_detected(), 0);
+    for _ in 0..4 {
+        let stall = 5.0 * jitter(&mut rng);
+        m.observe(&event(Scheme::Full, 10.0, stall, stall, GIB, 0.01 * GIB, 1));
+    }
+    assert!(m.changes_detected() >= 1);
+    let fit = &m.learned.schemes[0].persist;
+    assert!(
+        fit.count() < 5,
+        "the fit holds only the new regime: {}",
+        fit.count()
+    );
+    let step = m.learned.step_secs.get().unwrap();
+    assert!((step - 1.0).abs() < 0.1, "the workload is kept: {step}");
+}
