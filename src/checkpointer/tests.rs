@@ -5,17 +5,23 @@ use crate::scheme::Scheme;
 use crate::state::PagedVec;
 use crate::storage::MemStorage;
 
-/// A store whose writes of packs take `delay`.
+/// A store whose writes of packs take `delay`, and which remembers the
+/// threads that wrote the model's state.
 #[derive(Debug, Clone)]
 struct Slow {
     inner: MemStorage,
     delay: Duration,
+    model_savers: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Storage for Slow {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         if key.starts_with("packs/") {
             std::thread::sleep(self.delay);
+        }
+        if key == "model/advisor" {
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            self.model_savers.lock().unwrap().push(name);
         }
         self.inner.put(key, data)
     }
@@ -37,6 +43,7 @@ fn slow(delay_ms: u64) -> Slow {
     Slow {
         inner: MemStorage::new(),
         delay: Duration::from_millis(delay_ms),
+        model_savers: Default::default(),
     }
 }
 
@@ -263,38 +270,9 @@ fn the_full_base_of_an_incremental_plan_is_reported_as_incremental() {
     assert_eq!(ck.summary().checkpoints_by(Scheme::Full), 0);
 }
 
-/// A store that remembers which threads wrote the model's state.
-#[derive(Debug, Clone, Default)]
-struct SaverThreads {
-    inner: MemStorage,
-    threads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Storage for SaverThreads {
-    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        if key == "model/advisor" {
-            let name = std::thread::current().name().unwrap_or("?").to_owned();
-            self.threads.lock().unwrap().push(name);
-        }
-        self.inner.put(key, data)
-    }
-    fn get(&self, key: &str) -> Result<Vec<u8>> {
-        self.inner.get(key)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, key: &str) -> Result<()> {
-        self.inner.delete(key)
-    }
-    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
-        self.inner.put_if_absent(key, data)
-    }
-}
-
 #[test]
 fn the_model_is_saved_off_the_callers_thread() {
-    let store = SaverThreads::default();
+    let store = slow(0);
     let mut ck = Checkpointer::builder()
         .storage(store.clone())
         .policy(Policy::adaptive())
@@ -307,7 +285,7 @@ fn the_model_is_saved_off_the_callers_thread() {
     ck.finish().unwrap();
     // Every save, the last one of finish() included, ran on the saver
     // (saves queued together are written once, as the newest).
-    let during = store.threads.lock().unwrap().clone();
+    let during = store.model_savers.lock().unwrap().clone();
     assert!(
         !during.is_empty(),
         "a learning model saves its state: {during:?}"

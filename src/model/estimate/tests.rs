@@ -668,6 +668,32 @@ fn a_memory_budget_removes_plans_that_would_exceed_it() {
     );
 }
 
+/// `n` full checkpoints of 1 GiB after `compute` seconds of 10 steps,
+/// each taking about `stall` seconds, with `dirty` of the state changed;
+/// every measurement jitters by up to 5 %.
+fn feed_steady(
+    m: &mut CostModel,
+    rng: &mut StdRng,
+    n: usize,
+    compute: f64,
+    stall: f64,
+    dirty: f64,
+) {
+    for _ in 0..n {
+        let mut jitter = || 1.0 + 0.05 * rng.random_range(-1.0..1.0);
+        let stall = stall * jitter();
+        m.observe(&event(
+            Scheme::Full,
+            compute * jitter(),
+            stall,
+            stall,
+            GIB,
+            dirty * GIB,
+            1,
+        ));
+    }
+}
+
 /// Full checkpoints of 1 GiB; the step time triples and the state gets
 /// ten times dirtier half-way. The change is found within a few
 /// checkpoints, and the workload means follow at once, while what a
@@ -676,36 +702,11 @@ fn a_memory_budget_removes_plans_that_would_exceed_it() {
 fn a_changed_workload_is_recognised_and_relearnt_from_the_change() {
     let mut rng = StdRng::seed_from_u64(11);
     let mut m = model(1);
-    let jitter = |rng: &mut StdRng| 1.0 + 0.05 * rng.random_range(-1.0..1.0);
-    for _ in 0..30 {
-        let stall = 1.0 * jitter(&mut rng);
-        m.observe(&event(
-            Scheme::Full,
-            10.0 * jitter(&mut rng),
-            stall,
-            stall,
-            GIB,
-            0.01 * GIB,
-            1,
-        ));
-    }
+    feed_steady(&mut m, &mut rng, 30, 10.0, 1.0, 0.01);
     assert_eq!(m.changes_detected(), 0, "no change in a steady workload");
     let persist_fit_before = m.learned.schemes[0].persist.count();
-    for i in 0..6 {
-        let stall = 1.0 * jitter(&mut rng);
-        m.observe(&event(
-            Scheme::Full,
-            30.0 * jitter(&mut rng),
-            stall,
-            stall,
-            GIB,
-            0.1 * GIB,
-            1,
-        ));
-        if i == 4 {
-            assert!(m.changes_detected() >= 1, "found within five checkpoints");
-        }
-    }
+    feed_steady(&mut m, &mut rng, 5, 30.0, 1.0, 0.1);
+    assert!(m.changes_detected() >= 1, "found within five checkpoints");
     let step = m.learned.step_secs.get().unwrap();
     assert!((step - 3.0).abs() < 0.3, "step time relearnt: {step}");
     let fraction = m.learned.dirty_fraction.get().unwrap();
@@ -725,16 +726,9 @@ fn a_changed_workload_is_recognised_and_relearnt_from_the_change() {
 fn slower_storage_is_recognised_and_the_write_fits_start_again() {
     let mut rng = StdRng::seed_from_u64(12);
     let mut m = model(1);
-    let jitter = |rng: &mut StdRng| 1.0 + 0.05 * rng.random_range(-1.0..1.0);
-    for _ in 0..30 {
-        let stall = 1.0 * jitter(&mut rng);
-        m.observe(&event(Scheme::Full, 10.0, stall, stall, GIB, 0.01 * GIB, 1));
-    }
+    feed_steady(&mut m, &mut rng, 30, 10.0, 1.0, 0.01);
     assert_eq!(m.changes_detected(), 0);
-    for _ in 0..4 {
-        let stall = 5.0 * jitter(&mut rng);
-        m.observe(&event(Scheme::Full, 10.0, stall, stall, GIB, 0.01 * GIB, 1));
-    }
+    feed_steady(&mut m, &mut rng, 4, 10.0, 5.0, 0.01);
     assert!(m.changes_detected() >= 1);
     let fit = &m.learned.schemes[0].persist;
     assert!(
