@@ -220,7 +220,13 @@ pub(crate) fn static_intervals(
     let young = |c: f64| (2.0 * c * mtbf).sqrt();
     let mut mean = [Probed::default(); 3];
     for (((p, k), share), full) in w.phases.iter().zip(kernels).zip(&shares).zip(&fulls) {
-        let tau0 = Duration::from_secs_f64(young(full.persist));
+        // A quick workload's probes stop at 1 s intervals: at a long MTBF
+        // Young's interval is several seconds, and four probes of it
+        // would take longer than the runs.
+        let mut tau0 = Duration::from_secs_f64(young(full.persist));
+        if w.quick {
+            tau0 = tau0.min(Duration::from_secs(1).max(p.step_time));
+        }
         for (i, scheme) in [Scheme::Full, Scheme::Incremental, Scheme::CopyOnWrite]
             .into_iter()
             .enumerate()

@@ -177,7 +177,7 @@ usage: cargo run --release -p ckpt-evaluate -- [options]
   --draw-seed S  the draw's seed (default 1)
   --max-state M  scale the family's states (64 MiB-1 GiB) so the largest
                  is M MiB (default 1024)
-  --ci           short randomized run: --random 3 --max-state 64 --scale 0.5
+  --ci           short randomized run: --random 3 --max-state 32 --scale 0.5
                  (a minute or three on 2 cores)
   --help         this text
 
@@ -224,7 +224,7 @@ fn options() -> Result<Options, BoxError> {
             "--max-state" => o.max_state = value()?.parse::<usize>()?.max(1) * MIB,
             "--ci" => {
                 o.random = Some(3);
-                o.max_state = 64 * MIB;
+                o.max_state = 32 * MIB;
                 o.scale = 0.5;
             }
             "--help" | "-h" => {
@@ -315,10 +315,20 @@ fn main() -> Result<(), BoxError> {
                 floor: generate::MTBF_FLOOR * o.scale,
             };
             let w = d.workload.clone();
-            rows.push(evaluate(&o, &root, rate, &cpu, w, share, |w, mtbf| {
+            let row = evaluate(&o, &root, rate, &cpu, w, share, |w, mtbf| {
                 d.set_length(generate::Drawn::length_for(mtbf, o.scale));
                 w.phases.clone_from(&d.workload.phases);
-            })?);
+            })?;
+            println!(
+                "  => {}: adaptive / best static {:.3}, adaptive / oracle {:.3}, most switches in a phase {}; {} ({:.0} s so far)",
+                row.key,
+                row.vs_static(),
+                row.vs_oracle(),
+                row.most_switches(),
+                row.schemes.join(" ; "),
+                started.elapsed().as_secs_f64()
+            );
+            rows.push(row);
         }
         print_table(&rows);
         print_random(&rows);
