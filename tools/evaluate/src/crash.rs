@@ -40,7 +40,11 @@ impl CrashGate {
     /// fails (its bytes are on disk, but the process never learnt it:
     /// only packs are big enough for that to matter, and an unreferenced
     /// pack is garbage a restore ignores).
-    fn slow<T>(&self, write: Option<(&'static str, &str)>, op: impl FnOnce() -> ckpt::Result<T>) -> ckpt::Result<T> {
+    fn slow<T>(
+        &self,
+        write: Option<(&'static str, &str)>,
+        op: impl FnOnce() -> ckpt::Result<T>,
+    ) -> ckpt::Result<T> {
         if self.slowdown <= 1.0 {
             return op();
         }

@@ -81,7 +81,9 @@ pub(crate) fn draw(n: usize, seed: u64, max_state: usize, scale: f64) -> Vec<Dra
 fn draw_one(i: usize, seed: u64, max_state: usize, scale: f64, cores: usize) -> Drawn {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
     let unscaled = log_uniform(&mut rng, 64.0, 1024.0);
-    let mib = (unscaled * max_state as f64 / (1024 * MIB) as f64).round().max(1.0);
+    let mib = (unscaled * max_state as f64 / (1024 * MIB) as f64)
+        .round()
+        .max(1.0);
     let state_bytes = mib as usize * MIB;
     let slowdown = log_uniform(&mut rng, 1.0, 10.0);
     let young_share = log_uniform(&mut rng, 0.02, 0.2);

@@ -134,6 +134,26 @@
 //!   the best static scheme by switching schemes; only by choosing better
 //!   intervals.
 //!
+//! # The randomized evaluation
+//!
+//! `--random N` replaces the four workloads by `N` drawn from a wide
+//! family by a seeded generator (`generate.rs`, issue 17 item 3): states
+//! 64 MiB–1 GiB (`--max-state` scales the range down), 0.1–100 % of the
+//! pages written per step in a uniform, Zipf or sequential-sweep pattern,
+//! 2–500 ms steps on one core or every core, storage at 1/1–1/10 of the
+//! disk's bandwidth, 1–3 phases changing at random times, and an MTBF per
+//! workload that makes a full checkpoint 2–20 % of its Young interval.
+//! The four workloads above stay the default: the regression cases.
+//! After the usual table it reports per workload adaptive / best static,
+//! adaptive / oracle and the adaptive run's scheme switches per phase,
+//! then their distribution and issue 17's targets. `--ci` is a short
+//! version (3 workloads, small states, short runs).
+//!
+//! ```text
+//! cargo run --release -p ckpt-evaluate -- --random 24 --seeds 2
+//! cargo run --release -p ckpt-evaluate -- --ci
+//! ```
+//!
 //! [`PagedVec<f64>`]: ckpt::PagedVec
 
 mod calibration;

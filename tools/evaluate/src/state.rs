@@ -159,9 +159,7 @@ impl Job {
             let page = match pattern {
                 Pattern::Uniform => rng.below(pages),
                 Pattern::Zipf { s } => zipf(rng.unit(), s, pages),
-                Pattern::Sweep => {
-                    ((step as usize).wrapping_mul(per_step).wrapping_add(i)) % pages
-                }
+                Pattern::Sweep => ((step as usize).wrapping_mul(per_step).wrapping_add(i)) % pages,
             };
             let at = rng.below(ROW_LEN);
             if let Some(values) = self

@@ -6,8 +6,9 @@
 //! [`Workload`]s, each a state size and a sequence of [`PhaseSpec`]s. A
 //! phase's step writes what its [`Writes`] says (carried out by
 //! `state::Job::advance`) and is then padded with calibrated arithmetic up
-//! to its `step_time`. Another source of workloads (a randomized
-//! generator, say) only has to produce the same list.
+//! to its `step_time`. The randomized generator (`generate.rs`) produces
+//! the same kind of list; the four fixed workloads here are the
+//! regression cases.
 
 use crate::MIB;
 use crate::state::ROW_LEN;
