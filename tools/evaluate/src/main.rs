@@ -197,7 +197,7 @@ usage: cargo run --release -p ckpt-evaluate -- [options]
   --draw-seed S  the draw's seed (default 1)
   --max-state M  scale the family's states (64 MiB-1 GiB) so the largest
                  is M MiB (default 1024)
-  --ci           short randomized run: --random 3 --max-state 32 --scale 0.5
+  --ci           short randomized run: --random 3 --max-state 32 --scale 0.35
                  (a minute or three on 2 cores)
   --help         this text
 
@@ -245,7 +245,7 @@ fn options() -> Result<Options, BoxError> {
             "--ci" => {
                 o.random = Some(3);
                 o.max_state = 32 * MIB;
-                o.scale = 0.5;
+                o.scale = 0.35;
             }
             "--help" | "-h" => {
                 print!("{USAGE}");
@@ -362,10 +362,7 @@ fn main() -> Result<(), BoxError> {
             rate / 1e6
         );
         for w in workloads(o.scale) {
-            if o.only
-                .as_ref()
-                .is_some_and(|only| !only.iter().any(|k| *k == w.key))
-            {
+            if o.only.as_ref().is_some_and(|only| !only.contains(&w.key)) {
                 continue;
             }
             rows.push(evaluate(
