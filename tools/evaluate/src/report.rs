@@ -76,15 +76,17 @@ pub(crate) fn phase_schemes(w: &Workload, outcomes: &[Outcome]) -> String {
         .join(" / ")
 }
 
-/// The value at quantile `q` (0–1, nearest rank) of `values`.
+/// The value at quantile `q` (0–1, linear between ranks) of `values`.
 fn quantile(values: &[f64], q: f64) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let at = (q * (sorted.len() - 1) as f64).round() as usize;
-    sorted[at.min(sorted.len() - 1)]
+    let at = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    let (a, b) = (sorted[lo], sorted[hi.min(sorted.len() - 1)]);
+    a + (b - a) * (at - lo as f64)
 }
 
 /// The randomized run's report: per workload the ratios, switches and
