@@ -4,19 +4,24 @@
 
 use crate::BoxError;
 use crate::clock::CpuClock;
+use crate::crash::CrashGate;
 use crate::run::Mode;
 use crate::state::{Job, burn};
 use crate::workload::{Workload, Writes};
 use ckpt::{Checkpointer, FsStorage, Scheme};
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A phase's step, calibrated: what it writes and how much arithmetic.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Kernel {
     pub(crate) writes: Writes,
+    /// Arithmetic per thread.
     pub(crate) burn_iters: u64,
+    /// Threads the arithmetic runs on.
+    pub(crate) cores: usize,
 }
 
 /// Burn iterations per second on this machine now.
@@ -42,6 +47,7 @@ pub(crate) fn calibrate(w: &Workload, rate: f64, clock: &CpuClock) -> Vec<Kernel
             let bare = Kernel {
                 writes: p.writes,
                 burn_iters: 0,
+                cores: 1,
             };
             let n = (0.3 / p.step_time.as_secs_f64()).ceil().max(5.0) as u32;
             job.advance(&bare);
@@ -54,13 +60,15 @@ pub(crate) fn calibrate(w: &Workload, rate: f64, clock: &CpuClock) -> Vec<Kernel
             Kernel {
                 writes: p.writes,
                 burn_iters: (left * rate) as u64,
+                cores: p.cores,
             }
         })
         .collect()
 }
 
 /// Step time of each phase with no checkpointer, in short blocks of
-/// steps (five per phase): the useful work.
+/// steps (five per phase, of 0.1 s and at least 3 steps; for a quick
+/// workload three of at least one step): the useful work.
 pub(crate) fn reference_blocks(
     w: &Workload,
     kernels: &[Kernel],
@@ -71,9 +79,10 @@ pub(crate) fn reference_blocks(
         .iter()
         .zip(kernels)
         .map(|(p, k)| {
-            let n = (0.1 / p.step_time.as_secs_f64()).ceil().max(3.0) as u32;
+            let (blocks, least) = if w.quick { (3, 1.0) } else { (5, 3.0) };
+            let n = (0.1 / p.step_time.as_secs_f64()).ceil().max(least) as u32;
             job.advance(k);
-            (0..5)
+            (0..blocks)
                 .map(|_| {
                     let t = clock.now();
                     for _ in 0..n {
@@ -114,20 +123,22 @@ pub(crate) struct Probed {
 }
 
 /// Probes `scheme` on one phase: a base checkpoint at once, then
-/// `MEASURED` more at `interval` with no failures; their medians (a
-/// single slow fsync moved the mean of two by 3×).
+/// four more (two for a quick workload) at `interval` with no failures,
+/// on the workload's (possibly slowed) store; their medians (a single
+/// slow fsync moved the mean of two by 3×).
 pub(crate) fn probe(
-    state_bytes: usize,
+    w: &Workload,
     kernel: Kernel,
     scheme: Scheme,
     interval: Duration,
     root: &Path,
 ) -> Result<Probed, BoxError> {
-    const MEASURED: u64 = 4;
+    let measured: u64 = if w.quick { 2 } else { 4 };
     let dir = tempfile::tempdir_in(root)?;
-    let mut job = Job::new(state_bytes);
+    let mut job = Job::new(w.state_bytes);
+    let storage = CrashGate::open(Arc::new(FsStorage::open(dir.path())?), w.slowdown);
     let mut ck = Checkpointer::builder()
-        .storage(FsStorage::open(dir.path())?)
+        .storage(storage)
         .scheme(scheme)
         .compression_level(0)
         .keep_last(2)
@@ -136,7 +147,7 @@ pub(crate) fn probe(
     let events = ck.subscribe();
     ck.checkpoint(0, &mut job)?;
     let mut step = 0;
-    while ck.summary().checkpoints < MEASURED + 1 {
+    while ck.summary().checkpoints < measured + 1 {
         step += 1;
         ck.scope(step, &mut job, |j| j.advance(&kernel))?;
     }
@@ -159,35 +170,71 @@ pub(crate) fn probe(
     })
 }
 
+/// How a workload's MTBF is set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mtbf {
+    /// This many seconds.
+    Seconds(f64),
+    /// So that a full checkpoint (its probed time to durable, the
+    /// duration-weighted mean over phases) is this share of Young's
+    /// interval: `C / √(2·C·M) = share`, i.e. `M = C / (2·share²)`, at
+    /// least `floor` seconds.
+    YoungShare { share: f64, floor: f64 },
+}
+
+/// What [`static_intervals`] found.
+pub(crate) struct Intervals {
+    /// `[full, incremental, cow]`.
+    pub(crate) every: [Duration; 3],
+    /// The MTBF, seconds.
+    pub(crate) mtbf: f64,
+    /// A full checkpoint's time to durable (duration-weighted mean), s.
+    pub(crate) full_cost: f64,
+}
+
 /// The static interval of every scheme, by one rule (see the module
-/// docs): `[full, incremental, cow]`.
+/// docs), and the MTBF.
 pub(crate) fn static_intervals(
     w: &Workload,
     kernels: &[Kernel],
-    mtbf: f64,
+    mtbf: Mtbf,
     root: &Path,
-) -> Result<[Duration; 3], BoxError> {
-    let young = |c: f64| (2.0 * c * mtbf).sqrt();
+) -> Result<Intervals, BoxError> {
     let weights: Vec<f64> = w
         .phases
         .iter()
         .map(|p| p.steps as f64 * p.step_time.as_secs_f64())
         .collect();
     let total: f64 = weights.iter().sum();
-    let mut mean = [Probed::default(); 3];
-    for ((p, k), weight) in w.phases.iter().zip(kernels).zip(&weights) {
+    let shares: Vec<f64> = weights.iter().map(|x| x / total).collect();
+    let mut fulls = Vec::new();
+    for (p, k) in w.phases.iter().zip(kernels) {
         let quick = p.step_time.max(Duration::from_millis(100));
-        let full = probe(w.state_bytes, *k, Scheme::Full, quick, root)?;
-        let tau0 = Duration::from_secs_f64(young(full.persist));
-        let share = weight / total;
+        fulls.push(probe(w, *k, Scheme::Full, quick, root)?);
+    }
+    let full_cost: f64 = fulls.iter().zip(&shares).map(|(f, s)| f.persist * s).sum();
+    let mtbf = match mtbf {
+        Mtbf::Seconds(m) => m,
+        Mtbf::YoungShare { share, floor } => (full_cost / (2.0 * share * share)).max(floor),
+    };
+    let young = |c: f64| (2.0 * c * mtbf).sqrt();
+    let mut mean = [Probed::default(); 3];
+    for (((p, k), share), full) in w.phases.iter().zip(kernels).zip(&shares).zip(&fulls) {
+        // A quick workload's probes stop at 1 s intervals: at a long MTBF
+        // Young's interval is several seconds, and four probes of it
+        // would take longer than the runs.
+        let mut tau0 = Duration::from_secs_f64(young(full.persist));
+        if w.quick {
+            tau0 = tau0.min(Duration::from_secs(1).max(p.step_time));
+        }
         for (i, scheme) in [Scheme::Full, Scheme::Incremental, Scheme::CopyOnWrite]
             .into_iter()
             .enumerate()
         {
             let probed = if scheme == Scheme::Full {
-                full
+                *full
             } else {
-                probe(w.state_bytes, *k, scheme, tau0, root)?
+                probe(w, *k, scheme, tau0, root)?
             };
             println!(
                 "    probe {:<7} {:<12} blocks {:>6.1} ms, durable after {:>6.1} ms",
@@ -202,5 +249,9 @@ pub(crate) fn static_intervals(
             }
         }
     }
-    Ok(mean.map(|m| Duration::from_secs_f64(young(m.persist).max(1e-3))))
+    Ok(Intervals {
+        every: mean.map(|m| Duration::from_secs_f64(young(m.persist).max(1e-3))),
+        mtbf,
+        full_cost,
+    })
 }

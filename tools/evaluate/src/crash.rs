@@ -1,5 +1,6 @@
 //! Failures: the storage gate that kills a process's writes at its
-//! crash instant, the per-phase clock, and the failure gaps.
+//! crash instant (and slows the store down, for the generated
+//! workloads' slower storage), the per-phase clock, and the failure gaps.
 
 use crate::clock::CpuClock;
 use ckpt::{FsStorage, Storage};
@@ -7,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The store as a process sees it: from `crash_at` (on the clock) on, the
 /// process is dead and nothing it writes reaches the disk.
@@ -16,9 +17,46 @@ pub(crate) struct CrashGate {
     pub(crate) inner: Arc<FsStorage>,
     pub(crate) clock: CpuClock,
     pub(crate) crash_at: Duration,
+    /// Every store operation takes this many times as long as on the
+    /// disk (1: no throttle): after the disk's own time the gate sleeps
+    /// `slowdown − 1` times as long, i.e. the store has `1/slowdown` of
+    /// the disk's bandwidth (and latency times `slowdown`).
+    pub(crate) slowdown: f64,
 }
 
 impl CrashGate {
+    /// A gate that never crashes (the probes).
+    pub(crate) fn open(inner: Arc<FsStorage>, slowdown: f64) -> Self {
+        CrashGate {
+            inner,
+            clock: CpuClock::for_this_thread(),
+            crash_at: Duration::MAX,
+            slowdown,
+        }
+    }
+
+    /// Runs `op` on the disk, then sleeps to stretch it to `slowdown`
+    /// times its time. A write whose stretched time ends after the crash
+    /// fails (its bytes are on disk, but the process never learnt it:
+    /// only packs are big enough for that to matter, and an unreferenced
+    /// pack is garbage a restore ignores).
+    fn slow<T>(
+        &self,
+        write: Option<(&'static str, &str)>,
+        op: impl FnOnce() -> ckpt::Result<T>,
+    ) -> ckpt::Result<T> {
+        if self.slowdown <= 1.0 {
+            return op();
+        }
+        let t = Instant::now();
+        let out = op()?;
+        std::thread::sleep(t.elapsed().mul_f64(self.slowdown - 1.0));
+        if let Some((name, key)) = write {
+            self.alive(name, key)?;
+        }
+        Ok(out)
+    }
+
     fn alive(&self, op: &'static str, key: &str) -> ckpt::Result<()> {
         if self.clock.now() >= self.crash_at {
             return Err(ckpt::Error::storage(
@@ -34,10 +72,10 @@ impl CrashGate {
 impl Storage for CrashGate {
     fn put(&self, key: &str, data: &[u8]) -> ckpt::Result<()> {
         self.alive("put", key)?;
-        self.inner.put(key, data)
+        self.slow(Some(("put", key)), || self.inner.put(key, data))
     }
     fn get(&self, key: &str) -> ckpt::Result<Vec<u8>> {
-        self.inner.get(key)
+        self.slow(None, || self.inner.get(key))
     }
     fn list(&self, prefix: &str) -> ckpt::Result<Vec<String>> {
         self.inner.list(prefix)
@@ -47,17 +85,19 @@ impl Storage for CrashGate {
         self.inner.delete(key)
     }
     fn get_range(&self, key: &str, range: Range<u64>) -> ckpt::Result<Vec<u8>> {
-        self.inner.get_range(key, range)
+        self.slow(None, || self.inner.get_range(key, range))
     }
     // The fast paths of the store, so that a run costs what it would
     // without the gate.
     fn put_parts(&self, key: &str, parts: &[&[u8]]) -> ckpt::Result<()> {
         self.alive("put", key)?;
-        self.inner.put_parts(key, parts)
+        self.slow(Some(("put", key)), || self.inner.put_parts(key, parts))
     }
     fn put_if_absent(&self, key: &str, data: &[u8]) -> ckpt::Result<bool> {
         self.alive("put_if_absent", key)?;
-        self.inner.put_if_absent(key, data)
+        self.slow(Some(("put_if_absent", key)), || {
+            self.inner.put_if_absent(key, data)
+        })
     }
     fn delete_many(&self, keys: &[String]) -> ckpt::Result<()> {
         let first = keys.first().map_or("", String::as_str);

@@ -134,25 +134,46 @@
 //!   the best static scheme by switching schemes; only by choosing better
 //!   intervals.
 //!
+//! # The randomized evaluation
+//!
+//! `--random N` replaces the four workloads by `N` drawn from a wide
+//! family by a seeded generator (`generate.rs`, issue 17 item 3): states
+//! 64 MiB–1 GiB (`--max-state` scales the range down), 0.1–100 % of the
+//! pages written per step in a uniform, Zipf or sequential-sweep pattern,
+//! 2–500 ms steps on one core or every core, storage at 1/1–1/10 of the
+//! disk's bandwidth, 1–3 phases changing at random times, and an MTBF per
+//! workload that makes a full checkpoint 2–20 % of its Young interval.
+//! The four workloads above stay the default: the regression cases.
+//! After the usual table it reports per workload adaptive / best static,
+//! adaptive / oracle and the adaptive run's scheme switches per phase,
+//! then their distribution and issue 17's targets. `--ci` is a short
+//! version (3 workloads, small states, short runs).
+//!
+//! ```text
+//! cargo run --release -p ckpt-evaluate -- --random 24 --seeds 2
+//! cargo run --release -p ckpt-evaluate -- --ci
+//! ```
+//!
 //! [`PagedVec<f64>`]: ckpt::PagedVec
 
 mod calibration;
 mod clock;
 mod crash;
+mod generate;
 mod report;
 mod run;
 mod state;
 mod workload;
 
-use calibration::{burn_rate, calibrate, reference_step_times, static_intervals};
+use calibration::{Mtbf, burn_rate, calibrate, reference_step_times, static_intervals};
 use ckpt::Scheme;
 use clock::CpuClock;
 use crash::failure_gaps;
-use report::{Row, oracle, print_outcome, print_table};
+use report::{Row, oracle, phase_schemes, print_outcome, print_random, print_table};
 use run::{Mode, Outcome, RunSpec, run};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use workload::workloads;
+use workload::{Workload, workloads};
 
 pub(crate) type BoxError = Box<dyn std::error::Error>;
 
@@ -170,7 +191,18 @@ usage: cargo run --release -p ckpt-evaluate -- [options]
   --mtbf S       mean time between failures, seconds (default 4)
   --seed N       first failure seed (default 1)
   --verbose      every evaluation of the adaptive runs
+  --random N     instead of the four fixed workloads, N drawn from the
+                 randomized family (issue 17; see generate.rs); MTBF per
+                 workload (a full checkpoint 2-20 % of Young's interval)
+  --draw-seed S  the draw's seed (default 1)
+  --max-state M  scale the family's states (64 MiB-1 GiB) so the largest
+                 is M MiB (default 1024)
+  --ci           short randomized run: --random 3 --max-state 32 --scale 0.35
+                 (a minute or three on 2 cores)
   --help         this text
+
+The randomized run (issue 17, item 3):
+  cargo run --release -p ckpt-evaluate -- --random 24 --seeds 2
 ";
 
 struct Options {
@@ -180,6 +212,9 @@ struct Options {
     seed: u64,
     seeds: u64,
     verbose: bool,
+    random: Option<usize>,
+    draw_seed: u64,
+    max_state: usize,
 }
 
 fn options() -> Result<Options, BoxError> {
@@ -190,6 +225,9 @@ fn options() -> Result<Options, BoxError> {
         seed: 1,
         seeds: 1,
         verbose: false,
+        random: None,
+        draw_seed: 1,
+        max_state: 1024 * MIB,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -201,6 +239,14 @@ fn options() -> Result<Options, BoxError> {
             "--seed" => o.seed = value()?.parse()?,
             "--seeds" => o.seeds = value()?.parse::<u64>()?.max(1),
             "--verbose" => o.verbose = true,
+            "--random" => o.random = Some(value()?.parse()?),
+            "--draw-seed" => o.draw_seed = value()?.parse()?,
+            "--max-state" => o.max_state = value()?.parse::<usize>()?.max(1) * MIB,
+            "--ci" => {
+                o.random = Some(3);
+                o.max_state = 32 * MIB;
+                o.scale = 0.35;
+            }
             "--help" | "-h" => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -254,7 +300,6 @@ fn store_root() -> Result<PathBuf, BoxError> {
 fn main() -> Result<(), BoxError> {
     let o = options()?;
     let root = store_root()?;
-    let mtbf = Duration::from_secs_f64(o.mtbf);
     let cpu = CpuClock::for_this_thread();
     println!(
         "time is wall time minus the main thread's waits for a CPU: {}",
@@ -265,104 +310,185 @@ fn main() -> Result<(), BoxError> {
         }
     );
     let rate = burn_rate(&cpu);
-    println!(
-        "MTBF {:.1} s, run-length scale {}, failure seeds {}..{}; {:.0} M multiply-adds/s",
-        o.mtbf,
-        o.scale,
-        o.seed,
-        o.seed + o.seeds - 1,
-        rate / 1e6
-    );
     let started = Instant::now();
     let mut rows = Vec::new();
-    for w in workloads(o.scale) {
-        if o.only
-            .as_ref()
-            .is_some_and(|only| !only.iter().any(|k| k == w.key))
-        {
-            continue;
-        }
-        println!("\n{}", w.title);
-        let kernels = calibrate(&w, rate, &cpu);
-        let intervals = static_intervals(&w, &kernels, o.mtbf, &root)?;
+    if let Some(n) = o.random {
         println!(
-            "    static intervals (compute time): full {:.2} s, incremental {:.2} s, cow {:.2} s",
-            intervals[0].as_secs_f64(),
-            intervals[1].as_secs_f64(),
-            intervals[2].as_secs_f64()
+            "{n} drawn workloads, draw seed {}, states scaled to at most {} MiB, run-length scale {}, \
+             failure seeds {}..{}; {:.0} M multiply-adds/s, {} cores",
+            o.draw_seed,
+            o.max_state / MIB,
+            o.scale,
+            o.seed,
+            o.seed + o.seeds - 1,
+            rate / 1e6,
+            std::thread::available_parallelism().map_or(1, usize::from),
         );
-        let mut row = Row {
-            title: w.title.to_owned(),
-            seeds: Vec::new(),
-        };
-        for n in 0..o.seeds {
-            let seed = (o.seed + n)
-                .wrapping_mul(1_000)
-                .wrapping_add(u64::from(w.key.as_bytes()[0]));
-            let first: Vec<String> = failure_gaps(mtbf, seed)
-                .take(6)
-                .map(|g| format!("{:.1}", g.as_secs_f64()))
-                .collect();
-            println!(
-                "  seed {}: failure gaps (s) {} ...",
-                o.seed + n,
-                first.join(" ")
-            );
-            let modes = [
-                Mode::Static(Scheme::Full),
-                Mode::Static(Scheme::Incremental),
-                Mode::Static(Scheme::CopyOnWrite),
-                Mode::Adaptive,
-            ];
-            // Each seed runs the modes in another order, so that a slow
-            // drift of the machine's load does not favour one of them.
-            let mut outcomes: Vec<Option<Outcome>> = vec![None, None, None, None];
-            for k in 0..modes.len() {
-                let i = (k + n as usize) % modes.len();
-                let spec = RunSpec {
-                    workload: &w,
-                    kernels: &kernels,
-                    mode: modes[i],
-                    interval: intervals.get(i).copied().unwrap_or(intervals[0]),
-                    mtbf,
-                    seed,
-                    root: &root,
-                    verbose: o.verbose,
-                };
-                outcomes[i] = Some(run(&spec)?);
-            }
-            let mut outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
-            // One reference for the seed's four runs (every block measured
-            // around any of them): they did the same useful work, so their
-            // goodputs then compare their times alone, not also the noise
-            // of separate references (which moved by up to 10 % between
-            // runs on a memory-bound sweep).
-            let mut common = vec![Vec::new(); w.phases.len()];
-            for out in &outcomes {
-                for (all, blocks) in common.iter_mut().zip(&out.blocks) {
-                    all.extend_from_slice(blocks);
-                }
-            }
-            let reference = reference_step_times(&common);
-            for (mode, out) in modes.iter().zip(&mut outcomes) {
-                out.rebase(&w, &reference);
-                print_outcome(&w, *mode, out);
-            }
-            let oracle = oracle(&w, &outcomes[..3]);
-            row.seeds.push([
-                outcomes[0].goodput(),
-                outcomes[1].goodput(),
-                outcomes[2].goodput(),
-                outcomes[3].goodput(),
-                oracle,
-            ]);
+        let drawn = generate::draw(n, o.draw_seed, o.max_state, o.scale);
+        println!("\nthe draw:");
+        for d in &drawn {
+            println!("  {}", d.workload.title);
         }
-        rows.push(row);
+        for mut d in drawn {
+            let share = Mtbf::YoungShare {
+                share: d.young_share,
+                floor: generate::MTBF_FLOOR * o.scale,
+            };
+            let w = d.workload.clone();
+            let row = evaluate(&o, &root, rate, &cpu, w, share, |w, mtbf| {
+                d.set_length(generate::Drawn::length_for(mtbf, o.scale));
+                w.phases.clone_from(&d.workload.phases);
+            })?;
+            println!(
+                "  => {}: adaptive / best static {:.3}, adaptive / oracle {:.3}, most switches in a phase {}; {} ({:.0} s so far)",
+                row.key,
+                row.vs_static(),
+                row.vs_oracle(),
+                row.most_switches(),
+                row.schemes.join(" ; "),
+                started.elapsed().as_secs_f64()
+            );
+            rows.push(row);
+        }
+        print_table(&rows);
+        print_random(&rows);
+    } else {
+        println!(
+            "MTBF {:.1} s, run-length scale {}, failure seeds {}..{}; {:.0} M multiply-adds/s",
+            o.mtbf,
+            o.scale,
+            o.seed,
+            o.seed + o.seeds - 1,
+            rate / 1e6
+        );
+        for w in workloads(o.scale) {
+            if o.only.as_ref().is_some_and(|only| !only.contains(&w.key)) {
+                continue;
+            }
+            rows.push(evaluate(
+                &o,
+                &root,
+                rate,
+                &cpu,
+                w,
+                Mtbf::Seconds(o.mtbf),
+                |_, _| {},
+            )?);
+        }
+        print_table(&rows);
     }
-    print_table(&rows);
     println!(
         "\n(whole evaluation: {:.0} s)",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Calibrates, probes and runs one workload under every mode and seed.
+/// `lengthen` may set the phases' step counts once the MTBF is known.
+fn evaluate(
+    o: &Options,
+    root: &std::path::Path,
+    rate: f64,
+    cpu: &CpuClock,
+    mut w: Workload,
+    mtbf: Mtbf,
+    mut lengthen: impl FnMut(&mut Workload, f64),
+) -> Result<Row, BoxError> {
+    println!("\n{}", w.title);
+    let kernels = calibrate(&w, rate, cpu);
+    let intervals = static_intervals(&w, &kernels, mtbf, root)?;
+    lengthen(&mut w, intervals.mtbf);
+    let every = intervals.every;
+    let work: f64 = w
+        .phases
+        .iter()
+        .map(|p| p.steps as f64 * p.step_time.as_secs_f64())
+        .sum();
+    println!(
+        "    full checkpoint {:.3} s to durable, MTBF {:.2} s (full = {:.1} % of Young's {:.2} s), \
+         {work:.1} s of work in {} steps",
+        intervals.full_cost,
+        intervals.mtbf,
+        100.0 * intervals.full_cost / (2.0 * intervals.full_cost * intervals.mtbf).sqrt(),
+        (2.0 * intervals.full_cost * intervals.mtbf).sqrt(),
+        w.total_steps(),
+    );
+    println!(
+        "    static intervals (compute time): full {:.2} s, incremental {:.2} s, cow {:.2} s",
+        every[0].as_secs_f64(),
+        every[1].as_secs_f64(),
+        every[2].as_secs_f64()
+    );
+    let mtbf = Duration::from_secs_f64(intervals.mtbf);
+    let mut row = Row {
+        key: w.key.clone(),
+        title: w.title.clone(),
+        seeds: Vec::new(),
+        switches: Vec::new(),
+        schemes: Vec::new(),
+    };
+    for n in 0..o.seeds {
+        let seed = (o.seed + n).wrapping_mul(1_000).wrapping_add(w.salt);
+        let first: Vec<String> = failure_gaps(mtbf, seed)
+            .take(6)
+            .map(|g| format!("{:.1}", g.as_secs_f64()))
+            .collect();
+        println!(
+            "  seed {}: failure gaps (s) {} ...",
+            o.seed + n,
+            first.join(" ")
+        );
+        let modes = [
+            Mode::Static(Scheme::Full),
+            Mode::Static(Scheme::Incremental),
+            Mode::Static(Scheme::CopyOnWrite),
+            Mode::Adaptive,
+        ];
+        // Each seed runs the modes in another order, so that a slow
+        // drift of the machine's load does not favour one of them.
+        let mut outcomes: Vec<Option<Outcome>> = vec![None, None, None, None];
+        for k in 0..modes.len() {
+            let i = (k + n as usize) % modes.len();
+            let spec = RunSpec {
+                workload: &w,
+                kernels: &kernels,
+                mode: modes[i],
+                interval: every.get(i).copied().unwrap_or(every[0]),
+                mtbf,
+                seed,
+                root,
+                verbose: o.verbose,
+            };
+            outcomes[i] = Some(run(&spec)?);
+        }
+        let mut outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+        // One reference for the seed's four runs (every block measured
+        // around any of them): they did the same useful work, so their
+        // goodputs then compare their times alone, not also the noise
+        // of separate references (which moved by up to 10 % between
+        // runs on a memory-bound sweep).
+        let mut common = vec![Vec::new(); w.phases.len()];
+        for out in &outcomes {
+            for (all, blocks) in common.iter_mut().zip(&out.blocks) {
+                all.extend_from_slice(blocks);
+            }
+        }
+        let reference = reference_step_times(&common);
+        for (mode, out) in modes.iter().zip(&mut outcomes) {
+            out.rebase(&w, &reference);
+            print_outcome(&w, *mode, out);
+        }
+        let oracle = oracle(&w, &outcomes[..3]);
+        row.seeds.push([
+            outcomes[0].goodput(),
+            outcomes[1].goodput(),
+            outcomes[2].goodput(),
+            outcomes[3].goodput(),
+            oracle,
+        ]);
+        row.switches.push(outcomes[3].switches.clone());
+        row.schemes.push(phase_schemes(&w, &outcomes));
+    }
+    Ok(row)
 }

@@ -64,6 +64,12 @@ pub(crate) struct Outcome {
     pub(crate) plan_share: Vec<[u32; 3]>,
     pub(crate) timeline: Vec<String>,
     pub(crate) final_plan: String,
+    /// Changes of the base scheme the checkpoints are taken with, per
+    /// phase (a trial's start and its end each count; so does a restart
+    /// that resumes under another scheme than the crashed process's).
+    pub(crate) switches: Vec<u32>,
+    /// The base scheme of the plan in force when last seen.
+    last_base: Option<usize>,
 }
 
 impl Outcome {
@@ -125,6 +131,7 @@ pub(crate) fn run(spec: &RunSpec<'_>) -> Result<Outcome, BoxError> {
     let before = reference_blocks(w, spec.kernels, &cpu);
     let mut out = Outcome {
         plan_share: vec![[0; 3]; w.phases.len()],
+        switches: vec![0; w.phases.len()],
         ..Outcome::default()
     };
     let mut clock = Clock::new(cpu.clone(), w.phases.len());
@@ -138,6 +145,7 @@ pub(crate) fn run(spec: &RunSpec<'_>) -> Result<Outcome, BoxError> {
             inner: storage.clone(),
             clock: cpu.clone(),
             crash_at,
+            slowdown: w.slowdown,
         };
         match life(spec, gate, &mut clock, &mut out, &mut initial, started)? {
             Life::Done => break,
@@ -223,6 +231,7 @@ fn life(
         .in_force()
         .unwrap_or((ckpt::model::Plan::only(configured), spec.interval));
     let mut last_plan = ck.plan();
+    count_switch(out, phase, last_plan.base());
     if spec.mode == Mode::Adaptive && spec.verbose {
         out.timeline.push(format!(
             "{:>6.2}s start at step {} with {last_plan}",
@@ -251,6 +260,7 @@ fn life(
         }
         note_commit(spec, &ck, &events, out, phase, &mut in_force, started);
         note_plan(spec, &ck, out, &mut last_plan, started);
+        count_switch(out, phase, last_plan.base());
     }
     or_crash!(ck.flush(), phase);
     note_commit(spec, &ck, &events, out, phase, &mut in_force, started);
@@ -261,6 +271,17 @@ fn life(
         return Ok(Life::Crashed);
     }
     Ok(Life::Done)
+}
+
+/// Counts a change of the base scheme in `phase`.
+fn count_switch(out: &mut Outcome, phase: usize, base: Scheme) {
+    let now = scheme_index(base);
+    if out.last_base.is_some_and(|was| was != now)
+        && let Some(n) = out.switches.get_mut(phase)
+    {
+        *n += 1;
+    }
+    out.last_base = Some(now);
 }
 
 /// Logs a change of the adaptive run's plan (a switch, or a trial's start

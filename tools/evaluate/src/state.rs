@@ -2,7 +2,7 @@
 //! metadata) and one step of work on it.
 
 use crate::calibration::Kernel;
-use crate::workload::Writes;
+use crate::workload::{Pattern, Writes};
 use ckpt::{Capture, PagedVec, Restore, State};
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
@@ -65,8 +65,22 @@ impl Job {
             } => self.update_rows(&mut rng, per_step, hot_share, hot_rows),
             Writes::Sweep => self.sweep(),
             Writes::Keys { per_step } => self.update_keys(&mut rng, per_step),
+            Writes::Pages { share, pattern } => {
+                self.update_pages(&mut rng, share, pattern, self.meta.step)
+            }
         };
-        let loss = burn(kernel.burn_iters, touched);
+        let loss = if kernel.cores > 1 {
+            // Every core: the same arithmetic on each, the step ends when
+            // the slowest is done (a data-parallel step).
+            std::thread::scope(|s| {
+                for _ in 1..kernel.cores {
+                    s.spawn(|| burn(kernel.burn_iters, touched));
+                }
+                burn(kernel.burn_iters, touched)
+            })
+        } else {
+            burn(kernel.burn_iters, touched)
+        };
         self.meta.rng = rng.next();
         self.meta.step += 1;
         if self.meta.recent.len() == RECENT {
@@ -128,6 +142,40 @@ impl Job {
         sum
     }
 
+    /// Writes a few elements in `share` of the pages (rounded, at least
+    /// one), chosen by `pattern`. A sweep continues where the previous
+    /// step stopped (derived from the step, so recomputation repeats it).
+    pub(crate) fn update_pages(
+        &mut self,
+        rng: &mut SplitMix,
+        share: f64,
+        pattern: Pattern,
+        step: u64,
+    ) -> f64 {
+        let pages = self.table.page_count().max(1);
+        let per_step = ((share * pages as f64).round() as usize).clamp(1, pages);
+        let mut sum = 0.0;
+        for i in 0..per_step {
+            let page = match pattern {
+                Pattern::Uniform => rng.below(pages),
+                Pattern::Zipf { s } => zipf(rng.unit(), s, pages),
+                Pattern::Sweep => ((step as usize).wrapping_mul(per_step).wrapping_add(i)) % pages,
+            };
+            let at = rng.below(ROW_LEN);
+            if let Some(values) = self
+                .table
+                .page_mut(page)
+                .and_then(|p| p.get_mut(at..(at + 8).min(p.len())))
+            {
+                for x in values {
+                    *x = 0.99 * *x + 0.01;
+                    sum += *x;
+                }
+            }
+        }
+        sum
+    }
+
     /// Windowed aggregates (count, sum, sum of squares, min, max, ...) of
     /// `per_step` keys hashed across the whole state.
     pub(crate) fn update_keys(&mut self, rng: &mut SplitMix, per_step: usize) -> f64 {
@@ -155,6 +203,19 @@ impl Job {
         }
         sum
     }
+}
+
+/// Rank (0-based, below `n`) of a continuous power law of exponent `s`
+/// over `1..=n` at quantile `u`: an inverse-CDF stand-in for a Zipf draw.
+pub(crate) fn zipf(u: f64, s: f64, n: usize) -> usize {
+    let n_f = n as f64;
+    let x = if (s - 1.0).abs() < 1e-6 {
+        n_f.powf(u)
+    } else {
+        let a = 1.0 - s;
+        ((n_f.powf(a) - 1.0) * u + 1.0).powf(1.0 / a)
+    };
+    (x.floor() as usize).saturating_sub(1).min(n - 1)
 }
 
 /// A tiny deterministic RNG kept in the state, so that recomputed steps
