@@ -322,6 +322,7 @@ fn a_reader_restores_beside_a_running_writer_and_writes_nothing() {
         .unwrap();
     let mut state = vec![7u32; 50_000];
     ck.checkpoint(4, &mut state).unwrap();
+    ck.flush().unwrap(); // the writer is quiet (its model state saved too)
     let before = snapshot_tree(dir.path());
     let reader = Reader::open_dir(dir.path()).unwrap();
     let restored = reader.restore_latest::<Vec<u32>>().unwrap().unwrap();

@@ -280,6 +280,12 @@ impl Adaptive {
         }
     }
 
+    /// Waits until every save of the learned state queued so far is
+    /// written.
+    pub(crate) fn wait_saved(&self) {
+        self.saver.wait_idle();
+    }
+
     /// Saves the learned state, waits until it is written, and removes the
     /// run marker: a clean stop.
     pub(crate) fn close(&mut self, storage: &dyn Storage) -> Result<()> {

@@ -249,13 +249,17 @@ impl Checkpointer {
         Ok(())
     }
 
-    /// Waits until every captured checkpoint is durable and returns the
-    /// newest committed one.
+    /// Waits until every captured checkpoint is durable (and what the cost
+    /// model learnt, whose saving runs on a thread of its own, is written)
+    /// and returns the newest committed one.
     pub fn flush(&mut self) -> Result<Option<&Committed>> {
         self.check_usable()?;
         let results = self.persister.wait();
         self.drain_failover_events();
         self.absorb(results)?;
+        // Nothing of this checkpointer is in flight afterwards, the
+        // model's saved state included.
+        self.adaptive.wait_saved();
         Ok(self.last_committed.as_ref())
     }
 

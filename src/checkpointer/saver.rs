@@ -4,8 +4,8 @@
 //! newest is written.
 
 use crate::storage::Storage;
-use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc::{SendError, Sender, channel};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ struct Outcome {
     last: Duration,
     /// Saves that failed and were not reported yet.
     failures: u32,
+    /// Saves queued and not written (or superseded) yet.
+    pending: u32,
 }
 
 /// The saving thread.
@@ -23,7 +25,7 @@ struct Outcome {
 pub(crate) struct Saver {
     queue: Option<Sender<Vec<u8>>>,
     worker: Option<JoinHandle<()>>,
-    outcome: Arc<Mutex<Outcome>>,
+    outcome: Arc<(Mutex<Outcome>, Condvar)>,
 }
 
 impl Saver {
@@ -31,23 +33,28 @@ impl Saver {
     /// a thread (the system refused one), saves are written by the caller.
     pub(crate) fn start(storage: Arc<dyn Storage>, key: &'static str) -> Self {
         let (queue, inbox) = channel::<Vec<u8>>();
-        let outcome = Arc::new(Mutex::new(Outcome::default()));
+        let outcome = Arc::new((Mutex::new(Outcome::default()), Condvar::new()));
         let reported = outcome.clone();
         let worker = std::thread::Builder::new()
             .name("ckpt-model-save".to_owned())
             .spawn(move || {
                 while let Ok(mut bytes) = inbox.recv() {
                     // Only the newest state is worth writing.
+                    let mut taken = 1;
                     while let Ok(newer) = inbox.try_recv() {
                         bytes = newer;
+                        taken += 1;
                     }
                     let started = Instant::now();
                     let saved = storage.put(key, &bytes);
-                    let mut outcome = reported.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (lock, written) = &*reported;
+                    let mut outcome = lock.lock().unwrap_or_else(PoisonError::into_inner);
                     outcome.last = started.elapsed();
+                    outcome.pending = outcome.pending.saturating_sub(taken);
                     if saved.is_err() {
                         outcome.failures = outcome.failures.saturating_add(1);
                     }
+                    written.notify_all();
                 }
             })
             .ok();
@@ -61,17 +68,36 @@ impl Saver {
     /// Queues `bytes` to be written; returns at once. With no thread,
     /// writes them with `storage` now.
     pub(crate) fn save(&self, storage: &dyn Storage, key: &str, bytes: Vec<u8>) {
-        match &self.queue {
-            Some(queue) if queue.send(bytes.clone()).is_ok() => {}
-            _ => {
-                let started = Instant::now();
-                let saved = storage.put(key, &bytes);
-                let mut outcome = self.outcome();
-                outcome.last = started.elapsed();
-                if saved.is_err() {
-                    outcome.failures = outcome.failures.saturating_add(1);
+        let bytes = match &self.queue {
+            Some(queue) => {
+                self.outcome().pending += 1;
+                match queue.send(bytes) {
+                    Ok(()) => return,
+                    Err(SendError(bytes)) => {
+                        self.outcome().pending -= 1;
+                        bytes
+                    }
                 }
             }
+            None => bytes,
+        };
+        let started = Instant::now();
+        let saved = storage.put(key, &bytes);
+        let mut outcome = self.outcome();
+        outcome.last = started.elapsed();
+        if saved.is_err() {
+            outcome.failures = outcome.failures.saturating_add(1);
+        }
+    }
+
+    /// Waits until every queued save is written.
+    pub(crate) fn wait_idle(&self) {
+        let (lock, written) = &*self.outcome;
+        let mut outcome = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while outcome.pending > 0 && self.worker.is_some() {
+            outcome = written
+                .wait(outcome)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -94,7 +120,10 @@ impl Saver {
     }
 
     fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
-        self.outcome.lock().unwrap_or_else(PoisonError::into_inner)
+        self.outcome
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
