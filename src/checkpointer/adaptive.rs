@@ -158,7 +158,6 @@ impl Adaptive {
     /// commits.
     pub(crate) fn committed(
         &mut self,
-        storage: &dyn Storage,
         committed: &Committed,
         work: Work,
         plan: Plan,
@@ -221,7 +220,7 @@ impl Adaptive {
                 .exploring(model.summary().checkpoints);
         let cheap = self.saver.last_duration().saturating_mul(SAVE_COST_RATIO) <= committed.persist;
         if acts || learning || cheap || self.commits_since_save >= SAVE_EVERY {
-            self.save(storage);
+            self.save();
         }
         self.last_decision.insert(decision)
     }
@@ -272,10 +271,10 @@ impl Adaptive {
     /// re-learning, never a checkpoint.
     ///
     /// The put runs on the saving thread; the caller only encodes.
-    pub(crate) fn save(&mut self, storage: &dyn Storage) {
+    pub(crate) fn save(&mut self) {
         self.commits_since_save = 0;
         match self.advisor.to_bytes() {
-            Ok(bytes) => self.saver.save(storage, MODEL_KEY, bytes),
+            Ok(bytes) => self.saver.save(bytes),
             Err(_) => self.storage_failed("encode model/advisor"),
         }
     }
@@ -289,7 +288,7 @@ impl Adaptive {
     /// Saves the learned state, waits until it is written, and removes the
     /// run marker: a clean stop.
     pub(crate) fn close(&mut self, storage: &dyn Storage) -> Result<()> {
-        self.save(storage);
+        self.save();
         self.saver.stop();
         for _ in 0..self.saver.take_failures() {
             self.storage_failed("put model/advisor");

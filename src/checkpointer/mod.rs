@@ -308,7 +308,7 @@ impl Checkpointer {
         let every = self.compute_interval(interval, work);
         let decision = self
             .adaptive
-            .committed(self.storage.as_ref(), &committed, work, plan, every)
+            .committed(&committed, work, plan, every)
             .clone();
         self.last_committed = Some(committed);
         let advisor = self.adaptive.advisor();

@@ -20,12 +20,38 @@ struct Outcome {
     pending: u32,
 }
 
+/// What the caller and the saving thread share.
+#[derive(Debug)]
+struct Shared {
+    storage: Arc<dyn Storage>,
+    key: &'static str,
+    outcome: Mutex<Outcome>,
+    /// Signalled after each write.
+    written: Condvar,
+}
+
+impl Shared {
+    /// Writes `bytes` (which stand for `taken` queued saves) and records
+    /// how that went.
+    fn write(&self, bytes: &[u8], taken: u32) {
+        let started = Instant::now();
+        let saved = self.storage.put(self.key, bytes);
+        let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        outcome.last = started.elapsed();
+        outcome.pending = outcome.pending.saturating_sub(taken);
+        if saved.is_err() {
+            outcome.failures = outcome.failures.saturating_add(1);
+        }
+        self.written.notify_all();
+    }
+}
+
 /// The saving thread.
 #[derive(Debug)]
 pub(crate) struct Saver {
     queue: Option<Sender<Vec<u8>>>,
     worker: Option<JoinHandle<()>>,
-    outcome: Arc<(Mutex<Outcome>, Condvar)>,
+    shared: Arc<Shared>,
 }
 
 impl Saver {
@@ -33,8 +59,13 @@ impl Saver {
     /// a thread (the system refused one), saves are written by the caller.
     pub(crate) fn start(storage: Arc<dyn Storage>, key: &'static str) -> Self {
         let (queue, inbox) = channel::<Vec<u8>>();
-        let outcome = Arc::new((Mutex::new(Outcome::default()), Condvar::new()));
-        let reported = outcome.clone();
+        let shared = Arc::new(Shared {
+            storage,
+            key,
+            outcome: Mutex::new(Outcome::default()),
+            written: Condvar::new(),
+        });
+        let writer = shared.clone();
         let worker = std::thread::Builder::new()
             .name("ckpt-model-save".to_owned())
             .spawn(move || {
@@ -45,29 +76,20 @@ impl Saver {
                         bytes = newer;
                         taken += 1;
                     }
-                    let started = Instant::now();
-                    let saved = storage.put(key, &bytes);
-                    let (lock, written) = &*reported;
-                    let mut outcome = lock.lock().unwrap_or_else(PoisonError::into_inner);
-                    outcome.last = started.elapsed();
-                    outcome.pending = outcome.pending.saturating_sub(taken);
-                    if saved.is_err() {
-                        outcome.failures = outcome.failures.saturating_add(1);
-                    }
-                    written.notify_all();
+                    writer.write(&bytes, taken);
                 }
             })
             .ok();
         Saver {
             queue: worker.is_some().then_some(queue),
             worker,
-            outcome,
+            shared,
         }
     }
 
     /// Queues `bytes` to be written; returns at once. With no thread,
-    /// writes them with `storage` now.
-    pub(crate) fn save(&self, storage: &dyn Storage, key: &str, bytes: Vec<u8>) {
+    /// writes them now.
+    pub(crate) fn save(&self, bytes: Vec<u8>) {
         let bytes = match &self.queue {
             Some(queue) => {
                 self.outcome().pending += 1;
@@ -81,21 +103,16 @@ impl Saver {
             }
             None => bytes,
         };
-        let started = Instant::now();
-        let saved = storage.put(key, &bytes);
-        let mut outcome = self.outcome();
-        outcome.last = started.elapsed();
-        if saved.is_err() {
-            outcome.failures = outcome.failures.saturating_add(1);
-        }
+        self.shared.write(&bytes, 0);
     }
 
     /// Waits until every queued save is written.
     pub(crate) fn wait_idle(&self) {
-        let (lock, written) = &*self.outcome;
-        let mut outcome = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut outcome = self.outcome();
         while outcome.pending > 0 && self.worker.is_some() {
-            outcome = written
+            outcome = self
+                .shared
+                .written
                 .wait(outcome)
                 .unwrap_or_else(PoisonError::into_inner);
         }
@@ -120,8 +137,8 @@ impl Saver {
     }
 
     fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
-        self.outcome
-            .0
+        self.shared
+            .outcome
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }

@@ -38,6 +38,23 @@ pub(super) fn slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64
     Some((per_busy / per_idle - 1.0).clamp(-1.0, 1.0))
 }
 
+/// The scheme whose costs `e` teaches: a full base stores the whole state,
+/// so it is learnt as a full checkpoint, whichever plan took it.
+fn learnt_as(e: &CheckpointEvent) -> Scheme {
+    if e.full_base { Scheme::Full } else { e.scheme }
+}
+
+/// Bytes `e` stored, uncompressed: what write costs scale with (not what
+/// changed: a full base stores everything however little changed;
+/// increments store what changed).
+fn stored_bytes(e: &CheckpointEvent) -> f64 {
+    match e.bytes_written {
+        0 => e.dirty_bytes as f64,
+        written if e.compression_ratio > 0.0 => written as f64 * e.compression_ratio,
+        written => written as f64,
+    }
+}
+
 pub(super) fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
 }
@@ -170,9 +187,7 @@ impl CostModel {
         );
         let (dirty, logical) = (e.dirty_bytes as f64, e.logical_bytes as f64);
         let compute = e.compute.as_secs_f64();
-        // A full base stores the whole state: it is learnt as a full
-        // checkpoint, whichever plan took it.
-        let scheme = if e.full_base { Scheme::Full } else { e.scheme };
+        let scheme = learnt_as(e);
         let record = match l.schemes.iter().position(|r| r.scheme == scheme) {
             Some(i) => l.schemes.get_mut(i),
             None => {
@@ -186,14 +201,7 @@ impl CostModel {
                 l.schemes.last_mut()
             }
         };
-        // Write costs scale with what the checkpoint stored (uncompressed),
-        // not with what changed: a full base stores everything however
-        // little changed. Increments store what changed.
-        let stored = match e.bytes_written {
-            0 => dirty,
-            written if e.compression_ratio > 0.0 => written as f64 * e.compression_ratio,
-            written => written as f64,
-        };
+        let stored = stored_bytes(e);
         if let Some(r) = record {
             r.stall.observe(stored, logical, stall);
             r.persist.observe(stored, logical, persist);
@@ -323,12 +331,8 @@ impl CostModel {
         let persist = e.persist.as_secs_f64().max(e.stall.as_secs_f64());
         // Against the scheme's own persist fit, on what it stored (as the
         // fit is fed below), once the fit has a few points.
-        let scheme = if e.full_base { Scheme::Full } else { e.scheme };
-        let stored = match e.bytes_written {
-            0 => e.dirty_bytes as f64,
-            written if e.compression_ratio > 0.0 => written as f64 * e.compression_ratio,
-            written => written as f64,
-        };
+        let scheme = learnt_as(e);
+        let stored = stored_bytes(e);
         let log_cost = self
             .learned
             .schemes

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::storage::Storage;
 use identity::Identity;
 use record::{Beat, Claim, LEASE, beat_key, claim_key, epoch_of, is_claim};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -60,9 +60,9 @@ const MAX_CONTESTS: usize = 8;
 /// Lease holders alive in this process, so that a second checkpointer of
 /// this process on the same store is refused at once and a holder dropped
 /// without releasing is known to be gone.
-static LIVE_HOLDERS: Mutex<Option<HashSet<u128>>> = Mutex::new(None);
+static LIVE_HOLDERS: Mutex<BTreeSet<u128>> = Mutex::new(BTreeSet::new());
 
-fn live_holders() -> MutexGuard<'static, Option<HashSet<u128>>> {
+fn live_holders() -> MutexGuard<'static, BTreeSet<u128>> {
     LIVE_HOLDERS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -156,15 +156,17 @@ impl Lease {
         };
         for _ in 0..MAX_CONTESTS {
             let top = top_epoch(storage.as_ref())?;
-            let mine = top > 0
-                && read_claim(storage.as_ref(), top)?.is_some_and(|c| c.holder == claim.holder);
+            let held = match top {
+                0 => None,
+                _ => read_claim(storage.as_ref(), top)?,
+            };
             // A retried create may find the claim its own first attempt
             // made: the epoch is then this writer's.
-            let epoch = if mine {
+            let epoch = if held.as_ref().is_some_and(|c| c.holder == claim.holder) {
                 top
             } else {
                 if top > 0 {
-                    wait_until_free(storage.as_ref(), top, &me, ttl)?;
+                    wait_until_free(storage.as_ref(), top, held, &me, ttl)?;
                 }
                 if !storage.put_if_absent(&claim_key(top + 1), &claim.encode())? {
                     continue; // another contender won it; look again
@@ -178,9 +180,7 @@ impl Lease {
                 ttl,
                 renewal: Mutex::new(Renewal::default()),
             });
-            live_holders()
-                .get_or_insert_with(HashSet::new)
-                .insert(claim.holder);
+            live_holders().insert(claim.holder);
             let lease = Lease::start(shared);
             lease.shared.ensure_valid()?;
             lease.shared.forget_older_epochs();
@@ -222,9 +222,7 @@ impl Drop for Lease {
             let _ = renewer.join();
         }
         self.shared.release();
-        if let Some(live) = live_holders().as_mut() {
-            live.remove(&self.shared.holder);
-        }
+        live_holders().remove(&self.shared.holder);
     }
 }
 
@@ -255,23 +253,26 @@ impl Shared {
     /// Ok when a write may go ahead now; renews first when the last
     /// renewal is more than half a TTL old.
     fn ensure_valid(&self) -> Result<()> {
-        let mut renewal = self.renewal();
-        if let Some(by) = &renewal.fenced_by {
-            return Err(Error::Fenced { holder: by.clone() });
-        }
-        if renewal
-            .valid_until
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return Ok(());
-        }
-        self.renew_locked(&mut renewal)
+        self.renew_unless(|renewal| {
+            renewal
+                .valid_until
+                .is_some_and(|until| Instant::now() < until)
+        })
     }
 
+    /// Renews now (the beat watchers look for).
     fn renew(&self) -> Result<()> {
+        self.renew_unless(|_| false)
+    }
+
+    /// [`Error::Fenced`] once fenced; otherwise renews unless `fresh`.
+    fn renew_unless(&self, fresh: impl FnOnce(&Renewal) -> bool) -> Result<()> {
         let mut renewal = self.renewal();
         if let Some(by) = &renewal.fenced_by {
             return Err(Error::Fenced { holder: by.clone() });
+        }
+        if fresh(&renewal) {
+            return Ok(());
         }
         self.renew_locked(&mut renewal)
     }
@@ -289,10 +290,8 @@ impl Shared {
         self.storage.put(&beat_key(self.epoch), &beat.encode())?;
         let top = top_epoch(self.storage.as_ref())?;
         if top > self.epoch {
-            let by = read_claim(self.storage.as_ref(), top)
-                .ok()
-                .flatten()
-                .map_or_else(|| format!("lease epoch {top}"), |c| c.describe(top));
+            let claim = read_claim(self.storage.as_ref(), top).ok().flatten();
+            let by = describe(claim.as_ref(), top);
             renewal.valid_until = None;
             renewal.fenced_by = Some(by.clone());
             return Err(Error::Fenced { holder: by });
@@ -345,30 +344,44 @@ fn top_epoch(storage: &dyn Storage) -> Result<u64> {
 /// The claim of `epoch`; `None` when it is gone or not one this version
 /// wrote.
 fn read_claim(storage: &dyn Storage, epoch: u64) -> Result<Option<Claim>> {
-    match storage.get(&claim_key(epoch)) {
-        Ok(bytes) => Ok(Claim::decode(&bytes)),
-        Err(Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
+    read_record(storage, &claim_key(epoch), Claim::decode)
 }
 
+/// The beat of `epoch`, as [`read_claim`].
 fn read_beat(storage: &dyn Storage, epoch: u64) -> Result<Option<Beat>> {
-    match storage.get(&beat_key(epoch)) {
-        Ok(bytes) => Ok(Beat::decode(&bytes)),
+    read_record(storage, &beat_key(epoch), Beat::decode)
+}
+
+fn read_record<T>(
+    storage: &dyn Storage,
+    key: &str,
+    decode: fn(&[u8]) -> Option<T>,
+) -> Result<Option<T>> {
+    match storage.get(key) {
+        Ok(bytes) => Ok(decode(&bytes)),
         Err(Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// Returns once epoch `top`'s holder is gone (released, dead, or silent
-/// for its TTL); [`Error::WriterActive`] while it lives.
-fn wait_until_free(storage: &dyn Storage, top: u64, me: &Identity, ttl: Duration) -> Result<()> {
-    let claim = read_claim(storage, top)?;
+/// The holder of epoch `epoch`, as messages name it.
+fn describe(claim: Option<&Claim>, epoch: u64) -> String {
+    claim.map_or_else(|| format!("lease epoch {epoch}"), |c| c.describe(epoch))
+}
+
+/// Returns once epoch `top`'s holder (who made `claim`, as read) is gone
+/// (released, dead, or silent for its TTL); [`Error::WriterActive`] while
+/// it lives.
+fn wait_until_free(
+    storage: &dyn Storage,
+    top: u64,
+    claim: Option<Claim>,
+    me: &Identity,
+    ttl: Duration,
+) -> Result<()> {
     let first = read_beat(storage, top)?;
     let active = |claim: &Option<Claim>| Error::WriterActive {
-        holder: claim
-            .as_ref()
-            .map_or_else(|| format!("lease epoch {top}"), |c| c.describe(top)),
+        holder: describe(claim.as_ref(), top),
     };
     let released = |beat: &Option<Beat>| {
         beat.is_some_and(|b| b.released && claim.as_ref().is_none_or(|c| c.holder == b.holder))
@@ -378,9 +391,7 @@ fn wait_until_free(storage: &dyn Storage, top: u64, me: &Identity, ttl: Duration
     }
     if let Some(held) = &claim {
         if held.identity.is_this_process(me) {
-            let live = live_holders()
-                .as_ref()
-                .is_some_and(|l| l.contains(&held.holder));
+            let live = live_holders().contains(&held.holder);
             return if live { Err(active(&claim)) } else { Ok(()) };
         }
         if me.shares_process_table(&held.identity) {
