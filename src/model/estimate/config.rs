@@ -43,9 +43,17 @@ pub struct ModelConfig {
     /// (default 0).
     pub relaunch: Duration,
     /// Share of a background persist's time that slows the computation
-    /// down, until it is measured (default 0.1). The model measures it
+    /// down, until it is measured (default 0.5). The model measures it
     /// from the checkpoints' [`CheckpointEvent::compute_beside_persist`]:
-    /// steps that ran beside a persist against those that did not.
+    /// steps that ran beside a persist against those that did not (up to
+    /// 3: steps three times slower beside one than beside none).
+    ///
+    /// The default is the middle of the range a prior cannot tell apart: a
+    /// computation on one core beside idle cores barely notices a persist
+    /// (≈ 0), one on every core loses the persist's whole time to it
+    /// (≈ 1). The first trial of copy-on-write runs at the interval this
+    /// prices until its second checkpoint measures it; 0.1 made those
+    /// first intervals back to back on all-core workloads.
     ///
     /// [`CheckpointEvent::compute_beside_persist`]: crate::model::CheckpointEvent::compute_beside_persist
     pub background_interference: f64,
@@ -75,7 +83,7 @@ impl Default for ModelConfig {
             level: 0.95,
             min_observations: 3,
             relaunch: Duration::ZERO,
-            background_interference: 0.1,
+            background_interference: 0.5,
             prior_read_bandwidth: 500e6,
             prior_link_cost: Duration::from_millis(1),
             cow_stall_fraction: 0.02,

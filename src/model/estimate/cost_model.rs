@@ -20,13 +20,18 @@ pub(super) fn idle_step_secs(e: &CheckpointEvent) -> Option<f64> {
     (idle > 0 && idle_time > 0.0).then(|| idle_time / idle as f64)
 }
 
+/// Largest slowdown of the steps beside a persist the model believes: a
+/// persist that takes every core from a computation that wants them all
+/// (its writer threads, page copies, memory bandwidth) can triple a step.
+pub(super) const MAX_INTERFERENCE: f64 = 3.0;
+
 /// How much slower the steps that ran beside a background persist in the
 /// interval `e` closes were than `per_idle`, the time of a step beside
 /// none: those of the same interval ([`idle_step_secs`]) or, when every
 /// step ran beside one (persists back to back, where interference matters
 /// most), the recent mean of such steps. `None` without both. Clamped to
-/// ±1 so one disturbed interval cannot swamp the mean; the mean is clamped
-/// to [0, 1] where it is used.
+/// [−1, 3] so one disturbed interval cannot swamp the mean; the mean is
+/// clamped to [0, 3] where it is used.
 pub(super) fn slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64> {
     let busy = e.steps_beside_persist.min(e.steps);
     let busy_time = e.compute_beside_persist.as_secs_f64();
@@ -35,7 +40,7 @@ pub(super) fn slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64
     }
     let per_idle = per_idle.filter(|t| *t > 0.0)?;
     let per_busy = busy_time / busy as f64;
-    Some((per_busy / per_idle - 1.0).clamp(-1.0, 1.0))
+    Some((per_busy / per_idle - 1.0).clamp(-1.0, MAX_INTERFERENCE))
 }
 
 /// The scheme whose costs `e` teaches: a full base stores the whole state,
@@ -323,7 +328,10 @@ impl CostModel {
     fn relearn_what_changed(&mut self, e: &CheckpointEvent) {
         let compute = e.compute.as_secs_f64();
         let logical = e.logical_bytes as f64;
-        let log_step = (compute > 0.0 && e.steps > 0).then(|| (compute / e.steps as f64).ln());
+        // Steps beside no persist: what the workload costs, not what the
+        // plan adds (a plan that persists in the background slows the steps
+        // beside it, and switching to it is no change of the workload).
+        let log_step = idle_step_secs(e).map(f64::ln);
         let log_dirty_rate = (compute > 0.0 && logical > 0.0).then(|| {
             let fraction = (e.dirty_bytes as f64 / logical).clamp(1e-9, 1.0 - 1e-9);
             (-(-fraction).ln_1p() / compute).ln()

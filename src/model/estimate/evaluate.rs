@@ -99,6 +99,7 @@ impl CostModel {
             mtbf_secs: pricer.mtbf,
             checkpoints: seen,
             schemes,
+            changes_detected: self.changes_detected(),
         })
     }
 

@@ -80,6 +80,10 @@ pub struct Evaluation {
     pub checkpoints: u64,
     /// What is known about each allowed scheme.
     pub schemes: Vec<SchemeStatus>,
+    /// Changes of the workload or of write costs detected so far by this
+    /// process ([`CostModel::changes_detected`](crate::model::CostModel::changes_detected)): a policy
+    /// treats the checkpoints between two detections as one phase.
+    pub changes_detected: u64,
 }
 
 impl Evaluation {

@@ -379,7 +379,9 @@ impl CostModel {
             interference: l
                 .interference
                 .get()
-                .map_or(self.config.background_interference, |r| r.clamp(0.0, 1.0)),
+                .map_or(self.config.background_interference, |r| {
+                    r.clamp(0.0, super::cost_model::MAX_INTERFERENCE)
+                }),
         })
     }
 }

@@ -45,6 +45,7 @@ pub struct Policy {
     pub(super) exploration: f64,
     pub(super) explore_checkpoints: u32,
     pub(super) first_trial: bool,
+    pub(super) max_switches_per_phase: u32,
     pub(super) seed: u64,
 }
 
@@ -66,6 +67,7 @@ impl Policy {
             exploration: 0.02,
             explore_checkpoints: 5,
             first_trial: true,
+            max_switches_per_phase: 2,
             seed: 0,
         }
     }
@@ -84,7 +86,8 @@ impl Policy {
     /// (defaults: saving ≥ 1 % of run time at ≥ 90 % confidence, 3
     /// evaluations in a row, 10 checkpoints between changes, 2 %
     /// exploration, 5 checkpoints per trial: enough to measure a scheme
-    /// and, if it wins, to agree on it 3 times before the trial ends).
+    /// and, if it wins, to agree on it 3 times before the trial ends; at
+    /// most 2 scheme changes per detected phase of the workload).
     pub fn adaptive() -> Self {
         Self::with_mode(PolicyMode::Auto)
     }
@@ -182,6 +185,16 @@ impl Policy {
     /// scheme and interval and learns from their first checkpoint.
     pub fn first_trial(mut self, on: bool) -> Self {
         self.first_trial = on;
+        self
+    }
+
+    /// Most changes of the scheme in use between two changes of the
+    /// workload the model detects (default 2; trials count: one that goes
+    /// back spends two, so fewer than 2 allows no trial). Bounds how much
+    /// a steady workload pays for learning: once spent, the scheme stays
+    /// until the step time, dirtiness or write cost changes.
+    pub fn max_switches_per_phase(mut self, switches: u32) -> Self {
+        self.max_switches_per_phase = switches;
         self
     }
 

@@ -47,11 +47,15 @@ impl PolicyState {
         if !(fresh && wanted) {
             return None;
         }
+        if !self.phase.allows(policy, 2) {
+            return None;
+        }
         let reason = "nothing is learnt yet: copy-on-write blocks the computation least, so its \
                       first checkpoint, right after the first step, measures the machine at the \
                       lowest cost"
             .to_owned();
-        Some(self.start_trial(policy, 0, cow, policy.constraints.min_interval, reason))
+        let interval = policy.constraints.min_interval;
+        Some(self.start_trial(policy, 0, current.base(), cow, interval, reason))
     }
 
     /// Decides what to do about `evaluation` under `policy`.
@@ -93,10 +97,24 @@ impl PolicyState {
     /// back first; nothing new is explored until the trial ends.
     fn decide_auto(&mut self, policy: &Policy, eval: &Evaluation) -> Decision {
         let seen = eval.checkpoints;
+        self.phase.update(policy, eval.changes_detected, seen);
         let exploring = self.exploring(seen);
+        let in_force = eval.current.plan.base();
+        // The scheme the last checkpoints used: a running (or just ended)
+        // trial's.
+        let in_use = self
+            .trial
+            .and_then(|t| Scheme::from_code(t.scheme))
+            .unwrap_or(in_force);
+        // A trial that ended goes back to the plan in force (a switch),
+        // unless it ends in a switch to its own scheme below (a refund).
+        let returning = !exploring && in_use != in_force;
         if !exploring {
             self.exploring_until = None;
             self.trial = None;
+        }
+        if returning {
+            self.phase.spend();
         }
         // A trial runs its scheme where it would run: at the model's best
         // interval for it, re-estimated as the trial measures it.
@@ -151,7 +169,16 @@ impl PolicyState {
         let dwelt = self
             .last_change
             .is_none_or(|at| seen.saturating_sub(at) >= policy.min_dwell);
-        if count >= policy.patience && dwelt {
+        // Leaving a trial costs a switch however it ends; otherwise a
+        // change of scheme needs the phase's budget.
+        let switch = rec.plan().base() != in_use;
+        let affordable = exploring || returning || self.phase.allows(policy, u32::from(switch));
+        if count >= policy.patience && dwelt && affordable {
+            match (returning, switch) {
+                (true, false) => self.phase.refund(),
+                (false, true) => self.phase.spend(),
+                _ => {}
+            }
             self.streak = None;
             self.exploring_until = None;
             self.trial = None;
@@ -178,7 +205,14 @@ impl PolicyState {
         let to = rec.plan().base();
         let trial = self.explored.last().map(|(code, _)| *code);
         if exploring && trial == Some(to.code()) {
-            let needed = seen.saturating_add(u64::from(policy.patience.saturating_sub(count)));
+            // Until the streak is long enough and the last change has
+            // dwelt: going back first and switching later would spend two
+            // more switches.
+            let agreed = seen.saturating_add(u64::from(policy.patience.saturating_sub(count)));
+            let dwelt_at = self
+                .last_change
+                .map_or(0, |at| at.saturating_add(policy.min_dwell));
+            let needed = agreed.max(dwelt_at);
             self.exploring_until = self.exploring_until.map(|until| until.max(needed));
         }
         // A switch to another scheme that is building its streak is
@@ -186,13 +220,17 @@ impl PolicyState {
         // goes on (and which ends in the switch if it holds). The old plan
         // may checkpoint far less often than the new one would, and
         // waiting for its checkpoints to agree costs more than trying.
-        if !exploring && dwelt && to != eval.current.plan.base() && !self.cooling(policy, seen, to)
+        if !exploring
+            && dwelt
+            && to != in_force
+            && !self.cooling(policy, seen, to)
+            && self.phase.allows(policy, 2)
         {
             let reason = format!(
                 "confirming a measured saving ({} of {} evaluations agree) on {} itself",
                 count, policy.patience, to
             );
-            return self.start_trial(policy, seen, to, rec.interval().every, reason);
+            return self.start_trial(policy, seen, in_force, to, rec.interval().every, reason);
         }
         Decision::Hold
     }

@@ -16,6 +16,11 @@ use std::time::Duration;
 impl PolicyState {
     pub(super) fn explore(&mut self, policy: &Policy, eval: &Evaluation) -> Decision {
         let seen = eval.checkpoints;
+        // A trial that goes back spends two of the phase's switches.
+        if !self.phase.allows(policy, 2) {
+            return Decision::Hold;
+        }
+        let settling = self.phase.settling(policy, seen);
         let cooling = |explored: &[(u8, u64)], s: Scheme| {
             explored.iter().any(|(code, at)| {
                 *code == s.code() && seen.saturating_sub(*at) < policy.min_dwell.max(1)
@@ -72,6 +77,9 @@ impl PolicyState {
                 || eval.candidates.iter().any(|c| c.plan.base() == s)
         };
         let chosen = directed.or_else(|| {
+            if settling {
+                return None;
+            }
             let scheme = eval
                 .schemes
                 .iter()
@@ -96,17 +104,22 @@ impl PolicyState {
             return Decision::Hold;
         };
         let interval = trial_interval(scheme);
-        self.start_trial(policy, seen, scheme, interval, reason)
+        self.start_trial(policy, seen, current.base(), scheme, interval, reason)
     }
 
+    /// Starts a trial of `scheme` from a plan whose base is `from`.
     pub(super) fn start_trial(
         &mut self,
         policy: &Policy,
         seen: u64,
+        from: Scheme,
         scheme: Scheme,
         interval: Duration,
         reason: String,
     ) -> Decision {
+        if scheme != from {
+            self.phase.spend();
+        }
         self.explored.retain(|(code, _)| *code != scheme.code());
         self.explored.push((scheme.code(), seen));
         let checkpoints = policy.explore_checkpoints;

@@ -54,6 +54,16 @@
 //!   is confirmed on that scheme, in a trial, rather than on the old
 //!   plan's checkpoints, which may be far apart.
 //!
+//!   **A switch budget per phase.** Between two changes of the workload
+//!   the model detects (its change points on step time, dirtiness and
+//!   write cost), the scheme in use changes at most
+//!   `max_switches_per_phase` times (default 2), trials included: a trial
+//!   that goes back spends two. Once a phase has spent its budget the
+//!   scheme stays until the model sees the workload change; detections
+//!   less than `min_dwell` checkpoints apart count as one, and random
+//!   trials wait `patience` checkpoints into a new phase while the model
+//!   re-learns it.
+//!
 //! # Where it lives
 //!
 //! * [`config`] — [`PolicyMode`] and the [`Policy`] builder: thresholds, bounds,
@@ -64,10 +74,12 @@
 //!   with patience and dwell.
 //! * [`explore`] — trials: directed and random exploration, their
 //!   interval, and the seeded draws.
+//! * [`phase`] — the switch budget of a phase of the workload.
 
 mod config;
 mod decide;
 mod explore;
+mod phase;
 mod state;
 #[cfg(test)]
 mod tests;

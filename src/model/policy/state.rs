@@ -3,6 +3,7 @@
 //! restarts on it.
 
 use super::config::{Policy, PolicyMode};
+use super::phase::PhaseBudget;
 use crate::model::plan::Plan;
 use crate::scheme::Scheme;
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,8 @@ pub struct PolicyState {
     pub(super) in_force: Option<InForce>,
     /// The trial that runs while `exploring_until` is set.
     pub(super) trial: Option<Trial>,
+    /// Scheme switches spent in the current phase of the workload.
+    pub(super) phase: PhaseBudget,
 }
 
 /// A trial the policy started: the scheme and the compute interval it runs
@@ -74,7 +77,10 @@ impl PolicyState {
     /// the plan in force, so the trial's scheme was not measured as
     /// planned and may be tried again at once.
     pub fn abandon_trial(&mut self) {
-        self.trial = None;
+        if self.trial.take().is_some() {
+            // Back on the plan in force: a switch, as a trial's end is.
+            self.phase.spend();
+        }
         if self.exploring_until.take().is_some() {
             self.explored.pop();
         }

@@ -11,6 +11,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
+mod phase;
+
 fn estimate(plan: Plan, overhead: f64) -> PlanEstimate {
     PlanEstimate {
         plan,
@@ -66,6 +68,7 @@ fn evaluation(checkpoints: u64, recommendations: Vec<Recommendation>) -> Evaluat
             status(Scheme::Incremental, Some(40)),
             status(Scheme::CopyOnWrite, None),
         ],
+        changes_detected: 0,
     }
 }
 
@@ -317,7 +320,9 @@ fn near_equal_cadences_of_one_switch_do_not_reset_the_streak() {
 
 #[test]
 fn a_trial_cut_short_by_a_restart_can_be_tried_again_at_once() {
-    let policy = quiet();
+    // Going to the trial and back spends two switches, the new trial two
+    // more.
+    let policy = quiet().max_switches_per_phase(4);
     let mut state = PolicyState::default();
     let prior = || vec![switch(Scheme::CopyOnWrite, 0.05, Basis::Prior)];
     assert!(matches!(
@@ -484,6 +489,7 @@ fn random_exploration_is_seeded_and_picks_the_stalest_scheme() {
             .exploration(0.3)
             .explore_checkpoints(3)
             .min_dwell(5)
+            .max_switches_per_phase(u32::MAX)
             .seed(seed);
         let mut state = PolicyState::default();
         (0..200)
@@ -523,6 +529,7 @@ fn random_trials_keep_their_share_of_time_and_skip_hopeless_schemes() {
             .exploration(0.2)
             .explore_checkpoints(1)
             .min_dwell(1)
+            .max_switches_per_phase(u32::MAX)
             .allow(&[Scheme::Full, Scheme::Incremental]);
         let mut state = PolicyState::default();
         (0..4_000)
