@@ -5,8 +5,8 @@
 use super::Reader;
 use crate::catalog::{self, CheckpointInfo, RetentionReport};
 use crate::error::{Error, Result};
-use crate::format::layout::{MANIFESTS, ManifestName, pack_key};
 use crate::format::MAX_MANIFEST_BYTES;
+use crate::format::layout::{MANIFESTS, ManifestName, pack_key};
 use crate::recover;
 use crate::storage::{DEFAULT_LEASE_TTL, Storage, hold_writer_lease};
 use std::collections::{BTreeSet, HashSet};

@@ -59,7 +59,9 @@ enum Command {
     },
     /// Read and check every byte the newest (or chosen) checkpoint needs;
     /// exit 0 only if it verifies.
-    #[command(after_help = "Example:\n  ckpt verify ./ckpts && echo intact\n  ckpt verify ./ckpts --step 900")]
+    #[command(
+        after_help = "Example:\n  ckpt verify ./ckpts && echo intact\n  ckpt verify ./ckpts --step 900"
+    )]
     Verify {
         /// The store: a directory or s3://BUCKET/PREFIX.
         #[arg(value_parser = Location::parse)]
@@ -88,7 +90,9 @@ enum Command {
     },
     /// Retention by hand: keep the newest N checkpoints, delete the rest
     /// and every pack they alone need. Takes the writer lock.
-    #[command(after_help = "Example:\n  ckpt gc ./ckpts --keep 3 --dry-run\n  ckpt gc ./ckpts --keep 3")]
+    #[command(
+        after_help = "Example:\n  ckpt gc ./ckpts --keep 3 --dry-run\n  ckpt gc ./ckpts --keep 3"
+    )]
     Gc {
         /// The store: a directory or s3://BUCKET/PREFIX.
         #[arg(value_parser = Location::parse)]
@@ -102,7 +106,9 @@ enum Command {
     },
     /// Copy a checkpoint, with every pack it needs, to another store, and
     /// verify the copy. Takes DST's writer lock.
-    #[command(after_help = "Example:\n  ckpt cp ./ckpts s3://bucket/run-7\n  ckpt cp ./ckpts /mnt/backup --step 900")]
+    #[command(
+        after_help = "Example:\n  ckpt cp ./ckpts s3://bucket/run-7\n  ckpt cp ./ckpts /mnt/backup --step 900"
+    )]
     Cp {
         /// The store to copy from.
         #[arg(value_parser = Location::parse)]

@@ -123,7 +123,9 @@ mod tests {
     #[test]
     fn s3_names_split_into_bucket_and_prefix() {
         match Location::parse("s3://b/runs/a/").expect("valid") {
-            Location::S3 { bucket, prefix } => assert_eq!((bucket, prefix), ("b".into(), "runs/a".into())),
+            Location::S3 { bucket, prefix } => {
+                assert_eq!((bucket, prefix), ("b".into(), "runs/a".into()))
+            }
             other => panic!("parsed as {other:?}"),
         }
         assert!(Location::parse("s3:///x").is_err());

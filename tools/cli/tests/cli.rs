@@ -33,7 +33,11 @@ fn json(args: &[&str]) -> Value {
     let mut args = args.to_vec();
     args.push("--json");
     let output = ckpt(&args);
-    assert!(output.status.success(), "ckpt {args:?}: {}", stderr(&output));
+    assert!(
+        output.status.success(),
+        "ckpt {args:?}: {}",
+        stderr(&output)
+    );
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
 }
 
@@ -64,7 +68,8 @@ fn store(dir: &Path) {
             .build()
             .expect("builds");
         for step in steps {
-            ck.checkpoint(step, &mut state_at(step)).expect("checkpoints");
+            ck.checkpoint(step, &mut state_at(step))
+                .expect("checkpoints");
         }
         ck.finish().expect("finishes");
     }
@@ -90,12 +95,24 @@ fn ls_lists_every_checkpoint_with_its_scheme_and_sizes() {
     assert_eq!(steps, (0..7).collect::<Vec<_>>());
     let schemes: Vec<&str> = rows.iter().map(|r| r["scheme"].as_str().unwrap()).collect();
     assert_eq!(&schemes[..2], ["full", "full"]);
-    assert!(schemes[2..5].iter().all(|s| *s == "incremental"), "{schemes:?}");
-    assert!(schemes[5..].iter().all(|s| *s == "copy-on-write"), "{schemes:?}");
+    assert!(
+        schemes[2..5].iter().all(|s| *s == "incremental"),
+        "{schemes:?}"
+    );
+    assert!(
+        schemes[5..].iter().all(|s| *s == "copy-on-write"),
+        "{schemes:?}"
+    );
     let chain = |i: usize| rows[i]["chain_len"].as_u64().unwrap();
-    assert!(chain(4) > 1, "an incremental checkpoint builds on earlier ones");
+    assert!(
+        chain(4) > 1,
+        "an incremental checkpoint builds on earlier ones"
+    );
     let logical = (ELEMENTS * 8) as u64;
-    assert!(rows.iter().all(|r| r["logical_bytes"].as_u64() == Some(logical)));
+    assert!(
+        rows.iter()
+            .all(|r| r["logical_bytes"].as_u64() == Some(logical))
+    );
     // An increment stores a few pages, far less than a full checkpoint.
     let stored = |i: usize| rows[i]["stored_bytes"].as_u64().unwrap();
     assert!(stored(4) * 4 < stored(0), "{} vs {}", stored(4), stored(0));
@@ -103,8 +120,15 @@ fn ls_lists_every_checkpoint_with_its_scheme_and_sizes() {
 
     let text = stdout(&ckpt(&["ls", path]));
     assert!(text.starts_with("seq"), "{text}");
-    assert!(text.contains(&format!("incremental (chain {})", chain(4))), "{text}");
-    assert_eq!(text.lines().count(), 8, "a header and one line per checkpoint:\n{text}");
+    assert!(
+        text.contains(&format!("incremental (chain {})", chain(4))),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().count(),
+        8,
+        "a header and one line per checkpoint:\n{text}"
+    );
 }
 
 #[test]
@@ -118,7 +142,10 @@ fn show_lists_segments_pages_and_packs() {
     assert_eq!(segments.len(), 1);
     let segment = &segments[0];
     assert_eq!(segment["kind"], "paged");
-    assert_eq!(segment["pages"].as_u64(), Some(ELEMENTS.div_ceil(PAGE_LEN) as u64));
+    assert_eq!(
+        segment["pages"].as_u64(),
+        Some(ELEMENTS.div_ceil(PAGE_LEN) as u64)
+    );
     assert_eq!(segment["elements"].as_u64(), Some(ELEMENTS as u64));
     let packs = shown["packs"].as_array().unwrap();
     assert!(packs.len() > 1, "an increment needs its base's packs too");
@@ -144,7 +171,10 @@ fn verify_passes_on_an_intact_store_and_fails_on_a_damaged_pack() {
     // Damage a pack only the newest checkpoint wrote.
     let newest: Vec<String> = packs(path, "6");
     let older: Vec<String> = packs(path, "5");
-    let own = newest.iter().find(|p| !older.contains(p)).expect("step 6 wrote a pack");
+    let own = newest
+        .iter()
+        .find(|p| !older.contains(p))
+        .expect("step 6 wrote a pack");
     let file = dir.path().join(own);
     let mut bytes = std::fs::read(&file).unwrap();
     let middle = bytes.len() / 2;
@@ -188,7 +218,10 @@ fn model_shows_what_the_checkpointer_learnt() {
         assert!(low <= mid && mid <= high, "{priced}");
     }
     let text = stdout(&ckpt(&["model", path]));
-    assert!(text.contains("learnt from") && text.contains("failures:"), "{text}");
+    assert!(
+        text.contains("learnt from") && text.contains("failures:"),
+        "{text}"
+    );
     let empty = tempfile::tempdir().unwrap();
     let none = ckpt(&["model", empty.path().to_str().unwrap()]);
     assert_eq!(none.status.code(), Some(1));
@@ -212,7 +245,10 @@ fn gc_refuses_while_a_writer_holds_the_store_and_collects_after() {
     // A dry run takes no lock.
     let preview = json(&["gc", path, "--keep", "2", "--dry-run"]);
     assert_eq!(preview["manifests_deleted"], 5);
-    assert_eq!(json(&["ls", path])["checkpoints"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        json(&["ls", path])["checkpoints"].as_array().unwrap().len(),
+        7
+    );
     writer.finish().unwrap();
 
     let done = json(&["gc", path, "--keep", "2"]);
@@ -240,7 +276,10 @@ fn cp_copies_a_checkpoint_that_restores_byte_for_byte() {
     let copy_path = copy.to_str().unwrap();
 
     let copied = json(&["cp", path, copy_path, "--step", "3"]);
-    assert_eq!((copied["step"].as_u64(), copied["verified"].as_bool()), (Some(3), Some(true)));
+    assert_eq!(
+        (copied["step"].as_u64(), copied["verified"].as_bool()),
+        (Some(3), Some(true))
+    );
     let expected: Vec<u64> = state_at(3).iter().copied().collect();
     assert_eq!(restored(&copy), (3, expected));
     // The newest goes on top, even though its own sequence number is not

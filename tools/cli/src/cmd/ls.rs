@@ -116,7 +116,10 @@ fn row(info: &CheckpointInfo, now: SystemTime) -> Row {
         stored_bytes: info.stored_bytes,
         compression_ratio: human::compression(info.logical_bytes, info.stored_bytes),
         created_unix_ms: u64::try_from(created.as_millis()).unwrap_or(u64::MAX),
-        age_secs: now.duration_since(info.created).unwrap_or_default().as_secs(),
+        age_secs: now
+            .duration_since(info.created)
+            .unwrap_or_default()
+            .as_secs(),
         key: info.key.clone(),
     }
 }
@@ -145,9 +148,7 @@ fn commit(c: &GroupCommit) -> Commit {
 }
 
 fn table(listing: &Listing, now: SystemTime) -> String {
-    let mut t = Table::new(&[
-        "seq", "step", "scheme", "logical", "stored", "ratio", "age",
-    ]);
+    let mut t = Table::new(&["seq", "step", "scheme", "logical", "stored", "ratio", "age"]);
     for c in &listing.checkpoints {
         t.row(vec![
             c.seq.to_string(),

@@ -84,22 +84,19 @@ fn document(advisor: &Advisor) -> Document {
     let in_force = advisor.in_force();
     // Price the plan in force, or the most observed scheme at the mean
     // compute time between checkpoints seen.
-    let current = in_force.map_or_else(
-        || {
-            let most = schemes
-                .iter()
-                .copied()
-                .max_by_key(|s| model.observations(*s))
-                .unwrap_or_default();
-            let mean = summary
-                .total_compute
-                .checked_div(u32::try_from(summary.checkpoints).unwrap_or(u32::MAX))
-                .filter(|d| !d.is_zero())
-                .unwrap_or(Duration::from_secs(60));
-            (Plan::only(most), mean)
-        },
-        |found| found,
-    );
+    let current = in_force.unwrap_or_else(|| {
+        let most = schemes
+            .iter()
+            .copied()
+            .max_by_key(|s| model.observations(*s))
+            .unwrap_or_default();
+        let mean = summary
+            .total_compute
+            .checked_div(u32::try_from(summary.checkpoints).unwrap_or(u32::MAX))
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(60));
+        (Plan::only(most), mean)
+    });
     let evaluation = advisor.evaluate(current.0, current.1);
     let mut priced = Vec::new();
     let mut recommendations = Vec::new();
@@ -166,7 +163,10 @@ fn text(d: &Document) -> String {
         .iter()
         .map(|(s, n)| format!("{s} {n}"))
         .collect();
-    out.push_str(&format!("observations per scheme: {}\n", observed.join(", ")));
+    out.push_str(&format!(
+        "observations per scheme: {}\n",
+        observed.join(", ")
+    ));
     if let Some(step) = d.step_time_secs {
         out.push_str(&format!("step time: {}\n", human::seconds(step)));
     }
@@ -192,7 +192,10 @@ fn text(d: &Document) -> String {
         )
     ));
     if let Some((s, i)) = &d.trial {
-        out.push_str(&format!("trial running: {s} every {}\n", human::seconds(*i)));
+        out.push_str(&format!(
+            "trial running: {s} every {}\n",
+            human::seconds(*i)
+        ));
     }
     out.push_str(&format!(
         "policy changes applied: {}; cost changes detected: {}\n",
@@ -202,21 +205,35 @@ fn text(d: &Document) -> String {
         out.push_str("no costs fitted yet (no checkpoint event learnt)\n");
     } else {
         let mut t = Table::new(&[
-            "plan", "interval", "overhead", "95% interval", "stall", "persist", "restart", "basis",
+            "plan",
+            "interval",
+            "overhead",
+            "95% interval",
+            "stall",
+            "persist",
+            "restart",
+            "basis",
         ]);
         for p in &d.priced {
             t.row(vec![
                 p.plan.clone(),
                 human::seconds(p.interval_secs),
                 format!("{:.2}%", p.overhead * 100.0),
-                format!("{:.2}% .. {:.2}%", p.overhead_low * 100.0, p.overhead_high * 100.0),
+                format!(
+                    "{:.2}% .. {:.2}%",
+                    p.overhead_low * 100.0,
+                    p.overhead_high * 100.0
+                ),
                 human::seconds(p.stall_secs),
                 human::seconds(p.persist_secs),
                 human::seconds(p.restart_secs),
                 p.basis.clone(),
             ]);
         }
-        out.push_str(&format!("\nfitted costs (first row: the plan in force):\n{}", t.render()));
+        out.push_str(&format!(
+            "\nfitted costs (first row: the plan in force):\n{}",
+            t.render()
+        ));
     }
     for r in &d.recommendations {
         out.push_str(&format!("recommendation: {r}\n"));

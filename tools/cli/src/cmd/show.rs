@@ -82,7 +82,11 @@ pub fn run(location: &Location, step: u64, json: bool) -> Result<(), Failure> {
     println!("\n{}", t.render());
     let mut t = Table::new(&["pack", "chunks", "bytes"]);
     for p in &document.packs {
-        t.row(vec![p.key.clone(), p.chunks.to_string(), human::bytes(p.bytes)]);
+        t.row(vec![
+            p.key.clone(),
+            p.chunks.to_string(),
+            human::bytes(p.bytes),
+        ]);
     }
     print!("{}", t.render());
     Ok(())

@@ -22,7 +22,9 @@ pub fn run(location: &Location, step: Option<u64>, json: bool) -> Result<(), Fai
     let storage = location.read()?;
     let chosen = choose(&store::reader(&storage, None)?.list()?, step)?;
     let reader = store::reader(&storage, None)?.on_progress(|p| {
-        let percent = (p.bytes_done * 100).checked_div(p.bytes_total).unwrap_or(100);
+        let percent = (p.bytes_done * 100)
+            .checked_div(p.bytes_total)
+            .unwrap_or(100);
         let mut err = std::io::stderr();
         let _ = write!(err, "\rverifying step {}: {percent:3}%", p.step);
         if p.bytes_done >= p.bytes_total {
