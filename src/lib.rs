@@ -128,7 +128,10 @@ pub use error::Skipped;
 pub use error::{Error, ErrorKind, ErrorReport, Result};
 pub use format::FORMAT_VERSION;
 pub use group::{GlobalCommitInfo, Group, GroupStatus};
-pub use reader::Reader;
+pub use reader::{
+    CheckpointDetails, Collected, GroupCommit, Maintenance, PackUse, Reader, SegmentDetails,
+    SegmentLayout,
+};
 pub use scheme::Scheme;
 pub use state::{
     Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, Element, PagedVec, Restore, State, TypeChange,

@@ -1,15 +1,30 @@
-//! [`Reader`]: list, verify and restore checkpoints without writing a byte.
+//! [`Reader`]: list, verify, take apart and restore checkpoints without
+//! writing a byte (`details` has what it reports of one checkpoint); and
+//! [`Maintenance`], the writer lock taken by hand for retention and copies
+//! (`maintenance`).
+
+mod details;
+mod maintenance;
+
+pub use details::{CheckpointDetails, GroupCommit, PackUse, SegmentDetails, SegmentLayout};
+pub use maintenance::{Collected, Maintenance};
 
 use crate::catalog::{self, CheckpointInfo, Listing};
 use crate::error::{Error, Result};
+use crate::format::group::{COMMITS, GlobalCommit, Record, parse_commit_key};
 use crate::format::layout::ManifestName;
-use crate::model::RestoreProgressEvent;
+use crate::model::{Advisor, ModelConfig, Policy, RestoreProgressEvent};
 use crate::recover::Restored;
 use crate::recover::{self, Recovered};
 use crate::state::State;
 use crate::storage::{FsStorage, Storage};
 use std::path::Path;
 use std::sync::Arc;
+
+/// Where a checkpointer keeps what its cost model learnt (the key
+/// `checkpointer::adaptive` writes; the CLI's `model` test reads it back
+/// through [`Reader::advisor`], so the two cannot drift apart unseen).
+const MODEL_KEY: &str = "model/advisor";
 
 /// Progress callback of a [`Reader`].
 type ProgressCallback = Box<dyn FnMut(&RestoreProgressEvent) + Send>;
@@ -133,6 +148,51 @@ impl Reader {
                 key: format!("a checkpoint of step {step}"),
             })?;
         self.verify_named(&name)
+    }
+
+    /// The checkpoint under `key` taken apart: its segments (layout, size,
+    /// chunk count, packs) and every pack a restore of it reads. Reads and
+    /// verifies only its manifest.
+    pub fn details(&self, key: &str) -> Result<CheckpointDetails> {
+        let name = recover::parse_key(key)?;
+        let manifest = catalog::load_manifest(self.storage.as_ref(), &name)?;
+        Ok(CheckpointDetails::of(&manifest))
+    }
+
+    /// What the store's checkpointer learnt (its cost model and policy
+    /// memory, as [`Advisor::to_bytes`] saved them), read with `config` and
+    /// `policy` (pass the writer's, or the defaults); `None` when no
+    /// checkpointer saved any. Damaged or newer-format state is an error.
+    pub fn advisor(&self, config: ModelConfig, policy: Policy) -> Result<Option<Advisor>> {
+        match self.storage.get(MODEL_KEY) {
+            Ok(bytes) => Advisor::from_bytes(&bytes, config, policy).map(Some),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The global commits of a [`Group`](crate::Group) whose ranks share
+    /// this store, oldest first; empty for a lone checkpointer's store.
+    /// Each record is read and verified; a damaged one is an error.
+    pub fn group_commits(&self) -> Result<Vec<GroupCommit>> {
+        let mut keys: Vec<(u64, String, String)> = self
+            .storage
+            .list(COMMITS)?
+            .into_iter()
+            .filter_map(|key| parse_commit_key(&key).map(|(step, run)| (step, run, key)))
+            .collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|(_, _, key)| {
+                let commit = GlobalCommit::decode(&key, &self.storage.get(&key)?)?;
+                Ok(GroupCommit {
+                    step: commit.step,
+                    run_id: commit.run.clone(),
+                    shards: commit.shards.into_iter().map(|s| s.manifest).collect(),
+                    key,
+                })
+            })
+            .collect()
     }
 
     fn restore_named<S: State>(&self, name: &ManifestName) -> Result<Restored<S>> {
