@@ -12,6 +12,7 @@ pub use maintenance::{Collected, Maintenance};
 use crate::catalog::{self, CheckpointInfo, Listing};
 use crate::error::{Error, Result};
 use crate::format::group::{COMMITS, GlobalCommit, Record, parse_commit_key};
+use crate::format::layout::MODEL_KEY;
 use crate::format::layout::ManifestName;
 use crate::model::{Advisor, ModelConfig, Policy, RestoreProgressEvent};
 use crate::recover::Restored;
@@ -20,11 +21,6 @@ use crate::state::State;
 use crate::storage::{FsStorage, Storage};
 use std::path::Path;
 use std::sync::Arc;
-
-/// Where a checkpointer keeps what its cost model learnt (the key
-/// `checkpointer::adaptive` writes; the CLI's `model` test reads it back
-/// through [`Reader::advisor`], so the two cannot drift apart unseen).
-const MODEL_KEY: &str = "model/advisor";
 
 /// Progress callback of a [`Reader`].
 type ProgressCallback = Box<dyn FnMut(&RestoreProgressEvent) + Send>;

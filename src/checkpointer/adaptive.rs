@@ -6,6 +6,7 @@
 use super::Committed;
 use super::saver::Saver;
 use crate::error::Result;
+use crate::format::layout::MODEL_KEY;
 use crate::model::{
     Advisor, CheckpointEvent, Decision, DecisionEvent, Event, FailoverPauseEvent, FailureClass,
     ModelConfig, Plan, Policy, RestartEvent, RestoreEvent, StorageErrorEvent,
@@ -17,8 +18,6 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
-/// Where the advisor's learned state is stored.
-const MODEL_KEY: &str = "model/advisor";
 /// Present while a checkpointer runs on the store; found at start-up, it
 /// means the previous run ended without `finish()`: a crash.
 const RUNNING_KEY: &str = "model/running";

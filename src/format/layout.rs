@@ -7,6 +7,9 @@
 pub(crate) const PACKS: &str = "packs/";
 /// Prefix of every manifest object.
 pub(crate) const MANIFESTS: &str = "manifests/";
+/// Where an adaptive checkpointer keeps its cost model and policy state
+/// (written by the checkpointer, read by the `Reader`).
+pub(crate) const MODEL_KEY: &str = "model/advisor";
 
 /// The key of pack `id`.
 pub(crate) fn pack_key(id: u128) -> String {
