@@ -185,7 +185,8 @@ and of an oracle, for four workloads under injected failures.
 
 usage: cargo run --release -p ckpt-evaluate -- [options]
 
-  --only a,d     run only these workloads (a sparse, b dense, c stream, d phases)
+  --only a,d     run only these workloads (a sparse, b dense, c stream, d phases;
+                 with --random, drawn ones by name: --only r05,r07)
   --scale X      run-length scale (default 1)
   --seeds N      failure seeds to run, means are tabled (default 1)
   --mtbf S       mean time between failures, seconds (default 4)
@@ -330,6 +331,9 @@ fn main() -> Result<(), BoxError> {
             println!("  {}", d.workload.title);
         }
         for mut d in drawn {
+            if o.only.as_ref().is_some_and(|only| !only.contains(&d.workload.key)) {
+                continue;
+            }
             let share = Mtbf::YoungShare {
                 share: d.young_share,
                 floor: generate::MTBF_FLOOR * o.scale,
