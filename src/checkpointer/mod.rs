@@ -5,6 +5,7 @@ mod adaptive;
 mod background;
 mod builder;
 mod committed;
+mod journal;
 mod persister;
 mod pipeline;
 mod restore;
