@@ -43,8 +43,21 @@ fn steps(ck: &mut Checkpointer, grid: &mut PagedVec<u64>, first: u64, n: u64) {
 fn same(record: &JournalRecord, event: &Event) -> bool {
     match (&record.event, event) {
         (JournalEvent::Checkpoint { event: r, .. }, Event::Checkpoint(e)) => {
-            (r.step, r.scheme, r.stall, r.persist, r.bytes_written, r.chain_length)
-                == (e.step, e.scheme, e.stall, e.persist, e.bytes_written, e.chain_length)
+            (
+                r.step,
+                r.scheme,
+                r.stall,
+                r.persist,
+                r.bytes_written,
+                r.chain_length,
+            ) == (
+                e.step,
+                e.scheme,
+                e.stall,
+                e.persist,
+                e.bytes_written,
+                e.chain_length,
+            )
         }
         (JournalEvent::Restore(r), Event::Restore(e)) => {
             (r.step, r.duration, r.chain_length) == (e.step, e.duration, e.chain_length)
@@ -82,7 +95,9 @@ fn the_journal_holds_every_event_across_a_crash_a_restore_and_retention() {
     assert_eq!(reader.list().unwrap().checkpoints.len(), 3);
     let journal = reader.journal().expect("journal");
     assert!(
-        journal.windows(2).all(|w| w[0].seq < w[1].seq && w[0].at <= w[1].at),
+        journal
+            .windows(2)
+            .all(|w| w[0].seq < w[1].seq && w[0].at <= w[1].at),
         "records are in order"
     );
     // Every event of the first run up to its flush, and every event of
@@ -160,7 +175,11 @@ fn the_journal_is_bounded_and_keeps_the_newest_records() {
     assert!(objects.len() <= 64, "{} journal objects", objects.len());
     let journal = Reader::new(store.clone()).journal().unwrap();
     assert!(journal.len() <= JOURNAL_MAX_RECORDS);
-    assert!(journal.len() >= JOURNAL_MAX_RECORDS - 256, "{}", journal.len());
+    assert!(
+        journal.len() >= JOURNAL_MAX_RECORDS - 256,
+        "{}",
+        journal.len()
+    );
     let steps: Vec<u64> = journal
         .iter()
         .filter_map(|r| match &r.event {
@@ -195,7 +214,9 @@ fn a_damaged_journal_object_is_skipped_by_readers_and_writers() {
     // Garbage, a truncation and a foreign key.
     let good = store.get(&objects[0]).unwrap();
     store.put(&objects[0], &good[..good.len() / 2]).unwrap();
-    store.put("journal/00000000000000000005", b"garbage").unwrap();
+    store
+        .put("journal/00000000000000000005", b"garbage")
+        .unwrap();
     store.put("journal/notes.txt", b"not ours").unwrap();
     assert!(Reader::new(store.clone()).journal().unwrap().is_empty());
     run(5);

@@ -104,10 +104,7 @@ pub(crate) enum Body {
         bytes_read: u64,
     },
     /// A restart after a failure.
-    Restart {
-        class: u8,
-        downtime_ns: Option<u64>,
-    },
+    Restart { class: u8, downtime_ns: Option<u64> },
     /// A storage operation that failed.
     StorageError { op: String, transient: bool },
     /// Storage failed over to the standby.

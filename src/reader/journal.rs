@@ -173,9 +173,10 @@ fn record(seq: u64, entry: Entry) -> Option<JournalRecord> {
         Body::StorageError { op, transient } => {
             JournalEvent::StorageError(StorageErrorEvent::new(op, transient))
         }
-        Body::Failover { pause_ns, retried } => {
-            JournalEvent::Failover(FailoverPauseEvent::new(Duration::from_nanos(pause_ns), retried))
-        }
+        Body::Failover { pause_ns, retried } => JournalEvent::Failover(FailoverPauseEvent::new(
+            Duration::from_nanos(pause_ns),
+            retried,
+        )),
         Body::Decision {
             step,
             kind,

@@ -88,27 +88,21 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A number in few characters: `0.25`, `12`, `3.5k`, `2.1M`, `4e-5`.
+/// A number in few characters: `0.25`, `12`, `35k`, `2.1M`, `1e-5`.
 pub fn short(v: f64) -> String {
     let a = v.abs();
-    if a == 0.0 {
-        "0".to_owned()
-    } else if a >= 1e9 {
-        format!("{:.3}G", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.3}M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.3}k", v / 1e3)
-    } else if a >= 0.01 {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.1e}")
+    let (scaled, suffix) = match a {
+        _ if a >= 1e9 => (v / 1e9, "G"),
+        _ if a >= 1e6 => (v / 1e6, "M"),
+        _ if a >= 1e4 => (v / 1e3, "k"),
+        _ => (v, ""),
+    };
+    if a != 0.0 && a < 1e-3 {
+        return format!("{v:.0e}");
     }
-    .trim_end_matches(|c| c == '0')
-    .trim_end_matches('.')
-    .replace(".k", "k")
-    .replace(".M", "M")
-    .replace(".G", "G")
+    let digits = format!("{scaled:.4}");
+    let digits = digits.trim_end_matches('0').trim_end_matches('.');
+    format!("{digits}{suffix}")
 }
 
 /// One axis: data range to pixels.
@@ -135,7 +129,11 @@ impl Scale {
             (lo, hi) = (lo / 1.25, hi * 1.25);
         } else {
             lo = lo.min(0.0);
-            hi = if hi <= lo { lo + 1.0 } else { hi + (hi - lo) * 0.05 };
+            hi = if hi <= lo {
+                lo + 1.0
+            } else {
+                hi + (hi - lo) * 0.05
+            };
         }
         Scale {
             lo,
@@ -158,11 +156,20 @@ impl Scale {
     /// About five round tick values inside the range.
     fn ticks(&self) -> Vec<f64> {
         if self.log {
-            let (a, b) = (self.lo.log10().ceil() as i32, self.hi.log10().floor() as i32);
-            let stride = ((b - a) / 6 + 1).max(1);
+            let (a, b) = (
+                self.lo.log10().floor() as i32,
+                self.hi.log10().ceil() as i32,
+            );
+            // Few decades: 1, 2 and 5 of each; many: every few powers.
+            let (stride, mantissas): (usize, &[f64]) = if b - a <= 2 {
+                (1, &[1.0, 2.0, 5.0])
+            } else {
+                (((b - a) / 7 + 1) as usize, &[1.0])
+            };
             return (a..=b)
-                .step_by(stride as usize)
-                .map(|e| 10f64.powi(e))
+                .step_by(stride)
+                .flat_map(|e| mantissas.iter().map(move |m| m * 10f64.powi(e)))
+                .filter(|v| *v >= self.lo && *v <= self.hi)
                 .collect();
         }
         let raw = (self.hi - self.lo) / 5.0;
@@ -358,12 +365,17 @@ mod tests {
         assert_eq!(short(0.0), "0");
         assert_eq!(short(0.25), "0.25");
         assert_eq!(short(12.0), "12");
+        assert_eq!(short(10_000_000.0), "10M");
+        assert_eq!(short(0.001), "0.001");
+        assert_eq!(short(0.00001), "1e-5");
         assert_eq!(short(35_000.0), "35k");
         assert_eq!(short(2_100_000.0), "2.1M");
         let s = Scale::new([0.0, 97.0].into_iter(), false, 0.0, 100.0);
         assert_eq!(s.ticks(), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
         let l = Scale::new([0.05, 300.0].into_iter(), true, 0.0, 100.0);
         assert_eq!(l.ticks(), vec![0.1, 1.0, 10.0, 100.0]);
+        let few = Scale::new([3.0, 30.0].into_iter(), true, 0.0, 100.0);
+        assert_eq!(few.ticks(), vec![5.0, 10.0, 20.0]);
     }
 
     #[test]
