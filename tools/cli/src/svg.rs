@@ -153,7 +153,8 @@ impl Scale {
         self.from + t.clamp(-0.02, 1.02) * (self.to - self.from)
     }
 
-    /// About five round tick values inside the range.
+    /// About five round tick values inside the range: powers of ten (and
+    /// their 2 and 5 multiples) on a log axis spanning decades.
     fn ticks(&self) -> Vec<f64> {
         if self.log {
             let (a, b) = (
@@ -166,13 +167,17 @@ impl Scale {
             } else {
                 (((b - a) / 7 + 1) as usize, &[1.0])
             };
-            return (a..=b)
+            let ticks: Vec<f64> = (a..=b)
                 .step_by(stride)
                 .flat_map(|e| mantissas.iter().map(move |m| m * 10f64.powi(e)))
                 .filter(|v| *v >= self.lo && *v <= self.hi)
                 .collect();
+            if ticks.len() >= 3 {
+                return ticks;
+            }
+            // Less than a decade: round values as on a linear axis.
         }
-        let raw = (self.hi - self.lo) / 5.0;
+        let raw = (self.hi - self.lo) / 6.0;
         let magnitude = 10f64.powf(raw.log10().floor());
         let step = [1.0, 2.0, 5.0, 10.0]
             .iter()
@@ -376,6 +381,8 @@ mod tests {
         assert_eq!(l.ticks(), vec![0.1, 1.0, 10.0, 100.0]);
         let few = Scale::new([3.0, 30.0].into_iter(), true, 0.0, 100.0);
         assert_eq!(few.ticks(), vec![5.0, 10.0, 20.0]);
+        let narrow = Scale::new([13e6, 17e6].into_iter(), true, 0.0, 100.0);
+        assert_eq!(narrow.ticks(), vec![12e6, 14e6, 16e6, 18e6, 20e6]);
     }
 
     #[test]

@@ -27,7 +27,10 @@ fn run(dir: &Path, steps: u64, crash: bool) {
         .expect("builds");
     let (first, mut grid) = match ck.restore_latest::<PagedVec<u64>>().expect("restores") {
         Some(r) => (r.step + 1, r.state),
-        None => (0, PagedVec::from_slice_with_page_len(&vec![0; 32 * 1024], 1024)),
+        None => (
+            0,
+            PagedVec::from_slice_with_page_len(&vec![0; 32 * 1024], 1024),
+        ),
     };
     for step in first..first + steps {
         ck.scope(step, &mut grid, |g| {
@@ -146,7 +149,12 @@ fn the_report_of_a_real_store_is_self_contained_and_renders() {
     run(&store, 100, false);
     let out = dir.path().join("report.html");
     let output = Command::new(env!("CARGO_BIN_EXE_ckpt"))
-        .args(["report", store.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args([
+            "report",
+            store.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
         .output()
         .expect("runs");
     assert!(
@@ -189,6 +197,15 @@ fn the_report_of_a_real_store_is_self_contained_and_renders() {
         assert_eq!(count(table, "<tr><td"), decisions);
     }
 
+    // `ckpt model` shows the newest of them.
+    let model = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(["model", store.to_str().unwrap(), "--json"])
+        .output()
+        .expect("runs");
+    let model: serde_json::Value = serde_json::from_slice(&model.stdout).expect("JSON");
+    let recent = model["recent_decisions"].as_array().expect("a list");
+    assert_eq!(recent.len(), decisions.min(5));
+
     let Some(chromium) = chromium() else {
         assert!(
             std::env::var("CKPT_CHROMIUM_REQUIRED").as_deref() != Ok("1"),
@@ -213,7 +230,9 @@ fn the_report_of_a_real_store_is_self_contained_and_renders() {
     }
     for line in log.lines() {
         assert!(
-            !line.contains("Uncaught") && !line.contains(":CONSOLE") && !line.contains("Failed to load"),
+            !line.contains("Uncaught")
+                && !line.contains(":CONSOLE")
+                && !line.contains("Failed to load"),
             "the page logged: {line}"
         );
     }
@@ -232,5 +251,9 @@ fn the_report_of_a_real_store_is_self_contained_and_renders() {
     // A blank page of that size compresses to a few KiB; charts and
     // tables take far more.
     assert!(bytes.len() > 40_000, "{} bytes: a blank page?", bytes.len());
-    println!("rendered with {}: {} bytes", chromium.display(), bytes.len());
+    println!(
+        "rendered with {}: {} bytes",
+        chromium.display(),
+        bytes.len()
+    );
 }
