@@ -5,8 +5,8 @@
 use ckpt::model::{Event, Policy};
 use ckpt::storage::Storage;
 use ckpt::{
-    Checkpointer, FsStorage, JOURNAL_MAX_RECORDS, JournalEvent, JournalRecord, MemStorage,
-    PagedVec, Reader, Scheme,
+    Checkpointer, FsStorage, JOURNAL_MAX_RECORDS, JournalEvent, JournalRecord, Maintenance,
+    MemStorage, PagedVec, Reader, Scheme,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -128,6 +128,14 @@ fn the_journal_holds_every_event_across_a_crash_a_restore_and_retention() {
     assert!(count(|e| matches!(e, JournalEvent::Restart(_))) == 1);
     assert!(count(|e| matches!(e, JournalEvent::Restore(_))) == 1);
     assert!(count(|e| matches!(e, JournalEvent::Checkpoint { .. })) >= 70);
+    // With nothing learnt the policy begins with a trial of copy-on-write
+    // (the scheme that blocks least): a decision, and its checkpoints.
+    assert!(count(|e| matches!(e, JournalEvent::Decision(_))) >= 1);
+    assert!(
+        count(|e| matches!(e,
+        JournalEvent::Checkpoint { event, .. } if event.scheme == Scheme::CopyOnWrite))
+            >= 1
+    );
     // Decisions carry the plan, interval and reason the policy gave.
     for record in &journal {
         if let JournalEvent::Decision(d) = &record.event {
@@ -138,6 +146,13 @@ fn the_journal_holds_every_event_across_a_crash_a_restore_and_retention() {
             assert!(*interval > Duration::ZERO && event.persist >= event.stall);
         }
     }
+    // Retention by hand (`ckpt gc`) leaves it alone too.
+    let collected = Maintenance::open(FsStorage::open(dir.path()).unwrap())
+        .unwrap()
+        .keep_last(1)
+        .unwrap();
+    assert!(collected.deleted.iter().all(|k| !k.starts_with("journal/")));
+    assert_eq!(reader.journal().unwrap(), journal);
     // The journal holds no state bytes: each record is small.
     let stored: usize = FsStorage::open_read_only(dir.path())
         .unwrap()
