@@ -221,3 +221,46 @@ impl Drop for Saver {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+
+    fn write(key: &str, bytes: &[u8], expire: &[&str]) -> JournalWrite {
+        JournalWrite {
+            key: key.to_owned(),
+            bytes: bytes.to_vec(),
+            expire: expire.iter().map(|k| (*k).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn queued_writes_of_one_object_keep_the_last_and_every_expiry() {
+        let mut queued = Vec::new();
+        coalesce(&mut queued, write("journal/1", b"a", &["journal/0"]));
+        coalesce(&mut queued, write("journal/2", b"b", &[]));
+        coalesce(&mut queued, write("journal/1", b"ab", &[]));
+        let keys: Vec<(&str, &[u8])> = queued
+            .iter()
+            .map(|w| (w.key.as_str(), w.bytes.as_slice()))
+            .collect();
+        assert_eq!(keys, [("journal/1", &b"ab"[..]), ("journal/2", &b"b"[..])]);
+        assert_eq!(queued[0].expire, ["journal/0"]);
+    }
+
+    #[test]
+    fn journal_writes_land_and_expire_the_old_before_wait_idle_returns() {
+        let store = MemStorage::new();
+        store.put("journal/old", b"x").unwrap();
+        let mut saver = Saver::start(Arc::new(store.clone()), "model/advisor");
+        saver.journal(write("journal/new", b"records", &["journal/old"]));
+        saver.save(b"model".to_vec());
+        saver.wait_idle();
+        assert_eq!(store.get("journal/new").unwrap(), b"records");
+        assert!(store.get("journal/old").is_err());
+        assert_eq!(store.get("model/advisor").unwrap(), b"model");
+        assert_eq!(saver.take_journal_failures(), 0);
+        saver.stop();
+    }
+}
