@@ -129,8 +129,8 @@ pub use error::{Error, ErrorKind, ErrorReport, Result};
 pub use format::FORMAT_VERSION;
 pub use group::{GlobalCommitInfo, Group, GroupStatus};
 pub use reader::{
-    CheckpointDetails, Collected, GroupCommit, Maintenance, PackUse, Reader, SegmentDetails,
-    SegmentLayout,
+    CheckpointDetails, Collected, DecisionKind, GroupCommit, JOURNAL_MAX_RECORDS, JournalDecision,
+    JournalEvent, JournalRecord, Maintenance, PackUse, Reader, SegmentDetails, SegmentLayout,
 };
 pub use scheme::Scheme;
 pub use state::{

@@ -1,12 +1,16 @@
 //! [`Reader`]: list, verify, take apart and restore checkpoints without
-//! writing a byte (`details` has what it reports of one checkpoint); and
-//! [`Maintenance`], the writer lock taken by hand for retention and copies
-//! (`maintenance`).
+//! writing a byte (`details` has what it reports of one checkpoint, and
+//! `journal` the store's journal of events); and [`Maintenance`], the
+//! writer lock taken by hand for retention and copies (`maintenance`).
 
 mod details;
+mod journal;
 mod maintenance;
 
 pub use details::{CheckpointDetails, GroupCommit, PackUse, SegmentDetails, SegmentLayout};
+pub use journal::{
+    DecisionKind, JOURNAL_MAX_RECORDS, JournalDecision, JournalEvent, JournalRecord,
+};
 pub use maintenance::{Collected, Maintenance};
 
 use crate::catalog::{self, CheckpointInfo, Listing};
@@ -165,6 +169,20 @@ impl Reader {
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The store's journal, oldest record first: the checkpoints,
+    /// restores, restarts after failures, storage errors, failovers and
+    /// policy decisions its checkpointers recorded (timings, sizes, plans
+    /// and reasons; never state bytes). What `ckpt report` draws.
+    ///
+    /// The journal is bounded (at most [`JOURNAL_MAX_RECORDS`] records,
+    /// the newest kept) and written off the writer's critical path, when
+    /// it saves its model and on `flush()`/`finish()`: a crash loses the
+    /// records since. A damaged journal object is skipped, not an error;
+    /// an error means the store could not be listed or read.
+    pub fn journal(&self) -> Result<Vec<JournalRecord>> {
+        journal::read(self.storage.as_ref())
     }
 
     /// The global commits of a [`Group`](crate::Group) whose ranks share

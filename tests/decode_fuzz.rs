@@ -460,6 +460,14 @@ fn read_everything(fixture: &Fixture, store: MemStorage, what: &str) {
     }
     ck.finish()
         .unwrap_or_else(|e| panic!("{what}: finish: {e}"));
+    // A damaged journal object is skipped, never an error.
+    let journal = ckpt::Reader::new(store)
+        .journal()
+        .unwrap_or_else(|e| panic!("{what}: journal: {e}"));
+    assert!(
+        !journal.is_empty(),
+        "{what}: the run after restore is journaled"
+    );
 }
 
 fn read_group(fixture: &Fixture, store: MemStorage, what: &str) {
@@ -536,6 +544,17 @@ proptest! {
         mutation in mutation(),
     ) {
         fuzz_one(family, target, &mutation, Some("model/"));
+    }
+
+    /// Damage to the journal costs its records, never a checkpoint or a
+    /// read.
+    #[test]
+    fn damaged_journal_never_crashes(
+        family in 0..3usize,
+        target in any::<Index>(),
+        mutation in mutation(),
+    ) {
+        fuzz_one(family, target, &mutation, Some("journal/"));
     }
 }
 

@@ -1,9 +1,10 @@
 //! The checkpointer's side of the cost model: turning commits and restores
 //! into events, telling subscribers, asking the advisor what to do, and
 //! keeping the advisor's learned state (and a run marker that reveals
-//! crashes) in the store.
+//! crashes) in the store, with a journal of the events (`journal`).
 
 use super::Committed;
+use super::journal::Journal;
 use super::saver::Saver;
 use crate::error::Result;
 use crate::format::layout::MODEL_KEY;
@@ -39,8 +40,14 @@ pub(crate) struct Adaptive {
     subscribers: Vec<Sender<Event>>,
     last_decision: Option<Decision>,
     commits_since_save: u32,
-    /// Writes the learned state off the caller's thread.
+    /// Writes the learned state and the journal off the caller's thread.
     saver: Saver,
+    /// The journal's batch; `None` when the store could not be listed at
+    /// start-up.
+    journal: Option<Journal>,
+    /// The interval the checkpointer ran at, as of the last commit (for
+    /// the journal).
+    interval: Duration,
     /// Events emitted while the checkpointer was being built, which every
     /// subscriber receives first (subscribing is only possible after).
     opening: Vec<Event>,
@@ -86,6 +93,8 @@ impl Adaptive {
             last_decision: None,
             commits_since_save: 0,
             saver: Saver::start(storage.clone(), MODEL_KEY),
+            journal: Journal::open(storage.as_ref()),
+            interval: Duration::ZERO,
             opening: Vec::new(),
             building: true,
             first_trial: None,
@@ -136,10 +145,14 @@ impl Adaptive {
         receiver
     }
 
-    /// Feeds `event` to the model and tells every listener.
+    /// Feeds `event` to the model, tells every listener, and records it
+    /// in the journal.
     pub(crate) fn emit(&mut self, event: Event) {
         if self.building {
             self.opening.push(event.clone());
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.record(&event, self.interval, &self.saver);
         }
         self.advisor.observe(&event);
         for listener in &mut self.listeners {
@@ -162,9 +175,8 @@ impl Adaptive {
         plan: Plan,
         interval: Duration,
     ) -> &Decision {
-        for _ in 0..self.saver.take_failures() {
-            self.storage_failed("put model/advisor");
-        }
+        self.interval = interval;
+        self.report_save_failures();
         let scheme = committed.info.scheme.unwrap_or_default();
         let mut event = CheckpointEvent::new(scheme, committed.info.step);
         event.full_base = scheme == Scheme::Incremental && committed.full;
@@ -269,19 +281,39 @@ impl Adaptive {
     /// error: losing what the model learned costs a few checkpoints of
     /// re-learning, never a checkpoint.
     ///
-    /// The put runs on the saving thread; the caller only encodes.
+    /// The put runs on the saving thread; the caller only encodes. The
+    /// journal's batch goes with it.
     pub(crate) fn save(&mut self) {
         self.commits_since_save = 0;
+        self.flush_journal();
         match self.advisor.to_bytes() {
             Ok(bytes) => self.saver.save(bytes),
             Err(_) => self.storage_failed("encode model/advisor"),
         }
     }
 
-    /// Waits until every save of the learned state queued so far is
-    /// written.
-    pub(crate) fn wait_saved(&self) {
+    /// Queues the journal's records not written yet, and waits until
+    /// they and every save of the learned state queued so far are written.
+    pub(crate) fn wait_saved(&mut self) {
+        self.flush_journal();
         self.saver.wait_idle();
+    }
+
+    fn flush_journal(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.flush(&self.saver);
+        }
+    }
+
+    /// Reports the saves and journal writes that failed on the saving
+    /// thread since the last call, as storage errors.
+    fn report_save_failures(&mut self) {
+        for _ in 0..self.saver.take_failures() {
+            self.storage_failed("put model/advisor");
+        }
+        for _ in 0..self.saver.take_journal_failures() {
+            self.storage_failed("put journal");
+        }
     }
 
     /// Saves the learned state, waits until it is written, and removes the
@@ -289,9 +321,7 @@ impl Adaptive {
     pub(crate) fn close(&mut self, storage: &dyn Storage) -> Result<()> {
         self.save();
         self.saver.stop();
-        for _ in 0..self.saver.take_failures() {
-            self.storage_failed("put model/advisor");
-        }
+        self.report_save_failures();
         storage.delete(RUNNING_KEY)
     }
 

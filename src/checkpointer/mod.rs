@@ -5,6 +5,7 @@ mod adaptive;
 mod background;
 mod builder;
 mod committed;
+mod journal;
 mod persister;
 mod pipeline;
 mod restore;
@@ -250,8 +251,9 @@ impl Checkpointer {
     }
 
     /// Waits until every captured checkpoint is durable (and what the cost
-    /// model learnt, whose saving runs on a thread of its own, is written)
-    /// and returns the newest committed one.
+    /// model learnt and the store's journal of events, whose saving runs
+    /// on a thread of its own, are written) and returns the newest
+    /// committed one.
     pub fn flush(&mut self) -> Result<Option<&Committed>> {
         self.check_usable()?;
         let results = self.persister.wait();

@@ -1,7 +1,9 @@
-//! Saving what the cost model learnt, off the caller's thread: a save is
-//! a small put (with an fsync on a filesystem), and the computation must
-//! not wait for it. Saves queue on one thread; when several wait, only the
-//! newest is written.
+//! Saving what the cost model learnt, and the journal's batches, off the
+//! caller's thread: a save is a small put (with an fsync on a filesystem),
+//! and the computation must not wait for it. Saves queue on one thread;
+//! when several wait, only the newest model state is written, and of
+//! several writes of one journal object only the last (each holds the
+//! whole batch so far).
 
 use crate::storage::Storage;
 use std::sync::mpsc::{SendError, Sender, channel};
@@ -16,6 +18,8 @@ struct Outcome {
     last: Duration,
     /// Saves that failed and were not reported yet.
     failures: u32,
+    /// Journal writes that failed and were not reported yet.
+    journal_failures: u32,
     /// Saves queued and not written (or superseded) yet.
     pending: u32,
 }
@@ -31,25 +35,60 @@ struct Shared {
 }
 
 impl Shared {
-    /// Writes `bytes` (which stand for `taken` queued saves) and records
-    /// how that went.
-    fn write(&self, bytes: &[u8], taken: u32) {
+    /// Writes `journal` then `model` (which stand for `taken` queued
+    /// jobs) and records how that went.
+    fn write(&self, model: Option<&[u8]>, journal: &[JournalWrite], taken: u32) {
+        let mut journal_failed = 0u32;
+        for write in journal {
+            if self.storage.put(&write.key, &write.bytes).is_err() {
+                journal_failed += 1;
+            }
+            // The journal's bound: a failed delete leaves an old object
+            // that the next run's start-up expires again.
+            for key in &write.expire {
+                let _ = self.storage.delete(key);
+            }
+        }
         let started = Instant::now();
-        let saved = self.storage.put(self.key, bytes);
+        let saved = model.map(|bytes| self.storage.put(self.key, bytes));
         let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
-        outcome.last = started.elapsed();
+        if saved.is_some() {
+            outcome.last = started.elapsed();
+        }
         outcome.pending = outcome.pending.saturating_sub(taken);
-        if saved.is_err() {
+        if matches!(saved, Some(Err(_))) {
             outcome.failures = outcome.failures.saturating_add(1);
         }
+        outcome.journal_failures = outcome.journal_failures.saturating_add(journal_failed);
         self.written.notify_all();
     }
+}
+
+/// A write of one journal object: its whole batch so far, and the older
+/// objects to delete once it is written.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalWrite {
+    /// The object's key.
+    pub key: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Keys of journal objects past the bound.
+    pub expire: Vec<String>,
+}
+
+/// What the saving thread is asked to write.
+#[derive(Debug)]
+enum Job {
+    /// The model's learned state.
+    Model(Vec<u8>),
+    /// A journal object.
+    Journal(JournalWrite),
 }
 
 /// The saving thread.
 #[derive(Debug)]
 pub(crate) struct Saver {
-    queue: Option<Sender<Vec<u8>>>,
+    queue: Option<Sender<Job>>,
     worker: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
 }
@@ -58,7 +97,7 @@ impl Saver {
     /// Starts a thread that writes each queued state under `key`. Without
     /// a thread (the system refused one), saves are written by the caller.
     pub(crate) fn start(storage: Arc<dyn Storage>, key: &'static str) -> Self {
-        let (queue, inbox) = channel::<Vec<u8>>();
+        let (queue, inbox) = channel::<Job>();
         let shared = Arc::new(Shared {
             storage,
             key,
@@ -69,14 +108,17 @@ impl Saver {
         let worker = std::thread::Builder::new()
             .name("ckpt-model-save".to_owned())
             .spawn(move || {
-                while let Ok(mut bytes) = inbox.recv() {
-                    // Only the newest state is worth writing.
-                    let mut taken = 1;
-                    while let Ok(newer) = inbox.try_recv() {
-                        bytes = newer;
+                while let Ok(first) = inbox.recv() {
+                    let (mut model, mut journal, mut taken) = (None, Vec::new(), 0);
+                    for job in std::iter::once(first).chain(inbox.try_iter()) {
                         taken += 1;
+                        match job {
+                            // Only the newest state is worth writing.
+                            Job::Model(bytes) => model = Some(bytes),
+                            Job::Journal(write) => coalesce(&mut journal, write),
+                        }
                     }
-                    writer.write(&bytes, taken);
+                    writer.write(model.as_deref(), &journal, taken);
                 }
             })
             .ok();
@@ -87,23 +129,36 @@ impl Saver {
         }
     }
 
-    /// Queues `bytes` to be written; returns at once. With no thread,
-    /// writes them now.
+    /// Queues the model state `bytes` to be written; returns at once.
+    /// With no thread, writes them now.
     pub(crate) fn save(&self, bytes: Vec<u8>) {
-        let bytes = match &self.queue {
+        self.send(Job::Model(bytes));
+    }
+
+    /// Queues a journal object to be written; returns at once. With no
+    /// thread, writes it now.
+    pub(crate) fn journal(&self, write: JournalWrite) {
+        self.send(Job::Journal(write));
+    }
+
+    fn send(&self, job: Job) {
+        let job = match &self.queue {
             Some(queue) => {
                 self.outcome().pending += 1;
-                match queue.send(bytes) {
+                match queue.send(job) {
                     Ok(()) => return,
-                    Err(SendError(bytes)) => {
+                    Err(SendError(job)) => {
                         self.outcome().pending -= 1;
-                        bytes
+                        job
                     }
                 }
             }
-            None => bytes,
+            None => job,
         };
-        self.shared.write(&bytes, 0);
+        match job {
+            Job::Model(bytes) => self.shared.write(Some(&bytes), &[], 0),
+            Job::Journal(write) => self.shared.write(None, &[write], 0),
+        }
     }
 
     /// Waits until every queued save is written.
@@ -128,6 +183,11 @@ impl Saver {
         std::mem::take(&mut self.outcome().failures)
     }
 
+    /// Journal writes that failed since the last call.
+    pub(crate) fn take_journal_failures(&self) -> u32 {
+        std::mem::take(&mut self.outcome().journal_failures)
+    }
+
     /// Writes every queued save and stops the thread.
     pub(crate) fn stop(&mut self) {
         self.queue.take();
@@ -144,8 +204,63 @@ impl Saver {
     }
 }
 
+/// Adds `write` to the queued journal writes: a later write of the same
+/// object replaces the earlier (it holds the whole batch), keeping the
+/// keys either expires.
+fn coalesce(queued: &mut Vec<JournalWrite>, mut write: JournalWrite) {
+    if let Some(same) = queued.iter_mut().find(|w| w.key == write.key) {
+        write.expire.append(&mut same.expire);
+        *same = write;
+    } else {
+        queued.push(write);
+    }
+}
+
 impl Drop for Saver {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+
+    fn write(key: &str, bytes: &[u8], expire: &[&str]) -> JournalWrite {
+        JournalWrite {
+            key: key.to_owned(),
+            bytes: bytes.to_vec(),
+            expire: expire.iter().map(|k| (*k).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn queued_writes_of_one_object_keep_the_last_and_every_expiry() {
+        let mut queued = Vec::new();
+        coalesce(&mut queued, write("journal/1", b"a", &["journal/0"]));
+        coalesce(&mut queued, write("journal/2", b"b", &[]));
+        coalesce(&mut queued, write("journal/1", b"ab", &[]));
+        let keys: Vec<(&str, &[u8])> = queued
+            .iter()
+            .map(|w| (w.key.as_str(), w.bytes.as_slice()))
+            .collect();
+        assert_eq!(keys, [("journal/1", &b"ab"[..]), ("journal/2", &b"b"[..])]);
+        assert_eq!(queued[0].expire, ["journal/0"]);
+    }
+
+    #[test]
+    fn journal_writes_land_and_expire_the_old_before_wait_idle_returns() {
+        let store = MemStorage::new();
+        store.put("journal/old", b"x").unwrap();
+        let mut saver = Saver::start(Arc::new(store.clone()), "model/advisor");
+        saver.journal(write("journal/new", b"records", &["journal/old"]));
+        saver.save(b"model".to_vec());
+        saver.wait_idle();
+        assert_eq!(store.get("journal/new").unwrap(), b"records");
+        assert!(store.get("journal/old").is_err());
+        assert_eq!(store.get("model/advisor").unwrap(), b"model");
+        assert_eq!(saver.take_journal_failures(), 0);
+        saver.stop();
     }
 }

@@ -8,6 +8,7 @@
 //! a dependency upgrade.
 
 pub(crate) mod group;
+pub(crate) mod journal;
 pub(crate) mod layout;
 pub(crate) mod manifest;
 pub(crate) mod pack;

@@ -5,9 +5,11 @@ mod cmd;
 mod fail;
 mod human;
 mod store;
+mod svg;
 
 use clap::{Parser, Subcommand};
 use fail::{Failure, exit};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use store::Location;
 
@@ -20,6 +22,7 @@ Examples:
   ckpt model ./ckpts                    what the cost model learnt
   ckpt gc ./ckpts --keep 3 --dry-run    what keeping 3 would delete
   ckpt cp ./ckpts s3://bucket/run-7     copy the newest checkpoint to S3
+  ckpt report ./ckpts -o report.html    costs, decisions and failures over time
   ckpt ls s3://bucket/run-7 --json      the same listing, for scripts
 
 Stores: a directory, or s3://BUCKET/PREFIX (a build with the `s3` feature;
@@ -34,8 +37,8 @@ Exit status:
   4  the store could not be read or written (access, network, disk)
   5  the store was written by a newer ckpt: upgrade this tool";
 
-/// Look inside a store of ckpt checkpoints: list, verify, show, model; and
-/// maintain it: gc, cp.
+/// Look inside a store of ckpt checkpoints: list, verify, show, model,
+/// report; and maintain it: gc, cp.
 #[derive(Parser, Debug)]
 #[command(name = "ckpt", version, after_help = EXAMPLES)]
 struct Cli {
@@ -120,6 +123,25 @@ enum Command {
         #[arg(long)]
         step: Option<u64>,
     },
+    /// Write one self-contained HTML page (inline SVG, no network) of the
+    /// store's journal and cost model: checkpoint cost per scheme, bytes
+    /// written, the interval in force, failures, restores and every policy
+    /// decision over time, and the fitted cost curves.
+    #[command(
+        after_help = "Example:\n  ckpt report ./ckpts -o report.html && xdg-open report.html"
+    )]
+    Report {
+        /// The store: a directory or s3://BUCKET/PREFIX.
+        #[arg(value_parser = Location::parse)]
+        store: Location,
+        /// The HTML file to write.
+        #[arg(short, long, default_value = "report.html")]
+        output: PathBuf,
+        /// The MTBF the writer was configured with (`.mtbf(..)`), in
+        /// seconds: the prior of the fitted curves (default: the model's).
+        #[arg(long, value_name = "SECONDS")]
+        mtbf: Option<f64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -136,6 +158,11 @@ fn main() -> ExitCode {
             dry_run,
         } => cmd::gc::run(&store, keep, dry_run, json),
         Command::Cp { src, dst, step } => cmd::cp::run(&src, &dst, step, json),
+        Command::Report {
+            store,
+            output,
+            mtbf,
+        } => cmd::report::run(&store, &output, mtbf, json),
     };
     match outcome {
         Ok(()) => ExitCode::from(exit::OK),

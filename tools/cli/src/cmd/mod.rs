@@ -4,6 +4,7 @@ pub mod cp;
 pub mod gc;
 pub mod ls;
 pub mod model;
+pub mod report;
 pub mod show;
 pub mod verify;
 

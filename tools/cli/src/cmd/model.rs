@@ -4,8 +4,8 @@ use super::print_json;
 use crate::fail::Failure;
 use crate::human::{self, Table};
 use crate::store::{self, Location};
-use ckpt::Scheme;
 use ckpt::model::{Advisor, FailureClass, ModelConfig, Plan, PlanEstimate, Policy};
+use ckpt::{JournalEvent, JournalRecord, Scheme};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -54,7 +54,23 @@ struct Document {
     policy_changes_applied: u64,
     priced: Vec<Priced>,
     recommendations: Vec<String>,
+    /// The newest decisions of the store's journal, oldest first.
+    recent_decisions: Vec<Recent>,
 }
+
+/// A decision from the journal, as `--json` writes it.
+#[derive(Serialize)]
+struct Recent {
+    step: Option<u64>,
+    kind: String,
+    plan: String,
+    interval_secs: f64,
+    saving: Option<f64>,
+    reason: String,
+}
+
+/// Decisions `ckpt model` shows (`ckpt report` draws them all).
+const RECENT: usize = 5;
 
 /// Runs `ckpt model`.
 pub fn run(location: &Location, json: bool) -> Result<(), Failure> {
@@ -65,7 +81,8 @@ pub fn run(location: &Location, json: bool) -> Result<(), Failure> {
             "{location} holds no cost model state: a checkpointer saves it (model/advisor) once it has committed checkpoints"
         )));
     };
-    let document = document(&advisor);
+    let mut document = document(&advisor);
+    document.recent_decisions = recent(&reader.journal()?);
     if json {
         return print_json(&document);
     }
@@ -136,7 +153,28 @@ fn document(advisor: &Advisor) -> Document {
         policy_changes_applied: advisor.policy_state().changes_applied(),
         priced,
         recommendations,
+        recent_decisions: Vec::new(),
     }
+}
+
+/// The newest [`RECENT`] decisions of `journal`.
+fn recent(journal: &[JournalRecord]) -> Vec<Recent> {
+    let decisions: Vec<Recent> = journal
+        .iter()
+        .filter_map(|r| match &r.event {
+            JournalEvent::Decision(d) => Some(Recent {
+                step: d.step,
+                kind: super::report::kind(d.kind).to_owned(),
+                plan: d.plan.to_string(),
+                interval_secs: d.interval.as_secs_f64(),
+                saving: d.saving,
+                reason: d.reason.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let skip = decisions.len().saturating_sub(RECENT);
+    decisions.into_iter().skip(skip).collect()
 }
 
 fn price(e: &PlanEstimate) -> Priced {
@@ -238,7 +276,22 @@ fn text(d: &Document) -> String {
     for r in &d.recommendations {
         out.push_str(&format!("recommendation: {r}\n"));
     }
-    out.push_str("recent decisions: not kept in the store by this version\n");
+    if d.recent_decisions.is_empty() {
+        out.push_str("recent decisions: none in the store's journal\n");
+    }
+    for r in &d.recent_decisions {
+        out.push_str(&format!(
+            "decision at {}: {} {} every {}{}: {}\n",
+            r.step
+                .map_or_else(|| "start".to_owned(), |s| format!("step {s}")),
+            r.kind,
+            r.plan,
+            human::seconds(r.interval_secs),
+            r.saving
+                .map_or_else(String::new, |s| format!(" (saves {:.2}%)", s * 100.0)),
+            r.reason
+        ));
+    }
     out
 }
 
