@@ -29,9 +29,14 @@ pub(super) const MAX_INTERFERENCE: f64 = 3.0;
 /// interval `e` closes were than `per_idle`, the time of a step beside
 /// none: those of the same interval ([`idle_step_secs`]) or, when every
 /// step ran beside one (persists back to back, where interference matters
-/// most), the recent mean of such steps. `None` without both. Clamped to
-/// [−1, 3] so one disturbed interval cannot swamp the mean; the mean is
-/// clamped to [0, 3] where it is used.
+/// most), the recent mean of such steps. `None` without both.
+///
+/// Returned as the log of the ratio of step times, clamped to
+/// ±ln(1 + [`MAX_INTERFERENCE`]): the model averages these and prices
+/// `exp(mean) − 1`, a geometric mean. Step times are disturbed
+/// multiplicatively (another process's burst makes one interval's steps
+/// twice as slow as easily as half), so an arithmetic mean of ratios
+/// would drift up on noise alone.
 pub(super) fn slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64> {
     let busy = e.steps_beside_persist.min(e.steps);
     let busy_time = e.compute_beside_persist.as_secs_f64();
@@ -40,7 +45,8 @@ pub(super) fn slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64
     }
     let per_idle = per_idle.filter(|t| *t > 0.0)?;
     let per_busy = busy_time / busy as f64;
-    Some((per_busy / per_idle - 1.0).clamp(-1.0, MAX_INTERFERENCE))
+    let bound = MAX_INTERFERENCE.ln_1p();
+    Some((per_busy / per_idle).ln().clamp(-bound, bound))
 }
 
 /// The scheme whose costs `e` teaches: a full base stores the whole state,

@@ -63,7 +63,8 @@ pub(crate) struct Learned {
     pub(super) step_secs: RunningMean,
     pub(super) compute_secs: RunningMean,
     /// How much slower a step runs while a background persist is in
-    /// flight than while none is (a relative slowdown, e.g. 0.1).
+    /// flight than while none is: the mean log of the ratio of their step
+    /// times (priced as `exp(mean) − 1`, e.g. 0.1 for 10 % slower).
     pub(super) interference: RunningMean,
     /// Mean time of a step beside no background persist.
     pub(super) idle_step_secs: RunningMean,

@@ -379,8 +379,10 @@ impl CostModel {
             interference: l
                 .interference
                 .get()
-                .map_or(self.config.background_interference, |r| {
-                    r.clamp(0.0, super::cost_model::MAX_INTERFERENCE)
+                .map_or(self.config.background_interference, |log_ratio| {
+                    log_ratio
+                        .exp_m1()
+                        .clamp(0.0, super::cost_model::MAX_INTERFERENCE)
                 }),
         })
     }

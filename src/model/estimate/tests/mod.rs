@@ -448,14 +448,14 @@ fn steps_all_beside_persists_are_compared_with_recent_idle_steps() {
     let mixed = interval(8, 4, 250, 450);
     assert_eq!(idle_step_secs(&mixed), Some(0.05));
     let s = slowdown(&mixed, idle_step_secs(&mixed)).expect("both kinds");
-    assert!((s - 0.25).abs() < 1e-9, "{s}");
+    assert!((s - 1.25_f64.ln()).abs() < 1e-9, "{s}");
     // Persists back to back: every step beside one, 60 % slower than
     // the idle steps seen before; unknown without them.
     let busy = interval(2, 2, 160, 160);
     assert_eq!(idle_step_secs(&busy), None);
     assert_eq!(slowdown(&busy, None), None);
     let s = slowdown(&busy, Some(0.05)).expect("against the recent idle steps");
-    assert!((s - 0.6).abs() < 1e-9, "{s}");
+    assert!((s - 1.6_f64.ln()).abs() < 1e-9, "{s}");
     // No step beside a persist: nothing to learn.
     assert_eq!(slowdown(&interval(4, 0, 0, 200), Some(0.05)), None);
 }
