@@ -121,6 +121,7 @@ mod recover;
 mod scheme;
 mod state;
 pub mod storage;
+mod tier;
 
 pub use catalog::{CheckpointInfo, Listing, RetentionReport};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Committed, Restored};
@@ -128,11 +129,13 @@ pub use error::Skipped;
 pub use error::{Error, ErrorKind, ErrorReport, Result};
 pub use format::FORMAT_VERSION;
 pub use group::{GlobalCommitInfo, Group, GroupStatus};
+pub use recover::RestoredTier;
 pub use reader::Reader;
 pub use scheme::Scheme;
 pub use state::{
     Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, Element, PagedVec, Restore, State, TypeChange,
 };
 pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};
+pub use tier::{DrainEvent, TierStatus};
 #[cfg(feature = "object-store")]
 pub use storage::{ObjectStorage, ObjectStorageBuilder};

@@ -4,7 +4,8 @@ use super::adaptive::{Adaptive, Listener};
 use super::persister::Persister;
 use super::pipeline::Pipeline;
 use super::{Checkpointer, Exploration, Interval};
-use crate::catalog::{self, KeepLast, Retention};
+use super::tiers::{LowerTier, Tiers};
+use crate::catalog::{self, KeepLast, Pins, Retention};
 use crate::error::{Error, Result};
 use crate::format::group::shard_prefix;
 use crate::format::layout::MAX_SEQ;
@@ -15,6 +16,7 @@ use crate::scheme::{Scheme, WriteOptions, Writer, WriterConfig};
 use crate::storage::{
     DEFAULT_LEASE_TTL, FailoverEvent, MIN_LEASE_TTL, PrefixStorage, Storage, hold_writer_lease,
 };
+use crate::tier::Drainer;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ const MIN_CHUNK_SIZE: usize = 4 << 10;
 const MAX_CHUNK_SIZE: usize = 256 << 20;
 const DEFAULT_MAX_CHAIN: u32 = 10;
 const DEFAULT_MAX_IN_FLIGHT: usize = 1;
+const DEFAULT_DRAIN_RETRY: Duration = Duration::from_secs(1);
 
 /// Configures and opens a [`Checkpointer`]; see [`Checkpointer::builder`].
 ///
@@ -51,6 +54,11 @@ pub struct CheckpointerBuilder {
     /// `None`: no writer lease (the caller guarantees one writer).
     lease_ttl: Option<Duration>,
     memory_budget: Option<u64>,
+    /// Named tiers, fastest first (see [`tier`](Self::tier)).
+    tiers: Vec<(String, Arc<dyn Storage>)>,
+    tier_keep_last: Vec<(String, usize)>,
+    drain_every: u32,
+    drain_retry: Duration,
 }
 
 impl std::fmt::Debug for CheckpointerBuilder {
@@ -66,6 +74,8 @@ impl std::fmt::Debug for CheckpointerBuilder {
             .field("policy", &self.policy)
             .field("group", &self.group)
             .field("lease_ttl", &self.lease_ttl)
+            .field("tiers", &self.tiers)
+            .field("drain_every", &self.drain_every)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +100,10 @@ impl Default for CheckpointerBuilder {
             group: None,
             lease_ttl: Some(DEFAULT_LEASE_TTL),
             memory_budget: None,
+            tiers: Vec::new(),
+            tier_keep_last: Vec::new(),
+            drain_every: 1,
+            drain_retry: DEFAULT_DRAIN_RETRY,
         }
     }
 }
@@ -99,6 +113,55 @@ impl CheckpointerBuilder {
     /// an `Arc` to keep a handle of your own.
     pub fn storage(mut self, storage: impl Storage + 'static) -> Self {
         self.storage = Some(Arc::new(storage));
+        self
+    }
+
+    /// Adds a storage tier named `name`, after those added before: the
+    /// first tier is the fast one every checkpoint commits on (what
+    /// [`storage`](Self::storage) is without tiers: give one or the
+    /// other), and every [`drain_every`](Self::drain_every)-th committed
+    /// checkpoint is then *drained* to each lower tier on a background
+    /// thread — the packs it needs that the tier lacks, each durable, and
+    /// its manifest last, so that a manifest appears on a tier only when
+    /// everything it references is durable there.
+    ///
+    /// A lower tier that fails only delays drains (see
+    /// [`Checkpointer::tiers`] and [`Checkpointer::subscribe_drains`]: it
+    /// is retried with backoff), never a checkpoint on the first tier.
+    /// [`Checkpointer::restore_latest`] takes the newest checkpoint that
+    /// verifies on any tier, the first tier on a tie, and reports a lost
+    /// first tier in [`Restored::tier`](crate::Restored::tier). With one
+    /// tier, nothing differs from [`storage`](Self::storage).
+    ///
+    /// The writer lease (see [`lease_ttl`](Self::lease_ttl)) is held on
+    /// the first tier only: a lower tier must be this checkpointer's
+    /// alone (its own directory or prefix of a shared store).
+    pub fn tier(mut self, name: &str, storage: impl Storage + 'static) -> Self {
+        self.tiers.push((name.to_owned(), Arc::new(storage)));
+        self
+    }
+
+    /// How many verified checkpoints retention keeps on the tier `name`
+    /// (default: [`keep_last`](Self::keep_last)). On the first tier,
+    /// checkpoints still being drained are kept as well, whatever their
+    /// age; on a lower tier, retention runs after each drain.
+    pub fn tier_keep_last(mut self, name: &str, n: usize) -> Self {
+        self.tier_keep_last.push((name.to_owned(), n));
+        self
+    }
+
+    /// Drains every `k`-th committed checkpoint to the lower tiers
+    /// (default 1: every one; the first commit always drains). A policy
+    /// may change it later with [`Checkpointer::set_drain_every`].
+    pub fn drain_every(mut self, k: u32) -> Self {
+        self.drain_every = k;
+        self
+    }
+
+    /// How long a failed drain waits before its first retry (default
+    /// 1 s; doubling after each failure in a row, up to a minute).
+    pub fn drain_retry(mut self, wait: Duration) -> Self {
+        self.drain_retry = wait;
         self
     }
 
@@ -271,6 +334,10 @@ impl CheckpointerBuilder {
 
     /// Validates the options and opens the checkpointer on its storage.
     pub fn build(mut self) -> Result<Checkpointer> {
+        self.validate_tiers()?;
+        if let Some((_, first)) = self.tiers.first() {
+            self.storage = Some(Arc::clone(first));
+        }
         let storage = self.storage.clone().ok_or_else(|| Error::InvalidConfig {
             option: "storage",
             reason: "no storage given; call .storage(FsStorage::open(dir)?) or .storage(MemStorage::new())".to_owned(),
@@ -292,8 +359,20 @@ impl CheckpointerBuilder {
             None => storage,
         };
         let (names, _) = catalog::scan(storage.as_ref())?;
-        // Parsed names stay below MAX_SEQ, so this cannot overflow.
-        let next_seq = names.last().map_or(1, |n| n.seq + 1).min(MAX_SEQ);
+        // Parsed names stay below MAX_SEQ, so this cannot overflow. A
+        // lower tier may hold newer checkpoints than the first (which may
+        // be lost): numbering goes on after them, so that its retention
+        // never mistakes the new ones for older.
+        let lower_seq = self.tiers.iter().skip(1).filter_map(|(_, tier)| {
+            catalog::scan(tier.as_ref())
+                .ok()
+                .and_then(|(names, _)| names.last().map(|n| n.seq))
+        });
+        let newest = names.last().map(|n| n.seq).into_iter().chain(lower_seq).max();
+        let next_seq = newest.map_or(1, |seq| seq + 1).min(MAX_SEQ);
+        let first_keep_last = self.keep_last_of(0);
+        let pins = Pins::default();
+        let tiers = self.start_drains(&storage, &pins)?;
         let mut adaptive = Adaptive::open(&storage, self.model, self.policy, self.listeners)?;
         // An automatic policy resumes what it applied before a restart;
         // the configured scheme and interval are where a new store starts.
@@ -343,7 +422,10 @@ impl CheckpointerBuilder {
         };
         let retention: Arc<dyn Retention> = match &mut coordinator {
             Some(coordinator) => coordinator.retention(self.keep_last, next_seq),
-            None => Arc::new(KeepLast(self.keep_last)),
+            None => Arc::new(KeepLast {
+                keep_last: first_keep_last,
+                pins,
+            }),
         };
         let writer = Writer::new(storage.clone(), config);
         let pipeline = Pipeline::new(writer, storage.clone(), retention);
@@ -371,7 +453,97 @@ impl CheckpointerBuilder {
             last_committed: None,
             poisoned: None,
             group: coordinator,
+            tiers,
         })
+    }
+
+    /// Checks the tier options: unique non-empty names, not both
+    /// `storage` and tiers, keep_last of named tiers, drain ratio, and no
+    /// lower tier for a rank of a group.
+    fn validate_tiers(&self) -> Result<()> {
+        let invalid = |option, reason: String| Err(Error::InvalidConfig { option, reason });
+        if self.tiers.is_empty() {
+            return Ok(());
+        }
+        if self.storage.is_some() {
+            return invalid(
+                "tier",
+                "give either .storage(s) or .tier(name, s) (the first tier is the storage), not both".to_owned(),
+            );
+        }
+        for (i, (name, _)) in self.tiers.iter().enumerate() {
+            if name.is_empty() {
+                return invalid("tier", "a tier's name must not be empty".to_owned());
+            }
+            if self.tiers[..i].iter().any(|(other, _)| other == name) {
+                return invalid("tier", format!("two tiers are named {name:?}"));
+            }
+        }
+        for (name, n) in &self.tier_keep_last {
+            if !self.tiers.iter().any(|(tier, _)| tier == name) {
+                return invalid("tier_keep_last", format!("no tier is named {name:?}"));
+            }
+            if *n == 0 {
+                return invalid(
+                    "tier_keep_last",
+                    format!("tier {name:?} must keep at least 1 checkpoint"),
+                );
+            }
+        }
+        if self.drain_every == 0 {
+            return invalid(
+                "drain_every",
+                "must be at least 1 (1 drains every checkpoint)".to_owned(),
+            );
+        }
+        if self.group.is_some() && self.tiers.len() > 1 {
+            return invalid(
+                "tier",
+                "a rank of a group takes one storage (lower tiers for groups are not supported yet)".to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Retention's `keep_last` on tier `index`.
+    fn keep_last_of(&self, index: usize) -> usize {
+        self.tiers
+            .get(index)
+            .and_then(|(name, _)| {
+                self.tier_keep_last
+                    .iter()
+                    .rev()
+                    .find(|(tier, _)| tier == name)
+            })
+            .map_or(self.keep_last, |&(_, n)| n)
+    }
+
+    /// Starts one drain thread per lower tier, reading from `first`.
+    fn start_drains(&self, first: &Arc<dyn Storage>, pins: &Pins) -> Result<Option<Tiers>> {
+        if self.tiers.len() < 2 {
+            return Ok(None);
+        }
+        let mut lower = Vec::new();
+        for (index, (name, storage)) in self.tiers.iter().enumerate().skip(1) {
+            let drainer = Drainer::start(
+                name,
+                Arc::clone(first),
+                Arc::clone(storage),
+                self.keep_last_of(index),
+                self.drain_retry,
+                pins.clone(),
+            )?;
+            lower.push(LowerTier {
+                name: name.clone(),
+                storage: Arc::clone(storage),
+                drainer,
+            });
+        }
+        Ok(Some(Tiers::new(
+            self.tiers[0].0.clone(),
+            lower,
+            self.drain_every,
+        )))
     }
 
     fn validate(&self) -> Result<WriteOptions> {
