@@ -129,13 +129,13 @@ pub use error::Skipped;
 pub use error::{Error, ErrorKind, ErrorReport, Result};
 pub use format::FORMAT_VERSION;
 pub use group::{GlobalCommitInfo, Group, GroupStatus};
-pub use recover::RestoredTier;
 pub use reader::Reader;
+pub use recover::RestoredTier;
 pub use scheme::Scheme;
 pub use state::{
     Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, Element, PagedVec, Restore, State, TypeChange,
 };
 pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};
-pub use tier::{DrainEvent, TierStatus};
 #[cfg(feature = "object-store")]
 pub use storage::{ObjectStorage, ObjectStorageBuilder};
+pub use tier::{DrainEvent, TierStatus};

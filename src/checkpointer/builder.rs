@@ -3,8 +3,8 @@
 use super::adaptive::{Adaptive, Listener};
 use super::persister::Persister;
 use super::pipeline::Pipeline;
-use super::{Checkpointer, Exploration, Interval};
 use super::tiers::{LowerTier, Tiers};
+use super::{Checkpointer, Exploration, Interval};
 use crate::catalog::{self, KeepLast, Pins, Retention};
 use crate::error::{Error, Result};
 use crate::format::group::shard_prefix;
@@ -368,7 +368,12 @@ impl CheckpointerBuilder {
                 .ok()
                 .and_then(|(names, _)| names.last().map(|n| n.seq))
         });
-        let newest = names.last().map(|n| n.seq).into_iter().chain(lower_seq).max();
+        let newest = names
+            .last()
+            .map(|n| n.seq)
+            .into_iter()
+            .chain(lower_seq)
+            .max();
         let next_seq = newest.map_or(1, |seq| seq + 1).min(MAX_SEQ);
         let first_keep_last = self.keep_last_of(0);
         let pins = Pins::default();

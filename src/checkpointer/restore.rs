@@ -109,7 +109,8 @@ impl Checkpointer {
             type_changes,
             skipped,
         };
-        self.resumed(recovered, started, Some(commit), None).map(Some)
+        self.resumed(recovered, started, Some(commit), None)
+            .map(Some)
     }
 
     /// Makes `recovered` the base of what comes next and reports it.

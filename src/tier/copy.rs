@@ -42,22 +42,29 @@ impl CopyError {
 }
 
 /// Copies the checkpoint `name` from `source` to `target` (see the module
-/// doc). Packs the target already lists are not copied again: a pack's
-/// key names its content, and a store's put is atomic, so a listed pack
-/// is whole. Returns the manifest with what was copied.
+/// doc). Unless `every_pack`, packs the target already lists are not
+/// copied again: a pack's key names its content, and a store's put is
+/// atomic, so a listed pack is whole (though it may have rotted since: a
+/// restore that found the target's copy damaged copies every pack).
+/// Returns the manifest with what was copied.
 pub(crate) fn copy_checkpoint(
     source: &dyn Storage,
     target: &dyn Storage,
     name: &ManifestName,
+    every_pack: bool,
 ) -> std::result::Result<(Manifest, Copied), CopyError> {
     let key = name.key();
     let bytes = source.get(&key).map_err(CopyError::from_source)?;
     let manifest = Manifest::decode(&key, &bytes).map_err(CopyError::SourceGone)?;
-    let present: BTreeSet<String> = target
-        .list(PACKS)
-        .map_err(CopyError::Failed)?
-        .into_iter()
-        .collect();
+    let present: BTreeSet<String> = if every_pack {
+        BTreeSet::new()
+    } else {
+        target
+            .list(PACKS)
+            .map_err(CopyError::Failed)?
+            .into_iter()
+            .collect()
+    };
     let needed: BTreeSet<String> = manifest.packs().map(pack_key).collect();
     let mut copied = Copied::default();
     for pack in needed.difference(&present) {

@@ -240,7 +240,7 @@ impl Job {
 
     /// Copies `name`, then applies this tier's retention.
     fn attempt(&self, name: &ManifestName) -> std::result::Result<Drained, CopyError> {
-        let (_, copied) = copy_checkpoint(self.source.as_ref(), self.target.as_ref(), name)?;
+        let (_, copied) = copy_checkpoint(self.source.as_ref(), self.target.as_ref(), name, false)?;
         let retention = apply_retention(
             self.target.as_ref(),
             self.keep_last,

@@ -124,13 +124,11 @@ pub(crate) fn find_step_across(
     Ok(best)
 }
 
-/// Copies the checkpoint `name` from a lower tier into the first.
-pub(crate) fn promote(
-    from: &dyn Storage,
-    first: &dyn Storage,
-    name: &ManifestName,
-) -> Result<()> {
-    copy_checkpoint(from, first, name)
+/// Copies the checkpoint `name` from a lower tier into the first, every
+/// pack of it (the first tier's copy of a pack may be the damaged one a
+/// restore passed over).
+pub(crate) fn promote(from: &dyn Storage, first: &dyn Storage, name: &ManifestName) -> Result<()> {
+    copy_checkpoint(from, first, name, true)
         .map(|_| ())
         .map_err(|e| match e {
             CopyError::SourceGone(e) | CopyError::Failed(e) => e,

@@ -5,6 +5,7 @@ pub mod child;
 pub mod gateway;
 pub mod group;
 pub mod paged_sim;
+pub mod tiers;
 #[cfg(feature = "object-store")]
 pub mod s3;
 
