@@ -5,9 +5,9 @@ pub mod child;
 pub mod gateway;
 pub mod group;
 pub mod paged_sim;
-pub mod tiers;
 #[cfg(feature = "object-store")]
 pub mod s3;
+pub mod tiers;
 
 use std::collections::BTreeSet;
 use std::io::Write;
