@@ -480,7 +480,7 @@ impl CheckpointerBuilder {
             if name.is_empty() {
                 return invalid("tier", "a tier's name must not be empty".to_owned());
             }
-            if self.tiers[..i].iter().any(|(other, _)| other == name) {
+            if self.tiers.iter().take(i).any(|(other, _)| other == name) {
                 return invalid("tier", format!("two tiers are named {name:?}"));
             }
         }
@@ -525,16 +525,19 @@ impl CheckpointerBuilder {
 
     /// Starts one drain thread per lower tier, reading from `first`.
     fn start_drains(&self, first: &Arc<dyn Storage>, pins: &Pins) -> Result<Option<Tiers>> {
-        if self.tiers.len() < 2 {
+        let Some(((first_name, _), rest)) = self.tiers.split_first() else {
+            return Ok(None);
+        };
+        if rest.is_empty() {
             return Ok(None);
         }
         let mut lower = Vec::new();
-        for (index, (name, storage)) in self.tiers.iter().enumerate().skip(1) {
+        for (offset, (name, storage)) in rest.iter().enumerate() {
             let drainer = Drainer::start(
                 name,
                 Arc::clone(first),
                 Arc::clone(storage),
-                self.keep_last_of(index),
+                self.keep_last_of(offset + 1),
                 self.drain_retry,
                 pins.clone(),
             )?;
@@ -545,7 +548,7 @@ impl CheckpointerBuilder {
             });
         }
         Ok(Some(Tiers::new(
-            self.tiers[0].0.clone(),
+            first_name.clone(),
             lower,
             self.drain_every,
         )))

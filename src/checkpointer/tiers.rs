@@ -182,7 +182,9 @@ impl Checkpointer {
         let Some((name, index)) = find_step_across(&all, step)? else {
             return Ok(None);
         };
-        let (tier_name, storage) = (all[index].0.clone(), all[index].1);
+        let Some((tier_name, storage)) = all.get(index).map(|(n, s)| (n.clone(), *s)) else {
+            return Ok(None);
+        };
         let recovered = {
             let mut progress = super::restore::progress_events(&mut self.adaptive);
             recover::restore_named::<S>(storage, &name, &mut progress)?

@@ -34,6 +34,9 @@ pub(crate) fn restore_across<S: State>(
     tiers: &[(String, &dyn Storage)],
     progress: ProgressSink<'_>,
 ) -> Result<Option<TierRecovered<S>>> {
+    let Some(&(_, first)) = tiers.first() else {
+        return Ok(None);
+    };
     let mut candidates: Vec<(ManifestName, usize)> = Vec::new();
     let mut unreachable = Vec::new();
     let mut first_empty = true;
@@ -60,12 +63,14 @@ pub(crate) fn restore_across<S: State>(
     let mut skipped = Vec::new();
     let mut damaged_first = BTreeSet::new();
     for (name, index) in candidates {
-        let (tier_name, storage) = &tiers[index];
+        let Some((tier_name, storage)) = tiers.get(index) else {
+            continue;
+        };
         match recover::restore_named::<S>(*storage, &name, &mut *progress) {
             Ok(mut recovered) => {
                 let promoted = index > 0;
                 if promoted {
-                    promote(*storage, tiers[0].1, &name)?;
+                    promote(*storage, first, &name)?;
                 }
                 recovered.skipped = skipped;
                 let tier = RestoredTier {
