@@ -3,7 +3,7 @@
 use super::adaptive::{Adaptive, Listener};
 use super::persister::Persister;
 use super::pipeline::Pipeline;
-use super::tiers::{LowerTier, Tiers};
+use super::tiers::TierOptions;
 use super::{Checkpointer, Exploration, Interval};
 use crate::catalog::{self, KeepLast, Pins, Retention};
 use crate::error::{Error, Result};
@@ -16,7 +16,6 @@ use crate::scheme::{Scheme, WriteOptions, Writer, WriterConfig};
 use crate::storage::{
     DEFAULT_LEASE_TTL, FailoverEvent, MIN_LEASE_TTL, PrefixStorage, Storage, hold_writer_lease,
 };
-use crate::tier::Drainer;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -28,7 +27,6 @@ const MIN_CHUNK_SIZE: usize = 4 << 10;
 const MAX_CHUNK_SIZE: usize = 256 << 20;
 const DEFAULT_MAX_CHAIN: u32 = 10;
 const DEFAULT_MAX_IN_FLIGHT: usize = 1;
-const DEFAULT_DRAIN_RETRY: Duration = Duration::from_secs(1);
 
 /// Configures and opens a [`Checkpointer`]; see [`Checkpointer::builder`].
 ///
@@ -55,10 +53,7 @@ pub struct CheckpointerBuilder {
     lease_ttl: Option<Duration>,
     memory_budget: Option<u64>,
     /// Named tiers, fastest first (see [`tier`](Self::tier)).
-    tiers: Vec<(String, Arc<dyn Storage>)>,
-    tier_keep_last: Vec<(String, usize)>,
-    drain_every: u32,
-    drain_retry: Duration,
+    tiers: TierOptions,
 }
 
 impl std::fmt::Debug for CheckpointerBuilder {
@@ -75,7 +70,6 @@ impl std::fmt::Debug for CheckpointerBuilder {
             .field("group", &self.group)
             .field("lease_ttl", &self.lease_ttl)
             .field("tiers", &self.tiers)
-            .field("drain_every", &self.drain_every)
             .finish_non_exhaustive()
     }
 }
@@ -100,10 +94,7 @@ impl Default for CheckpointerBuilder {
             group: None,
             lease_ttl: Some(DEFAULT_LEASE_TTL),
             memory_budget: None,
-            tiers: Vec::new(),
-            tier_keep_last: Vec::new(),
-            drain_every: 1,
-            drain_retry: DEFAULT_DRAIN_RETRY,
+            tiers: TierOptions::default(),
         }
     }
 }
@@ -137,7 +128,7 @@ impl CheckpointerBuilder {
     /// the first tier only: a lower tier must be this checkpointer's
     /// alone (its own directory or prefix of a shared store).
     pub fn tier(mut self, name: &str, storage: impl Storage + 'static) -> Self {
-        self.tiers.push((name.to_owned(), Arc::new(storage)));
+        self.tiers.tiers.push((name.to_owned(), Arc::new(storage)));
         self
     }
 
@@ -146,7 +137,7 @@ impl CheckpointerBuilder {
     /// checkpoints still being drained are kept as well, whatever their
     /// age; on a lower tier, retention runs after each drain.
     pub fn tier_keep_last(mut self, name: &str, n: usize) -> Self {
-        self.tier_keep_last.push((name.to_owned(), n));
+        self.tiers.keep_last.push((name.to_owned(), n));
         self
     }
 
@@ -154,14 +145,14 @@ impl CheckpointerBuilder {
     /// (default 1: every one; the first commit always drains). A policy
     /// may change it later with [`Checkpointer::set_drain_every`].
     pub fn drain_every(mut self, k: u32) -> Self {
-        self.drain_every = k;
+        self.tiers.drain_every = k;
         self
     }
 
     /// How long a failed drain waits before its first retry (default
     /// 1 s; doubling after each failure in a row, up to a minute).
     pub fn drain_retry(mut self, wait: Duration) -> Self {
-        self.drain_retry = wait;
+        self.tiers.drain_retry = wait;
         self
     }
 
@@ -334,8 +325,9 @@ impl CheckpointerBuilder {
 
     /// Validates the options and opens the checkpointer on its storage.
     pub fn build(mut self) -> Result<Checkpointer> {
-        self.validate_tiers()?;
-        if let Some((_, first)) = self.tiers.first() {
+        self.tiers
+            .validate(self.storage.is_some(), self.group.is_some())?;
+        if let Some((_, first)) = self.tiers.tiers.first() {
             self.storage = Some(Arc::clone(first));
         }
         let storage = self.storage.clone().ok_or_else(|| Error::InvalidConfig {
@@ -363,7 +355,7 @@ impl CheckpointerBuilder {
         // lower tier may hold newer checkpoints than the first (which may
         // be lost): numbering goes on after them, so that its retention
         // never mistakes the new ones for older.
-        let lower_seq = self.tiers.iter().skip(1).filter_map(|(_, tier)| {
+        let lower_seq = self.tiers.tiers.iter().skip(1).filter_map(|(_, tier)| {
             catalog::scan(tier.as_ref())
                 .ok()
                 .and_then(|(names, _)| names.last().map(|n| n.seq))
@@ -375,9 +367,9 @@ impl CheckpointerBuilder {
             .chain(lower_seq)
             .max();
         let next_seq = newest.map_or(1, |seq| seq + 1).min(MAX_SEQ);
-        let first_keep_last = self.keep_last_of(0);
+        let first_keep_last = self.tiers.keep_last_of(0, self.keep_last);
         let pins = Pins::default();
-        let tiers = self.start_drains(&storage, &pins)?;
+        let tiers = self.tiers.start_drains(&storage, &pins, self.keep_last)?;
         let mut adaptive = Adaptive::open(&storage, self.model, self.policy, self.listeners)?;
         // An automatic policy resumes what it applied before a restart;
         // the configured scheme and interval are where a new store starts.
@@ -460,98 +452,6 @@ impl CheckpointerBuilder {
             group: coordinator,
             tiers,
         })
-    }
-
-    /// Checks the tier options: unique non-empty names, not both
-    /// `storage` and tiers, keep_last of named tiers, drain ratio, and no
-    /// lower tier for a rank of a group.
-    fn validate_tiers(&self) -> Result<()> {
-        let invalid = |option, reason: String| Err(Error::InvalidConfig { option, reason });
-        if self.tiers.is_empty() {
-            return Ok(());
-        }
-        if self.storage.is_some() {
-            return invalid(
-                "tier",
-                "give either .storage(s) or .tier(name, s) (the first tier is the storage), not both".to_owned(),
-            );
-        }
-        for (i, (name, _)) in self.tiers.iter().enumerate() {
-            if name.is_empty() {
-                return invalid("tier", "a tier's name must not be empty".to_owned());
-            }
-            if self.tiers.iter().take(i).any(|(other, _)| other == name) {
-                return invalid("tier", format!("two tiers are named {name:?}"));
-            }
-        }
-        for (name, n) in &self.tier_keep_last {
-            if !self.tiers.iter().any(|(tier, _)| tier == name) {
-                return invalid("tier_keep_last", format!("no tier is named {name:?}"));
-            }
-            if *n == 0 {
-                return invalid(
-                    "tier_keep_last",
-                    format!("tier {name:?} must keep at least 1 checkpoint"),
-                );
-            }
-        }
-        if self.drain_every == 0 {
-            return invalid(
-                "drain_every",
-                "must be at least 1 (1 drains every checkpoint)".to_owned(),
-            );
-        }
-        if self.group.is_some() && self.tiers.len() > 1 {
-            return invalid(
-                "tier",
-                "a rank of a group takes one storage (lower tiers for groups are not supported yet)".to_owned(),
-            );
-        }
-        Ok(())
-    }
-
-    /// Retention's `keep_last` on tier `index`.
-    fn keep_last_of(&self, index: usize) -> usize {
-        self.tiers
-            .get(index)
-            .and_then(|(name, _)| {
-                self.tier_keep_last
-                    .iter()
-                    .rev()
-                    .find(|(tier, _)| tier == name)
-            })
-            .map_or(self.keep_last, |&(_, n)| n)
-    }
-
-    /// Starts one drain thread per lower tier, reading from `first`.
-    fn start_drains(&self, first: &Arc<dyn Storage>, pins: &Pins) -> Result<Option<Tiers>> {
-        let Some(((first_name, _), rest)) = self.tiers.split_first() else {
-            return Ok(None);
-        };
-        if rest.is_empty() {
-            return Ok(None);
-        }
-        let mut lower = Vec::new();
-        for (offset, (name, storage)) in rest.iter().enumerate() {
-            let drainer = Drainer::start(
-                name,
-                Arc::clone(first),
-                Arc::clone(storage),
-                self.keep_last_of(offset + 1),
-                self.drain_retry,
-                pins.clone(),
-            )?;
-            lower.push(LowerTier {
-                name: name.clone(),
-                storage: Arc::clone(storage),
-                drainer,
-            });
-        }
-        Ok(Some(Tiers::new(
-            first_name.clone(),
-            lower,
-            self.drain_every,
-        )))
     }
 
     fn validate(&self) -> Result<WriteOptions> {

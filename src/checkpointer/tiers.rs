@@ -4,6 +4,7 @@
 //! and restore across tiers.
 
 use super::Checkpointer;
+use crate::catalog::Pins;
 use crate::error::{Error, Result};
 use crate::format::layout::ManifestName;
 use crate::recover::{self, RestoredTier};
@@ -15,7 +16,128 @@ use crate::tier::{
 use crate::{Restored, catalog};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+const DEFAULT_DRAIN_RETRY: Duration = Duration::from_secs(1);
+
+/// The builder's tier options (see
+/// [`CheckpointerBuilder::tier`](crate::CheckpointerBuilder::tier)).
+#[derive(Debug)]
+pub(crate) struct TierOptions {
+    /// Named tiers, fastest first.
+    pub tiers: Vec<(String, Arc<dyn Storage>)>,
+    /// `keep_last` of named tiers.
+    pub keep_last: Vec<(String, usize)>,
+    pub drain_every: u32,
+    pub drain_retry: Duration,
+}
+
+impl Default for TierOptions {
+    fn default() -> Self {
+        TierOptions {
+            tiers: Vec::new(),
+            keep_last: Vec::new(),
+            drain_every: 1,
+            drain_retry: DEFAULT_DRAIN_RETRY,
+        }
+    }
+}
+
+impl TierOptions {
+    /// Checks the tier options: unique non-empty names, not both
+    /// `storage` and tiers, keep_last of named tiers, drain ratio, and no
+    /// lower tier for a rank of a group.
+    pub(crate) fn validate(&self, has_storage: bool, in_group: bool) -> Result<()> {
+        let invalid = |option, reason: String| Err(Error::InvalidConfig { option, reason });
+        if self.tiers.is_empty() {
+            return Ok(());
+        }
+        if has_storage {
+            return invalid(
+                "tier",
+                "give either .storage(s) or .tier(name, s) (the first tier is the storage), not both".to_owned(),
+            );
+        }
+        for (i, (name, _)) in self.tiers.iter().enumerate() {
+            if name.is_empty() {
+                return invalid("tier", "a tier's name must not be empty".to_owned());
+            }
+            if self.tiers.iter().take(i).any(|(other, _)| other == name) {
+                return invalid("tier", format!("two tiers are named {name:?}"));
+            }
+        }
+        for (name, n) in &self.keep_last {
+            if !self.tiers.iter().any(|(tier, _)| tier == name) {
+                return invalid("tier_keep_last", format!("no tier is named {name:?}"));
+            }
+            if *n == 0 {
+                return invalid(
+                    "tier_keep_last",
+                    format!("tier {name:?} must keep at least 1 checkpoint"),
+                );
+            }
+        }
+        if self.drain_every == 0 {
+            return invalid(
+                "drain_every",
+                "must be at least 1 (1 drains every checkpoint)".to_owned(),
+            );
+        }
+        if in_group && self.tiers.len() > 1 {
+            return invalid(
+                "tier",
+                "a rank of a group takes one storage (lower tiers for groups are not supported yet)".to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Retention's `keep_last` on tier `index` (`default` unless named).
+    pub(crate) fn keep_last_of(&self, index: usize, default: usize) -> usize {
+        self.tiers
+            .get(index)
+            .and_then(|(name, _)| self.keep_last.iter().rev().find(|(tier, _)| tier == name))
+            .map_or(default, |&(_, n)| n)
+    }
+
+    /// Starts one drain thread per lower tier, reading from `first`, the
+    /// first tier, whose retention honours `pins`. `None` with fewer than
+    /// two tiers.
+    pub(crate) fn start_drains(
+        &self,
+        first: &Arc<dyn Storage>,
+        pins: &Pins,
+        default_keep_last: usize,
+    ) -> Result<Option<Tiers>> {
+        let Some(((first_name, _), rest)) = self.tiers.split_first() else {
+            return Ok(None);
+        };
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let mut lower = Vec::new();
+        for (offset, (name, storage)) in rest.iter().enumerate() {
+            let drainer = Drainer::start(
+                name,
+                Arc::clone(first),
+                Arc::clone(storage),
+                self.keep_last_of(offset + 1, default_keep_last),
+                self.drain_retry,
+                pins.clone(),
+            )?;
+            lower.push(LowerTier {
+                name: name.clone(),
+                storage: Arc::clone(storage),
+                drainer,
+            });
+        }
+        Ok(Some(Tiers::new(
+            first_name.clone(),
+            lower,
+            self.drain_every,
+        )))
+    }
+}
 
 /// The tiers of a checkpointer given more than one.
 #[derive(Debug)]
