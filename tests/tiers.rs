@@ -163,6 +163,21 @@ fn a_failing_remote_tier_delays_drains_and_never_a_checkpoint() {
         (status.drained, status.pending, status.failures),
         (queued.last().copied(), None, 0)
     );
+    let listed = ck.list_tier("remote").unwrap().checkpoints;
+    assert_eq!(listed.last().map(|c| c.step), queued.last().copied());
+    assert_eq!(
+        ck.list_tier("local")
+            .unwrap()
+            .checkpoints
+            .last()
+            .unwrap()
+            .step,
+        5
+    );
+    assert!(matches!(
+        ck.list_tier("nowhere"),
+        Err(Error::InvalidConfig { .. })
+    ));
     let steps = assert_whole("remote", Arc::new(remote.inner().clone()));
     assert_eq!(steps.last(), queued.last());
     ck.finish().unwrap();
@@ -263,4 +278,28 @@ fn the_builder_checks_the_tiers() {
     ));
     let queued = run(&mut ck, 0..9);
     assert_eq!(queued, vec![3, 7], "k counts from the last drained commit");
+}
+
+#[test]
+fn copy_on_write_commits_drain_once_collected() {
+    let remote = MemStorage::new();
+    let mut ck = Checkpointer::builder()
+        .tier("local", MemStorage::new())
+        .tier("remote", remote.clone())
+        .scheme(Scheme::CopyOnWrite)
+        .drain_every(2)
+        .build()
+        .unwrap();
+    for step in 0..6 {
+        let mut s = state(step);
+        ck.checkpoint(step, &mut s).unwrap();
+    }
+    let newest = ck.flush().unwrap().cloned().unwrap();
+    assert_eq!(newest.info.step, 5);
+    // Commits 0, 2 and 4 drained (the first, then every second).
+    let status = &ck.tiers()[0];
+    assert_eq!((status.drained, status.pending), (Some(4), None));
+    ck.finish().unwrap();
+    let steps = assert_whole("remote", Arc::new(remote));
+    assert_eq!(steps.last(), Some(&4));
 }

@@ -241,6 +241,23 @@ impl Checkpointer {
         })
     }
 
+    /// Lists the checkpoints on the tier `name` (as [`list`](Self::list)
+    /// does for the first tier). [`Error::InvalidConfig`] when no tier has
+    /// that name.
+    pub fn list_tier(&self, name: &str) -> Result<catalog::Listing> {
+        let tiers = self.tiers.as_ref();
+        if tiers.is_some_and(|t| t.first == name) {
+            return self.list();
+        }
+        let tier = tiers
+            .and_then(|t| t.lower.iter().find(|tier| tier.name == name))
+            .ok_or_else(|| Error::InvalidConfig {
+                option: "tier",
+                reason: format!("this checkpointer has no lower tier named {name:?}"),
+            })?;
+        catalog::list(tier.storage.as_ref())
+    }
+
     /// A channel that receives every [`DrainEvent`] of every lower tier
     /// from now on (drains done, failed and retried, superseded).
     pub fn subscribe_drains(&mut self) -> Receiver<DrainEvent> {
