@@ -11,6 +11,7 @@
 
 mod common;
 
+use ckpt::storage::FaultyStorage;
 use ckpt::{Checkpointer, DrainEvent, FsStorage, Scheme, Storage};
 use common::child::{Reaper, run_ignored_test};
 use common::tiers::assert_whole;
@@ -31,6 +32,11 @@ const KILLS: usize = 30;
 /// Every how many kills the local tier is wiped as well.
 const WIPE_EVERY: usize = 3;
 const CHILD_LIFETIME: Duration = Duration::from_secs(30);
+/// Microseconds added to every operation on the child's remote tier (a
+/// remote store is slow, so kills land in drains): 0 or 3 ms, drawn per
+/// round, so that some rounds see drains finish and others mostly kill
+/// them half-way.
+const LATENCY_ENV: &str = "CKPT_CRASH_TIERS_CHILD_LATENCY_US";
 
 /// The state at `step`: 32 Ki to 96 Ki values, a part of which changes
 /// from step to step (so increments are smaller than the state).
@@ -51,11 +57,15 @@ fn dirs(root: &Path) -> (PathBuf, PathBuf) {
     (root.join("local"), root.join("remote"))
 }
 
-fn open(root: &Path) -> ckpt::Result<Checkpointer> {
+/// Opens the tiers; the child's remote is slowed by `latency` per
+/// operation, as a remote store is, so that kills often land in a drain.
+fn open(root: &Path, latency: Duration) -> ckpt::Result<Checkpointer> {
     let (local, remote) = dirs(root);
+    let remote = FaultyStorage::new(FsStorage::open(remote)?);
+    remote.control().set_latency(latency);
     Checkpointer::builder()
         .tier("local", FsStorage::open(local)?)
-        .tier("remote", FsStorage::open(remote)?)
+        .tier("remote", remote)
         .keep_last(2)
         .tier_keep_last("remote", 2)
         .drain_every(2)
@@ -75,7 +85,11 @@ fn crash_tiers_child_process() {
         return;
     };
     let born = Instant::now();
-    let mut ck = open(Path::new(&dir)).expect("child opens the tiers");
+    let latency = std::env::var(LATENCY_ENV)
+        .ok()
+        .and_then(|us| us.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_micros);
+    let mut ck = open(Path::new(&dir), latency).expect("child opens the tiers");
     let drains = ck.subscribe_drains();
     let mut step = match ck.restore_latest::<Vec<u64>>().expect("child restores") {
         Some(restored) => {
@@ -111,9 +125,13 @@ enum Report {
     Drained(u64),
 }
 
-fn spawn_child(root: &Path) -> (Reaper, mpsc::Receiver<Report>, std::thread::JoinHandle<()>) {
+fn spawn_child(
+    root: &Path,
+    latency_us: u64,
+) -> (Reaper, mpsc::Receiver<Report>, std::thread::JoinHandle<()>) {
     let mut child = run_ignored_test("crash_tiers_child_process")
         .env(DIR_ENV, root)
+        .env(LATENCY_ENV, latency_us.to_string())
         .spawn()
         .expect("spawn the child test process");
     let stdout = child.stdout.take().expect("piped stdout");
@@ -165,14 +183,19 @@ fn tiers_survive_sigkill_during_drains() {
     let mut newest_drained: Option<u64> = None;
     let (mut drains_seen, mut wipes, mut in_drain) = (0, 0, 0);
     for round in 0..KILLS {
-        let (mut child, rx, reader) = spawn_child(root);
-        // Let the child commit once, then kill it 0-80 ms later: drains
+        let latency_us = if rng.random_range(0..2) == 0 {
+            0
+        } else {
+            3_000
+        };
+        let (mut child, rx, reader) = spawn_child(root, latency_us);
+        // Let the child commit once, then kill it 0-120 ms later: drains
         // of every other checkpoint run most of that time.
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(_) => {}
             Err(e) => panic!("round {round}: the child never reported ({e})"),
         }
-        std::thread::sleep(Duration::from_micros(rng.random_range(0..80_000)));
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..120_000)));
         child.0.kill().unwrap();
         let status = child.0.wait().unwrap();
         assert_eq!(status.signal(), Some(9), "round {round}: {status}");
@@ -210,7 +233,7 @@ fn tiers_survive_sigkill_during_drains() {
             wipes += 1;
             std::fs::remove_dir_all(&local).unwrap();
         }
-        let mut ck = open(root).unwrap();
+        let mut ck = open(root, Duration::ZERO).unwrap();
         let restored = ck.restore_latest::<Vec<u64>>().unwrap();
         let floor = if wipe {
             newest_drained
