@@ -303,3 +303,31 @@ fn copy_on_write_commits_drain_once_collected() {
     let steps = assert_whole("remote", Arc::new(remote));
     assert_eq!(steps.last(), Some(&4));
 }
+
+#[test]
+fn an_unreachable_remote_with_an_empty_local_tier_is_an_error_not_a_fresh_start() {
+    let remote = Arc::new(FaultyStorage::new(MemStorage::new()));
+    let mut ck = Checkpointer::builder()
+        .tier("local", MemStorage::new())
+        .tier("remote", Arc::clone(&remote))
+        .build()
+        .unwrap();
+    run(&mut ck, 0..2);
+    ck.finish().unwrap();
+    // The node is replaced while the remote is down.
+    remote
+        .control()
+        .fail_now(Fault::Error(ErrorKind::ConnectionRefused));
+    let mut ck = Checkpointer::builder()
+        .tier("local", MemStorage::new())
+        .tier("remote", Arc::clone(&remote))
+        .build()
+        .unwrap();
+    let error = ck.restore_latest::<Vec<u64>>().unwrap_err();
+    assert!(matches!(error, Error::Storage { .. }), "{error:?}");
+    // Once it is back, the newest drained checkpoint returns.
+    remote.control().repair();
+    let restored = ck.restore_latest::<Vec<u64>>().unwrap().unwrap();
+    assert_eq!((restored.step, restored.state), (1, state(1)));
+    assert!(restored.tier.unwrap().first_tier_lost);
+}

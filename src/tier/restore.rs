@@ -29,7 +29,10 @@ pub(crate) struct TierRecovered<S> {
 /// verifies.
 ///
 /// The first tier failing to list is an error; a lower tier failing to
-/// list is reported in [`RestoredTier::unreachable`] and passed over.
+/// list is reported in [`RestoredTier::unreachable`] and passed over,
+/// unless no tier holds a checkpoint: then its error is returned rather
+/// than `None`, so that an unreachable remote is never mistaken for a
+/// fresh start.
 pub(crate) fn restore_across<S: State>(
     tiers: &[(String, &dyn Storage)],
     progress: ProgressSink<'_>,
@@ -39,6 +42,7 @@ pub(crate) fn restore_across<S: State>(
     };
     let mut candidates: Vec<(ManifestName, usize)> = Vec::new();
     let mut unreachable = Vec::new();
+    let mut first_unreachable: Option<Error> = None;
     let mut first_empty = true;
     let mut lower_hold = false;
     for (index, (name, storage)) in tiers.iter().enumerate() {
@@ -46,6 +50,7 @@ pub(crate) fn restore_across<S: State>(
             Ok(found) => found,
             Err(e) if index > 0 => {
                 unreachable.push((name.clone(), e.report().to_string()));
+                first_unreachable.get_or_insert(e);
                 continue;
             }
             Err(e) => return Err(e),
@@ -99,10 +104,13 @@ pub(crate) fn restore_across<S: State>(
             Err(e) => return Err(e),
         }
     }
-    if skipped.is_empty() {
-        Ok(None)
-    } else {
-        Err(Error::NoUsableCheckpoint { skipped })
+    match first_unreachable {
+        // Nothing anywhere we can see, but a tier we cannot: a fresh start
+        // would be a guess (and its numbering would restart below the
+        // checkpoints that tier holds).
+        Some(e) if skipped.is_empty() => Err(e),
+        _ if skipped.is_empty() => Ok(None),
+        _ => Err(Error::NoUsableCheckpoint { skipped }),
     }
 }
 
