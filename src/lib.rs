@@ -121,6 +121,7 @@ mod recover;
 mod scheme;
 mod state;
 pub mod storage;
+mod tier;
 
 pub use catalog::{CheckpointInfo, Listing, RetentionReport};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Committed, Restored};
@@ -132,6 +133,7 @@ pub use reader::{
     CheckpointDetails, Collected, DecisionKind, GroupCommit, JOURNAL_MAX_RECORDS, JournalDecision,
     JournalEvent, JournalRecord, Maintenance, PackUse, Reader, SegmentDetails, SegmentLayout,
 };
+pub use recover::RestoredTier;
 pub use scheme::Scheme;
 pub use state::{
     Capture, DEFAULT_PAGE_BYTES, DEFAULT_SEGMENT, Element, PagedVec, Restore, State, TypeChange,
@@ -139,3 +141,4 @@ pub use state::{
 pub use storage::{FailoverStorage, FsStorage, MemStorage, PrefixStorage, Storage};
 #[cfg(feature = "object-store")]
 pub use storage::{ObjectStorage, ObjectStorageBuilder};
+pub use tier::{DrainEvent, TierStatus};

@@ -243,5 +243,6 @@ fn restored<S>(recovered: Recovered<S>) -> Restored<S> {
         skipped: recovered.skipped,
         global: None,
         type_changes: recovered.type_changes,
+        tier: None,
     }
 }

@@ -34,6 +34,31 @@ pub struct Restored<S> {
     /// of format 1, which did not record names): a rename is harmless,
     /// but bytes of one type decoded as another are worth a look.
     pub type_changes: Vec<TypeChange>,
+    /// For a checkpointer with [tiers](crate::CheckpointerBuilder::tier):
+    /// which tier the checkpoint came from, and whether the first tier was
+    /// found lost. `None` without tiers.
+    pub tier: Option<RestoredTier>,
+}
+
+/// Where a restore across tiers found its checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestoredTier {
+    /// The tier's name, as given to the builder.
+    pub name: String,
+    /// Its place in the builder's order: 0 is the first (fastest) tier.
+    pub index: usize,
+    /// True when the first tier held no checkpoint at all while a lower
+    /// tier did: the first tier was lost (the node was replaced, its
+    /// directory wiped), as opposed to a process crash it survived.
+    pub first_tier_lost: bool,
+    /// True when the checkpoint came from a lower tier and was copied
+    /// into the first tier before the computation resumed (so that the
+    /// next increment has its base there).
+    pub promoted: bool,
+    /// Lower tiers that could not be listed (named, with the error): a
+    /// newer checkpoint may be on one of them.
+    pub unreachable: Vec<(String, String)>,
 }
 
 /// A state read out of one checkpoint.

@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "catalog",
     "group",
     "recover",
+    "tier",
     "model",
     "checkpointer",
     "reader",

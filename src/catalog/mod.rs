@@ -12,7 +12,7 @@ pub(crate) use group_commits::{CommitName, list_commits, read_commit, shard_of};
 pub(crate) use group_retention::GroupRetention;
 pub(crate) use read::{list, load_manifest, scan, skipped};
 pub use retention::RetentionReport;
-pub(crate) use retention::{KeepLast, Retention, apply_retention};
+pub(crate) use retention::{KeepLast, Pins, Retention, apply_retention};
 
 use crate::error::Skipped;
 use crate::format::Manifest;

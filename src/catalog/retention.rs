@@ -9,7 +9,8 @@ use crate::format::Manifest;
 use crate::format::layout::{PACKS, pack_key};
 use crate::format::pack::{PACK_HEADER_LEN, verify_pack_header};
 use crate::storage::Storage;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// What one retention pass removed, and what it left because this build
 /// cannot read its format.
@@ -61,9 +62,14 @@ pub(crate) trait Retention: Send + Sync + std::fmt::Debug {
     ) -> Result<RetentionReport>;
 }
 
-/// Retention of a lone checkpointer: see [`apply_retention`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct KeepLast(pub usize);
+/// Retention of a lone checkpointer: see [`apply_retention`]. Manifests
+/// in `pins` (those a drain to a lower tier still copies) are kept with
+/// their packs whatever their age.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeepLast {
+    pub keep_last: usize,
+    pub pins: Pins,
+}
 
 impl Retention for KeepLast {
     fn apply(
@@ -72,7 +78,41 @@ impl Retention for KeepLast {
         _newest: &Manifest,
         damaged: &BTreeSet<String>,
     ) -> Result<RetentionReport> {
-        apply_retention(storage, self.0, damaged)
+        apply_retention(storage, self.keep_last, damaged, &self.pins.keys())
+    }
+}
+
+/// Manifest keys that retention must keep (with their packs) while some
+/// reader outside the writer still needs them, counted so that several
+/// readers may pin one key. Clones share the set.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pins(Arc<Mutex<BTreeMap<String, usize>>>);
+
+impl Pins {
+    /// Keeps `key` until as many [`unpin`](Self::unpin)s.
+    pub(crate) fn pin(&self, key: &str) {
+        *self.lock().entry(key.to_owned()).or_default() += 1;
+    }
+
+    /// Releases one [`pin`](Self::pin) of `key`.
+    pub(crate) fn unpin(&self, key: &str) {
+        let mut pins = self.lock();
+        if let Some(count) = pins.get_mut(key) {
+            *count -= 1;
+            if *count == 0 {
+                pins.remove(key);
+            }
+        }
+    }
+
+    /// The keys pinned now.
+    pub(crate) fn keys(&self) -> BTreeSet<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, usize>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -94,10 +134,15 @@ impl Retention for KeepLast {
 /// Every manifest this pass does not keep is read once before it goes (to
 /// find those of a newer format), and every pack it would delete has its
 /// 16-byte header read; both are small reads of objects about to go.
+///
+/// Manifests in `pinned` that verify are kept with their packs whatever
+/// their age; one older than the kept ones does not count towards
+/// `keep_last`.
 pub(crate) fn apply_retention(
     storage: &dyn Storage,
     keep_last: usize,
     damaged: &BTreeSet<String>,
+    pinned: &BTreeSet<String>,
 ) -> Result<RetentionReport> {
     let (names, _) = scan(storage)?;
     let mut sweep = Sweep::default();
@@ -107,6 +152,9 @@ pub(crate) fn apply_retention(
         let expired = kept >= keep_last;
         match read_manifest(storage, name)? {
             ManifestRead::NewerFormat(_) => sweep.newer_format.push(key),
+            ManifestRead::Verified(manifest) if expired && pinned.contains(&key) => {
+                sweep.keep_packs_of(&manifest);
+            }
             _ if expired => sweep.expired.push(key),
             ManifestRead::Verified(manifest) => {
                 if !damaged.contains(&key) {

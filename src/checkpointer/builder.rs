@@ -3,8 +3,9 @@
 use super::adaptive::{Adaptive, Listener};
 use super::persister::Persister;
 use super::pipeline::Pipeline;
+use super::tiers::TierOptions;
 use super::{Checkpointer, Exploration, Interval};
-use crate::catalog::{self, KeepLast, Retention};
+use crate::catalog::{self, KeepLast, Pins, Retention};
 use crate::error::{Error, Result};
 use crate::format::group::shard_prefix;
 use crate::format::layout::MAX_SEQ;
@@ -51,6 +52,8 @@ pub struct CheckpointerBuilder {
     /// `None`: no writer lease (the caller guarantees one writer).
     lease_ttl: Option<Duration>,
     memory_budget: Option<u64>,
+    /// Named tiers, fastest first (see [`tier`](Self::tier)).
+    tiers: TierOptions,
 }
 
 impl std::fmt::Debug for CheckpointerBuilder {
@@ -66,6 +69,7 @@ impl std::fmt::Debug for CheckpointerBuilder {
             .field("policy", &self.policy)
             .field("group", &self.group)
             .field("lease_ttl", &self.lease_ttl)
+            .field("tiers", &self.tiers)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +94,7 @@ impl Default for CheckpointerBuilder {
             group: None,
             lease_ttl: Some(DEFAULT_LEASE_TTL),
             memory_budget: None,
+            tiers: TierOptions::default(),
         }
     }
 }
@@ -99,6 +104,55 @@ impl CheckpointerBuilder {
     /// an `Arc` to keep a handle of your own.
     pub fn storage(mut self, storage: impl Storage + 'static) -> Self {
         self.storage = Some(Arc::new(storage));
+        self
+    }
+
+    /// Adds a storage tier named `name`, after those added before: the
+    /// first tier is the fast one every checkpoint commits on (what
+    /// [`storage`](Self::storage) is without tiers: give one or the
+    /// other), and every [`drain_every`](Self::drain_every)-th committed
+    /// checkpoint is then *drained* to each lower tier on a background
+    /// thread — the packs it needs that the tier lacks, each durable, and
+    /// its manifest last, so that a manifest appears on a tier only when
+    /// everything it references is durable there.
+    ///
+    /// A lower tier that fails only delays drains (see
+    /// [`Checkpointer::tiers`] and [`Checkpointer::subscribe_drains`]: it
+    /// is retried with backoff), never a checkpoint on the first tier.
+    /// [`Checkpointer::restore_latest`] takes the newest checkpoint that
+    /// verifies on any tier, the first tier on a tie, and reports a lost
+    /// first tier in [`Restored::tier`](crate::Restored::tier). With one
+    /// tier, nothing differs from [`storage`](Self::storage).
+    ///
+    /// The writer lease (see [`lease_ttl`](Self::lease_ttl)) is held on
+    /// the first tier only: a lower tier must be this checkpointer's
+    /// alone (its own directory or prefix of a shared store).
+    pub fn tier(mut self, name: &str, storage: impl Storage + 'static) -> Self {
+        self.tiers.tiers.push((name.to_owned(), Arc::new(storage)));
+        self
+    }
+
+    /// How many verified checkpoints retention keeps on the tier `name`
+    /// (default: [`keep_last`](Self::keep_last)). On the first tier,
+    /// checkpoints still being drained are kept as well, whatever their
+    /// age; on a lower tier, retention runs after each drain.
+    pub fn tier_keep_last(mut self, name: &str, n: usize) -> Self {
+        self.tiers.keep_last.push((name.to_owned(), n));
+        self
+    }
+
+    /// Drains every `k`-th committed checkpoint to the lower tiers
+    /// (default 1: every one; the first commit always drains). A policy
+    /// may change it later with [`Checkpointer::set_drain_every`].
+    pub fn drain_every(mut self, k: u32) -> Self {
+        self.tiers.drain_every = k;
+        self
+    }
+
+    /// How long a failed drain waits before its first retry (default
+    /// 1 s; doubling after each failure in a row, up to a minute).
+    pub fn drain_retry(mut self, wait: Duration) -> Self {
+        self.tiers.drain_retry = wait;
         self
     }
 
@@ -271,6 +325,11 @@ impl CheckpointerBuilder {
 
     /// Validates the options and opens the checkpointer on its storage.
     pub fn build(mut self) -> Result<Checkpointer> {
+        self.tiers
+            .validate(self.storage.is_some(), self.group.is_some())?;
+        if let Some((_, first)) = self.tiers.tiers.first() {
+            self.storage = Some(Arc::clone(first));
+        }
         let storage = self.storage.clone().ok_or_else(|| Error::InvalidConfig {
             option: "storage",
             reason: "no storage given; call .storage(FsStorage::open(dir)?) or .storage(MemStorage::new())".to_owned(),
@@ -292,8 +351,25 @@ impl CheckpointerBuilder {
             None => storage,
         };
         let (names, _) = catalog::scan(storage.as_ref())?;
-        // Parsed names stay below MAX_SEQ, so this cannot overflow.
-        let next_seq = names.last().map_or(1, |n| n.seq + 1).min(MAX_SEQ);
+        // Parsed names stay below MAX_SEQ, so this cannot overflow. A
+        // lower tier may hold newer checkpoints than the first (which may
+        // be lost): numbering goes on after them, so that its retention
+        // never mistakes the new ones for older.
+        let lower_seq = self.tiers.tiers.iter().skip(1).filter_map(|(_, tier)| {
+            catalog::scan(tier.as_ref())
+                .ok()
+                .and_then(|(names, _)| names.last().map(|n| n.seq))
+        });
+        let newest = names
+            .last()
+            .map(|n| n.seq)
+            .into_iter()
+            .chain(lower_seq)
+            .max();
+        let next_seq = newest.map_or(1, |seq| seq + 1).min(MAX_SEQ);
+        let first_keep_last = self.tiers.keep_last_of(0, self.keep_last);
+        let pins = Pins::default();
+        let tiers = self.tiers.start_drains(&storage, &pins, self.keep_last)?;
         let mut adaptive = Adaptive::open(&storage, self.model, self.policy, self.listeners)?;
         // An automatic policy resumes what it applied before a restart;
         // the configured scheme and interval are where a new store starts.
@@ -343,7 +419,10 @@ impl CheckpointerBuilder {
         };
         let retention: Arc<dyn Retention> = match &mut coordinator {
             Some(coordinator) => coordinator.retention(self.keep_last, next_seq),
-            None => Arc::new(KeepLast(self.keep_last)),
+            None => Arc::new(KeepLast {
+                keep_last: first_keep_last,
+                pins,
+            }),
         };
         let writer = Writer::new(storage.clone(), config);
         let pipeline = Pipeline::new(writer, storage.clone(), retention);
@@ -371,6 +450,7 @@ impl CheckpointerBuilder {
             last_committed: None,
             poisoned: None,
             group: coordinator,
+            tiers,
         })
     }
 

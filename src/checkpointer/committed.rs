@@ -43,6 +43,12 @@ pub struct Committed {
     /// write is collected, as [`last_committed`](crate::Checkpointer::last_committed)
     /// reports).
     pub group: Option<GroupStatus>,
+    /// True when this checkpoint was queued for a drain to the lower
+    /// tiers (every k-th commit: see
+    /// [`Checkpointer::set_drain_every`](crate::Checkpointer::set_drain_every));
+    /// [`DrainEvent`](crate::DrainEvent)s tell when it is there. Always
+    /// false without lower tiers.
+    pub drain_queued: bool,
 }
 
 impl Committed {
@@ -74,6 +80,7 @@ impl Committed {
             persist: written.persist,
             retention,
             group,
+            drain_queued: false,
         }
     }
 }

@@ -10,6 +10,7 @@ mod persister;
 mod pipeline;
 mod restore;
 mod saver;
+mod tiers;
 
 pub use crate::recover::Restored;
 pub use builder::CheckpointerBuilder;
@@ -84,6 +85,8 @@ pub struct Checkpointer {
     poisoned: Option<Arc<Error>>,
     /// Set for a rank of a group.
     group: Option<Coordinator>,
+    /// Set when more than one tier was given.
+    tiers: Option<tiers::Tiers>,
 }
 
 /// When a scope ends with a checkpoint.
@@ -252,16 +255,19 @@ impl Checkpointer {
 
     /// Waits until every captured checkpoint is durable (and what the cost
     /// model learnt and the store's journal of events, whose saving runs
-    /// on a thread of its own, are written) and returns the newest
-    /// committed one.
+    /// on a thread of its own, are written, and the drains queued for lower
+    /// tiers are done, or failed once: see [`tiers`](Self::tiers)) and
+    /// returns the newest committed one.
     pub fn flush(&mut self) -> Result<Option<&Committed>> {
         self.check_usable()?;
         let results = self.persister.wait();
         self.drain_failover_events();
         self.absorb(results)?;
         // Nothing of this checkpointer is in flight afterwards, the
-        // model's saved state included.
+        // model's saved state and the drains to lower tiers included (a
+        // failing tier gets one attempt: it delays drains, never this).
         self.adaptive.wait_saved();
+        self.wait_drains();
         Ok(self.last_committed.as_ref())
     }
 
@@ -302,7 +308,9 @@ impl Checkpointer {
             },
             None => None,
         };
-        let committed = Committed::new(persisted, work.blocked, group);
+        let name = persisted.written.manifest.name();
+        let mut committed = Committed::new(persisted, work.blocked, group);
+        committed.drain_queued = self.drain_committed(name);
         let (plan, interval) = match &self.exploring {
             Some(trial) => (trial.resume, trial.resume_interval),
             None => (self.plan, self.interval),

@@ -34,6 +34,9 @@ impl Checkpointer {
         if self.group.is_some() {
             return self.restore_group();
         }
+        if self.tiers.is_some() {
+            return self.restore_tiers();
+        }
         let started = Instant::now();
         // Foreign names under manifests/ are not checkpoints: list() shows
         // them, restore does not count them as skipped.
@@ -44,7 +47,7 @@ impl Checkpointer {
             recover::restore_newest::<S>(storage.as_ref(), &names, &mut progress)?
         };
         found
-            .map(|recovered| self.resumed(recovered, started, None))
+            .map(|recovered| self.resumed(recovered, started, None, None))
             .transpose()
     }
 
@@ -65,6 +68,9 @@ impl Checkpointer {
                 reason: "a rank of a group restores the newest global commit with restore_latest, so that every rank restores the same step".to_owned(),
             });
         }
+        if self.tiers.is_some() {
+            return self.restore_tiers_at(step);
+        }
         let started = Instant::now();
         let Some(name) = recover::find_step(self.storage.as_ref(), step)? else {
             return Ok(None);
@@ -74,7 +80,7 @@ impl Checkpointer {
             let mut progress = progress_events(&mut self.adaptive);
             recover::restore_named::<S>(storage.as_ref(), &name, &mut progress)?
         };
-        self.resumed(recovered, started, None).map(Some)
+        self.resumed(recovered, started, None, None).map(Some)
     }
 
     fn restore_group<S: State>(&mut self) -> Result<Option<Restored<S>>> {
@@ -103,15 +109,19 @@ impl Checkpointer {
             type_changes,
             skipped,
         };
-        self.resumed(recovered, started, Some(commit)).map(Some)
+        self.resumed(recovered, started, Some(commit), None)
+            .map(Some)
     }
 
     /// Makes `recovered` the base of what comes next and reports it.
-    fn resumed<S>(
+    /// `damaged`, when given, are the manifests retention must not count
+    /// as kept (by default: every skipped one).
+    pub(super) fn resumed<S>(
         &mut self,
         recovered: Recovered<S>,
         started: Instant,
         global: Option<GlobalCommitInfo>,
+        damaged: Option<BTreeSet<String>>,
     ) -> Result<Restored<S>> {
         let info = recovered.info();
         let Recovered {
@@ -122,9 +132,10 @@ impl Checkpointer {
         } = recovered;
         // In a group, newer shards that were never committed are not
         // damage: retention has nothing to learn from them.
-        let damaged = match global {
-            Some(_) => BTreeSet::new(),
-            None => skipped.iter().map(|s| s.key.clone()).collect(),
+        let damaged = match (&global, damaged) {
+            (Some(_), _) => BTreeSet::new(),
+            (None, Some(damaged)) => damaged,
+            (None, None) => skipped.iter().map(|s| s.key.clone()).collect(),
         };
         self.resume_from(manifest, damaged)?;
         self.adaptive.restored(
@@ -140,11 +151,12 @@ impl Checkpointer {
             skipped,
             global,
             type_changes,
+            tier: None,
         })
     }
 }
 
 /// A progress sink that emits [`RestoreProgressEvent`]s.
-fn progress_events(adaptive: &mut Adaptive) -> impl FnMut(u64, u64, u64) + '_ {
+pub(super) fn progress_events(adaptive: &mut Adaptive) -> impl FnMut(u64, u64, u64) + '_ {
     move |step, done, total| adaptive.emit(RestoreProgressEvent::new(step, done, total).into())
 }

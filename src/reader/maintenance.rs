@@ -135,7 +135,7 @@ fn collect(storage: Arc<dyn Storage>, n: usize, delete: bool) -> Result<Collecte
         delete,
         deleted: Mutex::default(),
     };
-    let report = catalog::apply_retention(&recorder, n, &BTreeSet::new())?;
+    let report = catalog::apply_retention(&recorder, n, &BTreeSet::new(), &BTreeSet::new())?;
     let deleted = recorder
         .deleted
         .into_inner()

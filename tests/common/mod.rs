@@ -7,6 +7,7 @@ pub mod group;
 pub mod paged_sim;
 #[cfg(feature = "object-store")]
 pub mod s3;
+pub mod tiers;
 
 use std::collections::BTreeSet;
 use std::io::Write;

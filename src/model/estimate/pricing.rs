@@ -376,14 +376,14 @@ impl CostModel {
             restore_chain_mean: l.restore.means().1.max(1.0),
             restores_seen,
             write_slope,
-            interference: l
-                .interference
-                .get()
-                .map_or(self.config.background_interference, |log_ratio| {
+            interference: l.interference.get().map_or(
+                self.config.background_interference,
+                |log_ratio| {
                     log_ratio
                         .exp_m1()
                         .clamp(0.0, super::cost_model::MAX_INTERFERENCE)
-                }),
+                },
+            ),
         })
     }
 }

@@ -331,7 +331,10 @@ fn main() -> Result<(), BoxError> {
             println!("  {}", d.workload.title);
         }
         for mut d in drawn {
-            if o.only.as_ref().is_some_and(|only| !only.contains(&d.workload.key)) {
+            if o.only
+                .as_ref()
+                .is_some_and(|only| !only.contains(&d.workload.key))
+            {
                 continue;
             }
             let share = Mtbf::YoungShare {
