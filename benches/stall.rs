@@ -157,9 +157,11 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
     ck.checkpoint(step, state).expect("base checkpoint");
     ck.flush().expect("flush the base");
     let _ = events.try_iter().count();
-    let mut manifests = storage.manifests.load(Ordering::SeqCst);
+    let first = storage.manifests.load(Ordering::SeqCst);
     let mut calls = Vec::new();
     for cycle in 0..cycles {
+        // The previous cycle's checkpoint must be written before the wait.
+        let manifests = first + cycle as u64;
         let shape = cycle % 3;
         let wait_before = if shape == 1 { 2 } else { 3 };
         for scope in 0..SCOPES_PER_CYCLE {
@@ -187,7 +189,6 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
                 calls.push(observe(blocked, &events, scope == SCOPES_PER_CYCLE - 1));
             }
         }
-        manifests += 1;
     }
     ck.flush().expect("flush succeeds");
     ck.finish().expect("finish succeeds");
