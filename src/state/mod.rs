@@ -7,6 +7,7 @@
 //! and restored as one atomic checkpoint.
 
 mod paged;
+mod pool;
 mod restore;
 
 pub(crate) use paged::PageSnapshot;

@@ -5,9 +5,11 @@
 //! `Arc`. A snapshot clones only the group pointers (one per 64 pages), so
 //! it costs far less than touching every page; the first write to a group
 //! or page still shared with a snapshot copies that group's page table or
-//! that page first (`Arc::make_mut`). Every mutable access path marks the
-//! pages it exposes dirty; none bypasses it.
+//! that page first (into a buffer recycled through the vector's
+//! [`PagePool`]). Every mutable access path marks the pages it exposes
+//! dirty; none bypasses it.
 
+use super::pool::{Group, PagePool};
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
@@ -40,11 +42,6 @@ pub trait Element: bytemuck::Pod + Send + Sync {}
 
 impl<T: bytemuck::Pod + Send + Sync> Element for T {}
 
-#[derive(Debug, Clone)]
-struct Group<T> {
-    pages: Vec<Arc<Vec<T>>>,
-}
-
 /// A growable vector of plain-old-data ([`Element`]s: `f64`, `u32`,
 /// `#[derive(bytemuck::Pod)]` structs...) that checkpoints incrementally.
 ///
@@ -61,7 +58,7 @@ struct Group<T> {
 /// assert_eq!(grid[42], 1.5);
 /// assert_eq!(grid.len(), 100_000);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PagedVec<T> {
     groups: Vec<Arc<Group<T>>>,
     dirty: Vec<bool>,
@@ -70,6 +67,23 @@ pub struct PagedVec<T> {
     /// The checkpoint the clean bits are relative to; `None` until captured
     /// or restored, so a new vector is written whole.
     base: Option<u128>,
+    /// Buffers for the copies of pages a snapshot shares, handed back by
+    /// the snapshots once dropped.
+    pool: Arc<PagePool<T>>,
+}
+
+impl<T: Element> Clone for PagedVec<T> {
+    /// Shares the pages (copied on the first write), not the pool.
+    fn clone(&self) -> Self {
+        PagedVec {
+            groups: self.groups.clone(),
+            dirty: self.dirty.clone(),
+            len: self.len,
+            page_len: self.page_len,
+            base: self.base,
+            pool: Arc::new(PagePool::new(self.page_len)),
+        }
+    }
 }
 
 impl<T: Element> Default for PagedVec<T> {
@@ -88,12 +102,14 @@ impl<T: Element> PagedVec<T> {
     /// at most 64 MiB worth of elements).
     pub fn with_page_len(page_len: usize) -> Self {
         let most = (MAX_PAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
+        let page_len = page_len.clamp(1, most);
         PagedVec {
             groups: Vec::new(),
             dirty: Vec::new(),
             len: 0,
-            page_len: page_len.clamp(1, most),
+            page_len,
             base: None,
+            pool: Arc::new(PagePool::new(page_len)),
         }
     }
 
@@ -158,9 +174,11 @@ impl<T: Element> PagedVec<T> {
     /// snapshot still shares it).
     pub fn page_mut(&mut self, page: usize) -> Option<&mut [T]> {
         *self.dirty.get_mut(page)? = true;
-        let group = Arc::make_mut(self.groups.get_mut(page / PAGES_PER_GROUP)?);
+        let group = self
+            .pool
+            .own_group(self.groups.get_mut(page / PAGES_PER_GROUP)?);
         let page = group.pages.get_mut(page % PAGES_PER_GROUP)?;
-        Some(Arc::make_mut(page).as_mut_slice())
+        Some(own(&self.pool, page).as_mut_slice())
     }
 
     /// Iterates over the pages.
@@ -174,14 +192,15 @@ impl<T: Element> PagedVec<T> {
     /// the iterator yields it.
     pub fn pages_mut(&mut self) -> impl Iterator<Item = &mut [T]> + '_ {
         let dirty = self.dirty.chunks_mut(PAGES_PER_GROUP);
+        let pool = &self.pool;
         self.groups
             .iter_mut()
             .zip(dirty)
-            .flat_map(|(group, dirty)| {
-                let group = Arc::make_mut(group);
-                group.pages.iter_mut().zip(dirty).map(|(page, dirty)| {
+            .flat_map(move |(group, dirty)| {
+                let group = pool.own_group(group);
+                group.pages.iter_mut().zip(dirty).map(move |(page, dirty)| {
                     *dirty = true;
-                    Arc::make_mut(page).as_mut_slice()
+                    own(pool, page).as_mut_slice()
                 })
             })
     }
@@ -304,9 +323,19 @@ impl<T: Element> PagedVec<T> {
     /// The last page as a `Vec`, marked dirty; for changes of length.
     fn last_page_vec_mut(&mut self) -> Option<&mut Vec<T>> {
         *self.dirty.last_mut()? = true;
-        let group = Arc::make_mut(self.groups.last_mut()?);
-        Some(Arc::make_mut(group.pages.last_mut()?))
+        let group = self.pool.own_group(self.groups.last_mut()?);
+        Some(own(&self.pool, group.pages.last_mut()?))
     }
+}
+
+/// `page` for writing: copied first (into a pooled buffer) while a
+/// snapshot still shares it.
+fn own<'a, T: Element>(pool: &PagePool<T>, page: &'a mut Arc<Vec<T>>) -> &'a mut Vec<T> {
+    if Arc::get_mut(page).is_none() {
+        *page = pool.copy_of(page);
+    }
+    // Unique now: either it was, or it is a fresh copy.
+    Arc::make_mut(page)
 }
 
 impl<T: Element> PagedVec<T> {
@@ -331,6 +360,8 @@ impl<T: Element> PagedVec<T> {
             dirty,
             pages: Arc::new(SharedPages {
                 groups: self.groups.clone(),
+                pool: Arc::clone(&self.pool),
+                spare: self.pool.trim(),
             }),
         }
     }
@@ -423,8 +454,21 @@ impl std::fmt::Debug for dyn PageSource {
     }
 }
 
-struct SharedPages<T> {
+/// A snapshot's pages. Dropped (on the persist thread, for copy-on-write),
+/// it hands the pages only it still held back to the vector's pool, and
+/// frees the buffers the pool no longer needed at its capture.
+struct SharedPages<T: Copy> {
     groups: Vec<Arc<Group<T>>>,
+    pool: Arc<PagePool<T>>,
+    /// Pooled pages beyond what the next copies are likely to need.
+    spare: Vec<Arc<Vec<T>>>,
+}
+
+impl<T: Copy> Drop for SharedPages<T> {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.groups));
+        drop(std::mem::take(&mut self.spare));
+    }
 }
 
 impl<T: Element> PageSource for SharedPages<T> {

@@ -1,0 +1,337 @@
+//! Issue 17 stall benchmark: how long every `scope()` and `checkpoint()`
+//! call blocks the caller with copy-on-write, as a share of a memcpy of the
+//! state measured in the same run.
+//!
+//! For each state size (64 MiB and 1 GiB of `f64` in a [`PagedVec`]) and
+//! dirty share (1, 10, 100 % of the pages per checkpoint), a checkpointer
+//! with copy-on-write and `every_steps(4)` runs cycles of four scopes; the
+//! scope bodies write the cycle's dirty pages (a quarter each, so the
+//! first writes after a capture copy shared pages). Cycles rotate among
+//! three shapes so that every kind of call is timed:
+//!
+//! * scope, scope, scope, *wait*, scope (collects the previous commit and
+//!   captures);
+//! * scope, scope, *wait*, scope (collects), scope (captures);
+//! * scope, scope, scope, *wait*, writes, `checkpoint()` (collects and
+//!   captures).
+//!
+//! *wait* is the computation going on until the previous snapshot is
+//! written (watched through the storage): the next capture then does not
+//! fight its own persist for the cores, as in a steady loop with a sensible
+//! interval. The scopes before it run beside the persist.
+//!
+//! Every call is timed from outside; for a scope the body's own time
+//! (measured inside the body) is subtracted. The table gives median, p90
+//! and max of the blocked time over all calls, and over the calls that
+//! collected a commit or captured, as a percentage of the memcpy (a copy of
+//! the state's bytes into a warm buffer, median of 5).
+//!
+//! Run with `cargo bench --bench stall`. Environment: `CKPT_STALL_MIB`
+//! (sizes, comma separated, default `64,1024`), `CKPT_STALL_CYCLES`
+//! (cycles per case, default 30). Under `cargo test --benches` it runs
+//! 4 MiB with 3 cycles. Stores live under `target/tmp/stall-bench`.
+
+use ckpt::model::Event;
+use ckpt::{Checkpointer, FsStorage, PagedVec, Scheme, Storage};
+use std::fs;
+use std::hint::black_box;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MIB: usize = 1 << 20;
+const FRACTIONS: [f64; 3] = [0.01, 0.10, 1.0];
+const SCOPES_PER_CYCLE: usize = 4;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let benchmarking =
+        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list");
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stall-bench");
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(&root).expect("create the bench directory");
+    let (sizes, cycles) = if benchmarking {
+        let sizes = std::env::var("CKPT_STALL_MIB").unwrap_or_else(|_| "64,1024".to_owned());
+        let sizes: Vec<usize> = sizes
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        let cycles = std::env::var("CKPT_STALL_CYCLES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30);
+        (sizes, cycles)
+    } else {
+        (vec![4], 3)
+    };
+    println!("stores under {}", root.display());
+    println!(
+        "| state | dirty | calls | median | p90 | max | collect/capture calls | their median | their max | memcpy |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut worst: f64 = 0.0;
+    let mut worst_median: f64 = 0.0;
+    for mib in sizes {
+        let mut state = make_state(mib);
+        let copy = memcpy_time(&state);
+        for fraction in FRACTIONS {
+            let calls = run_case(&root, &mut state, fraction, cycles);
+            let pct = |d: Duration| 100.0 * d.as_secs_f64() / copy.as_secs_f64();
+            let all: Vec<Duration> = calls.iter().map(|c| c.blocked).collect();
+            let heavy: Vec<Duration> = calls
+                .iter()
+                .filter(|c| c.collected || c.captured)
+                .map(|c| c.blocked)
+                .collect();
+            let max = all.iter().copied().max().unwrap_or_default();
+            worst = worst.max(pct(max));
+            worst_median = worst_median.max(pct(quantile(&heavy, 0.5)));
+            println!(
+                "| {mib} MiB | {} % | {} | {} ({:.3} %) | {} ({:.3} %) | {} ({:.3} %) | {} | {} ({:.3} %) | {} ({:.3} %) | {} |",
+                (fraction * 100.0).round(),
+                all.len(),
+                ms(quantile(&all, 0.5)),
+                pct(quantile(&all, 0.5)),
+                ms(quantile(&all, 0.9)),
+                pct(quantile(&all, 0.9)),
+                ms(max),
+                pct(max),
+                heavy.len(),
+                ms(quantile(&heavy, 0.5)),
+                pct(quantile(&heavy, 0.5)),
+                ms(heavy.iter().copied().max().unwrap_or_default()),
+                pct(heavy.iter().copied().max().unwrap_or_default()),
+                ms(copy),
+            );
+        }
+    }
+    println!(
+        "target (every call <= 0.1 % of a memcpy): worst call {worst:.3} %, worst median of \
+         collect/capture calls {worst_median:.3} % -> {}",
+        if worst <= 0.1 { "met" } else { "NOT met" }
+    );
+    let _ = fs::remove_dir_all(&root);
+}
+
+/// One timed call.
+struct Call {
+    blocked: Duration,
+    collected: bool,
+    captured: bool,
+}
+
+/// Runs `cycles` cycles at `fraction` dirty on a fresh store; returns every
+/// call's blocked time.
+fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize) -> Vec<Call> {
+    let dir = root.join(format!("cow-{}", (fraction * 1000.0) as usize));
+    let _ = fs::remove_dir_all(&dir);
+    let storage = Arc::new(Watched {
+        inner: FsStorage::open(&dir).expect("open the bench store"),
+        manifests: AtomicU64::new(0),
+        active: AtomicUsize::new(0),
+        last_done: Mutex::new(Instant::now()),
+    });
+    let mut ck = Checkpointer::builder()
+        .storage(Arc::clone(&storage))
+        .scheme(Scheme::CopyOnWrite)
+        .every_steps(SCOPES_PER_CYCLE as u64)
+        .max_chain(1_000_000)
+        .keep_last(2)
+        .build()
+        .expect("build the checkpointer");
+    let events = ck.subscribe();
+    let pages = spread_pages(state.page_count(), fraction);
+    let quarters: Vec<&[usize]> = pages
+        .chunks(pages.len().div_ceil(SCOPES_PER_CYCLE))
+        .collect();
+    let mut step = 0u64;
+    let mut round = 0usize;
+    // The base: every page, untimed.
+    step += 1;
+    ck.checkpoint(step, state).expect("base checkpoint");
+    ck.flush().expect("flush the base");
+    let _ = events.try_iter().count();
+    let first = storage.manifests.load(Ordering::SeqCst);
+    let mut calls = Vec::new();
+    for cycle in 0..cycles {
+        // The previous cycle's checkpoint must be written before the wait.
+        let manifests = first + cycle as u64;
+        let shape = cycle % 3;
+        let wait_before = if shape == 1 { 2 } else { 3 };
+        for scope in 0..SCOPES_PER_CYCLE {
+            if scope == wait_before {
+                storage.wait_idle(manifests);
+            }
+            let quarter = quarters.get(scope).copied().unwrap_or(&[]);
+            step += 1;
+            if shape == 2 && scope == SCOPES_PER_CYCLE - 1 {
+                write_pages(state, quarter, &mut round);
+                let started = Instant::now();
+                ck.checkpoint(step, state).expect("checkpoint succeeds");
+                let blocked = started.elapsed();
+                calls.push(observe(blocked, &events, true));
+            } else {
+                let mut body = Duration::ZERO;
+                let started = Instant::now();
+                ck.scope(step, state, |s| {
+                    let t = Instant::now();
+                    write_pages(s, quarter, &mut round);
+                    body = t.elapsed();
+                })
+                .expect("scope succeeds");
+                let blocked = started.elapsed().saturating_sub(body);
+                calls.push(observe(blocked, &events, scope == SCOPES_PER_CYCLE - 1));
+            }
+        }
+    }
+    ck.flush().expect("flush succeeds");
+    ck.finish().expect("finish succeeds");
+    let _ = fs::remove_dir_all(&dir);
+    calls
+}
+
+fn observe(blocked: Duration, events: &Receiver<Event>, captured: bool) -> Call {
+    let collected = events.try_iter().any(|e| matches!(e, Event::Checkpoint(_)));
+    Call {
+        blocked,
+        collected,
+        captured,
+    }
+}
+
+/// A paged vector of `mib` MiB of `f64` with non-trivial values.
+fn make_state(mib: usize) -> PagedVec<f64> {
+    let values: Vec<f64> = (0..mib * MIB / 8)
+        .map(|i| (i as f64 * 1e-3).sin())
+        .collect();
+    PagedVec::from_vec(values)
+}
+
+/// A memcpy of the state's bytes into a warm buffer: median of 5.
+fn memcpy_time(state: &PagedVec<f64>) -> Duration {
+    let from = state.to_vec();
+    let mut to = vec![0.0f64; from.len()];
+    to.copy_from_slice(&from); // warm the target
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            to.copy_from_slice(black_box(&from));
+            black_box(&mut to);
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[2]
+}
+
+/// `fraction` of the pages, spread evenly over the vector.
+fn spread_pages(page_count: usize, fraction: f64) -> Vec<usize> {
+    let count = ((page_count as f64 * fraction).round() as usize).clamp(1, page_count);
+    (0..count).map(|k| k * page_count / count).collect()
+}
+
+/// Writes one element of each page in `pages` (its first write after a
+/// capture copies the page).
+fn write_pages(state: &mut PagedVec<f64>, pages: &[usize], round: &mut usize) {
+    *round += 1;
+    for &page in pages {
+        let page = state.page_mut(page).expect("page in range");
+        let at = round.wrapping_mul(7919) % page.len();
+        page[at] += 1.0;
+    }
+}
+
+fn quantile(values: &[Duration], q: f64) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let at = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(at).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 1.0 {
+        format!("{:.0} µs", ms * 1e3)
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+/// An [`FsStorage`] that lets the bench tell when the background writer
+/// has finished: manifests stored, and no operation for a while.
+#[derive(Debug)]
+struct Watched {
+    inner: FsStorage,
+    manifests: AtomicU64,
+    active: AtomicUsize,
+    last_done: Mutex<Instant>,
+}
+
+impl Watched {
+    fn op<T>(&self, f: impl FnOnce(&FsStorage) -> ckpt::Result<T>) -> ckpt::Result<T> {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        let result = f(&self.inner);
+        *self.last_done.lock().expect("not poisoned") = Instant::now();
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Waits until `manifests` manifests were stored and nothing touched
+    /// the store for 50 ms (retention runs right after the manifest).
+    fn wait_idle(&self, manifests: u64) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let quiet = self.last_done.lock().expect("not poisoned").elapsed();
+            if self.manifests.load(Ordering::SeqCst) >= manifests
+                && self.active.load(Ordering::SeqCst) == 0
+                && quiet >= Duration::from_millis(50)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the background writer never finished"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Storage for Watched {
+    fn put(&self, key: &str, data: &[u8]) -> ckpt::Result<()> {
+        self.op(|s| {
+            let put = s.put(key, data);
+            if put.is_ok() && key.starts_with("manifests/") {
+                self.manifests.fetch_add(1, Ordering::SeqCst);
+            }
+            put
+        })
+    }
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> ckpt::Result<()> {
+        self.op(|s| s.put_parts(key, parts))
+    }
+    fn holds_writer_lock(&self) -> bool {
+        self.inner.holds_writer_lock()
+    }
+    fn delete_many(&self, keys: &[String]) -> ckpt::Result<()> {
+        self.op(|s| s.delete_many(keys))
+    }
+    fn get(&self, key: &str) -> ckpt::Result<Vec<u8>> {
+        self.op(|s| s.get(key))
+    }
+    fn list(&self, prefix: &str) -> ckpt::Result<Vec<String>> {
+        self.op(|s| s.list(prefix))
+    }
+    fn delete(&self, key: &str) -> ckpt::Result<()> {
+        self.op(|s| s.delete(key))
+    }
+    fn get_range(&self, key: &str, range: Range<u64>) -> ckpt::Result<Vec<u8>> {
+        self.op(|s| s.get_range(key, range))
+    }
+}
