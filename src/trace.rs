@@ -29,7 +29,10 @@ pub(crate) struct Entered;
 #[cfg(not(feature = "tracing"))]
 impl Span {
     /// No span.
-    #[cfg_attr(not(test), expect(dead_code, reason = "only tests build jobs without a span"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "only tests build jobs without a span")
+    )]
     pub(crate) fn none() -> Self {
         Span
     }
