@@ -4,9 +4,11 @@
 //! = value, shown = %value, debugged = ?value)`) and expand to `tracing`'s
 //! macros with the feature; without it they expand to nothing (a span to
 //! the zero-sized [`Span`]) and their arguments are never evaluated, so
-//! the library builds and runs exactly as without tracing. A helper used
-//! only to compute a field is `#[cfg(feature = "tracing")]` for the same
-//! reason.
+//! the library builds and runs exactly as without tracing ([`record!`]
+//! names its values in a closure that is never called, so that a value
+//! computed only for it leaves no unused variable or helper behind; code
+//! that logs from a `match`, whose bindings would be unused, sits in a
+//! `#[cfg(feature = "tracing")]` block instead).
 //!
 //! What is logged: names of checkpoints, steps, schemes, sizes, counts,
 //! durations, tier and backend names, error messages and the policy's
