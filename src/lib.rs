@@ -64,6 +64,41 @@
 //! (`storage::suite`, the storage conformance suite, and fault injection:
 //! `storage::FaultyStorage`).
 //!
+//! ## Tracing
+//!
+//! With the `tracing` feature the library reports what it does through the
+//! [`tracing`](https://docs.rs/tracing) crate, to whatever subscriber the
+//! application installs (without the feature there is no `tracing`
+//! dependency and nothing is spent on it):
+//!
+//! * `checkpoint` (info span): `step`, `seq`, `scheme`; once committed
+//!   inline, `bytes_written`, `dirty_bytes`, `stall`, `persist`. Every
+//!   commit, inline or in the background, is also a `checkpoint
+//!   committed` info event with those fields.
+//! * `capture` (debug span, inside `checkpoint`): `segments`, `pages`
+//!   (pages of paged segments, and how many of them are `dirty_pages`).
+//! * `persist` (debug span, on the thread that writes: the caller's, or
+//!   `ckpt-persist` for copy-on-write): `step`, `scheme`, `packs`,
+//!   `bytes`, `took`.
+//! * `drain` (info span, on a tier's drain thread): `tier`, `step`; an
+//!   info event with `packs_copied`, `bytes_copied`, `took` when done, a
+//!   warn event with the `error` when an attempt fails.
+//! * `restore` (info span, for every checkpoint read, through a
+//!   [`Checkpointer`] or a [`Reader`]): `step`, `seq`, `chain_len`, then
+//!   `bytes_read`, `took`; a warn event for each damaged checkpoint passed
+//!   over, and an info event naming the `tier` a restore across tiers
+//!   found its checkpoint on.
+//! * [`FailoverStorage`]: a warn event for a failover (`from`, `to`,
+//!   `relocation`, `cause`), a lost standby or a slow store, an error
+//!   event when both backends are down, an info event for a readmitted
+//!   standby, a debug event for each delayed operation.
+//! * The policy's decisions (info events `decision`: `kind`, `scheme`,
+//!   `interval`, `saving`, `reason`), and storage errors the checkpointer
+//!   hits (warn).
+//!
+//! Nothing logged holds state bytes, object contents or a storage's
+//! configuration (where credentials are).
+//!
 //! Letting the policy choose the scheme and interval:
 //!
 //! ```
@@ -122,6 +157,7 @@ mod scheme;
 mod state;
 pub mod storage;
 mod tier;
+mod trace;
 
 pub use catalog::{CheckpointInfo, Listing, RetentionReport};
 pub use checkpointer::{Checkpointer, CheckpointerBuilder, Committed, Restored};

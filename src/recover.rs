@@ -12,6 +12,7 @@ use crate::format::layout::ManifestName;
 use crate::group::GlobalCommitInfo;
 use crate::state::{Restore, State, TypeChange};
 use crate::storage::Storage;
+use crate::trace;
 
 /// A restored state and where it came from.
 #[derive(Debug)]
@@ -87,10 +88,22 @@ pub(crate) fn read_state<S: State>(
     progress: ProgressSink<'_>,
 ) -> Result<(S, Vec<TypeChange>)> {
     let step = manifest.step;
+    let span = trace::info_span!(
+        "restore",
+        step,
+        seq = manifest.seq,
+        chain_len = manifest.chain_len,
+        bytes_read = trace::Empty,
+        took = trace::Empty
+    )
+    .entered();
+    let timer = trace::Timer::start();
     let mut report = |done, total| progress(step, done, total);
     let mut restore = Restore::new(storage, manifest, &mut report);
+    let bytes = restore.stored_bytes();
     let state = S::restore(&mut restore)?;
     let type_changes = restore.finish()?;
+    trace::record!(span, bytes_read = bytes, took = ?timer.elapsed());
     Ok((state, type_changes))
 }
 
@@ -110,7 +123,10 @@ pub(crate) fn restore_newest<S: State>(
                 recovered.skipped = skipped;
                 return Ok(Some(recovered));
             }
-            Err(e) if e.is_damage() => skipped.push(catalog::skipped(name, &e)),
+            Err(e) if e.is_damage() => {
+                trace::warn!(step = name.step, seq = name.seq, error = %e.report(), "skipped a damaged checkpoint");
+                skipped.push(catalog::skipped(name, &e));
+            }
             Err(e) => return Err(e),
         }
     }

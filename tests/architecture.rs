@@ -8,6 +8,7 @@ use std::path::Path;
 
 /// Top-level modules of `src/`, lowest first.
 const LAYERS: &[&str] = &[
+    "trace",
     "error",
     "storage",
     "format",

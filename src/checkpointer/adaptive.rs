@@ -148,6 +148,7 @@ impl Adaptive {
     /// Feeds `event` to the model, tells every listener, and records it
     /// in the journal.
     pub(crate) fn emit(&mut self, event: Event) {
+        trace_event(&event);
         if self.building {
             self.opening.push(event.clone());
         }
@@ -354,6 +355,43 @@ pub(crate) struct Work {
     /// For a checkpoint persisted in the background: how long the call
     /// that captured it blocked the computation.
     pub blocked: Option<Duration>,
+}
+
+/// Logs the decisions, restarts and storage errors among the events with
+/// the `tracing` feature (commits and restores have their own spans).
+fn trace_event(event: &Event) {
+    #[cfg(feature = "tracing")]
+    match event {
+        Event::Decision(e) => match &e.decision {
+            Decision::Advise(r) | Decision::Apply(r) => {
+                let kind = if matches!(e.decision, Decision::Apply(_)) {
+                    "apply"
+                } else {
+                    "advise"
+                };
+                let advice = r.advice();
+                tracing::info!(step = e.step, kind, scheme = %r.plan().base(), plan = %r.plan(), interval = ?r.interval().every, saving = advice.saving, confidence = advice.confidence, reason = %advice.reason, "decision");
+            }
+            Decision::Explore {
+                scheme,
+                checkpoints,
+                interval,
+                reason,
+            } => {
+                tracing::info!(step = e.step, kind = "explore", scheme = %scheme, checkpoints, interval = ?interval, reason = %reason, "decision")
+            }
+            _ => {}
+        },
+        Event::StorageError(e) => {
+            tracing::warn!(op = %e.op, transient = e.transient, "storage error")
+        }
+        Event::Restart(e) => {
+            tracing::info!(class = ?e.class, downtime = ?e.downtime, "restart after a failure")
+        }
+        _ => {}
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = event;
 }
 
 #[cfg(test)]

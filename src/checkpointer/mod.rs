@@ -24,6 +24,7 @@ use crate::model::{Advisor, Decision, Event, EventSummary, Plan};
 use crate::scheme::{CheckpointId, Job};
 use crate::state::{Capture, State};
 use crate::storage::{FailoverEvent, Storage};
+use crate::trace;
 use adaptive::{Adaptive, Work};
 use persister::{Persister, Submitted};
 use pipeline::Persisted;
@@ -181,8 +182,16 @@ impl Checkpointer {
             scheme: self.plan.base(),
             created_unix_ms: unix_ms_now(),
         };
+        let span = trace::info_span!("checkpoint", step, seq = ident.seq, scheme = %ident.scheme, bytes_written = trace::Empty, dirty_bytes = trace::Empty, stall = trace::Empty, persist = trace::Empty);
+        let _entered = span.enter();
         let mut capture = Capture::new(ident.id, self.last_captured);
-        state.capture(&mut capture)?;
+        let captured = trace::debug_span!(
+            "capture",
+            segments = trace::Empty,
+            pages = trace::Empty,
+            dirty_pages = trace::Empty
+        );
+        captured.in_scope(|| state.capture(&mut capture))?;
         self.due_now = false;
         if let Some(coordinator) = &mut self.group {
             coordinator.checkpointing(step);
@@ -192,7 +201,14 @@ impl Checkpointer {
             segments: capture.into_segments(),
             capture_time: started.elapsed(),
             background: self.persister.is_background(),
+            span: span.clone(),
         };
+        trace::record!(
+            captured,
+            segments = job.segments.len(),
+            pages = job.pages().0,
+            dirty_pages = job.pages().1
+        );
         let mut work = std::mem::take(&mut self.work);
         if work.steps == 0 {
             work.compute = self.last_checkpoint_at.elapsed();
@@ -202,6 +218,9 @@ impl Checkpointer {
         let durable = match self.persister.submit(job) {
             Ok(Submitted::Persisted(persisted)) => {
                 self.on_commit(*persisted, work)?;
+                if let Some(c) = &self.last_committed {
+                    trace::record!(span, bytes_written = c.bytes_written, dirty_bytes = c.dirty_bytes, stall = ?c.stall, persist = ?c.persist);
+                }
                 let reported = self
                     .last_committed
                     .as_ref()
@@ -316,6 +335,7 @@ impl Checkpointer {
             None => (self.plan, self.interval),
         };
         let every = self.compute_interval(interval, work);
+        trace::info!(step = committed.info.step, seq = committed.info.seq, scheme = %committed.info.scheme.unwrap_or_default(), full = committed.full, bytes_written = committed.bytes_written, dirty_bytes = committed.dirty_bytes, stall = ?committed.stall, persist = ?committed.persist, chain_len = committed.info.chain_len, "checkpoint committed");
         let decision = self
             .adaptive
             .committed(&committed, work, plan, every)
@@ -478,6 +498,7 @@ impl Checkpointer {
     }
 
     fn poison(&mut self, error: Error) -> Error {
+        trace::warn!(error = %error.report(), "checkpoint failed; the checkpointer is poisoned");
         self.poisoned = Some(Arc::new(error.clone()));
         error
     }

@@ -53,6 +53,8 @@ pub(crate) struct Stored {
     pub refs: Vec<ChunkRef>,
     /// Bytes of all the packs.
     pub bytes: u64,
+    /// How many packs.
+    pub packs: usize,
 }
 
 /// Encodes `pieces` into packs and stores them; returns when every pack is
@@ -89,12 +91,14 @@ fn store_in_packs_of(
     let mut stored = Stored {
         refs: Vec::with_capacity(pieces.len()),
         bytes: 0,
+        packs: 0,
     };
     std::thread::scope(|scope| {
         let mut writing = VecDeque::with_capacity(PUTS_IN_FLIGHT);
         for (index, group) in groups.into_iter().enumerate() {
             let pack = build_pack(group, options);
             stored.bytes += pack.len();
+            stored.packs += 1;
             stored.refs.extend_from_slice(&pack.refs);
             if index == last {
                 put(storage, &pack.pack)?;

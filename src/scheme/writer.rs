@@ -9,6 +9,7 @@ use crate::format::pack::chunk_hash;
 use crate::format::{ChunkRef, MAX_MANIFEST_BYTES, Manifest, SegmentEntry, SegmentKind};
 use crate::state::{CapturedSegment, PageSnapshot, SegmentData};
 use crate::storage::Storage;
+use crate::trace;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,29 @@ pub(crate) struct Job {
     /// True when persisting runs beside the computation (copy-on-write),
     /// so persist time is not part of the stall.
     pub background: bool,
+    /// The checkpoint's span: the parent of its `persist` span, on
+    /// whichever thread that runs.
+    #[cfg_attr(
+        not(feature = "tracing"),
+        expect(dead_code, reason = "a zero-sized placeholder without tracing")
+    )]
+    pub span: trace::Span,
+}
+
+impl Job {
+    /// Pages of the paged segments, and how many of them are dirty.
+    pub(crate) fn pages(&self) -> (usize, usize) {
+        let snapshots = self.segments.iter().filter_map(|s| match &s.data {
+            SegmentData::Pages(snapshot) => Some(snapshot),
+            SegmentData::Serde(_) => None,
+        });
+        snapshots.fold((0, 0), |(pages, dirty), s| {
+            (
+                pages + s.dirty.len(),
+                dirty + s.dirty.iter().filter(|d| **d).count(),
+            )
+        })
+    }
 }
 
 /// What persisting one checkpoint wrote: the facts the checkpointer's
@@ -123,6 +147,7 @@ impl Writer {
     /// ([`Error::InvalidConfig`]) and nothing is committed; the packs
     /// already written are collected as unreferenced by a later retention.
     pub(crate) fn persist(&mut self, job: Job) -> Result<Written> {
+        let span = trace::debug_span!(parent: &job.span, "persist", step = job.ident.step, scheme = %job.ident.scheme, packs = trace::Empty, bytes = trace::Empty, took = trace::Empty).entered();
         let started = Instant::now();
         let base = self
             .previous
@@ -165,6 +190,7 @@ impl Writer {
             persist: started.elapsed(),
             background: job.background,
         };
+        trace::record!(span, packs = stored.packs, bytes = bytes_written, took = ?written.persist);
         self.previous = Some(manifest);
         Ok(written)
     }
@@ -327,6 +353,7 @@ mod tests {
             }],
             capture_time: Duration::ZERO,
             background: false,
+            span: trace::Span::none(),
         }
     }
 

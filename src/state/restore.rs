@@ -142,6 +142,12 @@ impl<'a> Restore<'a> {
         }
     }
 
+    /// Stored bytes a whole restore reads (each frame once), the unread
+    /// segments' verification included.
+    pub(crate) fn stored_bytes(&self) -> u64 {
+        self.progress.total
+    }
+
     /// The step the checkpoint was taken at.
     pub fn step(&self) -> u64 {
         self.step

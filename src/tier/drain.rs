@@ -10,6 +10,7 @@ use crate::catalog::{Pins, apply_retention};
 use crate::error::{Error, Result};
 use crate::format::layout::ManifestName;
 use crate::storage::Storage;
+use crate::trace;
 use std::collections::BTreeSet;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -195,6 +196,7 @@ impl Shared {
 impl Job {
     fn run(self) {
         while let Some(name) = self.next() {
+            let _span = trace::info_span!("drain", tier = %self.name, step = name.step).entered();
             let started = Instant::now();
             let outcome = self.attempt(&name);
             self.pins_after(&name, &outcome);
@@ -288,6 +290,7 @@ impl Job {
         };
         let event = match outcome {
             Ok(drained) => {
+                trace::info!(packs_copied = drained.packs, bytes_copied = drained.bytes, took = ?took, "drained");
                 done(&mut state);
                 state.status.drained = Some(name.step);
                 state.status.last_error = None;
@@ -302,6 +305,7 @@ impl Job {
                 }
             }
             Err(CopyError::SourceGone(error)) => {
+                trace::info!(error = %error.report(), "drain superseded: the first tier no longer holds the checkpoint whole");
                 done(&mut state);
                 DrainEvent::Superseded {
                     tier: self.name.clone(),
@@ -319,6 +323,7 @@ impl Job {
                 state.next_retry = Some(Instant::now() + retry_in);
                 state.failed_attempt = Some(attempt);
                 state.status.last_error = Some(error.clone());
+                trace::warn!(error = %error.report(), failures = state.status.failures, retry_in = ?retry_in, "drain failed");
                 DrainEvent::Failed {
                     tier: self.name.clone(),
                     step: name.step,

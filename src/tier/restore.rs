@@ -9,6 +9,7 @@ use crate::format::layout::ManifestName;
 use crate::recover::{self, ProgressSink, Recovered, RestoredTier};
 use crate::state::State;
 use crate::storage::Storage;
+use crate::trace;
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
@@ -49,6 +50,7 @@ pub(crate) fn restore_across<S: State>(
         let found = match names(*storage) {
             Ok(found) => found,
             Err(e) if index > 0 => {
+                trace::warn!(tier = %name, error = %e.report(), "a lower tier could not be listed");
                 unreachable.push((name.clone(), e.report().to_string()));
                 first_unreachable.get_or_insert(e);
                 continue;
@@ -78,6 +80,7 @@ pub(crate) fn restore_across<S: State>(
                     promote(*storage, first, &name)?;
                 }
                 recovered.skipped = skipped;
+                trace::info!(tier = %tier_name, index, step = name.step, promoted, "restored from tier");
                 let tier = RestoredTier {
                     name: tier_name.clone(),
                     index,
@@ -97,6 +100,7 @@ pub(crate) fn restore_across<S: State>(
                 if index == 0 {
                     damaged_first.insert(name.key());
                 }
+                trace::warn!(tier = %tier_name, step = name.step, seq = name.seq, error = %e.report(), "skipped a damaged checkpoint");
                 let mut entry = catalog::skipped(&name, &e);
                 entry.reason = format!("on tier {tier_name:?}: {}", entry.reason);
                 skipped.push(entry);

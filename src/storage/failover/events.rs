@@ -98,6 +98,50 @@ pub enum FailoverEvent {
     },
 }
 
+impl FailoverEvent {
+    /// Logs this event with the `tracing` feature: a failover, a lost
+    /// standby or a slow store as a warning, both paths down as an error.
+    pub(super) fn trace(&self) {
+        #[cfg(feature = "tracing")]
+        match self {
+            FailoverEvent::FailedOver {
+                from,
+                to,
+                cause,
+                relocation,
+                epoch,
+            } => {
+                tracing::warn!(from = %from, to = %to, relocation = ?relocation, epoch, cause = %cause, "failover")
+            }
+            FailoverEvent::Down { reason, holder } => {
+                tracing::error!(reason = %reason, holder = %holder, "failover: both paths are down")
+            }
+            FailoverEvent::StandbyLost { standby, cause } => {
+                tracing::warn!(standby = %standby, cause = %cause, "failover: standby lost")
+            }
+            FailoverEvent::FailedBack { standby, resync } => {
+                tracing::info!(standby = %standby, copied = resync.copied, removed = resync.removed, bytes_copied = resync.bytes_copied, took = ?resync.duration, "failover: standby readmitted")
+            }
+            FailoverEvent::SlowStore {
+                path,
+                cause,
+                evidence,
+            } => {
+                tracing::warn!(path = %path, cause = %cause, evidence = %evidence, "failover: slow store")
+            }
+            FailoverEvent::Paused {
+                op,
+                key,
+                paused,
+                total,
+                attempts,
+            } => {
+                tracing::debug!(op = ?op, key = %key, paused = ?paused, total = ?total, attempts, "failover: operation delayed")
+            }
+        }
+    }
+}
+
 /// What re-synchronising a readmitted standby took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

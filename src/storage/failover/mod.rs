@@ -224,6 +224,7 @@ impl FailoverStorage {
         if events.is_empty() {
             return;
         }
+        events.iter().for_each(FailoverEvent::trace);
         let callbacks: Vec<Callback> = {
             let mut subscribers = self.subscribers();
             subscribers.retain(|s| match s {
