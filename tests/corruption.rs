@@ -90,7 +90,9 @@ fn files(dir: &Path) -> Vec<String> {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(
-            name == ".lock" || name == "packs" || name == "manifests" || name == "model",
+            // The model's state and the journal are damaged in their
+            // own tests (decode_fuzz, journal): a checkpoint never needs them.
+            [".lock", "packs", "manifests", "model", "journal"].contains(&name.as_str()),
             "unexpected entry {name} in the store"
         );
     }
