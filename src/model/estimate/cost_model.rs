@@ -25,6 +25,25 @@ pub(super) fn idle_step_secs(e: &CheckpointEvent) -> Option<f64> {
 /// (its writer threads, page copies, memory bandwidth) can triple a step.
 pub(super) const MAX_INTERFERENCE: f64 = 3.0;
 
+/// True unless the idle steps of an interval (`idle`) ran at a very
+/// different speed from the recent ones (`recent`): then the workload
+/// changed within the interval, and its steps beside a persist and beside
+/// none come from two regimes (a phase of 200 ms steps, then one of 4 ms
+/// steps, read as a persist slowing steps fifty-fold), so the interval
+/// says nothing about interference.
+pub(super) fn steady_steps(idle: Option<f64>, recent: Option<f64>) -> bool {
+    match (idle, recent) {
+        (Some(idle), Some(recent)) if idle > 0.0 && recent > 0.0 => {
+            (idle / recent).ln().abs() <= STEADY_STEP_RATIO.ln()
+        }
+        _ => true,
+    }
+}
+
+/// Largest change of the idle step time between an interval and the
+/// recent ones that still counts as the same workload.
+const STEADY_STEP_RATIO: f64 = 2.0;
+
 /// How much slower the steps that ran beside a background persist in the
 /// interval `e` closes were than `per_idle`, the time of a step beside
 /// none: those of the same interval ([`idle_step_secs`]) or, when every
@@ -238,7 +257,10 @@ impl CostModel {
                 l.dirty_interval.observe(compute, quick);
             }
             let idle = idle_step_secs(e);
-            if let Some(slowdown) = slowdown(e, idle.or(l.idle_step_secs.get())) {
+            let recent = l.idle_step_secs.get();
+            if let Some(slowdown) = slowdown(e, idle.or(recent))
+                && steady_steps(idle, recent)
+            {
                 l.interference.observe(slowdown, quick);
             }
             if let Some(idle) = idle {

@@ -1,7 +1,7 @@
 //! Unit tests of the cost model: synthetic workloads whose true costs are
 //! known, and what the model must learn and recommend from them.
 
-use super::cost_model::{idle_step_secs, secs, slowdown};
+use super::cost_model::{idle_step_secs, secs, slowdown, steady_steps};
 use super::*;
 use crate::model::cost::daly_interval;
 use crate::model::event::{CheckpointEvent, Event, RestartEvent, RestoreEvent};
@@ -458,6 +458,23 @@ fn steps_all_beside_persists_are_compared_with_recent_idle_steps() {
     assert!((s - 1.6_f64.ln()).abs() < 1e-9, "{s}");
     // No step beside a persist: nothing to learn.
     assert_eq!(slowdown(&interval(4, 0, 0, 200), Some(0.05)), None);
+}
+
+#[test]
+fn an_interval_that_spans_a_change_of_step_time_teaches_no_interference() {
+    // 200 ms steps, then 4 ms ones: the steps beside the last persist were
+    // the slow ones, which is the workload, not the persist.
+    assert!(!steady_steps(Some(0.004), Some(0.2)));
+    assert!(!steady_steps(Some(0.5), Some(0.2)));
+    assert!(steady_steps(Some(0.25), Some(0.2)));
+    assert!(
+        steady_steps(Some(0.004), None),
+        "nothing to compare with yet"
+    );
+    assert!(
+        steady_steps(None, Some(0.2)),
+        "no idle step: compared with the recent ones"
+    );
 }
 
 #[test]
