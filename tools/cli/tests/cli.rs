@@ -52,6 +52,23 @@ fn state_at(step: u64) -> PagedVec<u64> {
     PagedVec::from_slice_with_page_len(&values, PAGE_LEN)
 }
 
+/// Opens `dir` for writing once the previous writer of this process let
+/// go of it. Other tests of this process spawn `ckpt` meanwhile: a child
+/// forked before it execs briefly holds every open descriptor, the lock
+/// file's too, so a lock released by a dropped checkpointer can linger for
+/// a moment.
+fn open_when_free(dir: &Path) -> FsStorage {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match FsStorage::open(dir) {
+            Err(ckpt::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened.expect("opens"),
+        }
+    }
+}
+
 /// A store holding steps 0..=1 (full), 2..=4 (incremental) and 5..=6
 /// (copy-on-write), each written by its own checkpointer.
 fn store(dir: &Path) {
@@ -62,7 +79,7 @@ fn store(dir: &Path) {
     ];
     for (scheme, steps) in runs {
         let mut ck = Checkpointer::builder()
-            .storage(FsStorage::open(dir).expect("opens"))
+            .storage(open_when_free(dir))
             .scheme(scheme)
             .keep_last(100)
             .build()
@@ -235,7 +252,7 @@ fn gc_refuses_while_a_writer_holds_the_store_and_collects_after() {
     let path = dir.path().to_str().unwrap();
     let before = restored(dir.path());
     let writer = Checkpointer::builder()
-        .storage(FsStorage::open(dir.path()).unwrap())
+        .storage(open_when_free(dir.path()))
         .keep_last(100)
         .build()
         .unwrap();
@@ -251,6 +268,17 @@ fn gc_refuses_while_a_writer_holds_the_store_and_collects_after() {
     );
     writer.finish().unwrap();
 
+    // The lock may linger a moment in a child another test is spawning
+    // (see `open_when_free`): gc says so with exit 3; ask again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ckpt(&["gc", path, "--keep", "2", "--dry-run"])
+        .status
+        .success()
+        && FsStorage::open(dir.path()).is_err()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let done = json(&["gc", path, "--keep", "2"]);
     assert_eq!(done["deleted"], preview["deleted"]);
     assert!(done["packs_deleted"].as_u64().unwrap() > 0);
