@@ -16,10 +16,6 @@ use std::time::Duration;
 impl PolicyState {
     pub(super) fn explore(&mut self, policy: &Policy, eval: &Evaluation) -> Decision {
         let seen = eval.checkpoints;
-        // A trial that goes back spends two of the phase's switches.
-        if !self.phase.allows(policy, 2) {
-            return Decision::Hold;
-        }
         let settling = self.phase.settling(policy, seen);
         let cooling = |explored: &[(u8, u64)], s: Scheme| {
             explored.iter().any(|(code, at)| {
@@ -57,6 +53,10 @@ impl PolicyState {
         // One draw per evaluation, whether or not it is used, so that the
         // stream of draws does not depend on what was decided.
         let draw = self.draw(policy);
+        // A trial that goes back spends two of the phase's switches.
+        if !self.phase.allows(policy, 2) {
+            return Decision::Hold;
+        }
         // A random trial is worth its cost only for a scheme that could
         // still win: one whose cheapest plan, two standard errors below its
         // estimate, would beat the current plan (or that has no estimate).
