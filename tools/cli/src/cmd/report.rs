@@ -240,14 +240,7 @@ fn cost_chart(journal: &[JournalRecord], t: &dyn Fn(&JournalRecord) -> f64) -> C
                 .collect(),
         });
     }
-    Chart {
-        x_label: "time since the first record (s)".to_owned(),
-        y_label: "seconds".to_owned(),
-        log_y: true,
-        series,
-        markers: markers(journal, t),
-        ..Chart::default()
-    }
+    over_time("seconds", true, series, journal, t)
 }
 
 fn bytes_chart(journal: &[JournalRecord], t: &dyn Fn(&JournalRecord) -> f64) -> Chart {
@@ -279,14 +272,7 @@ fn bytes_chart(journal: &[JournalRecord], t: &dyn Fn(&JournalRecord) -> f64) -> 
                 .collect(),
         })
         .collect();
-    Chart {
-        x_label: "time since the first record (s)".to_owned(),
-        y_label: "bytes per checkpoint".to_owned(),
-        log_y: true,
-        series,
-        markers: markers(journal, t),
-        ..Chart::default()
-    }
+    over_time("bytes per checkpoint", true, series, journal, t)
 }
 
 fn interval_chart(journal: &[JournalRecord], t: &dyn Fn(&JournalRecord) -> f64) -> Chart {
@@ -302,16 +288,30 @@ fn interval_chart(journal: &[JournalRecord], t: &dyn Fn(&JournalRecord) -> f64) 
             })
         })
         .collect();
+    let series = vec![Series {
+        id: "interval".to_owned(),
+        label: "interval in force".to_owned(),
+        color: "#17becf",
+        mark: Mark::Step,
+        points,
+    }];
+    over_time("interval (s of compute)", false, series, journal, t)
+}
+
+/// A chart over the journal's time, with its failure, restore and
+/// decision markers.
+fn over_time(
+    y_label: &str,
+    log_y: bool,
+    series: Vec<Series>,
+    journal: &[JournalRecord],
+    t: &dyn Fn(&JournalRecord) -> f64,
+) -> Chart {
     Chart {
         x_label: "time since the first record (s)".to_owned(),
-        y_label: "interval (s of compute)".to_owned(),
-        series: vec![Series {
-            id: "interval".to_owned(),
-            label: "interval in force".to_owned(),
-            color: "#17becf",
-            mark: Mark::Step,
-            points,
-        }],
+        y_label: y_label.to_owned(),
+        log_y,
+        series,
         markers: markers(journal, t),
         ..Chart::default()
     }
