@@ -10,10 +10,13 @@
 //! The example then plays two failures: a process crash (the local tier
 //! survives: the newest checkpoint comes back from it) and a lost node
 //! (the local tier is wiped: the newest drained checkpoint comes back
-//! from the remote, and the restore says the local tier was lost).
+//! from the remote, and the restore says the local tier was lost). Each
+//! restart tells the cost model which class of failure it was, which an
+//! adaptive policy uses to choose the drain ratio.
 //!
 //! Run it with `cargo run --release --example tiers`.
 
+use ckpt::model::Event;
 use ckpt::{Checkpointer, DrainEvent, FsStorage, Scheme};
 use std::path::Path;
 
@@ -50,8 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .collect();
     compute(&mut ck, &mut state, 0, 30)?;
-    // finish() waits for the queued drains (one attempt if the remote is down).
-    ck.finish()?;
+    // flush() waits for the queued drains (one attempt if the remote is down).
+    ck.flush()?;
     for event in drains.try_iter() {
         if let DrainEvent::Drained {
             step,
@@ -66,7 +69,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // A process crash: the local tier survived.
+    drop(ck);
     let mut ck = open(&local, &remote)?;
+    print_restart(&mut ck);
     let restored = ck
         .restore_latest::<Vec<u64>>()?
         .expect("checkpoints were taken");
@@ -83,6 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A lost node: the local tier is gone.
     std::fs::remove_dir_all(&local)?;
     let mut ck = open(&local, &remote)?;
+    print_restart(&mut ck);
     let restored = ck
         .restore_latest::<Vec<u64>>()?
         .expect("the remote holds checkpoints");
@@ -96,6 +102,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut state = restored.state;
     compute(&mut ck, &mut state, restored.step + 1, 40)?;
+    println!("plan in force: {}", ck.plan());
     ck.finish()?;
     Ok(())
+}
+
+/// Prints the class of failure a new checkpointer found at start-up.
+fn print_restart(ck: &mut Checkpointer) {
+    for event in ck.subscribe().try_iter() {
+        if let Event::Restart(restart) = event {
+            println!("restart after a {:?} failure", restart.class);
+        }
+    }
 }

@@ -15,6 +15,7 @@ use crate::model::{
 use crate::scheme::Scheme;
 use crate::storage::FailoverEvent as StorageFailoverEvent;
 use crate::storage::Storage;
+use crate::tier::DrainEvent;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub(crate) struct Adaptive {
     /// The first trial, decided when the checkpointer was built and
     /// reported once its first checkpoint sets the interval it runs at.
     first_trial: Option<Decision>,
+    /// The lower tiers, which carry a run marker too (see [`open`](Self::open)).
+    lower: Vec<Arc<dyn Storage>>,
 }
 
 impl std::fmt::Debug for Adaptive {
@@ -73,17 +76,43 @@ impl Adaptive {
     /// Loads the learned state from `storage` (or starts afresh when there
     /// is none or it does not decode), and notes a crash of the previous
     /// run if its marker is still there.
+    ///
+    /// With lower tiers (`lower`, in order), the marker is put on every
+    /// tier, and the learned state, which each drain copies down, is
+    /// loaded from the first tier that holds it. A marker on the first
+    /// tier means the previous run crashed and the first tier survived: a
+    /// [`FailureClass::Process`] failure. A marker on a lower tier only
+    /// means the first tier was lost with it (emptied or replaced: the
+    /// node was lost): a [`FailureClass::Node`] failure. A lower tier that
+    /// fails here is reported as a storage error and never fails the
+    /// build.
     pub(crate) fn open(
         storage: &Arc<dyn Storage>,
+        lower: Vec<Arc<dyn Storage>>,
         config: ModelConfig,
         policy: Policy,
         listeners: Vec<Listener>,
     ) -> Result<Self> {
-        let mut advisor = match storage.get(MODEL_KEY) {
-            Ok(bytes) => Advisor::from_bytes(&bytes, config.clone(), policy.clone())
-                .or_else(|_| Advisor::new(config, policy))?,
-            Err(e) if e.is_damage() => Advisor::new(config, policy)?,
+        let mut lower_errors = 0u32;
+        let mut stored = match storage.get(MODEL_KEY) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.is_damage() => None,
             Err(e) => return Err(e),
+        };
+        for tier in &lower {
+            if stored.is_some() {
+                break;
+            }
+            match tier.get(MODEL_KEY) {
+                Ok(bytes) => stored = Some(bytes),
+                Err(e) if e.is_damage() => {}
+                Err(_) => lower_errors += 1,
+            }
+        }
+        let mut advisor = match stored {
+            Some(bytes) => Advisor::from_bytes(&bytes, config.clone(), policy.clone())
+                .or_else(|_| Advisor::new(config, policy))?,
+            None => Advisor::new(config, policy)?,
         };
         advisor.restarted();
         let mut adaptive = Adaptive {
@@ -98,13 +127,45 @@ impl Adaptive {
             opening: Vec::new(),
             building: true,
             first_trial: None,
+            lower,
         };
-        match storage.get(RUNNING_KEY) {
-            Ok(_) => adaptive.emit(RestartEvent::new(FailureClass::Process).into()),
-            Err(e) if e.is_damage() => {}
+        let crashed_here = match storage.get(RUNNING_KEY) {
+            Ok(_) => true,
+            Err(e) if e.is_damage() => false,
             Err(e) => return Err(e),
+        };
+        let marker = std::process::id().to_le_bytes();
+        let mut crashed_below = false;
+        for tier in &adaptive.lower {
+            match tier.get(RUNNING_KEY) {
+                Ok(_) => crashed_below = true,
+                Err(e) if e.is_damage() => {}
+                Err(_) => lower_errors += 1,
+            }
+            if tier.put(RUNNING_KEY, &marker).is_err() {
+                lower_errors += 1;
+            }
         }
-        storage.put(RUNNING_KEY, &std::process::id().to_le_bytes())?;
+        let class = if crashed_here {
+            Some(FailureClass::Process)
+        } else if crashed_below {
+            Some(FailureClass::Node)
+        } else {
+            None
+        };
+        if let Some(class) = class {
+            adaptive.emit(RestartEvent::new(class).into());
+            if !adaptive.lower.is_empty() {
+                // Stored before any drain copies the state down, so that
+                // the loss of the first tier never loses a failure.
+                adaptive.save();
+                adaptive.wait_saved();
+            }
+        }
+        for _ in 0..lower_errors {
+            adaptive.emit(StorageErrorEvent::new("lower tier at start-up", true).into());
+        }
+        storage.put(RUNNING_KEY, &marker)?;
         Ok(adaptive)
     }
 
@@ -237,12 +298,47 @@ impl Adaptive {
         self.last_decision.insert(decision)
     }
 
-    /// Reports a restore.
-    pub(crate) fn restored(&mut self, step: u64, duration: Duration, chain_len: u32, bytes: u64) {
+    /// Reports a restore from tier `tier` (0 for the first).
+    pub(crate) fn restored(
+        &mut self,
+        step: u64,
+        duration: Duration,
+        chain_len: u32,
+        bytes: u64,
+        tier: u8,
+    ) {
         let mut event = RestoreEvent::new(step, duration, chain_len);
         event.logical_bytes = bytes;
         event.bytes_read = bytes;
+        event.tier = tier;
         self.emit(event.into());
+    }
+
+    /// Reports a drain to lower tier `tier` (1 for the first lower one) of
+    /// a state of `logical_bytes`: one that finished as a checkpoint
+    /// event of that tier (copy time against the bytes copied, no stall),
+    /// one that failed as a transient storage error.
+    pub(crate) fn drained(&mut self, tier: u8, event: &DrainEvent, logical_bytes: u64) {
+        match event {
+            DrainEvent::Drained {
+                step,
+                bytes_copied,
+                took,
+                ..
+            } => {
+                let mut e = CheckpointEvent::new(Scheme::default(), *step);
+                e.tier = tier.max(1);
+                e.persist = *took;
+                e.bytes_written = *bytes_copied;
+                e.logical_bytes = logical_bytes;
+                e.dirty_bytes = *bytes_copied;
+                self.emit(e.into());
+            }
+            DrainEvent::Failed { tier: name, .. } => {
+                self.emit(StorageErrorEvent::new(format!("drain to {name}"), true).into());
+            }
+            _ => {}
+        }
     }
 
     /// Reports a storage failure.
@@ -323,6 +419,14 @@ impl Adaptive {
         self.save();
         self.saver.stop();
         self.report_save_failures();
+        // The first tier's marker goes last: a crash in between leaves it,
+        // and the next start counts a process failure, as it should.
+        for tier in &self.lower {
+            // Best effort: a lower tier that fails keeps a stale marker,
+            // which only matters if the first tier is lost before the
+            // next clean stop.
+            let _ = tier.delete(RUNNING_KEY);
+        }
         storage.delete(RUNNING_KEY)
     }
 

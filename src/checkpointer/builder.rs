@@ -3,7 +3,7 @@
 use super::adaptive::{Adaptive, Listener};
 use super::persister::Persister;
 use super::pipeline::Pipeline;
-use super::tiers::TierOptions;
+use super::tiers::{TierOptions, Tiers};
 use super::{Checkpointer, Exploration, Interval};
 use crate::catalog::{self, KeepLast, Pins, Retention};
 use crate::error::{Error, Result};
@@ -369,8 +369,10 @@ impl CheckpointerBuilder {
         let next_seq = newest.map_or(1, |seq| seq + 1).min(MAX_SEQ);
         let first_keep_last = self.tiers.keep_last_of(0, self.keep_last);
         let pins = Pins::default();
-        let tiers = self.tiers.start_drains(&storage, &pins, self.keep_last)?;
-        let mut adaptive = Adaptive::open(&storage, self.model, self.policy, self.listeners)?;
+        let mut tiers = self.tiers.start_drains(&storage, &pins, self.keep_last)?;
+        let lower = tiers.as_ref().map_or_else(Vec::new, Tiers::lower_storages);
+        let mut adaptive =
+            Adaptive::open(&storage, lower, self.model, self.policy, self.listeners)?;
         // An automatic policy resumes what it applied before a restart;
         // the configured scheme and interval are where a new store starts.
         let (plan, interval) = match adaptive.advisor().in_force() {
@@ -388,6 +390,16 @@ impl CheckpointerBuilder {
                     every: self.every,
                 },
             ),
+        };
+        // With lower tiers the plan carries the drain ratio (the one the
+        // policy applied, or the configured one); without, none.
+        let plan = match &mut tiers {
+            Some(tiers) => {
+                let k = plan.drain_every().unwrap_or(tiers.drain_every());
+                tiers.set_drain_every(k);
+                plan.draining_every(k)
+            }
+            None => plan.without_drains(),
         };
         // A trial cut short by the crash goes on where it stopped, and a
         // policy with nothing learnt begins with one; the plan in force

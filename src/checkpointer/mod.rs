@@ -285,8 +285,13 @@ impl Checkpointer {
         // Nothing of this checkpointer is in flight afterwards, the
         // model's saved state and the drains to lower tiers included (a
         // failing tier gets one attempt: it delays drains, never this).
-        self.adaptive.wait_saved();
         self.wait_drains();
+        let logical = self
+            .last_committed
+            .as_ref()
+            .map_or(0, |c| c.info.logical_bytes);
+        self.report_drains(logical);
+        self.adaptive.wait_saved();
         Ok(self.last_committed.as_ref())
     }
 
@@ -328,6 +333,7 @@ impl Checkpointer {
             None => None,
         };
         let name = persisted.written.manifest.name();
+        self.report_drains(persisted.info.logical_bytes);
         let mut committed = Committed::new(persisted, work.blocked, group);
         committed.drain_queued = self.drain_committed(name);
         let (plan, interval) = match &self.exploring {
@@ -402,9 +408,18 @@ impl Checkpointer {
         }
     }
 
-    /// Switches scheme and periodic full base from the next checkpoint on.
+    /// Switches scheme and periodic full base from the next checkpoint on,
+    /// and the drain ratio when `plan` names one (a trial's plan does not:
+    /// the ratio in force goes on).
     fn set_plan(&mut self, plan: Plan) -> Result<()> {
-        self.plan = plan;
+        self.plan = match (&mut self.tiers, plan.drain_every()) {
+            (Some(tiers), Some(k)) => {
+                tiers.set_drain_every(k);
+                plan
+            }
+            (Some(tiers), None) => plan.draining_every(tiers.drain_every()),
+            (None, _) => plan.without_drains(),
+        };
         let max_chain = plan.full_every().unwrap_or(self.default_max_chain);
         let finished = self
             .persister
@@ -442,8 +457,8 @@ impl Checkpointer {
         self.last_committed.as_ref()
     }
 
-    /// The scheme (and periodic full base) in force now; an adaptive
-    /// policy changes it.
+    /// The scheme (and periodic full base, and with lower tiers the drain
+    /// ratio) in force now; an adaptive policy changes it.
     pub fn plan(&self) -> Plan {
         self.plan
     }

@@ -47,7 +47,7 @@ impl Checkpointer {
             recover::restore_newest::<S>(storage.as_ref(), &names, &mut progress)?
         };
         found
-            .map(|recovered| self.resumed(recovered, started, None, None))
+            .map(|recovered| self.resumed(recovered, started, None, None, 0))
             .transpose()
     }
 
@@ -80,7 +80,7 @@ impl Checkpointer {
             let mut progress = progress_events(&mut self.adaptive);
             recover::restore_named::<S>(storage.as_ref(), &name, &mut progress)?
         };
-        self.resumed(recovered, started, None, None).map(Some)
+        self.resumed(recovered, started, None, None, 0).map(Some)
     }
 
     fn restore_group<S: State>(&mut self) -> Result<Option<Restored<S>>> {
@@ -109,19 +109,21 @@ impl Checkpointer {
             type_changes,
             skipped,
         };
-        self.resumed(recovered, started, Some(commit), None)
+        self.resumed(recovered, started, Some(commit), None, 0)
             .map(Some)
     }
 
     /// Makes `recovered` the base of what comes next and reports it.
     /// `damaged`, when given, are the manifests retention must not count
-    /// as kept (by default: every skipped one).
+    /// as kept (by default: every skipped one); `tier` is the index of the
+    /// tier it was read from (0 for the first).
     pub(super) fn resumed<S>(
         &mut self,
         recovered: Recovered<S>,
         started: Instant,
         global: Option<GlobalCommitInfo>,
         damaged: Option<BTreeSet<String>>,
+        tier: usize,
     ) -> Result<Restored<S>> {
         let info = recovered.info();
         let Recovered {
@@ -143,6 +145,7 @@ impl Checkpointer {
             started.elapsed(),
             info.chain_len,
             info.logical_bytes,
+            u8::try_from(tier).unwrap_or(u8::MAX),
         );
         Ok(Restored {
             state,

@@ -6,7 +6,7 @@
 use super::Checkpointer;
 use crate::catalog::Pins;
 use crate::error::{Error, Result};
-use crate::format::layout::ManifestName;
+use crate::format::layout::{MODEL_KEY, ManifestName};
 use crate::recover::{self, RestoredTier};
 use crate::state::State;
 use crate::storage::Storage;
@@ -124,6 +124,7 @@ impl TierOptions {
                 self.keep_last_of(offset + 1, default_keep_last),
                 self.drain_retry,
                 pins.clone(),
+                &[MODEL_KEY],
             )?;
             lower.push(LowerTier {
                 name: name.clone(),
@@ -131,11 +132,13 @@ impl TierOptions {
                 drainer,
             });
         }
-        Ok(Some(Tiers::new(
-            first_name.clone(),
-            lower,
-            self.drain_every,
-        )))
+        let (sender, events) = channel();
+        for tier in &lower {
+            tier.drainer.subscribe(sender.clone());
+        }
+        let mut tiers = Tiers::new(first_name.clone(), lower, self.drain_every);
+        tiers.events = Some(events);
+        Ok(Some(tiers))
     }
 }
 
@@ -149,6 +152,8 @@ pub(crate) struct Tiers {
     drain_every: u32,
     /// Checkpoints committed since the last one queued for a drain.
     since_drain: u32,
+    /// Every drain's event, for the cost model.
+    events: Option<Receiver<DrainEvent>>,
 }
 
 /// One lower tier and its drain.
@@ -168,7 +173,43 @@ impl Tiers {
             lower,
             drain_every,
             since_drain: drain_every.saturating_sub(1),
+            events: None,
         }
+    }
+
+    /// The drain ratio in force.
+    pub(crate) fn drain_every(&self) -> u32 {
+        self.drain_every
+    }
+
+    /// Drains every `k`-th commit from now on (`k ≥ 1`).
+    pub(crate) fn set_drain_every(&mut self, k: u32) {
+        self.drain_every = k.max(1);
+    }
+
+    /// The drains finished or failed since the last call, each with its
+    /// tier's index (1 for the first lower tier).
+    pub(crate) fn take_events(&self) -> Vec<(u8, DrainEvent)> {
+        let Some(events) = &self.events else {
+            return Vec::new();
+        };
+        events
+            .try_iter()
+            .map(|event| {
+                let name = match &event {
+                    DrainEvent::Drained { tier, .. }
+                    | DrainEvent::Failed { tier, .. }
+                    | DrainEvent::Superseded { tier, .. } => tier.as_str(),
+                };
+                let index = self.lower.iter().position(|t| t.name == name).unwrap_or(0) + 1;
+                (u8::try_from(index).unwrap_or(u8::MAX), event)
+            })
+            .collect()
+    }
+
+    /// The lower tiers' storages, in order.
+    pub(crate) fn lower_storages(&self) -> Vec<Arc<dyn Storage>> {
+        self.lower.iter().map(|t| Arc::clone(&t.storage)).collect()
     }
 
     /// Counts a commit; queues it for every lower tier when it is the
@@ -224,14 +265,17 @@ impl Checkpointer {
                 reason: "must be at least 1 (1 drains every checkpoint)".to_owned(),
             });
         }
-        tiers.drain_every = k;
+        tiers.set_drain_every(k);
+        if self.plan.drain_every().is_some() {
+            self.plan = self.plan.draining_every(k);
+        }
         Ok(())
     }
 
     /// The drain ratio in force: every k-th checkpoint drains. `None`
     /// without lower tiers.
     pub fn drain_every(&self) -> Option<u32> {
-        self.tiers.as_ref().map(|t| t.drain_every)
+        self.tiers.as_ref().map(Tiers::drain_every)
     }
 
     /// Where each lower tier's drains stand (empty without lower tiers).
@@ -270,6 +314,19 @@ impl Checkpointer {
         receiver
     }
 
+    /// Reports the drains finished or failed since the last call to the
+    /// cost model: each one done as a checkpoint event of its tier (its
+    /// copy time against the bytes copied), each failure as a storage
+    /// error.
+    pub(super) fn report_drains(&mut self, logical_bytes: u64) {
+        let Some(tiers) = &self.tiers else {
+            return;
+        };
+        for (index, event) in tiers.take_events() {
+            self.adaptive.drained(index, &event, logical_bytes);
+        }
+    }
+
     /// Queues the commit `name` for the lower tiers when it is due.
     pub(super) fn drain_committed(&mut self, name: ManifestName) -> bool {
         self.tiers.as_mut().is_some_and(|t| t.committed(name))
@@ -303,7 +360,8 @@ impl Checkpointer {
             return Ok(None);
         };
         self.next_seq = self.next_seq.max(recovered.manifest.seq + 1);
-        let mut restored = self.resumed(recovered, started, None, Some(damaged_first))?;
+        let index = tier.index;
+        let mut restored = self.resumed(recovered, started, None, Some(damaged_first), index)?;
         restored.tier = Some(tier);
         Ok(Some(restored))
     }
@@ -333,7 +391,7 @@ impl Checkpointer {
             promote(storage, first.as_ref(), &name)?;
         }
         self.next_seq = self.next_seq.max(recovered.manifest.seq + 1);
-        let mut restored = self.resumed(recovered, started, None, None)?;
+        let mut restored = self.resumed(recovered, started, None, None, index)?;
         restored.tier = Some(RestoredTier {
             name: tier_name,
             index,

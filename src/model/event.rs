@@ -50,8 +50,12 @@ pub struct CheckpointEvent {
     /// Checkpoints a restore of this one reads: 1 for a full checkpoint,
     /// 1 + the incrementals since the base otherwise.
     pub chain_length: u32,
-    /// Storage tier written, 0 for the fastest. Single-tier setups report
-    /// 0; the seam for multi-level checkpointing.
+    /// Storage tier written, 0 for the first (fastest). An event with
+    /// `tier > 0` reports a *drain*: a committed checkpoint copied to a
+    /// lower tier in the background, with `bytes_written` the bytes copied
+    /// and `persist` the time the copy took (`stall` is zero: the
+    /// computation did not wait). The model prices the drain ratio from
+    /// these; they are counted as drains, not as checkpoints.
     pub tier: u8,
     /// True for the full base an incremental plan takes (its first
     /// checkpoint, and every one after the chain reaches its bound):
@@ -99,6 +103,9 @@ pub struct RestoreEvent {
     pub bytes_read: u64,
     /// Size of the restored state, uncompressed.
     pub logical_bytes: u64,
+    /// The tier restored from, 0 for the first (fastest); a restore from
+    /// a lower tier prices what a lost first tier costs.
+    pub tier: u8,
 }
 
 impl RestoreEvent {
@@ -111,6 +118,7 @@ impl RestoreEvent {
             chain_length,
             bytes_read: 0,
             logical_bytes: 0,
+            tier: 0,
         }
     }
 }
@@ -405,6 +413,12 @@ pub struct EventSummary {
     pub failovers: u64,
     /// Total time storage was paused by failovers.
     pub total_failover_pause: Duration,
+    /// Checkpoints drained to a lower tier (events with `tier > 0`).
+    pub drains: u64,
+    /// Total time drains took.
+    pub total_drain: Duration,
+    /// Total bytes drains copied.
+    pub bytes_drained: u64,
     stalls: DurationHistogram,
 }
 
@@ -412,6 +426,11 @@ impl EventSummary {
     /// Adds one event to the summary.
     pub fn record(&mut self, event: &Event) {
         match event {
+            Event::Checkpoint(e) if e.tier > 0 => {
+                self.drains = self.drains.saturating_add(1);
+                self.total_drain = self.total_drain.saturating_add(e.persist);
+                self.bytes_drained = self.bytes_drained.saturating_add(e.bytes_written);
+            }
             Event::Checkpoint(e) => {
                 self.checkpoints = self.checkpoints.saturating_add(1);
                 let by_scheme = self.by_scheme.entry(e.scheme.code()).or_default();

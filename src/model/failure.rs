@@ -47,14 +47,29 @@ impl FailureClass {
     ];
 }
 
+/// The newest inter-failure gaps kept for the change test.
+const GAPS_KEPT: usize = 4;
+
+/// Below this probability, failures that came as quickly as the newest
+/// did mean the rate rose (see [`FailureCounts::fail_and_test`]).
+const RATE_CHANGE_ALPHA: f64 = 0.01;
+
 /// Observed failures of one class and the running time they were observed
-/// over: the sufficient statistics of the Poisson model.
+/// over: the sufficient statistics of the Poisson model, and the newest
+/// gaps between failures, which tell a rise of the rate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct FailureCounts {
     /// Failures observed.
     pub failures: u64,
     /// Seconds of running (compute plus checkpoint time) observed.
     pub exposure_secs: f64,
+    /// Seconds of running since the newest failure (or the start).
+    pub since_failure: f64,
+    /// Running time between the newest failures, newest last; the first
+    /// `known` are valid.
+    pub gaps: [f64; GAPS_KEPT],
+    /// How many of `gaps` are valid.
+    pub known: u8,
 }
 
 impl FailureCounts {
@@ -62,12 +77,58 @@ impl FailureCounts {
     pub fn expose(&mut self, secs: f64) {
         if secs.is_finite() && secs > 0.0 {
             self.exposure_secs += secs;
+            self.since_failure += secs;
         }
     }
 
     /// Records one failure.
     pub fn fail(&mut self) {
         self.failures = self.failures.saturating_add(1);
+        let known = usize::from(self.known).min(GAPS_KEPT);
+        if known == GAPS_KEPT {
+            self.gaps.rotate_left(1);
+        }
+        if let Some(slot) = self.gaps.get_mut(known.min(GAPS_KEPT - 1)) {
+            *slot = self.since_failure.max(0.0);
+        }
+        self.known = (known + 1).min(GAPS_KEPT) as u8;
+        self.since_failure = 0.0;
+    }
+
+    /// Records one failure, then tests whether the newest failures came
+    /// too quickly for `rate` (failures per second, the estimate before
+    /// this one): for the newest `m` gaps (`m` = 2, 3, 4), whose sum `s`
+    /// is Gamma(`m`, `rate`) under an unchanged rate, the chance of a sum
+    /// as small is `P(N(s) ≥ m)` for a Poisson count `N`, the regularized
+    /// lower incomplete gamma function `P(m, rate·s)`. When the smallest
+    /// of these is below 1 %, the rate rose: the counts restart from those
+    /// `m` failures in `s` seconds (the evidence since the change), so the
+    /// estimate follows within a few failures instead of being held back
+    /// by all the running before. Returns whether it restarted.
+    ///
+    /// A fall of the rate is not tested: it shows as running without
+    /// failures, which the posterior absorbs anyway, and erring towards a
+    /// high rate errs towards safety.
+    pub fn fail_and_test(&mut self, rate: f64) -> bool {
+        self.fail();
+        if !(rate > 0.0 && rate.is_finite()) {
+            return false;
+        }
+        let known = usize::from(self.known).min(GAPS_KEPT);
+        let mut most_unlikely: Option<(f64, usize, f64)> = None;
+        for m in 2..=known {
+            let sum: f64 = self.gaps.iter().take(known).rev().take(m).sum();
+            let p = checked_gamma_lr(m as f64, rate * sum).unwrap_or(1.0);
+            if p < RATE_CHANGE_ALPHA && most_unlikely.is_none_or(|(best, _, _)| p < best) {
+                most_unlikely = Some((p, m, sum));
+            }
+        }
+        let Some((_, m, sum)) = most_unlikely else {
+            return false;
+        };
+        self.failures = m as u64;
+        self.exposure_secs = sum;
+        true
     }
 }
 
@@ -220,6 +281,7 @@ mod tests {
         let counts = FailureCounts {
             failures: 5,
             exposure_secs: 50.0 * HOUR,
+            ..FailureCounts::default()
         };
         let r = prior(100.0, 1.0).posterior(&counts, 0.95);
         assert!((r.mtbf_secs() - 25.0 * HOUR).abs() < 1e-6);
@@ -235,12 +297,13 @@ mod tests {
         let counts = FailureCounts {
             failures: 4,
             exposure_secs: 40.0,
+            ..FailureCounts::default()
         };
         assert!((flat.posterior(&counts, 0.95).per_second - 0.1).abs() < 1e-15);
         let none = flat.posterior(
             &FailureCounts {
-                failures: 0,
                 exposure_secs: 100.0,
+                ..FailureCounts::default()
             },
             0.95,
         );
@@ -276,5 +339,82 @@ mod tests {
             covered += u32::from(r.lower <= truth && truth <= r.upper);
         }
         assert!(covered >= 180, "covered {covered}/200");
+    }
+
+    /// Failures at exponential gaps of mean `mtbf`, each tested against
+    /// the posterior of `prior` before it; returns the failure index of
+    /// each detected change and the counts at the end.
+    fn run_with_tests(
+        rng: &mut StdRng,
+        prior: &FailurePrior,
+        counts: &mut FailureCounts,
+        mtbf: f64,
+        failures: usize,
+    ) -> Vec<usize> {
+        let mut detected = Vec::new();
+        for i in 0..failures {
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            counts.expose(-u.ln() * mtbf);
+            let rate = prior.posterior(counts, 0.95).per_second;
+            if counts.fail_and_test(rate) {
+                detected.push(i);
+            }
+        }
+        detected
+    }
+
+    #[test]
+    fn a_rate_five_times_higher_is_found_within_a_few_failures() {
+        let p = prior(10.0, 1.0);
+        let (mut found_within, mut followed) = (Vec::new(), 0);
+        for seed in 0..50 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut counts = FailureCounts::default();
+            // Twenty failures at the configured rate, then five times as
+            // many.
+            run_with_tests(&mut rng, &p, &mut counts, 10.0 * HOUR, 20);
+            let after = run_with_tests(&mut rng, &p, &mut counts, 2.0 * HOUR, 10);
+            found_within.push(after.first().map_or(usize::MAX, |i| i + 1));
+            let r = p.posterior(&counts, 0.95);
+            followed += u32::from(r.mtbf_secs() < 4.0 * HOUR);
+        }
+        found_within.sort_unstable();
+        let median = found_within.get(found_within.len() / 2).copied();
+        assert!(median.is_some_and(|n| n <= 4), "{found_within:?}");
+        // Without the test, ten failures at 2 h after twenty at 10 h leave
+        // the estimate near 7 h.
+        assert!(
+            followed >= 40,
+            "{followed} of 50 estimates below 4 h: {found_within:?}"
+        );
+    }
+
+    #[test]
+    fn a_steady_rate_rarely_restarts_the_counts() {
+        let p = prior(10.0, 1.0);
+        let mut false_alarms = 0;
+        for seed in 0..50 {
+            let mut rng = StdRng::seed_from_u64(100 + seed);
+            let mut counts = FailureCounts::default();
+            false_alarms += run_with_tests(&mut rng, &p, &mut counts, 10.0 * HOUR, 40).len();
+        }
+        // Three tests per failure at 1 % each, over 2000 failures.
+        assert!(
+            false_alarms <= 80,
+            "{false_alarms} restarts in 2000 failures"
+        );
+    }
+
+    #[test]
+    fn gaps_keep_the_newest_four() {
+        let mut c = FailureCounts::default();
+        for gap in 1..=6 {
+            c.expose(f64::from(gap));
+            c.fail();
+        }
+        assert_eq!(c.known, 4);
+        assert_eq!(c.gaps, [3.0, 4.0, 5.0, 6.0]);
+        assert_eq!((c.failures, c.exposure_secs), (6, 21.0));
+        assert!(!c.fail_and_test(0.0), "no rate, no test");
     }
 }

@@ -89,7 +89,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Version of the bytes [`Advisor::to_bytes`] writes (their first byte).
-pub(crate) const MODEL_STATE_VERSION: u8 = 5;
+pub(crate) const MODEL_STATE_VERSION: u8 = 6;
 
 /// Largest model state this build decodes; a longer claim is corruption.
 const MAX_MODEL_STATE_BYTES: usize = 16 << 20;
@@ -219,7 +219,7 @@ impl Advisor {
     }
 
     /// What was learned and the policy's memory, as bytes: a version byte
-    /// (5 in this release), then bincode with a pinned configuration.
+    /// (6 in this release), then bincode with a pinned configuration.
     /// Configurations are not included: they come from the builder again
     /// on restart, so a changed MTBF or policy applies to old evidence.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {

@@ -1,5 +1,5 @@
 //! What the model compares: plans (a scheme, possibly with a periodic full
-//! base) and sets of allowed schemes.
+//! base, and with lower tiers the drain ratio) and sets of allowed schemes.
 
 use crate::scheme::Scheme;
 use serde::{Deserialize, Serialize};
@@ -25,12 +25,15 @@ pub(crate) mod scheme_code {
 
 /// A way of checkpointing: a base scheme for every checkpoint, and for a
 /// scheme whose restores read a chain (incremental), optionally a full
-/// checkpoint every `k`-th time to bound that chain.
+/// checkpoint every `k`-th time to bound that chain; with lower tiers
+/// (see [`CheckpointerBuilder::tier`](crate::CheckpointerBuilder::tier)),
+/// also how often a checkpoint drains to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Plan {
     #[serde(with = "scheme_code")]
     base: Scheme,
     full_every: Option<u32>,
+    drain_every: Option<u32>,
 }
 
 impl Plan {
@@ -40,6 +43,7 @@ impl Plan {
         Plan {
             base: scheme,
             full_every: None,
+            drain_every: None,
         }
     }
 
@@ -49,6 +53,26 @@ impl Plan {
         Plan {
             base: scheme,
             full_every: (k >= 2 && scheme != Scheme::Full).then_some(k),
+            drain_every: None,
+        }
+    }
+
+    /// This plan, with every `k`-th committed checkpoint drained to the
+    /// lower tiers (`k = 0` counts as 1: every checkpoint).
+    #[must_use]
+    pub fn draining_every(self, k: u32) -> Self {
+        Plan {
+            drain_every: Some(k.max(1)),
+            ..self
+        }
+    }
+
+    /// This plan without a drain ratio (a checkpointer with one tier).
+    #[must_use]
+    pub fn without_drains(self) -> Self {
+        Plan {
+            drain_every: None,
+            ..self
         }
     }
 
@@ -60,6 +84,12 @@ impl Plan {
     /// `Some(k)` when every `k`-th checkpoint is a full one.
     pub fn full_every(&self) -> Option<u32> {
         self.full_every
+    }
+
+    /// `Some(k)` when every `k`-th checkpoint drains to the lower tiers;
+    /// `None` for a checkpointer with one tier.
+    pub fn drain_every(&self) -> Option<u32> {
+        self.drain_every
     }
 
     /// The scheme of the `n`-th checkpoint of this plan (counting from 0,
@@ -75,8 +105,12 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.base)?;
-        match self.full_every {
-            Some(k) => write!(f, " with a full base every {k}"),
+        if let Some(k) = self.full_every {
+            write!(f, " with a full base every {k}")?;
+        }
+        match self.drain_every {
+            Some(1) => write!(f, ", draining every checkpoint"),
+            Some(k) => write!(f, ", draining every {k}th"),
             None => Ok(()),
         }
     }
@@ -164,6 +198,18 @@ mod tests {
             ]
         );
         assert_eq!(p.to_string(), "incremental with a full base every 3");
+        let drained = p.draining_every(4);
+        assert_eq!(drained.drain_every(), Some(4));
+        assert_eq!(drained.scheme_of(3), Scheme::Full);
+        assert_eq!(
+            drained.to_string(),
+            "incremental with a full base every 3, draining every 4th"
+        );
+        assert_eq!(
+            Plan::only(Scheme::Full).draining_every(0).drain_every(),
+            Some(1)
+        );
+        assert_eq!(drained.without_drains(), p);
     }
 
     #[test]

@@ -74,16 +74,20 @@ pub enum Addition {
     /// A full checkpoint every `k`-th time, bounding incremental restore
     /// chains.
     FullEvery(u32),
-    /// Copy every `k`-th checkpoint to a slower, more durable tier (the
-    /// multi-level seam; not recommended by this version yet).
-    SlowTierEvery(u32),
+    /// Drain every `k`-th checkpoint to the lower, slower and more durable
+    /// tiers (the drain ratio of a checkpointer with lower tiers; a change
+    /// of it is recommended as an addition with the new `k`).
+    DrainEvery(u32),
 }
 
 impl fmt::Display for Addition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Addition::FullEvery(k) => write!(f, "a full base every {k} checkpoints"),
-            Addition::SlowTierEvery(k) => write!(f, "a slow-tier copy every {k} checkpoints"),
+            Addition::DrainEvery(1) => write!(f, "a drain of every checkpoint to the lower tiers"),
+            Addition::DrainEvery(k) => {
+                write!(f, "a drain to the lower tiers every {k} checkpoints")
+            }
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum JournalEvent {
         /// The interval the checkpointer was running at.
         interval: Duration,
     },
+    /// A committed checkpoint was drained to a lower tier (`event.tier`,
+    /// 1 for the first lower one): `bytes_written` copied in `persist`.
+    Drain(CheckpointEvent),
     /// A checkpoint was restored.
     Restore(RestoreEvent),
     /// The writer restarted after a failure (a crash of the run before).
@@ -149,9 +152,13 @@ fn record(seq: u64, entry: Entry) -> Option<JournalRecord> {
             e.bytes_written = bytes_written;
             e.chain_length = chain_length;
             e.tier = tier;
-            JournalEvent::Checkpoint {
-                event: e,
-                interval: Duration::from_nanos(interval_ns),
+            if tier > 0 {
+                JournalEvent::Drain(e)
+            } else {
+                JournalEvent::Checkpoint {
+                    event: e,
+                    interval: Duration::from_nanos(interval_ns),
+                }
             }
         }
         Body::Restore {

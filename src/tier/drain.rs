@@ -64,12 +64,16 @@ struct Job {
     keep_last: usize,
     retry: Duration,
     pins: Pins,
+    also_copy: &'static [&'static str],
 }
 
 impl Drainer {
     /// Starts the drain of tier `name` (`target`) from `source`, the first
     /// tier, whose retention honours `pins`; `retry` is the first wait
-    /// after a failure (doubling up to a minute).
+    /// after a failure (doubling up to a minute). After each drain the
+    /// objects `also_copy` names are copied too, as they are on the first
+    /// tier, if they are there (best effort: the checkpointer's learned
+    /// state, which a restart that finds the first tier lost resumes from).
     pub(crate) fn start(
         name: &str,
         source: Arc<dyn Storage>,
@@ -77,6 +81,7 @@ impl Drainer {
         keep_last: usize,
         retry: Duration,
         pins: Pins,
+        also_copy: &'static [&'static str],
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(DrainState {
@@ -94,6 +99,7 @@ impl Drainer {
             keep_last,
             retry,
             pins: pins.clone(),
+            also_copy,
         };
         let thread = std::thread::Builder::new()
             .name(format!("ckpt-drain-{name}"))
@@ -250,6 +256,13 @@ impl Job {
             &BTreeSet::new(),
         )
         .map_err(CopyError::Failed)?;
+        for key in self.also_copy {
+            if let Ok(bytes) = self.source.get(key) {
+                // Best effort: a missing copy costs some re-learning
+                // after a lost first tier, never a checkpoint.
+                let _ = self.target.put(key, &bytes);
+            }
+        }
         Ok(Drained {
             packs: copied.packs,
             bytes: copied.bytes,

@@ -14,7 +14,10 @@ pub struct ModelConfig {
     /// survives): the prior of the failure rate. Default 24 h.
     pub mtbf: Duration,
     /// Configured mean time between node losses (the node-local tier is
-    /// lost too); `None` (default) for no prior belief.
+    /// lost too); `None` (default) for no prior belief. A checkpointer
+    /// with lower tiers prices its drain ratio with node losses assumed
+    /// ten times rarer than process failures until this is set or node
+    /// losses are observed (at restart, from a lost first tier).
     pub node_mtbf: Option<Duration>,
     /// Configured mean time between losses of the whole store; `None`
     /// (default) for no prior belief.
@@ -69,6 +72,11 @@ pub struct ModelConfig {
     /// Relative half-width of the interval around a prior-based cost
     /// (default 0.5).
     pub prior_uncertainty: f64,
+    /// Share of a drain's time (a checkpoint copied to a lower tier in
+    /// the background) that slows the computation down (default 0.05): a
+    /// drain mostly waits on the lower tier's storage, and reads the
+    /// first tier's packs through the page cache. Not measured yet.
+    pub drain_interference: f64,
 }
 
 impl Default for ModelConfig {
@@ -88,6 +96,7 @@ impl Default for ModelConfig {
             prior_link_cost: Duration::from_millis(1),
             cow_stall_fraction: 0.02,
             prior_uncertainty: 0.5,
+            drain_interference: 0.05,
         }
     }
 }
@@ -143,9 +152,10 @@ impl ModelConfig {
         }
         if !(0.0..=1.0).contains(&self.background_interference)
             || !(0.0..=1.0).contains(&self.cow_stall_fraction)
+            || !(0.0..=1.0).contains(&self.drain_interference)
         {
             return bad(
-                "model.background_interference/cow_stall_fraction",
+                "model.background_interference/cow_stall_fraction/drain_interference",
                 "must be a share in [0, 1]",
             );
         }
@@ -190,6 +200,8 @@ pub struct Constraints {
     pub max_interval: Duration,
     /// Largest `k` for "a full base every `k`".
     pub max_full_every: u32,
+    /// Largest `k` for "drain every `k`-th checkpoint" with lower tiers.
+    pub max_drain_every: u32,
     /// Most memory, in bytes, a plan may hold beyond the state itself
     /// ([`PlanEstimate::extra_memory`](crate::model::PlanEstimate::extra_memory));
     /// `None` (the default): unlimited.
@@ -203,6 +215,7 @@ impl Default for Constraints {
             min_interval: Duration::from_millis(1),
             max_interval: Duration::from_secs(24 * 3_600),
             max_full_every: 64,
+            max_drain_every: 32,
             memory_budget: None,
         }
     }

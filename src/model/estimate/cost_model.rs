@@ -115,6 +115,7 @@ impl CostModel {
             pooled: LinearFit::new(config.forgetting),
             restore: LinearFit::new(config.forgetting),
             drain: LinearFit::new(config.forgetting),
+            restore_lower: LinearFit::new(config.forgetting),
             logical: RunningMean::default(),
             dirty: RunningMean::default(),
             dirty_fraction: RunningMean::default(),
@@ -176,13 +177,14 @@ impl CostModel {
             Event::Checkpoint(e) => self.observe_checkpoint(e),
             Event::Restore(e) => self.observe_restore(e),
             Event::Restart(e) => {
+                let rate = self.failure_rate(e.class).per_second;
                 if let Some((_, counts)) = self
                     .learned
                     .failures
                     .iter_mut()
                     .find(|(c, _)| *c == e.class)
                 {
-                    counts.fail();
+                    counts.fail_and_test(rate);
                 }
             }
             // Storage errors and failovers cost pauses that every plan pays
@@ -199,7 +201,7 @@ impl CostModel {
     fn observe_checkpoint(&mut self, e: &CheckpointEvent) {
         let lambda = self.config.forgetting;
         if e.tier > 0 {
-            // A copy to a slower tier: it says nothing about the fast
+            // A drain to a lower tier: it says nothing about the first
             // tier's costs, and its time is not new work.
             self.learned.drain.observe(
                 e.bytes_written as f64,
@@ -278,7 +280,12 @@ impl CostModel {
         } else {
             e.logical_bytes
         };
-        self.learned.restore.observe(
+        let fit = if e.tier > 0 {
+            &mut self.learned.restore_lower
+        } else {
+            &mut self.learned.restore
+        };
+        fit.observe(
             bytes as f64,
             f64::from(e.chain_length.max(1)),
             e.duration.as_secs_f64(),

@@ -21,6 +21,11 @@ const PRIOR_CONFIDENCE: f64 = 0.5;
 
 const FULL_EVERY_CANDIDATES: [u32; 11] = [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64];
 
+/// Drain ratios tried, with lower tiers, for the current plan and for the
+/// best plan at the current ratio (within
+/// [`Constraints::max_drain_every`]).
+const DRAIN_EVERY_CANDIDATES: [u32; 10] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32];
+
 impl CostModel {
     /// Prices `current` at `interval` (compute time between checkpoints)
     /// and every candidate plan allowed by `constraints` at its best
@@ -52,6 +57,30 @@ impl CostModel {
             .filter(fits)
             .collect();
         candidates.sort_by(|a, b| a.overhead.total_cmp(&b.overhead));
+        if current.drain_every().is_some() {
+            // The drain ratio, searched for the plan in force and for the
+            // best plan at the ratio in force.
+            let best = candidates.first().map(|c| c.plan);
+            let ratios: Vec<Plan> = [Some(current), best]
+                .into_iter()
+                .flatten()
+                .flat_map(|plan| {
+                    DRAIN_EVERY_CANDIDATES
+                        .iter()
+                        .filter(|k| **k <= constraints.max_drain_every)
+                        .map(move |k| plan.draining_every(*k))
+                })
+                .filter(|plan| candidates.iter().all(|c| c.plan != *plan))
+                .collect();
+            candidates.extend(
+                ratios
+                    .into_iter()
+                    .filter_map(|plan| pricer.optimize(plan, lo, hi))
+                    .filter(fits),
+            );
+            candidates.sort_by(|a, b| a.overhead.total_cmp(&b.overhead));
+            candidates.dedup_by_key(|c| c.plan);
+        }
         let mut recommendations = Vec::new();
         // A current plan over the budget is left for any plan that fits.
         let over_budget = !fits(&tuned);
@@ -122,6 +151,9 @@ impl CostModel {
             } else {
                 plans.push(Plan::only(scheme));
             }
+        }
+        if let Some(k) = current.drain_every() {
+            plans = plans.into_iter().map(|p| p.draining_every(k)).collect();
         }
         plans.sort_by_key(|p| (p.base().code(), p.full_every()));
         plans.dedup();
@@ -195,6 +227,14 @@ impl CostModel {
                 advice: self.advice(now, tuned, best, reason),
             };
         }
+        if from.full_every() == to.full_every()
+            && let Some(k) = to.drain_every()
+        {
+            return Recommendation::Add {
+                addition: Addition::DrainEvery(k),
+                advice: self.advice(now, tuned, best, self.drain_reason(pricer, from, to)),
+            };
+        }
         match (from.full_every(), to.full_every()) {
             (was, Some(k)) => {
                 let reason = format!(
@@ -229,6 +269,34 @@ impl CostModel {
                 }
             }
         }
+    }
+
+    /// Why a drain ratio: the two failure classes' MTBFs, and what the
+    /// ratio trades.
+    fn drain_reason(&self, pricer: &Pricer<'_>, from: Plan, to: Plan) -> String {
+        let (process, node) = pricer.failure_rates();
+        let mtbf = |rate: f64| {
+            Secs(if rate > 0.0 {
+                1.0 / rate
+            } else {
+                f64::INFINITY
+            })
+        };
+        let (was, now) = (
+            from.drain_every().unwrap_or(1),
+            to.drain_every().unwrap_or(1),
+        );
+        let trade = if now > was {
+            "fewer drains cost less and a lost first tier loses more"
+        } else {
+            "a lost first tier loses less work and more drains cost more"
+        };
+        format!(
+            "node failures (first tier lost, MTBF {}) against process failures (MTBF {}): \
+             draining every {now} instead of every {was} checkpoints, {trade}",
+            mtbf(node),
+            mtbf(process),
+        )
     }
 
     fn interval_change(

@@ -50,9 +50,12 @@ pub(crate) struct Learned {
     pub(super) pooled: LinearFit,
     /// Restore time against (bytes read, chain length).
     pub(super) restore: LinearFit,
-    /// Copies to slower tiers (events with `tier > 0`): persist time
-    /// against (bytes written, logical bytes). The multi-level seam.
+    /// Drains to lower tiers (checkpoint events with `tier > 0`): copy
+    /// time against (bytes copied, logical bytes).
     pub(super) drain: LinearFit,
+    /// Restores from a lower tier (restore events with `tier > 0`):
+    /// restore time against (bytes read, chain length).
+    pub(super) restore_lower: LinearFit,
     pub(super) logical: RunningMean,
     pub(super) dirty: RunningMean,
     /// Dirty fraction and compute interval of the same checkpoints.

@@ -92,6 +92,8 @@
 //!   failure rate, and its other read-outs.
 //! * [`pricing`] — a per-evaluation snapshot that prices one plan at one
 //!   interval (steps 1–5 above, and the uncertainty).
+//! * [`drains`] — with lower tiers, the drain ratio's terms: what drains
+//!   cost and what a node failure (the first tier lost) costs.
 //! * [`evaluation`] — what an evaluation returns ([`Evaluation`],
 //!   [`PlanEstimate`], [`SchemeStatus`]).
 //! * [`evaluate`] — [`CostModel::evaluate`]; the candidate plans, their
@@ -107,6 +109,7 @@
 mod change;
 mod config;
 mod cost_model;
+mod drains;
 mod evaluate;
 mod evaluation;
 mod learned;

@@ -5,6 +5,7 @@
 
 use super::config::ModelConfig;
 use super::cost_model::{CostModel, secs};
+use super::drains::DrainCosts;
 use super::evaluation::PlanEstimate;
 use crate::model::cost::{daly_overhead, minimize_interval};
 use crate::model::fit::{Driver, Estimate, Solved, z_multiplier};
@@ -18,7 +19,7 @@ const SE_STEP: f64 = 0.1;
 
 /// Where in their confidence intervals to take the costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Bound {
+pub(super) enum Bound {
     Mean,
     /// The mean plus [`SE_STEP`] half-widths.
     Upper,
@@ -27,7 +28,7 @@ enum Bound {
 }
 
 impl Bound {
-    fn pick(self, mean: f64, half_width: f64) -> f64 {
+    pub(super) fn pick(self, mean: f64, half_width: f64) -> f64 {
         let v = match self {
             Bound::Mean => mean,
             Bound::Upper => mean + SE_STEP * half_width,
@@ -81,6 +82,8 @@ pub(super) struct Pricer<'a> {
     /// scheme's writes (when its slope is bounded): the prior slope of the
     /// write-time fits.
     write_slope: Estimate,
+    /// Drains and lower-tier restores, for plans with a drain ratio.
+    drains: DrainCosts,
 }
 
 /// Cost of one checkpoint: what the computation loses, and how long after
@@ -94,6 +97,12 @@ struct CheckpointCost {
 impl Pricer<'_> {
     pub(super) fn scheme(&self, scheme: Scheme) -> Option<&SchemeCosts> {
         self.costs.iter().find(|c| c.scheme == scheme)
+    }
+
+    /// Posterior mean rates of process and node failures, per second,
+    /// as plans with a drain ratio are priced.
+    pub(super) fn failure_rates(&self) -> (f64, f64) {
+        (self.drains.process_rate, self.drains.node_rate)
     }
 
     pub(super) fn dirty_at(&self, tau: f64) -> f64 {
@@ -192,7 +201,8 @@ impl Pricer<'_> {
         let full_ok = plan.full_every().is_none()
             || plan.base() == Scheme::CopyOnWrite
             || fitted(Scheme::Full);
-        if fitted(plan.base()) && full_ok {
+        let drains_ok = plan.drain_every().is_none() || self.drains.measured();
+        if fitted(plan.base()) && full_ok && drains_ok {
             Basis::Observed
         } else {
             Basis::Prior
@@ -229,8 +239,30 @@ impl Pricer<'_> {
         let beta = self.interference;
         let delta = cycle.stall + beta * lag + (lag - tau).max(0.0);
         let restart = self.restore_time(chain, bound) + self.config.relaunch.as_secs_f64() + lag;
+        let overhead = match plan.drain_every() {
+            Some(k) => {
+                let stored = self.logical / self.ratio;
+                let per_byte = self.ratio * self.write_slope.mean.max(0.0);
+                let terms = self.drains.terms(
+                    plan,
+                    k,
+                    tau,
+                    delta,
+                    stored,
+                    self.ratio,
+                    |t| self.dirty_at(t),
+                    |bytes| bytes * per_byte,
+                    bound,
+                );
+                let process_mtbf = rate_to_mtbf(self.drains.process_rate);
+                let process =
+                    daly_overhead(tau, delta + terms.per_checkpoint, restart, process_mtbf);
+                process + self.drains.node_rate * (1.0 + process) * terms.node_loss
+            }
+            None => daly_overhead(tau, delta, restart, self.mtbf),
+        };
         Some(Priced {
-            overhead: daly_overhead(tau, delta, restart, self.mtbf),
+            overhead,
             cost: cycle,
             restart,
             dirty,
@@ -295,12 +327,21 @@ struct Priced {
     dirty: f64,
 }
 
+/// `1/rate`, infinite for a zero rate.
+fn rate_to_mtbf(rate: f64) -> f64 {
+    if rate > 0.0 {
+        1.0 / rate
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// The half-width of a fitted cost combined with the configured prior
 /// uncertainty (`u` times the cost) by inverse variance: a fit on three or
 /// four checkpoints has a Student-t multiplier of 4 to 13 and would claim
 /// less than the two checkpoints priced with the prior alone did; with
 /// more checkpoints the fit's own interval takes over.
-fn capped(e: Estimate, u: f64) -> f64 {
+pub(super) fn capped(e: Estimate, u: f64) -> f64 {
     let prior = u * e.mean.abs();
     let usable = |x: f64| x > 0.0 && x.is_finite();
     match (usable(prior), usable(e.half_width)) {
@@ -376,6 +417,7 @@ impl CostModel {
             restore_chain_mean: l.restore.means().1.max(1.0),
             restores_seen,
             write_slope,
+            drains: DrainCosts::new(self),
             interference: l.interference.get().map_or(
                 self.config.background_interference,
                 |log_ratio| {

@@ -134,6 +134,14 @@ impl Policy {
         self
     }
 
+    /// Largest `k` for "drain every `k`-th checkpoint" to the lower tiers
+    /// (default 32): how much work a lost first tier may cost at most, in
+    /// checkpoints.
+    pub fn max_drain_every(mut self, k: u32) -> Self {
+        self.constraints.max_drain_every = k;
+        self
+    }
+
     /// Smallest predicted saving, as a share of run time, worth a change
     /// (default 0.01).
     pub fn min_saving(mut self, share: f64) -> Self {
@@ -221,6 +229,9 @@ impl Policy {
         }
         if c.max_full_every < 2 {
             return bad("policy.max_full_every", "must be at least 2");
+        }
+        if c.max_drain_every < 1 {
+            return bad("policy.max_drain_every", "must be at least 1");
         }
         if !(0.0..1.0).contains(&self.min_saving) {
             return bad("policy.min_saving", "must be a share in [0, 1), e.g. 0.01");

@@ -243,13 +243,21 @@ impl PolicyState {
 /// change whatever cadence and interval come with it: the estimates of the
 /// new plan's best interval and full-base cadence move as it is measured,
 /// near-equal cadences trade places as the best from one evaluation to the
-/// next, and the change's merit does not hinge on either. Any other change
-/// (a new cadence or interval for the same kind of plan) is the same only
-/// with the same plan and an interval within ±25 %.
+/// next, and the change's merit does not hinge on either. A new drain ratio
+/// is the same change as long as it moves the ratio the same way (up or
+/// down). Any other change (a new cadence or interval for the same kind of
+/// plan) is the same only with the same plan and an interval within ±25 %.
 fn same_change(current: Plan, streak: &Streak, to: Plan, interval: f64) -> bool {
     let kind = |p: Plan| (p.base(), p.full_every().is_some());
     if kind(to) != kind(current) {
         kind(streak.plan) == kind(to)
+    } else if to.drain_every() != current.drain_every() {
+        // A new drain ratio: the same change while it moves the same way
+        // (near-equal ratios trade places as the costs are measured).
+        let direction = |p: Plan| p.drain_every().cmp(&current.drain_every());
+        kind(streak.plan) == kind(to)
+            && streak.plan.full_every() == to.full_every()
+            && direction(streak.plan) == direction(to)
     } else {
         streak.plan == to && within(streak.interval_secs, interval, 1.25)
     }

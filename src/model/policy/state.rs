@@ -66,8 +66,10 @@ impl PolicyState {
         let full_ok = f.plan.full_every().is_none_or(|k| {
             k <= c.max_full_every && c.allowed.contains(crate::scheme::Scheme::Full)
         });
+        let drain_ok = f.plan.drain_every().is_none_or(|k| k <= c.max_drain_every);
         let allowed = c.allowed.contains(f.plan.base())
             && full_ok
+            && drain_ok
             && (c.min_interval..=c.max_interval).contains(&every);
         allowed.then_some((f.plan, every))
     }

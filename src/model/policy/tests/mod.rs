@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
+mod drains;
 mod phase;
 
 fn estimate(plan: Plan, overhead: f64) -> PlanEstimate {

@@ -1,0 +1,184 @@
+//! Pricing the drain ratio of a checkpointer with lower tiers: what a
+//! drain costs, and what a failure that takes the first tier with it
+//! (a *node* failure) costs at a drain every `k`-th checkpoint.
+//!
+//! # The maths
+//!
+//! A checkpoint's wall period is `T = τ + δ` (compute plus what the
+//! checkpoint costs the computation). Every `k`-th commit drains: the
+//! drain thread copies what the lower tier lacks — for a full plan the
+//! whole state, otherwise what changed over `k` intervals, `d(kτ)`, plus a
+//! full base when the plan took one since the last drain (with chance
+//! `min(1, k/f)` for a full base every `f`) — which takes `D` seconds by
+//! the drain fit (time against bytes copied, from the drain events). A
+//! drain that takes longer than `k` periods delays the next, so drains
+//! happen every `k' = max(k, ⌈D/T⌉)` checkpoints.
+//!
+//! * A **process** failure restarts from the first tier: Daly's overhead
+//!   at the process-failure MTBF, with the drains' share of the
+//!   computation, `β_d·D/k'`, added to `δ` ([`ModelConfig::drain_interference`]).
+//! * A **node** failure (rate `λ_n`) loses everything since the newest
+//!   checkpoint that was durable on the lower tier when it struck: on
+//!   average `k'·T/2 + D` (half a drain cycle, plus the drain's own time),
+//!   and restarts from the lower tier in `R₂` (the lower-tier restore fit;
+//!   before one is seen, a copy of the whole state at the drain speed).
+//!
+//! Overhead: `O = O_process + λ_n·(1 + O_process)·(k'·T/2 + D + R₂)`,
+//! first order in the node term, as the two-level model of Moody et al.
+//! (SC'10) is in spirit. Fewer drains cost less and lose more on a node
+//! failure; the policy searches `k` for the minimum.
+//!
+//! Before any node failure is seen and without a configured
+//! [`ModelConfig::node_mtbf`], node failures are assumed ten times rarer
+//! than process failures ([`NODE_TO_PROCESS_MTBF`]); a node failure whose
+//! class the checkpointer saw at restart moves the estimate like any
+//! other.
+
+use super::config::ModelConfig;
+use super::cost_model::CostModel;
+use super::pricing::{Bound, capped};
+use crate::model::failure::{FailureClass, FailurePrior};
+use crate::model::fit::{Driver, Solved};
+use crate::model::plan::Plan;
+use crate::scheme::Scheme;
+
+/// Node failures assumed per process failure when nothing else is known:
+/// one in ten (the SCR and FTI studies found most failures to be
+/// recoverable from node-local storage).
+pub(super) const NODE_TO_PROCESS_MTBF: f64 = 10.0;
+
+/// What drains and lower-tier restores cost, and the two failure rates.
+pub(super) struct DrainCosts {
+    /// Drain time against (bytes copied, logical bytes).
+    drain: Option<Solved>,
+    drains_seen: u64,
+    /// Restore time from a lower tier against (bytes read, chain length).
+    restore: Option<Solved>,
+    restores_seen: u64,
+    min_observations: u64,
+    uncertainty: f64,
+    interference: f64,
+    relaunch: f64,
+    /// Posterior mean rates, per second.
+    pub(super) process_rate: f64,
+    pub(super) node_rate: f64,
+}
+
+/// One plan's drain terms at one interval.
+pub(super) struct DrainTerms {
+    /// What drains cost the computation per checkpoint, seconds.
+    pub(super) per_checkpoint: f64,
+    /// Expected work lost and restart time of one node failure, seconds.
+    pub(super) node_loss: f64,
+}
+
+impl DrainCosts {
+    pub(super) fn new(model: &CostModel) -> Self {
+        let l = &model.learned;
+        let config: &ModelConfig = &model.config;
+        let level = config.level;
+        let rate = |class: FailureClass, prior: FailurePrior| {
+            let counts = l
+                .failures
+                .iter()
+                .find(|(c, _)| *c == class)
+                .map(|(_, n)| *n)
+                .unwrap_or_default();
+            prior.posterior(&counts, level).per_second
+        };
+        let process = rate(FailureClass::Process, config.prior(FailureClass::Process));
+        let node_prior = FailurePrior {
+            mtbf: config
+                .node_mtbf
+                .or_else(|| Some(config.mtbf.mul_f64(NODE_TO_PROCESS_MTBF))),
+            weight: config.prior_weight,
+        };
+        DrainCosts {
+            drain: l.drain.solve(level, Driver::First),
+            drains_seen: l.drain.count(),
+            restore: l.restore_lower.solve(level, Driver::First),
+            restores_seen: l.restore_lower.count(),
+            min_observations: config.min_observations.max(1),
+            uncertainty: config.prior_uncertainty,
+            interference: config.drain_interference,
+            relaunch: config.relaunch.as_secs_f64(),
+            process_rate: process,
+            node_rate: rate(FailureClass::Node, node_prior),
+        }
+    }
+
+    /// True once a drain was measured: before, a plan's drain terms rest
+    /// on the first tier's write speed alone.
+    pub(super) fn measured(&self) -> bool {
+        self.drains_seen > 0
+    }
+
+    /// Time to copy `bytes` of a `logical`-byte state to the lower tier;
+    /// `fallback` (a write of the bytes to the first tier) before any
+    /// drain was seen.
+    fn drain_time(&self, bytes: f64, logical: f64, fallback: f64, bound: Bound) -> f64 {
+        match &self.drain {
+            Some(fit) => self.fitted(fit, self.drains_seen, bytes, logical, bound),
+            None => bound.pick(fallback, self.uncertainty * fallback),
+        }
+    }
+
+    /// A fit's prediction at `bound`: its own interval once it rests on
+    /// enough points, the configured relative uncertainty before.
+    fn fitted(&self, fit: &Solved, seen: u64, x1: f64, x2: f64, bound: Bound) -> f64 {
+        let e = fit.predict(x1, x2);
+        let mean = e.mean.max(0.0);
+        let half = if seen >= self.min_observations {
+            capped(e, self.uncertainty)
+        } else {
+            self.uncertainty * mean
+        };
+        bound.pick(mean, half)
+    }
+
+    /// The drain terms of `plan` (which drains every `k`-th checkpoint)
+    /// at compute interval `tau`, with a checkpoint costing `delta`;
+    /// `stored` is the state's stored size and `dirty_at` what changes in
+    /// a compute time; `write` prices a write of bytes to the first tier.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn terms(
+        &self,
+        plan: Plan,
+        k: u32,
+        tau: f64,
+        delta: f64,
+        stored: f64,
+        ratio: f64,
+        dirty_at: impl Fn(f64) -> f64,
+        write: impl Fn(f64) -> f64,
+        bound: Bound,
+    ) -> DrainTerms {
+        let k = f64::from(k.max(1));
+        let period = tau + delta;
+        let copied = match plan.base() {
+            Scheme::Full => stored,
+            _ => {
+                let changed = dirty_at(k * tau) / ratio;
+                let bases = plan
+                    .full_every()
+                    .map_or(0.0, |f| (k / f64::from(f)).min(1.0));
+                (changed + bases * stored).min(stored)
+            }
+        };
+        let logical = stored * ratio;
+        let drain = self.drain_time(copied, logical, write(copied), bound);
+        let cadence = if period > 0.0 {
+            k.max((drain / period).ceil())
+        } else {
+            k
+        };
+        let restore = match &self.restore {
+            Some(fit) => self.fitted(fit, self.restores_seen, stored, 1.0, bound),
+            None => self.drain_time(stored, logical, write(stored), bound),
+        };
+        DrainTerms {
+            per_checkpoint: self.interference * drain / cadence,
+            node_loss: 0.5 * cadence * period + drain + restore + self.relaunch,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The drain ratio with lower tiers: what the model recommends as node
+//! failures (the first tier lost) grow rarer or more frequent, and that one
+//! tier prices as before.
+
+use super::*;
+
+/// A drain of `bytes` to the first lower tier that took `secs`.
+fn drain(bytes: f64, secs_taken: f64) -> Event {
+    let mut e = CheckpointEvent::new(Scheme::Full, 0);
+    e.tier = 1;
+    e.persist = secs(secs_taken);
+    e.bytes_written = bytes as u64;
+    e.dirty_bytes = bytes as u64;
+    e.logical_bytes = GIB as u64;
+    e.into()
+}
+
+/// Process MTBF 1 h, node MTBF as given (`None`: the default assumption);
+/// ten full checkpoints of 1 GiB at 1 GB/s, 60 s apart, and six drains of
+/// the whole state, each ten times slower than a local write.
+fn learned(node_mtbf_hours: Option<f64>) -> CostModel {
+    let mut config = ModelConfig::with_mtbf(Duration::from_secs(3_600));
+    config.node_mtbf = node_mtbf_hours.map(|h| Duration::from_secs_f64(h * 3_600.0));
+    let mut m = CostModel::new(config);
+    let mut rng = StdRng::seed_from_u64(11);
+    feed_full(&mut m, &mut rng, 10, 60.0);
+    for i in 0..6 {
+        m.observe(&drain(GIB, 10.0 + 0.1 * f64::from(i)));
+    }
+    m
+}
+
+fn full_only() -> Constraints {
+    Constraints {
+        allowed: SchemeSet::of(&[Scheme::Full]),
+        ..Constraints::default()
+    }
+}
+
+/// The drain ratio of the cheapest candidate, evaluated from a drain of
+/// every checkpoint.
+fn best_ratio(m: &CostModel) -> u32 {
+    let eval = m
+        .evaluate(
+            Plan::only(Scheme::Full).draining_every(1),
+            secs(60.0),
+            &full_only(),
+        )
+        .expect("observed");
+    eval.candidates
+        .first()
+        .and_then(|c| c.plan.drain_every())
+        .expect("candidates carry the drain ratio")
+}
+
+#[test]
+fn rare_node_failures_drain_less_often_and_frequent_ones_every_time() {
+    let rare = best_ratio(&learned(Some(100.0)));
+    let frequent = best_ratio(&learned(Some(1.5)));
+    assert!(rare >= 4, "node MTBF 100 h: drain every {rare}");
+    assert!(frequent <= 2, "node MTBF 1.5 h: drain every {frequent}");
+    // The recommendation to get there names the ratio and its reason.
+    let m = learned(Some(100.0));
+    let eval = m
+        .evaluate(
+            Plan::only(Scheme::Full).draining_every(1),
+            secs(90.0),
+            &full_only(),
+        )
+        .expect("observed");
+    let rec = eval
+        .recommendations
+        .iter()
+        .find(|r| {
+            matches!(
+                r,
+                Recommendation::Add {
+                    addition: Addition::DrainEvery(_),
+                    ..
+                }
+            )
+        })
+        .expect("a new drain ratio is recommended");
+    assert_eq!(rec.plan().drain_every(), Some(rare));
+    assert_eq!(rec.advice().basis, Basis::Observed);
+    assert!(rec.advice().reason.contains("node failures"), "{rec}");
+}
+
+#[test]
+fn observed_node_failures_drain_more_often() {
+    let mut m = learned(None);
+    let before = best_ratio(&m);
+    let mut rng = StdRng::seed_from_u64(12);
+    for _ in 0..4 {
+        feed_full(&mut m, &mut rng, 5, 60.0);
+        m.observe(&RestartEvent::new(FailureClass::Node).into());
+    }
+    let after = best_ratio(&m);
+    assert!(
+        after < before,
+        "four node failures in ~20 min: every {before} before, every {after} after"
+    );
+}
+
+#[test]
+fn one_tier_prices_as_before_and_unmeasured_drains_rest_on_priors() {
+    let m = learned(Some(100.0));
+    let eval = m
+        .evaluate(
+            Plan::only(Scheme::Full),
+            secs(60.0),
+            &Constraints::default(),
+        )
+        .expect("observed");
+    assert!(
+        eval.candidates
+            .iter()
+            .all(|c| c.plan.drain_every().is_none())
+    );
+    let mut fresh = model(1);
+    let mut rng = StdRng::seed_from_u64(13);
+    feed_full(&mut fresh, &mut rng, 10, 60.0);
+    let eval = fresh
+        .evaluate(
+            Plan::only(Scheme::Full).draining_every(1),
+            secs(60.0),
+            &full_only(),
+        )
+        .expect("observed");
+    assert!(eval.candidates.iter().all(|c| c.basis == Basis::Prior));
+    assert!(
+        eval.recommendations
+            .iter()
+            .all(|r| r.advice().basis == Basis::Prior)
+    );
+}
+
+#[test]
+fn the_drain_ratio_stays_within_its_bound() {
+    let m = learned(Some(10_000.0));
+    let bounded = Constraints {
+        max_drain_every: 3,
+        ..full_only()
+    };
+    let eval = m
+        .evaluate(
+            Plan::only(Scheme::Full).draining_every(1),
+            secs(60.0),
+            &bounded,
+        )
+        .expect("observed");
+    assert!(
+        eval.candidates.iter().all(
+            |c| c.plan.drain_every().is_some_and(|k| k <= 3) || c.plan.drain_every() == Some(1)
+        )
+    );
+    assert_eq!(
+        eval.candidates.first().and_then(|c| c.plan.drain_every()),
+        Some(3)
+    );
+}
