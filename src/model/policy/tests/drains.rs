@@ -67,3 +67,25 @@ fn a_ratio_that_turns_back_starts_over() {
     let bounded = quiet().max_drain_every(2);
     assert_eq!(state.in_force(&bounded), None);
 }
+
+#[test]
+fn an_advising_policy_reports_the_ratio_and_applies_nothing() {
+    let policy = Policy::advise();
+    let mut state = PolicyState::default();
+    let Decision::Advise(rec) = state.decide(&policy, &drain_every(0, 8)) else {
+        panic!("not advised");
+    };
+    assert_eq!(rec.plan().drain_every(), Some(8));
+    assert!(
+        rec.to_string()
+            .contains("a drain to the lower tiers every 8 checkpoints"),
+        "{rec}"
+    );
+    assert_eq!(
+        state.decide(&policy, &drain_every(1, 8)),
+        Decision::Hold,
+        "said once"
+    );
+    assert_eq!(state.changes_applied(), 0);
+    assert_eq!(state.in_force(&policy), None);
+}
