@@ -37,16 +37,19 @@ fn full_only() -> Constraints {
     }
 }
 
+/// `m`'s evaluation of full checkpoints `every` seconds apart, drained
+/// every `k`-th (`None`: one tier).
+fn evaluate(m: &CostModel, k: Option<u32>, every: f64, constraints: &Constraints) -> Evaluation {
+    let plan = Plan::only(Scheme::Full);
+    let plan = k.map_or(plan, |k| plan.draining_every(k));
+    m.evaluate(plan, secs(every), constraints)
+        .expect("observed")
+}
+
 /// The drain ratio of the cheapest candidate, evaluated from a drain of
 /// every checkpoint.
 fn best_ratio(m: &CostModel) -> u32 {
-    let eval = m
-        .evaluate(
-            Plan::only(Scheme::Full).draining_every(1),
-            secs(60.0),
-            &full_only(),
-        )
-        .expect("observed");
+    let eval = evaluate(m, Some(1), 60.0, &full_only());
     eval.candidates
         .first()
         .and_then(|c| c.plan.drain_every())
@@ -61,13 +64,7 @@ fn rare_node_failures_drain_less_often_and_frequent_ones_every_time() {
     assert!(frequent <= 2, "node MTBF 1.5 h: drain every {frequent}");
     // The recommendation to get there names the ratio and its reason.
     let m = learned(Some(100.0));
-    let eval = m
-        .evaluate(
-            Plan::only(Scheme::Full).draining_every(1),
-            secs(90.0),
-            &full_only(),
-        )
-        .expect("observed");
+    let eval = evaluate(&m, Some(1), 90.0, &full_only());
     let rec = eval
         .recommendations
         .iter()
@@ -105,13 +102,7 @@ fn observed_node_failures_drain_more_often() {
 #[test]
 fn one_tier_prices_as_before_and_unmeasured_drains_rest_on_priors() {
     let m = learned(Some(100.0));
-    let eval = m
-        .evaluate(
-            Plan::only(Scheme::Full),
-            secs(60.0),
-            &Constraints::default(),
-        )
-        .expect("observed");
+    let eval = evaluate(&m, None, 60.0, &Constraints::default());
     assert!(
         eval.candidates
             .iter()
@@ -120,13 +111,7 @@ fn one_tier_prices_as_before_and_unmeasured_drains_rest_on_priors() {
     let mut fresh = model(1);
     let mut rng = StdRng::seed_from_u64(13);
     feed_full(&mut fresh, &mut rng, 10, 60.0);
-    let eval = fresh
-        .evaluate(
-            Plan::only(Scheme::Full).draining_every(1),
-            secs(60.0),
-            &full_only(),
-        )
-        .expect("observed");
+    let eval = evaluate(&fresh, Some(1), 60.0, &full_only());
     assert!(eval.candidates.iter().all(|c| c.basis == Basis::Prior));
     assert!(
         eval.recommendations
@@ -142,13 +127,7 @@ fn the_drain_ratio_stays_within_its_bound() {
         max_drain_every: 3,
         ..full_only()
     };
-    let eval = m
-        .evaluate(
-            Plan::only(Scheme::Full).draining_every(1),
-            secs(60.0),
-            &bounded,
-        )
-        .expect("observed");
+    let eval = evaluate(&m, Some(1), 60.0, &bounded);
     assert!(
         eval.candidates.iter().all(
             |c| c.plan.drain_every().is_some_and(|k| k <= 3) || c.plan.drain_every() == Some(1)
