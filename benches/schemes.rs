@@ -34,21 +34,21 @@
 //! Stores live under `target/tmp/schemes-bench`, on the disk the project is
 //! on: fsync has to reach a real disk for the numbers to mean anything.
 
+mod common;
+
 use ckpt::model::{CheckpointEvent, Event};
-use ckpt::{Checkpointer, FsStorage, PagedVec, Scheme, Storage};
+use ckpt::{Checkpointer, PagedVec, Scheme};
+use common::{MIB, Watched, make_state, spread_pages, write_pages};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::hint::black_box;
 use std::io::{self, Write};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const MIB: usize = 1 << 20;
 /// Dirty fractions: pages written between two checkpoints, spread evenly
 /// over the vector.
 const FRACTIONS: [f64; 3] = [0.01, 0.10, 1.0];
@@ -145,32 +145,6 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 // ---------------------------------------------------------------- state
 
-/// A paged vector of `mib` MiB of `f64` with non-trivial values (they
-/// compress about as badly as simulation data does).
-fn make_state(mib: usize) -> PagedVec<f64> {
-    let values: Vec<f64> = (0..mib * MIB / 8)
-        .map(|i| (i as f64 * 1e-3).sin())
-        .collect();
-    PagedVec::from_vec(values)
-}
-
-/// `fraction` of the pages, spread evenly over the vector.
-fn spread_pages(page_count: usize, fraction: f64) -> Vec<usize> {
-    let count = ((page_count as f64 * fraction).round() as usize).clamp(1, page_count);
-    (0..count).map(|k| k * page_count / count).collect()
-}
-
-/// Writes one element of each page in `pages`, to a value the page has
-/// never held (so incremental capture cannot find it in the store).
-fn write_pages(state: &mut PagedVec<f64>, pages: &[usize], round: &mut usize) {
-    *round += 1;
-    for &page in pages {
-        let page = state.page_mut(page).expect("page in range");
-        let at = round.wrapping_mul(7919) % page.len();
-        page[at] += 1.0;
-    }
-}
-
 fn percent(fraction: f64) -> String {
     format!("{} %", (fraction * 100.0).round())
 }
@@ -204,70 +178,6 @@ fn memcpy(to: &mut [f64], from: &[f64]) {
 
 // ---------------------------------------------------------------- store
 
-/// An [`FsStorage`] that lets the bench tell when the background writer
-/// has finished: manifests stored, and no operation for a while.
-#[derive(Debug)]
-struct Watched {
-    inner: FsStorage,
-    manifests: AtomicU64,
-    active: AtomicUsize,
-    last_done: Mutex<Instant>,
-}
-
-impl Watched {
-    fn op<T>(&self, f: impl FnOnce(&FsStorage) -> ckpt::Result<T>) -> ckpt::Result<T> {
-        self.active.fetch_add(1, Ordering::SeqCst);
-        let result = f(&self.inner);
-        *self.last_done.lock().expect("not poisoned") = Instant::now();
-        self.active.fetch_sub(1, Ordering::SeqCst);
-        result
-    }
-
-    /// Waits until `manifests` manifests were stored and nothing touched
-    /// the store for 50 ms (retention runs right after the manifest).
-    fn wait_idle(&self, manifests: u64) {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let quiet = self.last_done.lock().expect("not poisoned").elapsed();
-            if self.manifests.load(Ordering::SeqCst) >= manifests
-                && self.active.load(Ordering::SeqCst) == 0
-                && quiet >= Duration::from_millis(50)
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the background writer never finished"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Storage for Watched {
-    fn put(&self, key: &str, data: &[u8]) -> ckpt::Result<()> {
-        self.op(|s| {
-            let put = s.put(key, data);
-            if put.is_ok() && key.starts_with("manifests/") {
-                self.manifests.fetch_add(1, Ordering::SeqCst);
-            }
-            put
-        })
-    }
-    fn get(&self, key: &str) -> ckpt::Result<Vec<u8>> {
-        self.op(|s| s.get(key))
-    }
-    fn list(&self, prefix: &str) -> ckpt::Result<Vec<String>> {
-        self.op(|s| s.list(prefix))
-    }
-    fn delete(&self, key: &str) -> ckpt::Result<()> {
-        self.op(|s| s.delete(key))
-    }
-    fn get_range(&self, key: &str, range: Range<u64>) -> ckpt::Result<Vec<u8>> {
-        self.op(|s| s.get_range(key, range))
-    }
-}
-
 /// A checkpointer on its own directory, with the commits it reported.
 struct Store {
     dir: PathBuf,
@@ -282,12 +192,7 @@ impl Store {
     fn open(root: &Path, case: Case, size_mib: usize) -> Self {
         let dir = root.join(format!("{}-{size_mib}MiB", case.id()));
         let _ = fs::remove_dir_all(&dir);
-        let storage = Arc::new(Watched {
-            inner: FsStorage::open(&dir).expect("open the bench store"),
-            manifests: AtomicU64::new(0),
-            active: AtomicUsize::new(0),
-            last_done: Mutex::new(Instant::now()),
-        });
+        let storage = Watched::open(&dir);
         let mut ck = Checkpointer::builder()
             .storage(Arc::clone(&storage))
             .scheme(case.scheme())

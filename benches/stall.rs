@@ -31,18 +31,18 @@
 //! (cycles per case, default 30). Under `cargo test --benches` it runs
 //! 4 MiB with 3 cycles. Stores live under `target/tmp/stall-bench`.
 
+mod common;
+
 use ckpt::model::Event;
-use ckpt::{Checkpointer, FsStorage, PagedVec, Scheme, Storage};
+use ckpt::{Checkpointer, PagedVec, Scheme};
+use common::{Watched, make_state, spread_pages, write_pages};
 use std::fs;
 use std::hint::black_box;
-use std::ops::Range;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const MIB: usize = 1 << 20;
 const FRACTIONS: [f64; 3] = [0.01, 0.10, 1.0];
 const SCOPES_PER_CYCLE: usize = 4;
 
@@ -131,12 +131,7 @@ struct Call {
 fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize) -> Vec<Call> {
     let dir = root.join(format!("cow-{}", (fraction * 1000.0) as usize));
     let _ = fs::remove_dir_all(&dir);
-    let storage = Arc::new(Watched {
-        inner: FsStorage::open(&dir).expect("open the bench store"),
-        manifests: AtomicU64::new(0),
-        active: AtomicUsize::new(0),
-        last_done: Mutex::new(Instant::now()),
-    });
+    let storage = Watched::open(&dir);
     let mut ck = Checkpointer::builder()
         .storage(Arc::clone(&storage))
         .scheme(Scheme::CopyOnWrite)
@@ -157,7 +152,7 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
     ck.checkpoint(step, state).expect("base checkpoint");
     ck.flush().expect("flush the base");
     let _ = events.try_iter().count();
-    let first = storage.manifests.load(Ordering::SeqCst);
+    let first = storage.manifests();
     let mut calls = Vec::new();
     for cycle in 0..cycles {
         // The previous cycle's checkpoint must be written before the wait.
@@ -205,14 +200,6 @@ fn observe(blocked: Duration, events: &Receiver<Event>, captured: bool) -> Call 
     }
 }
 
-/// A paged vector of `mib` MiB of `f64` with non-trivial values.
-fn make_state(mib: usize) -> PagedVec<f64> {
-    let values: Vec<f64> = (0..mib * MIB / 8)
-        .map(|i| (i as f64 * 1e-3).sin())
-        .collect();
-    PagedVec::from_vec(values)
-}
-
 /// A memcpy of the state's bytes into a warm buffer: median of 5.
 fn memcpy_time(state: &PagedVec<f64>) -> Duration {
     let from = state.to_vec();
@@ -230,23 +217,6 @@ fn memcpy_time(state: &PagedVec<f64>) -> Duration {
     times[2]
 }
 
-/// `fraction` of the pages, spread evenly over the vector.
-fn spread_pages(page_count: usize, fraction: f64) -> Vec<usize> {
-    let count = ((page_count as f64 * fraction).round() as usize).clamp(1, page_count);
-    (0..count).map(|k| k * page_count / count).collect()
-}
-
-/// Writes one element of each page in `pages` (its first write after a
-/// capture copies the page).
-fn write_pages(state: &mut PagedVec<f64>, pages: &[usize], round: &mut usize) {
-    *round += 1;
-    for &page in pages {
-        let page = state.page_mut(page).expect("page in range");
-        let at = round.wrapping_mul(7919) % page.len();
-        page[at] += 1.0;
-    }
-}
-
 fn quantile(values: &[Duration], q: f64) -> Duration {
     let mut sorted = values.to_vec();
     sorted.sort();
@@ -260,78 +230,5 @@ fn ms(d: Duration) -> String {
         format!("{:.0} µs", ms * 1e3)
     } else {
         format!("{ms:.2} ms")
-    }
-}
-
-/// An [`FsStorage`] that lets the bench tell when the background writer
-/// has finished: manifests stored, and no operation for a while.
-#[derive(Debug)]
-struct Watched {
-    inner: FsStorage,
-    manifests: AtomicU64,
-    active: AtomicUsize,
-    last_done: Mutex<Instant>,
-}
-
-impl Watched {
-    fn op<T>(&self, f: impl FnOnce(&FsStorage) -> ckpt::Result<T>) -> ckpt::Result<T> {
-        self.active.fetch_add(1, Ordering::SeqCst);
-        let result = f(&self.inner);
-        *self.last_done.lock().expect("not poisoned") = Instant::now();
-        self.active.fetch_sub(1, Ordering::SeqCst);
-        result
-    }
-
-    /// Waits until `manifests` manifests were stored and nothing touched
-    /// the store for 50 ms (retention runs right after the manifest).
-    fn wait_idle(&self, manifests: u64) {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let quiet = self.last_done.lock().expect("not poisoned").elapsed();
-            if self.manifests.load(Ordering::SeqCst) >= manifests
-                && self.active.load(Ordering::SeqCst) == 0
-                && quiet >= Duration::from_millis(50)
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the background writer never finished"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Storage for Watched {
-    fn put(&self, key: &str, data: &[u8]) -> ckpt::Result<()> {
-        self.op(|s| {
-            let put = s.put(key, data);
-            if put.is_ok() && key.starts_with("manifests/") {
-                self.manifests.fetch_add(1, Ordering::SeqCst);
-            }
-            put
-        })
-    }
-    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> ckpt::Result<()> {
-        self.op(|s| s.put_parts(key, parts))
-    }
-    fn holds_writer_lock(&self) -> bool {
-        self.inner.holds_writer_lock()
-    }
-    fn delete_many(&self, keys: &[String]) -> ckpt::Result<()> {
-        self.op(|s| s.delete_many(keys))
-    }
-    fn get(&self, key: &str) -> ckpt::Result<Vec<u8>> {
-        self.op(|s| s.get(key))
-    }
-    fn list(&self, prefix: &str) -> ckpt::Result<Vec<String>> {
-        self.op(|s| s.list(prefix))
-    }
-    fn delete(&self, key: &str) -> ckpt::Result<()> {
-        self.op(|s| s.delete(key))
-    }
-    fn get_range(&self, key: &str, range: Range<u64>) -> ckpt::Result<Vec<u8>> {
-        self.op(|s| s.get_range(key, range))
     }
 }

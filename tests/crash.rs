@@ -9,12 +9,12 @@
 mod common;
 
 use ckpt::{Checkpointer, FsStorage};
-use common::child::{Reaper, run_ignored_test};
+use common::child::{Reaper, resume_step, run_ignored_test, spawn_reporting};
 use common::{mix, seed};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::sync::mpsc;
@@ -73,16 +73,16 @@ fn crash_child_process() {
     };
     let born = Instant::now();
     let mut ck = open(Path::new(&dir)).expect("child opens the store");
-    let mut step = match ck.restore_latest::<Sim>().expect("child restores") {
-        Some(restored) => {
-            assert!(restored.state == sim_at(restored.step), "child restore");
-            restored.step + 1
-        }
-        None => 0,
-    };
+    let mut step = resume_step(ck.restore_latest::<Sim>().expect("child restores"), sim_at);
     let mut stdout = std::io::stdout().lock();
     while born.elapsed() < CHILD_LIFETIME {
         let mut state = sim_at(step);
+        if writeln!(stdout, "begin {step}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return;
+        }
         ck.checkpoint(step, &mut state).expect("child checkpoints");
         if writeln!(stdout, "committed {step}")
             .and_then(|()| stdout.flush())
@@ -123,13 +123,18 @@ fn inspect(dir: &Path) -> Evidence {
     evidence
 }
 
-fn phase(evidence: Evidence, committed_this_round: bool) -> &'static str {
+/// Where a kill landed, from what it left in the store and what the child
+/// reported last: `inside` when it had begun a `checkpoint()` call that
+/// it did not report committed.
+fn phase(evidence: Evidence, committed_this_round: bool, inside: bool) -> &'static str {
     if evidence.temps > 0 {
         "during a put (temp file left)"
     } else if evidence.manifests > KEEP_LAST {
         "after the manifest, before retention"
     } else if evidence.packs > evidence.manifests {
         "after a pack, before its manifest, or mid-retention"
+    } else if inside {
+        "inside checkpoint(), no write in flight (capture, encoding, fsync)"
     } else if !committed_this_round {
         "before the first commit of the round"
     } else {
@@ -137,28 +142,21 @@ fn phase(evidence: Evidence, committed_this_round: bool) -> &'static str {
     }
 }
 
-/// Starts a child on `dir`; its `committed` lines arrive on the channel.
-fn spawn_child(dir: &Path) -> (Reaper, mpsc::Receiver<u64>, std::thread::JoinHandle<()>) {
-    let mut child = run_ignored_test("crash_child_process")
-        .env(STORE_ENV, dir)
-        .spawn()
-        .expect("spawn the child test process");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // libtest prints "test crash_child_process ... " without a
-            // newline before the test runs, so the first report follows it.
-            if let Some((_, step)) = line.rsplit_once("committed ") {
-                let step = step.trim().parse().expect("a step number");
-                if tx.send(step).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    (Reaper(child), rx, reader)
+/// What the child reports: the word's index in [`REPORTS`], and a step.
+const REPORTS: &[&str] = &["committed", "begin"];
+const COMMITTED: usize = 0;
+
+/// Starts a child on `dir`; its reports arrive on the channel.
+fn spawn_child(
+    dir: &Path,
+) -> (
+    Reaper,
+    mpsc::Receiver<(usize, u64)>,
+    std::thread::JoinHandle<()>,
+) {
+    let mut command = run_ignored_test("crash_child_process");
+    command.env(STORE_ENV, dir);
+    spawn_reporting(command, REPORTS)
 }
 
 fn temp_files_under(dir: &Path) -> Vec<String> {
@@ -191,21 +189,28 @@ fn crash_consistency_under_sigkill() {
     let mut commits_seen = 0;
     for round in 0..KILLS {
         // Two thirds of the kills land 0-60 ms after the start (so some
-        // fall before the first commit); the rest 0-30 ms after the first
+        // fall before the first commit); the rest 0-120 ms after the first
         // commit of the round, so that even a slow machine sees kills in
         // the middle of later checkpoints and retention.
         let after_first_commit = rng.random_range(0..3) == 0;
         let delay = Duration::from_micros(if after_first_commit {
-            rng.random_range(0..30_000)
+            rng.random_range(0..120_000)
         } else {
             rng.random_range(0..60_000)
         });
         let (mut child, rx, reader) = spawn_child(dir);
-        let mut reported = Vec::new();
+        let mut reports = Vec::new();
         if after_first_commit {
-            match rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(step) => reported.push(step),
-                Err(e) => panic!("round {round}: the child never committed ({e})"),
+            loop {
+                match rx.recv_timeout(Duration::from_secs(20)) {
+                    Ok(report) => {
+                        reports.push(report);
+                        if report.0 == COMMITTED {
+                            break;
+                        }
+                    }
+                    Err(e) => panic!("round {round}: the child never committed ({e})"),
+                }
             }
         }
         std::thread::sleep(delay);
@@ -217,7 +222,13 @@ fn crash_consistency_under_sigkill() {
             "round {round}: the child ended on its own ({status}) instead of being killed"
         );
         reader.join().unwrap();
-        reported.extend(rx.try_iter());
+        reports.extend(rx.try_iter());
+        let reported: Vec<u64> = reports
+            .iter()
+            .filter(|(word, _)| *word == COMMITTED)
+            .map(|(_, step)| *step)
+            .collect();
+        let inside = reports.last().is_some_and(|(word, _)| *word != COMMITTED);
         commits_seen += reported.len();
         assert!(
             reported.windows(2).all(|w| w[1] == w[0] + 1),
@@ -230,7 +241,7 @@ fn crash_consistency_under_sigkill() {
         newest_reported = reported.last().copied().max(newest_reported);
         let evidence = inspect(dir);
         *phases
-            .entry(phase(evidence, !reported.is_empty()))
+            .entry(phase(evidence, !reported.is_empty(), inside))
             .or_default() += 1;
 
         let mut ck = open(dir).unwrap();

@@ -13,12 +13,12 @@ mod common;
 
 use ckpt::storage::FaultyStorage;
 use ckpt::{Checkpointer, DrainEvent, FsStorage, Scheme, Storage};
-use common::child::{Reaper, run_ignored_test};
+use common::child::{Reaper, resume_step, run_ignored_test, spawn_reporting};
 use common::tiers::assert_whole;
 use common::{mix, seed};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -91,13 +91,10 @@ fn crash_tiers_child_process() {
         .map_or(Duration::ZERO, Duration::from_micros);
     let mut ck = open(Path::new(&dir), latency).expect("child opens the tiers");
     let drains = ck.subscribe_drains();
-    let mut step = match ck.restore_latest::<Vec<u64>>().expect("child restores") {
-        Some(restored) => {
-            assert!(restored.state == sim_at(restored.step), "child restore");
-            restored.step + 1
-        }
-        None => 0,
-    };
+    let mut step = resume_step(
+        ck.restore_latest::<Vec<u64>>().expect("child restores"),
+        sim_at,
+    );
     let mut stdout = std::io::stdout().lock();
     while born.elapsed() < CHILD_LIFETIME {
         let mut state = sim_at(step);
@@ -119,39 +116,23 @@ fn crash_tiers_child_process() {
     }
 }
 
-/// A report of the child.
-enum Report {
-    Committed(u64),
-    Drained(u64),
-}
+/// What the child reports: the word's index in [`REPORTS`], and a step.
+const REPORTS: &[&str] = &["committed", "drained"];
+const COMMITTED: usize = 0;
 
 fn spawn_child(
     root: &Path,
     latency_us: u64,
-) -> (Reaper, mpsc::Receiver<Report>, std::thread::JoinHandle<()>) {
-    let mut child = run_ignored_test("crash_tiers_child_process")
+) -> (
+    Reaper,
+    mpsc::Receiver<(usize, u64)>,
+    std::thread::JoinHandle<()>,
+) {
+    let mut command = run_ignored_test("crash_tiers_child_process");
+    command
         .env(DIR_ENV, root)
-        .env(LATENCY_ENV, latency_us.to_string())
-        .spawn()
-        .expect("spawn the child test process");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let report = if let Some((_, step)) = line.rsplit_once("committed ") {
-                Report::Committed(step.trim().parse().expect("a step"))
-            } else if let Some((_, step)) = line.rsplit_once("drained ") {
-                Report::Drained(step.trim().parse().expect("a step"))
-            } else {
-                continue;
-            };
-            if tx.send(report).is_err() {
-                break;
-            }
-        }
-    });
-    (Reaper(child), rx, reader)
+        .env(LATENCY_ENV, latency_us.to_string());
+    spawn_reporting(command, REPORTS)
 }
 
 /// True when the remote tier shows the kill landed in a drain or its
@@ -191,22 +172,21 @@ fn tiers_survive_sigkill_during_drains() {
         let (mut child, rx, reader) = spawn_child(root, latency_us);
         // Let the child commit once, then kill it 0-120 ms later: drains
         // of every other checkpoint run most of that time.
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(_) => {}
+        let first = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(report) => report,
             Err(e) => panic!("round {round}: the child never reported ({e})"),
-        }
+        };
         std::thread::sleep(Duration::from_micros(rng.random_range(0..120_000)));
         child.0.kill().unwrap();
         let status = child.0.wait().unwrap();
         assert_eq!(status.signal(), Some(9), "round {round}: {status}");
         reader.join().unwrap();
-        for report in rx.try_iter() {
-            match report {
-                Report::Committed(step) => newest_committed = newest_committed.max(Some(step)),
-                Report::Drained(step) => {
-                    drains_seen += 1;
-                    newest_drained = newest_drained.max(Some(step));
-                }
+        for (word, step) in std::iter::once(first).chain(rx.try_iter()) {
+            if word == COMMITTED {
+                newest_committed = newest_committed.max(Some(step));
+            } else {
+                drains_seen += 1;
+                newest_drained = newest_drained.max(Some(step));
             }
         }
         if remote.exists() && mid_drain(&remote) {
