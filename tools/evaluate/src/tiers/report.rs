@@ -115,7 +115,7 @@ pub(crate) fn print_seed(s: &SeedResult) {
         let [process, node] = out.restores;
         println!(
             "    {:<11} goodput {g:.3}, {:.1} s, failures process {} node {}; restores after process \
-             local/remote/scratch {}/{}/{}, after node {}/{}/{}; restore {:.2} s; {} checkpoints, {} drains{}",
+             local/remote/scratch {}/{}/{}, after node {}/{}/{}; restore {:.2} s; {} checkpoints, {} drains{}{}",
             config.name(),
             out.wall.as_secs_f64(),
             out.failures[0],
@@ -129,6 +129,9 @@ pub(crate) fn print_seed(s: &SeedResult) {
             out.restore_time.as_secs_f64(),
             out.checkpoints,
             out.drains,
+            out.cut.map_or(String::new(), |step| format!(
+                "; CUT at the cap, step {step}"
+            )),
             if *config == Config::Adaptive {
                 format!("; k {}", k_over_time(out))
             } else {
@@ -148,7 +151,15 @@ pub(crate) fn print_scenario(name: &str, worsening: bool, seeds: &[SeedResult]) 
     );
     println!("|---|{}---|---|---|", "---|".repeat(CONFIGS.len()));
     for s in seeds {
-        let g: Vec<String> = s.goodput.iter().map(|g| format!("{g:.3}")).collect();
+        let g: Vec<String> = s
+            .goodput
+            .iter()
+            .zip(&s.outcomes)
+            .map(|(g, o)| match o.cut {
+                Some(_) => format!("{g:.3} cut"),
+                None => format!("{g:.3}"),
+            })
+            .collect();
         println!(
             "| {} | {} | {:.3} | {:.3} ({}) | {} |",
             s.seed,

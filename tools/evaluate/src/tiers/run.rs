@@ -89,6 +89,10 @@ pub(crate) struct TierSpec<'a> {
     pub(crate) seed: u64,
     pub(crate) root: &'a Path,
     pub(crate) remote_slowdown: f64,
+    /// Counted time after which the run is cut short (a configuration
+    /// that cannot finish: local-only, whose every node failure restarts
+    /// it from scratch, once nodes fail every `2·M`).
+    pub(crate) cap: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -114,12 +118,18 @@ pub(crate) struct TierOutcome {
     pub(crate) node_failures_at: Vec<f64>,
     pub(crate) checkpoints: u32,
     pub(crate) drains: u32,
+    /// The job's step when last seen.
+    pub(crate) last_step: u64,
+    /// When the run was cut at the cap: the step it had reached.
+    pub(crate) cut: Option<u64>,
 }
 
 impl TierOutcome {
     /// Goodput with `reference` seconds per step.
+    /// Goodput with `reference` seconds per step (of the steps reached,
+    /// for a run cut at the cap).
     pub(crate) fn goodput(&self, steps: u64, reference: f64) -> f64 {
-        steps as f64 * reference / self.wall.as_secs_f64()
+        self.cut.unwrap_or(steps) as f64 * reference / self.wall.as_secs_f64()
     }
 
     fn note_k(&mut self, t: f64, k: Option<u32>) {
@@ -139,13 +149,75 @@ struct Known {
     remote: Option<u64>,
 }
 
-/// When the current process dies, and of what.
+/// The failures of a seed on the run's counted-time axis: process
+/// failures at the running sums of exponential gaps (mean `M`), node
+/// failures where the node hazard (counted time over the node MTBF in
+/// force, integrated) reaches the running sums of unit exponential draws.
+struct Failures<P, N> {
+    process_gaps: P,
+    node_units: N,
+    /// Counted time of the next process failure.
+    next_process: Duration,
+    /// Hazard level of the next node failure.
+    next_node: f64,
+    /// Node hazard accumulated up to the end of the last process.
+    hazard: f64,
+}
+
+impl<P: Iterator<Item = Duration>, N: Iterator<Item = Duration>> Failures<P, N> {
+    fn new(mut process_gaps: P, mut node_units: N) -> Self {
+        let next_process = process_gaps.next().unwrap_or(Duration::MAX);
+        let next_node = node_units.next().map_or(f64::MAX, |u| u.as_secs_f64());
+        Failures {
+            process_gaps,
+            node_units,
+            next_process,
+            next_node,
+            hazard: 0.0,
+        }
+    }
+
+    /// The fate of a process starting at clock instant `start`, counted
+    /// time `counted`, with node MTBF `rate`.
+    fn fate(&self, start: Duration, counted: Duration, rate: Duration, changed: bool) -> Fate {
+        let left = (self.next_node - self.hazard).clamp(0.0, 1e9);
+        Fate {
+            segment_start: start,
+            hazard_start: self.hazard,
+            rate,
+            process_at: start.saturating_add(self.next_process.saturating_sub(counted)),
+            node_at: start.saturating_add(rate.mul_f64(left)),
+            changed,
+            deadline: Deadline::never(),
+        }
+    }
+
+    /// The process died of `class` with the node hazard at `hazard`:
+    /// the next failure of that class is drawn.
+    fn crashed(&mut self, class: Class, hazard: f64) {
+        self.hazard = hazard;
+        match class {
+            Class::Process => {
+                let gap = self.process_gaps.next().unwrap_or(Duration::MAX);
+                self.next_process = self.next_process.saturating_add(gap);
+            }
+            Class::Node => {
+                self.next_node += self.node_units.next().map_or(f64::MAX, |u| u.as_secs_f64());
+            }
+        }
+    }
+}
+
+/// When the current process dies, and of what (instants on its clock).
 struct Fate {
-    start: Duration,
+    /// Since when the node hazard accrues at `rate`.
+    segment_start: Duration,
+    /// The node hazard at `segment_start`.
+    hazard_start: f64,
+    /// The node MTBF in force.
+    rate: Duration,
     process_at: Duration,
     node_at: Duration,
-    /// The node failure's draw, in units of its MTBF.
-    node_unit: f64,
     /// False until the node rate has changed for this process.
     changed: bool,
     deadline: Deadline,
@@ -164,18 +236,31 @@ impl Fate {
         }
     }
 
+    /// The node hazard at clock instant `at`.
+    fn hazard_at(&self, at: Duration) -> f64 {
+        self.hazard_start
+            + at.saturating_sub(self.segment_start).as_secs_f64() / self.rate.as_secs_f64()
+    }
+
+    /// How the process ended: crashed at its crash instant.
+    fn crashed(&self) -> Life {
+        Life::Crashed(self.class(), self.hazard_at(self.crash_at()))
+    }
+
     fn apply(&self, clock: &mut Clock) {
         clock.set_crash_at(self.crash_at());
         self.deadline.set(self.crash_at());
     }
 
     /// The job has just reached the step where the node rate changes: the
-    /// hazard left of this process's draw runs out at the new rate.
+    /// hazard left before the next node failure runs out at the new rate.
     fn change_rate(&mut self, clock: &mut Clock, rate: NodeRate) {
         let now = clock.clock.now();
-        let used = now.saturating_sub(self.start).as_secs_f64() / rate.before.as_secs_f64();
-        let left = (self.node_unit - used).max(0.0);
-        self.node_at = now.saturating_add(rate.after.mul_f64(left));
+        let left = self.hazard_at(self.node_at) - self.hazard_at(now);
+        self.hazard_start = self.hazard_at(now);
+        self.segment_start = now;
+        self.rate = rate.after;
+        self.node_at = now.saturating_add(rate.after.mul_f64(left.clamp(0.0, 1e9)));
         self.changed = true;
         self.apply(clock);
     }
@@ -185,7 +270,7 @@ impl Fate {
     fn exclude_since(&mut self, clock: &mut Clock, from: Duration) {
         let before = clock.crash_at();
         let spent = clock.exclude_since(from).saturating_sub(before);
-        self.start = self.start.saturating_add(spent);
+        self.segment_start = self.segment_start.saturating_add(spent);
         self.process_at = self.process_at.saturating_add(spent);
         self.node_at = self.node_at.saturating_add(spent);
         self.deadline.set(self.crash_at());
@@ -224,7 +309,10 @@ struct Process<'a> {
 
 enum Life {
     Done,
-    Crashed(Class),
+    /// Cut at the cap.
+    Cut,
+    /// Of this class, with the node hazard at the crash.
+    Crashed(Class, f64),
 }
 
 /// Runs the workload to its last step through every failure.
@@ -249,29 +337,28 @@ pub(crate) fn run(spec: &TierSpec<'_>) -> Result<TierOutcome, BoxError> {
         ..TierOutcome::default()
     };
     let mut clock = Clock::new(cpu.clone(), 1);
-    let mut process_gaps = failure_gaps(spec.mtbf, spec.seed);
-    let mut node_units = failure_gaps(Duration::from_secs(1), spec.seed ^ NODE_SALT);
+    let mut failures = Failures::new(
+        failure_gaps(spec.mtbf, spec.seed),
+        failure_gaps(Duration::from_secs(1), spec.seed ^ NODE_SALT),
+    );
     let mut known = Known::default();
     let mut furthest = 0;
     let mut after = None;
     let mut initial = Some(Job::new(w.state_bytes));
     loop {
+        let counted = clock.total();
+        if counted >= spec.cap {
+            out.cut = Some(out.last_step);
+            break;
+        }
         let start = clock.start_life(Duration::ZERO);
-        let node_unit = node_units.next().map_or(f64::MAX, |g| g.as_secs_f64());
         let changed = furthest >= spec.node.change_at;
-        let node_mtbf = if changed {
+        let rate = if changed {
             spec.node.after
         } else {
             spec.node.before
         };
-        let fate = Fate {
-            start,
-            process_at: start.saturating_add(process_gaps.next().unwrap_or(Duration::MAX)),
-            node_at: start.saturating_add(node_mtbf.mul_f64(node_unit.min(1e9))),
-            node_unit,
-            changed,
-            deadline: Deadline::never(),
-        };
+        let fate = failures.fate(start, counted, rate, changed);
         fate.apply(&mut clock);
         let process = Process {
             clock: &mut clock,
@@ -283,7 +370,12 @@ pub(crate) fn run(spec: &TierSpec<'_>) -> Result<TierOutcome, BoxError> {
         };
         match life(spec, &stores, process, &mut initial)? {
             Life::Done => break,
-            Life::Crashed(class) => {
+            Life::Cut => {
+                out.cut = Some(out.last_step);
+                break;
+            }
+            Life::Crashed(class, hazard) => {
+                failures.crashed(class, hazard);
                 out.failures[class as usize] += 1;
                 after = Some(class);
                 if class == Class::Node {
@@ -368,7 +460,7 @@ fn life(
                 Ok(v) => v,
                 Err(_) if p.clock.crashed() => {
                     p.clock.charge(0);
-                    return Ok(Life::Crashed(p.fate.class()));
+                    return Ok(p.fate.crashed());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -378,7 +470,7 @@ fn life(
         () => {
             p.clock.charge(0);
             if p.clock.crashed() {
-                return Ok(Life::Crashed(p.fate.class()));
+                return Ok(p.fate.crashed());
             }
         };
     }
@@ -413,6 +505,7 @@ fn life(
         }
     };
     alive!();
+    p.out.last_step = job.meta.step;
     let first_tier_is_remote = spec.config == Config::RemoteOnly;
     p.out
         .note_k(p.clock.total().as_secs_f64(), ck.drain_every());
@@ -425,6 +518,10 @@ fn life(
         let step = job.meta.step;
         or_crash!(ck.scope(step, &mut job, |j| j.advance(&kernel)));
         alive!();
+        p.out.last_step = job.meta.step;
+        if p.clock.total() >= spec.cap {
+            return Ok(Life::Cut);
+        }
         for step in events.try_iter() {
             p.out.checkpoints += 1;
             let known = match first_tier_is_remote {
