@@ -8,7 +8,36 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// A process's crash instant on its [`CpuClock`], shared by every gate of
+/// the process (a multi-level run has two stores, which die together) and
+/// by its [`Clock`]; it can move while the process lives (`--tiers`: the
+/// node-failure rate changes half-way through the work).
+#[derive(Debug, Clone)]
+pub(crate) struct Deadline(Arc<AtomicU64>);
+
+impl Deadline {
+    pub(crate) fn at(at: Duration) -> Self {
+        let deadline = Deadline(Arc::new(AtomicU64::new(0)));
+        deadline.set(at);
+        deadline
+    }
+
+    pub(crate) fn never() -> Self {
+        Deadline::at(Duration::MAX)
+    }
+
+    pub(crate) fn get(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn set(&self, at: Duration) {
+        let nanos = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX);
+        self.0.store(nanos, Ordering::SeqCst);
+    }
+}
 
 /// The store as a process sees it: from `crash_at` (on the clock) on, the
 /// process is dead and nothing it writes reaches the disk.
@@ -16,7 +45,7 @@ use std::time::{Duration, Instant};
 pub(crate) struct CrashGate {
     pub(crate) inner: Arc<FsStorage>,
     pub(crate) clock: CpuClock,
-    pub(crate) crash_at: Duration,
+    pub(crate) crash_at: Deadline,
     /// Every store operation takes this many times as long as on the
     /// disk (1: no throttle): after the disk's own time the gate sleeps
     /// `slowdown − 1` times as long, i.e. the store has `1/slowdown` of
@@ -30,7 +59,7 @@ impl CrashGate {
         CrashGate {
             inner,
             clock: CpuClock::for_this_thread(),
-            crash_at: Duration::MAX,
+            crash_at: Deadline::never(),
             slowdown,
         }
     }
@@ -58,7 +87,7 @@ impl CrashGate {
     }
 
     fn alive(&self, op: &'static str, key: &str) -> ckpt::Result<()> {
-        if self.clock.now() >= self.crash_at {
+        if self.clock.now() >= self.crash_at.get() {
             return Err(ckpt::Error::storage(
                 op,
                 key,
@@ -149,6 +178,27 @@ impl Clock {
 
     pub(crate) fn crashed(&self) -> bool {
         self.clock.now() >= self.crash_at
+    }
+
+    /// The current process's crash instant.
+    pub(crate) fn crash_at(&self) -> Duration {
+        self.crash_at
+    }
+
+    /// Moves the current process's crash instant.
+    pub(crate) fn set_crash_at(&mut self, at: Duration) {
+        self.crash_at = at;
+    }
+
+    /// Leaves the time since `from` (harness work inside a life, such as
+    /// hashing a restored state) out of the count: nothing is charged for
+    /// it and the crash instant moves on by as much. Returns the new crash
+    /// instant.
+    pub(crate) fn exclude_since(&mut self, from: Duration) -> Duration {
+        let spent = self.clock.now().saturating_sub(from);
+        self.mark = self.mark.saturating_add(spent);
+        self.crash_at = self.crash_at.saturating_add(spent);
+        self.crash_at
     }
 
     pub(crate) fn total(&self) -> Duration {

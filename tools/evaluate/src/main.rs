@@ -154,6 +154,18 @@
 //! cargo run --release -p ckpt-evaluate -- --ci
 //! ```
 //!
+//! # Multi-level checkpoints
+//!
+//! `--tiers` evaluates a local and a 6× slower remote tier under process
+//! and node failures instead (issue 15 item 4; see `tiers/mod.rs`):
+//! remote-only, local-only, `drain_every(k)` for k = 1…16 and the
+//! adaptive policy, in a steady and a worsening scenario. `--tiers --ci`
+//! is a short version that fails only on a wrong restore.
+//!
+//! ```text
+//! cargo run --release -p ckpt-evaluate -- --tiers --seeds 3
+//! ```
+//!
 //! [`PagedVec<f64>`]: ckpt::PagedVec
 
 mod calibration;
@@ -163,6 +175,7 @@ mod generate;
 mod report;
 mod run;
 mod state;
+mod tiers;
 mod workload;
 
 use calibration::{Mtbf, burn_rate, calibrate, reference_step_times, static_intervals};
@@ -199,11 +212,19 @@ usage: cargo run --release -p ckpt-evaluate -- [options]
   --max-state M  scale the family's states (64 MiB-1 GiB) so the largest
                  is M MiB (default 1024)
   --ci           short randomized run: --random 3 --max-state 32 --scale 0.35
-                 (a minute or three on 2 cores)
+                 (a minute or three on 2 cores); with --tiers: one seed, a
+                 4 MiB state, a run of one M of work (under a minute)
+  --tiers        multi-level checkpoints (issue 15): local + remote tiers under
+                 process and node failures; workload c (default) or a via --only
+  --remote-slowdown X
+                 with --tiers: the remote store is X times slower (default 6)
+  --state M      with --tiers: the state, MiB (default 16; 4 with --ci)
   --help         this text
 
 The randomized run (issue 17, item 3):
   cargo run --release -p ckpt-evaluate -- --random 24 --seeds 2
+Multi-level checkpoints (issue 15, item 4):
+  cargo run --release -p ckpt-evaluate -- --tiers --seeds 3
 ";
 
 struct Options {
@@ -216,6 +237,10 @@ struct Options {
     random: Option<usize>,
     draw_seed: u64,
     max_state: usize,
+    tiers: bool,
+    ci: bool,
+    remote_slowdown: f64,
+    state_mib: Option<usize>,
 }
 
 fn options() -> Result<Options, BoxError> {
@@ -229,6 +254,10 @@ fn options() -> Result<Options, BoxError> {
         random: None,
         draw_seed: 1,
         max_state: 1024 * MIB,
+        tiers: false,
+        ci: false,
+        remote_slowdown: 6.0,
+        state_mib: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -243,7 +272,11 @@ fn options() -> Result<Options, BoxError> {
             "--random" => o.random = Some(value()?.parse()?),
             "--draw-seed" => o.draw_seed = value()?.parse()?,
             "--max-state" => o.max_state = value()?.parse::<usize>()?.max(1) * MIB,
+            "--tiers" => o.tiers = true,
+            "--remote-slowdown" => o.remote_slowdown = value()?.parse::<f64>()?.max(1.0),
+            "--state" => o.state_mib = Some(value()?.parse::<usize>()?.max(1)),
             "--ci" => {
+                o.ci = true;
                 o.random = Some(3);
                 o.max_state = 32 * MIB;
                 o.scale = 0.35;
@@ -312,6 +345,9 @@ fn main() -> Result<(), BoxError> {
     );
     let rate = burn_rate(&cpu);
     let started = Instant::now();
+    if o.tiers {
+        return run_tiers(&o, &root, rate, &cpu, started);
+    }
     let mut rows = Vec::new();
     if let Some(n) = o.random {
         println!(
@@ -388,6 +424,38 @@ fn main() -> Result<(), BoxError> {
         "\n(whole evaluation: {:.0} s)",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `--tiers`: exits non-zero when a restore was wrong (only then).
+fn run_tiers(
+    o: &Options,
+    root: &std::path::Path,
+    rate: f64,
+    cpu: &CpuClock,
+    started: Instant,
+) -> Result<(), BoxError> {
+    let options = tiers::TierOptions {
+        workload: o
+            .only
+            .as_ref()
+            .and_then(|only| only.first().cloned())
+            .unwrap_or_else(|| "c".to_owned()),
+        state_mib: o.state_mib,
+        scale: if o.ci { 0.1 } else { o.scale },
+        seed: o.seed,
+        seeds: if o.ci { 1 } else { o.seeds },
+        remote_slowdown: o.remote_slowdown,
+        ci: o.ci,
+    };
+    let right = tiers::evaluate(&options, root, rate, cpu)?;
+    println!(
+        "\n(whole evaluation: {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    if !right {
+        return Err("a restore was wrong (see WRONG RESTORE above)".into());
+    }
     Ok(())
 }
 

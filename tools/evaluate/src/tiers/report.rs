@@ -1,0 +1,221 @@
+//! What the tiers runs are worth: each run's line, a table per scenario,
+//! and issue 15's targets.
+
+use super::CONFIGS;
+use super::run::{Config, TierOutcome};
+use crate::workload::Workload;
+
+/// Adaptive over remote-only, at least.
+const VS_REMOTE: f64 = 1.2;
+/// Adaptive over the best static k in hindsight, at least.
+const VS_BEST_K: f64 = 0.97;
+/// Seeds a target must hold on.
+const SEEDS_NEEDED: usize = 3;
+/// Node failures after the change within which the adaptive run should
+/// change k ("a few").
+const FEW: usize = 3;
+
+/// One seed's runs of every configuration, valued at one reference.
+pub(crate) struct SeedResult {
+    pub(crate) seed: u64,
+    /// Goodput of each configuration, in [`CONFIGS`]' order.
+    pub(crate) goodput: Vec<f64>,
+    pub(crate) outcomes: Vec<TierOutcome>,
+}
+
+impl SeedResult {
+    pub(crate) fn new(seed: u64, w: &Workload, reference: f64, outcomes: Vec<TierOutcome>) -> Self {
+        let goodput = outcomes
+            .iter()
+            .map(|o| o.goodput(w.total_steps(), reference))
+            .collect();
+        SeedResult {
+            seed,
+            goodput,
+            outcomes,
+        }
+    }
+
+    fn of(&self, config: Config) -> f64 {
+        CONFIGS
+            .iter()
+            .position(|&c| c == config)
+            .and_then(|i| self.goodput.get(i))
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+
+    fn adaptive(&self) -> Option<&TierOutcome> {
+        let i = CONFIGS.iter().position(|&c| c == Config::Adaptive)?;
+        self.outcomes.get(i)
+    }
+
+    fn best_static_k(&self) -> (f64, String) {
+        CONFIGS
+            .iter()
+            .zip(&self.goodput)
+            .filter(|(c, _)| matches!(c, Config::Static(_)))
+            .map(|(c, &g)| (g, c.name()))
+            .fold(
+                (0.0, String::new()),
+                |best, x| if x.0 > best.0 { x } else { best },
+            )
+    }
+
+    fn vs_remote(&self) -> f64 {
+        self.of(Config::Adaptive) / self.of(Config::RemoteOnly)
+    }
+
+    fn vs_best_k(&self) -> f64 {
+        self.of(Config::Adaptive) / self.best_static_k().0
+    }
+
+    /// Node failures after the rate changed before the adaptive run's
+    /// first change of k after it (`None`: k never changed after it; or
+    /// the rate never changed).
+    fn node_failures_to_react(&self) -> Option<usize> {
+        let out = self.adaptive()?;
+        let changed = out.rate_changed_at?;
+        let reacted = out
+            .k_timeline
+            .iter()
+            .skip(1)
+            .map(|&(t, _)| t)
+            .find(|&t| t >= changed)?;
+        Some(
+            out.node_failures_at
+                .iter()
+                .filter(|&&t| t >= changed && t <= reacted)
+                .count(),
+        )
+    }
+}
+
+/// The k in force over time, e.g. `1→4@t=3.2s→2@t=9.0s`.
+fn k_over_time(out: &TierOutcome) -> String {
+    let mut text = String::new();
+    for (i, &(t, k)) in out.k_timeline.iter().enumerate() {
+        if i == 0 {
+            text.push_str(&k.to_string());
+        } else {
+            text.push_str(&format!("→{k}@t={t:.1}s"));
+        }
+    }
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text
+    }
+}
+
+/// One line per run of a seed.
+pub(crate) fn print_seed(s: &SeedResult) {
+    println!("  seed {}:", s.seed);
+    for ((config, out), g) in CONFIGS.iter().zip(&s.outcomes).zip(&s.goodput) {
+        let [process, node] = out.restores;
+        println!(
+            "    {:<11} goodput {g:.3}, {:.1} s, failures process {} node {}; restores after process \
+             local/remote/scratch {}/{}/{}, after node {}/{}/{}; restore {:.2} s; {} checkpoints, {} drains{}{}",
+            config.name(),
+            out.wall.as_secs_f64(),
+            out.failures[0],
+            out.failures[1],
+            process[0],
+            process[1],
+            process[2],
+            node[0],
+            node[1],
+            node[2],
+            out.restore_time.as_secs_f64(),
+            out.checkpoints,
+            out.drains,
+            out.cut.map_or(String::new(), |step| format!(
+                "; CUT at the cap, step {step}"
+            )),
+            if *config == Config::Adaptive {
+                format!("; k {}", k_over_time(out))
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// The scenario's table and its targets.
+pub(crate) fn print_scenario(name: &str, worsening: bool, seeds: &[SeedResult]) {
+    println!("\n## scenario {name}\n");
+    let names: Vec<String> = CONFIGS.iter().map(|c| c.name()).collect();
+    println!(
+        "| seed | {} | adaptive/remote-only | adaptive/best k | adaptive k over time |",
+        names.join(" | ")
+    );
+    println!("|---|{}---|---|---|", "---|".repeat(CONFIGS.len()));
+    for s in seeds {
+        let g: Vec<String> = s
+            .goodput
+            .iter()
+            .zip(&s.outcomes)
+            .map(|(g, o)| match o.cut {
+                Some(_) => format!("{g:.3} cut"),
+                None => format!("{g:.3}"),
+            })
+            .collect();
+        println!(
+            "| {} | {} | {:.3} | {:.3} ({}) | {} |",
+            s.seed,
+            g.join(" | "),
+            s.vs_remote(),
+            s.vs_best_k(),
+            s.best_static_k().1,
+            s.adaptive().map_or("-".to_owned(), k_over_time)
+        );
+    }
+    let (mut process, mut node) = ([0u32; 3], [0u32; 3]);
+    for out in seeds.iter().flat_map(|s| &s.outcomes) {
+        for (total, n) in process.iter_mut().zip(out.restores[0]) {
+            *total += n;
+        }
+        for (total, n) in node.iter_mut().zip(out.restores[1]) {
+            *total += n;
+        }
+    }
+    println!(
+        "\nrestarts, all runs: after a process failure local/remote/scratch {process:?}, \
+         after a node failure {node:?}"
+    );
+    let verdict = |n: usize| {
+        if n >= SEEDS_NEEDED { "met" } else { "NOT met" }
+    };
+    let count = |f: &dyn Fn(&SeedResult) -> bool| seeds.iter().filter(|s| f(s)).count();
+    println!(
+        "targets ({name}, on >= {SEEDS_NEEDED} seeds of {}):",
+        seeds.len()
+    );
+    let n = count(&|s| s.vs_remote() >= VS_REMOTE);
+    println!(
+        "  adaptive >= {VS_REMOTE}x remote-only: {n} seeds, {}",
+        verdict(n)
+    );
+    let n = count(&|s| s.vs_best_k() >= VS_BEST_K);
+    println!(
+        "  adaptive >= {VS_BEST_K}x the best static k: {n} seeds, {}",
+        verdict(n)
+    );
+    if worsening {
+        let reactions: Vec<String> = seeds
+            .iter()
+            .map(|s| {
+                s.node_failures_to_react()
+                    .map_or("never".to_owned(), |n| format!("after {n}"))
+            })
+            .collect();
+        let n = count(&|s| s.node_failures_to_react().is_some_and(|n| n <= FEW));
+        println!(
+            "  adaptive changes k within {FEW} node failures after the change: {n} seeds ({}), {}",
+            reactions.join(", "),
+            verdict(n)
+        );
+        let n = count(&|s| s.vs_best_k() > 1.0);
+        println!("  adaptive beats every static k: {n} seeds, {}", verdict(n));
+    }
+}
