@@ -94,18 +94,13 @@ impl Adaptive {
         listeners: Vec<Listener>,
     ) -> Result<Self> {
         let mut lower_errors = 0u32;
-        let mut stored = match storage.get(MODEL_KEY) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.is_damage() => None,
-            Err(e) => return Err(e),
-        };
+        let mut stored = present(storage.as_ref(), MODEL_KEY)?;
         for tier in &lower {
             if stored.is_some() {
                 break;
             }
-            match tier.get(MODEL_KEY) {
-                Ok(bytes) => stored = Some(bytes),
-                Err(e) if e.is_damage() => {}
+            match present(tier.as_ref(), MODEL_KEY) {
+                Ok(found) => stored = found,
                 Err(_) => lower_errors += 1,
             }
         }
@@ -129,17 +124,12 @@ impl Adaptive {
             first_trial: None,
             lower,
         };
-        let crashed_here = match storage.get(RUNNING_KEY) {
-            Ok(_) => true,
-            Err(e) if e.is_damage() => false,
-            Err(e) => return Err(e),
-        };
+        let crashed_here = present(storage.as_ref(), RUNNING_KEY)?.is_some();
         let marker = std::process::id().to_le_bytes();
         let mut crashed_below = false;
         for tier in &adaptive.lower {
-            match tier.get(RUNNING_KEY) {
-                Ok(_) => crashed_below = true,
-                Err(e) if e.is_damage() => {}
+            match present(tier.as_ref(), RUNNING_KEY) {
+                Ok(found) => crashed_below |= found.is_some(),
                 Err(_) => lower_errors += 1,
             }
             if tier.put(RUNNING_KEY, &marker).is_err() {
@@ -438,6 +428,16 @@ impl Adaptive {
     /// What the advisor decided after the last commit.
     pub(crate) fn last_decision(&self) -> Option<&Decision> {
         self.last_decision.as_ref()
+    }
+}
+
+/// The object `key` of `storage`, `None` when it is missing or damaged
+/// (the learned state and the run marker are rebuilt, not restored).
+fn present(storage: &dyn Storage, key: &str) -> Result<Option<Vec<u8>>> {
+    match storage.get(key) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.is_damage() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -132,13 +132,11 @@ impl TierOptions {
                 drainer,
             });
         }
-        let (sender, events) = channel();
-        for tier in &lower {
-            tier.drainer.subscribe(sender.clone());
-        }
-        let mut tiers = Tiers::new(first_name.clone(), lower, self.drain_every);
-        tiers.events = Some(events);
-        Ok(Some(tiers))
+        Ok(Some(Tiers::new(
+            first_name.clone(),
+            lower,
+            self.drain_every,
+        )))
     }
 }
 
@@ -153,7 +151,7 @@ pub(crate) struct Tiers {
     /// Checkpoints committed since the last one queued for a drain.
     since_drain: u32,
     /// Every drain's event, for the cost model.
-    events: Option<Receiver<DrainEvent>>,
+    events: Receiver<DrainEvent>,
 }
 
 /// One lower tier and its drain.
@@ -168,12 +166,16 @@ impl Tiers {
     /// Tiers below the `first`, draining every `drain_every`-th commit
     /// (the first commit drains at once).
     pub(crate) fn new(first: String, lower: Vec<LowerTier>, drain_every: u32) -> Self {
+        let (sender, events) = channel();
+        for tier in &lower {
+            tier.drainer.subscribe(sender.clone());
+        }
         Tiers {
             first,
             lower,
             drain_every,
             since_drain: drain_every.saturating_sub(1),
-            events: None,
+            events,
         }
     }
 
@@ -190,10 +192,7 @@ impl Tiers {
     /// The drains finished or failed since the last call, each with its
     /// tier's index (1 for the first lower tier).
     pub(crate) fn take_events(&self) -> Vec<(u8, DrainEvent)> {
-        let Some(events) = &self.events else {
-            return Vec::new();
-        };
-        events
+        self.events
             .try_iter()
             .map(|event| {
                 let name = match &event {

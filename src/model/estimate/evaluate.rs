@@ -61,9 +61,13 @@ impl CostModel {
             // The drain ratio, searched for the plan in force and for the
             // best plan at the ratio in force.
             let best = candidates.first().map(|c| c.plan);
-            let ratios: Vec<Plan> = [Some(current), best]
+            // The best plan may be the plan in force: each plan once.
+            let plans = match best {
+                Some(best) if best != current => vec![current, best],
+                _ => vec![current],
+            };
+            let ratios: Vec<Plan> = plans
                 .into_iter()
-                .flatten()
                 .flat_map(|plan| {
                     DRAIN_EVERY_CANDIDATES
                         .iter()
@@ -79,7 +83,6 @@ impl CostModel {
                     .filter(fits),
             );
             candidates.sort_by(|a, b| a.overhead.total_cmp(&b.overhead));
-            candidates.dedup_by_key(|c| c.plan);
         }
         let mut recommendations = Vec::new();
         // A current plan over the budget is left for any plan that fits.
