@@ -236,6 +236,8 @@ impl Adaptive {
         event.compute = work.compute;
         event.steps_beside_persist = work.busy_steps;
         event.compute_beside_persist = work.busy_compute;
+        event.steps_beside_drain = work.drain_steps;
+        event.compute_beside_drain = work.drain_compute;
         event.stall = committed.stall + work.overhead;
         event.persist = committed.persist.max(event.stall);
         event.logical_bytes = committed.info.logical_bytes;
@@ -453,6 +455,11 @@ pub(crate) struct Work {
     pub busy_steps: u64,
     /// Time spent in the `busy_steps` scopes.
     pub busy_compute: Duration,
+    /// The scopes that ran while a drain to a lower tier was in flight
+    /// and no persist was.
+    pub drain_steps: u64,
+    /// Time spent in the `drain_steps` scopes.
+    pub drain_compute: Duration,
     /// Time the computation spent in the checkpointer on earlier
     /// checkpoints' bookkeeping that no reported stall included yet.
     pub overhead: Duration,

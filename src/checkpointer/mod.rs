@@ -124,6 +124,7 @@ impl Checkpointer {
     ) -> Result<R> {
         self.check_usable()?;
         let beside_persist = self.persister.busy();
+        let beside_drain = self.tiers.as_ref().is_some_and(tiers::Tiers::draining);
         let started = Instant::now();
         let result = body(state);
         let elapsed = started.elapsed();
@@ -132,6 +133,9 @@ impl Checkpointer {
         if beside_persist {
             self.work.busy_steps += 1;
             self.work.busy_compute += elapsed;
+        } else if beside_drain {
+            self.work.drain_steps += 1;
+            self.work.drain_compute += elapsed;
         }
         if self.persister.is_background() {
             // A background commit that became durable since the last call

@@ -206,6 +206,11 @@ impl Tiers {
             .collect()
     }
 
+    /// True while a drain to any lower tier runs.
+    pub(crate) fn draining(&self) -> bool {
+        self.lower.iter().any(|t| t.drainer.busy())
+    }
+
     /// The lower tiers' storages, in order.
     pub(crate) fn lower_storages(&self) -> Vec<Arc<dyn Storage>> {
         self.lower.iter().map(|t| Arc::clone(&t.storage)).collect()

@@ -31,6 +31,13 @@ pub struct CheckpointEvent {
     /// steps' it shows how much a background persist slows the
     /// computation (CPU, memory bandwidth, copy-on-write page copies).
     pub compute_beside_persist: Duration,
+    /// Of those `steps`, the ones that ran while a drain to a lower tier
+    /// was in flight and no persist was (0 without lower tiers).
+    pub steps_beside_drain: u64,
+    /// Compute time of the `steps_beside_drain` steps: against the steps
+    /// beside neither it shows how much a drain slows the computation (its
+    /// reads, the upload's CPU and network), which prices the drain ratio.
+    pub compute_beside_drain: Duration,
     /// Time the computation was blocked by this checkpoint.
     pub stall: Duration,
     /// Time from the start of the checkpoint until it was durable. For a
@@ -76,6 +83,8 @@ impl CheckpointEvent {
             compute: Duration::ZERO,
             steps_beside_persist: 0,
             compute_beside_persist: Duration::ZERO,
+            steps_beside_drain: 0,
+            compute_beside_drain: Duration::ZERO,
             stall: Duration::ZERO,
             persist: Duration::ZERO,
             logical_bytes: 0,

@@ -89,7 +89,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Version of the bytes [`Advisor::to_bytes`] writes (their first byte).
-pub(crate) const MODEL_STATE_VERSION: u8 = 6;
+pub(crate) const MODEL_STATE_VERSION: u8 = 7;
 
 /// Largest model state this build decodes; a longer claim is corruption.
 const MAX_MODEL_STATE_BYTES: usize = 16 << 20;

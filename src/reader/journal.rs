@@ -35,9 +35,9 @@ pub struct JournalRecord {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum JournalEvent {
-    /// A checkpoint was committed. The event's `steps_beside_persist`,
-    /// `compute_beside_persist` and `compression_ratio` are not journaled
-    /// (0, 0 and 1 here).
+    /// A checkpoint was committed. The event's steps and compute beside a
+    /// persist or a drain and its `compression_ratio` are not journaled
+    /// (0 and 1 here).
     Checkpoint {
         /// The checkpoint's timings and sizes.
         event: CheckpointEvent,

@@ -12,6 +12,7 @@ use crate::format::layout::ManifestName;
 use crate::storage::Storage;
 use crate::trace;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -27,6 +28,9 @@ struct Shared {
     changed: Condvar,
     /// Subscribers to [`DrainEvent`]s.
     listeners: Mutex<Vec<Sender<DrainEvent>>>,
+    /// `DrainState::busy`, readable without the lock: the computation
+    /// asks at every step whether a drain runs beside it.
+    copying: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +94,7 @@ impl Drainer {
             }),
             changed: Condvar::new(),
             listeners: Mutex::new(Vec::new()),
+            copying: AtomicBool::new(false),
         });
         let job = Job {
             shared: Arc::clone(&shared),
@@ -158,6 +163,12 @@ impl Drainer {
         state.retry_now = false;
     }
 
+    /// True while a drain attempt runs (a copy to the tier, or its
+    /// retention), i.e. while it competes with the computation.
+    pub(crate) fn busy(&self) -> bool {
+        self.shared.copying.load(Ordering::Relaxed)
+    }
+
     /// This tier's drain status now.
     pub(crate) fn status(&self) -> TierStatus {
         self.shared.lock().status.clone()
@@ -224,6 +235,7 @@ impl Job {
             match state.pending {
                 Some(name) if due => {
                     state.busy = true;
+                    self.shared.copying.store(true, Ordering::Relaxed);
                     return Some(name);
                 }
                 Some(_) => {
@@ -291,6 +303,7 @@ impl Job {
     ) -> DrainEvent {
         let mut state = self.shared.lock();
         state.busy = false;
+        self.shared.copying.store(false, Ordering::Relaxed);
         state.attempts += 1;
         let attempt = state.attempts;
         let done = |state: &mut DrainState| {

@@ -72,10 +72,14 @@ pub struct ModelConfig {
     /// Relative half-width of the interval around a prior-based cost
     /// (default 0.5).
     pub prior_uncertainty: f64,
-    /// Share of a drain's time (a checkpoint copied to a lower tier in
-    /// the background) that slows the computation down (default 0.05): a
-    /// drain mostly waits on the lower tier's storage, and reads the
-    /// first tier's packs through the page cache. Not measured yet.
+    /// How much a drain (a checkpoint copied to a lower tier in the
+    /// background) slows the steps beside it, before that is measured
+    /// (default 0.05: a drain mostly waits on the lower tier's storage,
+    /// and reads the first tier's packs through the page cache). Once
+    /// steps ran beside a drain and beside nothing, their measured
+    /// slowdown ([`CheckpointEvent::compute_beside_drain`]) replaces it.
+    ///
+    /// [`CheckpointEvent::compute_beside_drain`]: crate::model::CheckpointEvent::compute_beside_drain
     pub drain_interference: f64,
 }
 

@@ -13,10 +13,15 @@ use crate::scheme::Scheme;
 use std::time::Duration;
 
 /// Mean time of the steps in the interval `e` closes that ran beside no
-/// background persist (`None` if there were none).
+/// background persist and no drain (`None` if there were none).
 pub(super) fn idle_step_secs(e: &CheckpointEvent) -> Option<f64> {
-    let idle = e.steps.checked_sub(e.steps_beside_persist)?;
-    let idle_time = e.compute.as_secs_f64() - e.compute_beside_persist.as_secs_f64();
+    let idle = e
+        .steps
+        .checked_sub(e.steps_beside_persist)?
+        .checked_sub(e.steps_beside_drain)?;
+    let idle_time = e.compute.as_secs_f64()
+        - e.compute_beside_persist.as_secs_f64()
+        - e.compute_beside_drain.as_secs_f64();
     (idle > 0 && idle_time > 0.0).then(|| idle_time / idle as f64)
 }
 
@@ -57,8 +62,24 @@ const STEADY_STEP_RATIO: f64 = 2.0;
 /// twice as slow as easily as half), so an arithmetic mean of ratios
 /// would drift up on noise alone.
 pub(super) fn slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64> {
-    let busy = e.steps_beside_persist.min(e.steps);
-    let busy_time = e.compute_beside_persist.as_secs_f64();
+    log_slowdown(
+        e.steps_beside_persist.min(e.steps),
+        e.compute_beside_persist.as_secs_f64(),
+        per_idle,
+    )
+}
+
+/// [`slowdown`] of the steps that ran beside a drain to a lower tier.
+pub(super) fn drain_slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64> {
+    log_slowdown(
+        e.steps_beside_drain.min(e.steps),
+        e.compute_beside_drain.as_secs_f64(),
+        per_idle,
+    )
+}
+
+/// The clamped log of `busy_time / busy` steps over `per_idle`.
+fn log_slowdown(busy: u64, busy_time: f64, per_idle: Option<f64>) -> Option<f64> {
     if busy == 0 || busy_time <= 0.0 {
         return None;
     }
@@ -125,6 +146,7 @@ impl CostModel {
             step_secs: RunningMean::default(),
             compute_secs: RunningMean::default(),
             interference: RunningMean::default(),
+            drain_interference: RunningMean::default(),
             idle_step_secs: RunningMean::default(),
             failures: FailureClass::ALL
                 .iter()
@@ -229,6 +251,7 @@ impl CostModel {
                     persist: LinearFit::new(lambda),
                     longest_chain: 0,
                     last_seen: seen,
+                    shortest_interval: f64::INFINITY,
                 });
                 l.schemes.last_mut()
             }
@@ -239,6 +262,9 @@ impl CostModel {
             r.persist.observe(stored, logical, persist);
             r.longest_chain = r.longest_chain.max(e.chain_length);
             r.last_seen = seen;
+            if compute > 0.0 {
+                r.shortest_interval = r.shortest_interval.min(compute);
+            }
         }
         l.pooled.observe(e.bytes_written as f64, logical, persist);
         let quick = self.config.workload_forgetting;
@@ -260,10 +286,13 @@ impl CostModel {
             }
             let idle = idle_step_secs(e);
             let recent = l.idle_step_secs.get();
-            if let Some(slowdown) = slowdown(e, idle.or(recent))
-                && steady_steps(idle, recent)
-            {
-                l.interference.observe(slowdown, quick);
+            if steady_steps(idle, recent) {
+                if let Some(slowdown) = slowdown(e, idle.or(recent)) {
+                    l.interference.observe(slowdown, quick);
+                }
+                if let Some(slowdown) = drain_slowdown(e, idle.or(recent)) {
+                    l.drain_interference.observe(slowdown, quick);
+                }
             }
             if let Some(idle) = idle {
                 l.idle_step_secs.observe(idle, quick);
@@ -392,6 +421,7 @@ impl CostModel {
             l.compute_secs = RunningMean::default();
             l.idle_step_secs = RunningMean::default();
             l.interference = RunningMean::default();
+            l.drain_interference = RunningMean::default();
         }
         if found.dirtiness {
             l.dirty = RunningMean::default();

@@ -16,7 +16,10 @@
 //!
 //! * A **process** failure restarts from the first tier: Daly's overhead
 //!   at the process-failure MTBF, with the drains' share of the
-//!   computation, `β_d·D/k'`, added to `δ` ([`ModelConfig::drain_interference`]).
+//!   computation, `β_d·D/k'`, added to `δ`: `β_d` is how much slower a
+//!   step runs beside a drain than beside nothing (measured from the
+//!   steps' times, the geometric mean of their ratios as for a persist's
+//!   interference; [`ModelConfig::drain_interference`] before).
 //! * A **node** failure (rate `λ_n`) loses everything since the newest
 //!   checkpoint that was durable on the lower tier when it struck: on
 //!   average `k'·T/2 + D` (half a drain cycle, plus the drain's own time),
@@ -36,7 +39,7 @@
 
 use super::config::ModelConfig;
 use super::cost_model::CostModel;
-use super::pricing::{Bound, capped};
+use super::pricing::{Bound, capped, priced_interference};
 use crate::model::failure::{FailureClass, FailurePrior};
 use crate::model::fit::{Driver, Solved};
 use crate::model::plan::Plan;
@@ -100,7 +103,7 @@ impl DrainCosts {
             restores_seen: l.restore_lower.count(),
             min_observations: config.min_observations.max(1),
             uncertainty: config.prior_uncertainty,
-            interference: config.drain_interference,
+            interference: priced_interference(&l.drain_interference, config.drain_interference),
             relaunch: config.relaunch.as_secs_f64(),
             process_rate: process,
             node_rate: rate(FailureClass::Node, node_prior),

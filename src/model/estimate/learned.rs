@@ -40,6 +40,10 @@ pub(super) struct SchemeRecord {
     pub(super) longest_chain: u32,
     /// `EventSummary::checkpoints` when this scheme was last seen.
     pub(super) last_seen: u64,
+    /// The shortest compute interval a checkpoint of this scheme closed
+    /// (infinite before one with compute time): how far below what was
+    /// measured its fits would be extrapolated.
+    pub(super) shortest_interval: f64,
 }
 
 /// Everything learned from events: the serialized part of the model.
@@ -69,7 +73,10 @@ pub(crate) struct Learned {
     /// flight than while none is: the mean log of the ratio of their step
     /// times (priced as `exp(mean) − 1`, e.g. 0.1 for 10 % slower).
     pub(super) interference: RunningMean,
-    /// Mean time of a step beside no background persist.
+    /// The same for a step beside a drain to a lower tier (and no
+    /// persist) against one beside neither.
+    pub(super) drain_interference: RunningMean,
+    /// Mean time of a step beside no background persist and no drain.
     pub(super) idle_step_secs: RunningMean,
     pub(super) failures: Vec<(FailureClass, FailureCounts)>,
     pub(super) summary: EventSummary,

@@ -7,6 +7,7 @@ use super::config::ModelConfig;
 use super::cost_model::{CostModel, secs};
 use super::drains::DrainCosts;
 use super::evaluation::PlanEstimate;
+use super::learned::RunningMean;
 use crate::model::cost::{daly_overhead, minimize_interval};
 use crate::model::fit::{Driver, Estimate, Solved, z_multiplier};
 use crate::model::plan::Plan;
@@ -16,6 +17,16 @@ use crate::scheme::Scheme;
 /// Share of a confidence half-width the costs are moved by to find how
 /// the overhead responds to them (see "Uncertainty" in the module docs).
 const SE_STEP: f64 = 0.1;
+
+/// How far below the shortest interval a scheme was measured at its
+/// interval may be set in one decision. A fit that rests on checkpoints
+/// of one size (a trial's five) cannot tell a write's fixed cost (a
+/// manifest, the fsyncs) from its per-byte cost; extrapolated to an
+/// interval a hundred times shorter, it predicts a persist of almost
+/// nothing, and the plan checkpoints every step with persists back to
+/// back. Within a factor of four the error stays small, and the next
+/// decision, from checkpoints at the shorter interval, can go further.
+const TRUST_FACTOR: f64 = 4.0;
 
 /// Where in their confidence intervals to take the costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +68,9 @@ pub(super) struct SchemeCosts {
     scheme: Scheme,
     pricing: Pricing,
     pub(super) chains: bool,
+    /// The shortest interval its costs were measured at (infinite if
+    /// never).
+    shortest: f64,
 }
 
 /// Per-evaluation snapshot of everything needed to price plans.
@@ -306,7 +320,26 @@ impl Pricer<'_> {
         }
     }
 
+    /// The shortest interval `plan` may be priced at: [`TRUST_FACTOR`]
+    /// below the shortest its base scheme was measured at, or any scheme
+    /// was when it never was (its costs then come from theirs).
+    fn trusted_from(&self, plan: Plan) -> f64 {
+        let shortest = self
+            .scheme(plan.base())
+            .map(|c| c.shortest)
+            .filter(|s| s.is_finite())
+            .or_else(|| {
+                self.costs
+                    .iter()
+                    .map(|c| c.shortest)
+                    .filter(|s| s.is_finite())
+                    .min_by(f64::total_cmp)
+            });
+        shortest.map_or(0.0, |s| s / TRUST_FACTOR)
+    }
+
     pub(super) fn optimize(&self, plan: Plan, lo: f64, hi: f64) -> Option<PlanEstimate> {
+        let lo = lo.max(self.trusted_from(plan)).min(hi);
         self.price(plan, lo, Bound::Mean)?;
         let (tau, _) = minimize_interval(
             |t| {
@@ -389,6 +422,7 @@ impl CostModel {
                         pooled: pooled.clone(),
                     }),
                     chains,
+                    shortest: record.map_or(f64::INFINITY, |r| r.shortest_interval),
                 }
             })
             .collect();
@@ -418,14 +452,18 @@ impl CostModel {
             restores_seen,
             write_slope,
             drains: DrainCosts::new(self),
-            interference: l.interference.get().map_or(
-                self.config.background_interference,
-                |log_ratio| {
-                    log_ratio
-                        .exp_m1()
-                        .clamp(0.0, super::cost_model::MAX_INTERFERENCE)
-                },
-            ),
+            interference: priced_interference(&l.interference, self.config.background_interference),
         })
     }
+}
+
+/// The slowdown a running mean of log step-time ratios prices
+/// (`exp(mean) − 1`, at most [`MAX_INTERFERENCE`](super::cost_model::MAX_INTERFERENCE)),
+/// `prior` before it saw any.
+pub(super) fn priced_interference(log_ratios: &RunningMean, prior: f64) -> f64 {
+    log_ratios.get().map_or(prior, |log_ratio| {
+        log_ratio
+            .exp_m1()
+            .clamp(0.0, super::cost_model::MAX_INTERFERENCE)
+    })
 }

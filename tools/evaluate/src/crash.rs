@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A process's crash instant on its [`CpuClock`], shared by every gate of
@@ -51,6 +51,63 @@ pub(crate) struct CrashGate {
     /// `slowdown − 1` times as long, i.e. the store has `1/slowdown` of
     /// the disk's bandwidth (and latency times `slowdown`).
     pub(crate) slowdown: f64,
+    /// What this store's transfers cost the computation, if anything.
+    pub(crate) contention: Contention,
+}
+
+/// Emulated contention of a slow store's transfers with the computation
+/// (`--tiers --drain-contention`): an upload to an object store spends
+/// CPU on TLS and checksums and shares the network with the job's own
+/// messages, which a throttle that only sleeps leaves out. While an
+/// operation is in flight on a gate that has a contention, every step of
+/// the computation that overlaps it takes `slowdown` longer, spun on the
+/// computation's own thread (so the counted time, which leaves out waits
+/// for a CPU, sees it). The checkpointer is not told: it can only measure
+/// it from its steps' times.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Contention {
+    in_flight: Arc<AtomicUsize>,
+    slowdown: f64,
+}
+
+impl Contention {
+    /// Steps beside a transfer take `slowdown` (e.g. 0.5: half) longer.
+    pub(crate) fn new(slowdown: f64) -> Self {
+        Contention {
+            in_flight: Arc::default(),
+            slowdown: slowdown.max(0.0),
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
+    }
+
+    /// Runs one step of the computation, slowed if it overlaps a transfer.
+    pub(crate) fn step<R>(&self, body: impl FnOnce() -> R) -> R {
+        let overlapped = self.active();
+        let started = Instant::now();
+        let out = body();
+        if self.slowdown > 0.0 && (overlapped || self.active()) {
+            let extra = started.elapsed().mul_f64(self.slowdown);
+            let spin = Instant::now();
+            while spin.elapsed() < extra {
+                std::hint::spin_loop();
+            }
+        }
+        out
+    }
+
+    /// Runs `op`, a transfer, counting it in flight.
+    fn transfer<T>(&self, op: impl FnOnce() -> T) -> T {
+        if self.slowdown <= 0.0 {
+            return op();
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let out = op();
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        out
+    }
 }
 
 impl CrashGate {
@@ -61,6 +118,7 @@ impl CrashGate {
             clock: CpuClock::for_this_thread(),
             crash_at: Deadline::never(),
             slowdown,
+            contention: Contention::default(),
         }
     }
 
@@ -75,11 +133,14 @@ impl CrashGate {
         op: impl FnOnce() -> ckpt::Result<T>,
     ) -> ckpt::Result<T> {
         if self.slowdown <= 1.0 {
-            return op();
+            return self.contention.transfer(op);
         }
-        let t = Instant::now();
-        let out = op()?;
-        std::thread::sleep(t.elapsed().mul_f64(self.slowdown - 1.0));
+        let out = self.contention.transfer(|| {
+            let t = Instant::now();
+            let out = op();
+            std::thread::sleep(t.elapsed().mul_f64(self.slowdown - 1.0));
+            out
+        })?;
         if let Some((name, key)) = write {
             self.alive(name, key)?;
         }

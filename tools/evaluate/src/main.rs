@@ -157,7 +157,8 @@
 //! # Multi-level checkpoints
 //!
 //! `--tiers` evaluates a local and a 6× slower remote tier under process
-//! and node failures instead (issue 15 item 4; see `tiers/mod.rs`):
+//! and node failures instead (issue 15 item 4; see `tiers/mod.rs`), the
+//! remote's transfers slowing the steps beside them by half:
 //! remote-only, local-only, `drain_every(k)` for k = 1…16 and the
 //! adaptive policy, in a steady and a worsening scenario. `--tiers --ci`
 //! is a short version that fails only on a wrong restore.
@@ -218,6 +219,9 @@ usage: cargo run --release -p ckpt-evaluate -- [options]
                  process and node failures; workload c (default) or a via --only
   --remote-slowdown X
                  with --tiers: the remote store is X times slower (default 6)
+  --drain-contention X
+                 with --tiers: a step that overlaps a transfer to the remote
+                 takes X times longer (default 0.5; 0: transfers only wait)
   --state M      with --tiers: the state, MiB (default 16; 4 with --ci)
   --help         this text
 
@@ -240,6 +244,7 @@ struct Options {
     tiers: bool,
     ci: bool,
     remote_slowdown: f64,
+    drain_contention: f64,
     state_mib: Option<usize>,
 }
 
@@ -257,6 +262,7 @@ fn options() -> Result<Options, BoxError> {
         tiers: false,
         ci: false,
         remote_slowdown: 6.0,
+        drain_contention: 0.5,
         state_mib: None,
     };
     let mut args = std::env::args().skip(1);
@@ -274,6 +280,7 @@ fn options() -> Result<Options, BoxError> {
             "--max-state" => o.max_state = value()?.parse::<usize>()?.max(1) * MIB,
             "--tiers" => o.tiers = true,
             "--remote-slowdown" => o.remote_slowdown = value()?.parse::<f64>()?.max(1.0),
+            "--drain-contention" => o.drain_contention = value()?.parse::<f64>()?.max(0.0),
             "--state" => o.state_mib = Some(value()?.parse::<usize>()?.max(1)),
             "--ci" => {
                 o.ci = true;
@@ -446,6 +453,7 @@ fn run_tiers(
         seed: o.seed,
         seeds: if o.ci { 1 } else { o.seeds },
         remote_slowdown: o.remote_slowdown,
+        drain_contention: o.drain_contention,
         ci: o.ci,
     };
     let right = tiers::evaluate(&options, root, rate, cpu)?;

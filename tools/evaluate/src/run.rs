@@ -2,7 +2,7 @@
 
 use crate::calibration::{Kernel, reference_blocks, reference_step_times};
 use crate::clock::CpuClock;
-use crate::crash::{Clock, CrashGate, Deadline, failure_gaps};
+use crate::crash::{Clock, Contention, CrashGate, Deadline, failure_gaps};
 use crate::state::Job;
 use crate::workload::Workload;
 use crate::{BoxError, MIB};
@@ -146,6 +146,7 @@ pub(crate) fn run(spec: &RunSpec<'_>) -> Result<Outcome, BoxError> {
             clock: cpu.clone(),
             crash_at: Deadline::at(crash_at),
             slowdown: w.slowdown,
+            contention: Contention::default(),
         };
         match life(spec, gate, &mut clock, &mut out, &mut initial, started)? {
             Life::Done => break,

@@ -138,3 +138,40 @@ fn the_drain_ratio_stays_within_its_bound() {
         Some(3)
     );
 }
+
+/// Ten checkpoints of 100 steps, 60 s of compute each: half the steps ran
+/// beside a drain, `slower` times as slow as the other half.
+fn feed_steps_beside_drains(m: &mut CostModel, slower: f64) {
+    for _ in 0..10 {
+        let mut e = CheckpointEvent::new(Scheme::Full, 0);
+        let idle = 60.0 / (1.0 + slower);
+        e.steps = 100;
+        e.compute = secs(60.0);
+        e.steps_beside_drain = 50;
+        e.compute_beside_drain = secs(60.0 - idle);
+        e.stall = secs(1.02);
+        e.persist = secs(1.02);
+        e.logical_bytes = GIB as u64;
+        e.bytes_written = GIB as u64;
+        e.dirty_bytes = (0.06 * GIB) as u64;
+        m.observe(&e.into());
+    }
+}
+
+#[test]
+fn measured_drain_interference_sets_the_ratio() {
+    let prior_only = best_ratio(&learned(Some(10.0)));
+    let mut slowed = learned(Some(10.0));
+    feed_steps_beside_drains(&mut slowed, 1.5);
+    let mut unhindered = learned(Some(10.0));
+    feed_steps_beside_drains(&mut unhindered, 1.0);
+    let (slowed, unhindered) = (best_ratio(&slowed), best_ratio(&unhindered));
+    // Drains that slow the steps by half cost ten times the prior's 5 %:
+    // drain less often. Drains that cost the steps nothing: every time.
+    assert!(
+        slowed > prior_only && prior_only > unhindered,
+        "drain every {slowed} (steps 1.5x slower beside a drain), {prior_only} (prior), \
+         {unhindered} (no slowdown)"
+    );
+    assert_eq!(unhindered, 1);
+}

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 mod changes;
 mod drains;
+mod trust;
 
 const GIB: f64 = (1u64 << 30) as f64;
 

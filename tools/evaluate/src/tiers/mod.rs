@@ -7,6 +7,14 @@
 //! disk, behind a `CrashGate` at slowdown 1) and a **remote** one behind
 //! a `CrashGate` that makes every operation `--remote-slowdown` times as
 //! slow (default 6: an object store at a sixth of the disk's bandwidth).
+//! A transfer to the remote also costs the computation: every step that
+//! overlaps one takes `--drain-contention` (default 0.5) longer, spun on
+//! the computation's thread (`crash::Contention`: an upload's TLS and
+//! checksums, the network the job shares). Without it (`0`) a drain only
+//! waits, costs the steps nothing, and draining every checkpoint is best
+//! whatever the node-failure rate; with it, fewer drains save work while
+//! node failures are rare, and cost more once they are frequent. The
+//! checkpointer is not told: it measures the slowdown from its steps.
 //! Both gates share one crash instant: the whole process dies, its drain
 //! thread included, and nothing more reaches either store.
 //!
@@ -154,6 +162,7 @@ pub(crate) struct TierOptions {
     pub(crate) seed: u64,
     pub(crate) seeds: u64,
     pub(crate) remote_slowdown: f64,
+    pub(crate) drain_contention: f64,
     pub(crate) ci: bool,
 }
 
@@ -329,6 +338,7 @@ pub(crate) fn evaluate(
                     seed,
                     root,
                     remote_slowdown: o.remote_slowdown,
+                    drain_contention: o.drain_contention,
                     cap: Duration::from_secs_f64(CAP_IN_WORKS * work),
                 };
                 outcomes[i] = Some(run::run(&spec)?);

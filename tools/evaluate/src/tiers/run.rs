@@ -6,7 +6,7 @@ use super::verify::digest;
 use crate::BoxError;
 use crate::calibration::{Kernel, reference_blocks};
 use crate::clock::CpuClock;
-use crate::crash::{Clock, CrashGate, Deadline, failure_gaps};
+use crate::crash::{Clock, Contention, CrashGate, Deadline, failure_gaps};
 use crate::state::Job;
 use crate::workload::Workload;
 use ckpt::model::{Event, ModelConfig, Policy};
@@ -89,6 +89,9 @@ pub(crate) struct TierSpec<'a> {
     pub(crate) seed: u64,
     pub(crate) root: &'a Path,
     pub(crate) remote_slowdown: f64,
+    /// How much longer a step takes while a transfer to the remote runs
+    /// beside it ([`Contention`]).
+    pub(crate) drain_contention: f64,
     /// Counted time after which the run is cut short (a configuration
     /// that cannot finish: local-only, whose every node failure restarts
     /// it from scratch, once nodes fail every `2·M`).
@@ -399,12 +402,19 @@ pub(crate) fn run(spec: &TierSpec<'_>) -> Result<TierOutcome, BoxError> {
     Ok(out)
 }
 
-fn gate(store: &Arc<FsStorage>, cpu: &CpuClock, deadline: &Deadline, slowdown: f64) -> CrashGate {
+fn gate(
+    store: &Arc<FsStorage>,
+    cpu: &CpuClock,
+    deadline: &Deadline,
+    slowdown: f64,
+    contention: Contention,
+) -> CrashGate {
     CrashGate {
         inner: Arc::clone(store),
         clock: cpu.clone(),
         crash_at: deadline.clone(),
         slowdown,
+        contention,
     }
 }
 
@@ -412,14 +422,18 @@ fn builder(
     spec: &TierSpec<'_>,
     stores: &Stores,
     p: &Process<'_>,
+    contention: &Contention,
 ) -> Result<CheckpointerBuilder, BoxError> {
     let cpu = &p.clock.clock;
     let deadline = &p.fate.deadline;
-    let local = stores.local.as_ref().map(|s| gate(s, cpu, deadline, 1.0));
+    let local = stores
+        .local
+        .as_ref()
+        .map(|s| gate(s, cpu, deadline, 1.0, Contention::default()));
     let remote = stores
         .remote
         .as_ref()
-        .map(|s| gate(s, cpu, deadline, spec.remote_slowdown));
+        .map(|s| gate(s, cpu, deadline, spec.remote_slowdown, contention.clone()));
     let b = Checkpointer::builder()
         .compression_level(0)
         .keep_last(2)
@@ -481,7 +495,12 @@ fn life(
         }
     };
     let restore_started = Instant::now();
-    let mut ck = or_crash!(builder(spec, stores, &p)?.on_event(listener).build());
+    let contention = Contention::new(spec.drain_contention);
+    let mut ck = or_crash!(
+        builder(spec, stores, &p, &contention)?
+            .on_event(listener)
+            .build()
+    );
     let drains = ck.subscribe_drains();
     let restored = or_crash!(ck.restore_latest::<Job>());
     let mut job = match (restored, p.after) {
@@ -516,7 +535,7 @@ fn life(
             .copied()
             .ok_or("no kernel")?;
         let step = job.meta.step;
-        or_crash!(ck.scope(step, &mut job, |j| j.advance(&kernel)));
+        or_crash!(ck.scope(step, &mut job, |j| contention.step(|| j.advance(&kernel))));
         alive!();
         p.out.last_step = job.meta.step;
         if p.clock.total() >= spec.cap {
