@@ -75,22 +75,30 @@ fn every_kth_checkpoint_drains_whole_and_survives_the_loss_of_the_local_tier() {
         assert!(tier.first_tier_lost && tier.promoted, "{tier:?}");
 
         // The run goes on; numbering continues past the remote's, so the
-        // remote's retention keeps the new checkpoints.
-        run(&mut ck, newest + 1..newest + 4);
+        // remote's retention keeps the new checkpoints. The remote holds
+        // the restored one: the third commit from here drains.
+        let queued = run(&mut ck, newest + 1..newest + 4);
+        assert_eq!(queued, [newest + 3], "{scheme:?}");
         ck.finish().unwrap();
         let remote_steps = assert_whole("remote", Arc::new(FsStorage::open(&remote).unwrap()));
-        assert_eq!(remote_steps.last(), Some(&(newest + 1)), "{remote_steps:?}");
+        assert_eq!(remote_steps.last(), Some(&(newest + 3)), "{remote_steps:?}");
         let local_steps = assert_whole("local", Arc::new(FsStorage::open(&local).unwrap()));
         assert_eq!(local_steps.last(), Some(&(newest + 3)));
 
-        // A process crash (the local tier survives): the newest local one.
+        // Two commits the remote lacks, then a process crash (the local
+        // tier survives): the newest local one is restored, and the count
+        // goes on from those two, so the next commit drains.
+        let mut ck = open(&local, &remote, scheme, 3).unwrap();
+        assert!(run(&mut ck, newest + 4..newest + 6).is_empty());
+        drop(ck);
         let mut ck = open(&local, &remote, scheme, 3).unwrap();
         let restored = ck.restore_latest::<Vec<u64>>().unwrap().unwrap();
-        assert_eq!(restored.step, newest + 3);
-        assert_eq!(restored.state, state(newest + 3));
+        assert_eq!(restored.step, newest + 5);
+        assert_eq!(restored.state, state(newest + 5));
         let tier = restored.tier.unwrap();
         assert_eq!(tier.index, 0);
         assert!(!tier.first_tier_lost && !tier.promoted);
+        assert_eq!(run(&mut ck, newest + 6..newest + 9), [newest + 6]);
     }
 }
 

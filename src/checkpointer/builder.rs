@@ -355,21 +355,37 @@ impl CheckpointerBuilder {
         // lower tier may hold newer checkpoints than the first (which may
         // be lost): numbering goes on after them, so that its retention
         // never mistakes the new ones for older.
-        let lower_seq = self.tiers.tiers.iter().skip(1).filter_map(|(_, tier)| {
-            catalog::scan(tier.as_ref())
-                .ok()
-                .and_then(|(names, _)| names.last().map(|n| n.seq))
-        });
+        let lower_seq: Vec<Option<u64>> = self
+            .tiers
+            .tiers
+            .iter()
+            .skip(1)
+            .map(|(_, tier)| {
+                catalog::scan(tier.as_ref())
+                    .ok()
+                    .and_then(|(names, _)| names.last().map(|n| n.seq))
+            })
+            .collect();
         let newest = names
             .last()
             .map(|n| n.seq)
             .into_iter()
-            .chain(lower_seq)
+            .chain(lower_seq.iter().flatten().copied())
             .max();
+        // Commits on the first tier since the stalest lower tier's newest:
+        // the drain count resumes from them after a restart, so that a job
+        // restarted often still drains every k-th commit, not its first.
+        // A lower tier that holds nothing yet drains the first commit.
+        let undrained = match lower_seq.iter().min() {
+            Some(Some(drained)) => Some(names.iter().filter(|n| n.seq > *drained).count()),
+            _ => None,
+        };
         let next_seq = newest.map_or(1, |seq| seq + 1).min(MAX_SEQ);
         let first_keep_last = self.tiers.keep_last_of(0, self.keep_last);
         let pins = Pins::default();
-        let mut tiers = self.tiers.start_drains(&storage, &pins, self.keep_last)?;
+        let mut tiers = self
+            .tiers
+            .start_drains(&storage, &pins, self.keep_last, undrained)?;
         let lower = tiers.as_ref().map_or_else(Vec::new, Tiers::lower_storages);
         let mut adaptive =
             Adaptive::open(&storage, lower, self.model, self.policy, self.listeners)?;

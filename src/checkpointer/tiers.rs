@@ -101,13 +101,15 @@ impl TierOptions {
     }
 
     /// Starts one drain thread per lower tier, reading from `first`, the
-    /// first tier, whose retention honours `pins`. `None` with fewer than
-    /// two tiers.
+    /// first tier, whose retention honours `pins`; `undrained` commits on
+    /// the first tier are newer than what every lower tier holds (`None`:
+    /// a lower tier holds nothing). `None` with fewer than two tiers.
     pub(crate) fn start_drains(
         &self,
         first: &Arc<dyn Storage>,
         pins: &Pins,
         default_keep_last: usize,
+        undrained: Option<usize>,
     ) -> Result<Option<Tiers>> {
         let Some(((first_name, _), rest)) = self.tiers.split_first() else {
             return Ok(None);
@@ -136,6 +138,7 @@ impl TierOptions {
             first_name.clone(),
             lower,
             self.drain_every,
+            undrained,
         )))
     }
 }
@@ -163,9 +166,15 @@ pub(crate) struct LowerTier {
 }
 
 impl Tiers {
-    /// Tiers below the `first`, draining every `drain_every`-th commit
-    /// (the first commit drains at once).
-    pub(crate) fn new(first: String, lower: Vec<LowerTier>, drain_every: u32) -> Self {
+    /// Tiers below the `first`, draining every `drain_every`-th commit,
+    /// counted on from `undrained` commits not drained yet (`None`: the
+    /// lower tiers hold nothing, and the first commit drains at once).
+    pub(crate) fn new(
+        first: String,
+        lower: Vec<LowerTier>,
+        drain_every: u32,
+        undrained: Option<usize>,
+    ) -> Self {
         let (sender, events) = channel();
         for tier in &lower {
             tier.drainer.subscribe(sender.clone());
@@ -174,7 +183,9 @@ impl Tiers {
             first,
             lower,
             drain_every,
-            since_drain: drain_every.saturating_sub(1),
+            since_drain: undrained
+                .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX))
+                .min(drain_every.saturating_sub(1)),
             events,
         }
     }

@@ -205,7 +205,8 @@ usage: cargo run --release -p ckpt-evaluate -- [options]
   --seeds N      failure seeds to run, means are tabled (default 1)
   --mtbf S       mean time between failures, seconds (default 4)
   --seed N       first failure seed (default 1)
-  --verbose      every evaluation of the adaptive runs
+  --verbose      every evaluation of the adaptive runs (with --tiers: every
+                 change the policy applied)
   --random N     instead of the four fixed workloads, N drawn from the
                  randomized family (issue 17; see generate.rs); MTBF per
                  workload (a full checkpoint 2-20 % of Young's interval)
@@ -455,6 +456,7 @@ fn run_tiers(
         remote_slowdown: o.remote_slowdown,
         drain_contention: o.drain_contention,
         ci: o.ci,
+        verbose: o.verbose,
     };
     let right = tiers::evaluate(&options, root, rate, cpu)?;
     println!(

@@ -164,6 +164,7 @@ pub(crate) struct TierOptions {
     pub(crate) remote_slowdown: f64,
     pub(crate) drain_contention: f64,
     pub(crate) ci: bool,
+    pub(crate) verbose: bool,
 }
 
 /// The workload of the tiers evaluation: (a) sparse or (c) stream, at
@@ -353,7 +354,7 @@ pub(crate) fn evaluate(
                 .copied()
                 .unwrap_or(f64::NAN);
             let result = SeedResult::new(o.seed + n, &w, reference, outcomes);
-            print_seed(&result);
+            print_seed(&result, o.verbose);
             seeds.push(result);
         }
         all.push((name, node, seeds));

@@ -109,7 +109,7 @@ fn k_over_time(out: &TierOutcome) -> String {
 }
 
 /// One line per run of a seed.
-pub(crate) fn print_seed(s: &SeedResult) {
+pub(crate) fn print_seed(s: &SeedResult, verbose: bool) {
     println!("  seed {}:", s.seed);
     for ((config, out), g) in CONFIGS.iter().zip(&s.outcomes).zip(&s.goodput) {
         let [process, node] = out.restores;
@@ -138,6 +138,11 @@ pub(crate) fn print_seed(s: &SeedResult) {
                 String::new()
             }
         );
+        if verbose {
+            for decision in &out.decisions {
+                println!("        {decision}");
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use crate::clock::CpuClock;
 use crate::crash::{Clock, Contention, CrashGate, Deadline, failure_gaps};
 use crate::state::Job;
 use crate::workload::Workload;
-use ckpt::model::{Event, ModelConfig, Policy};
+use ckpt::model::{Decision, Event, ModelConfig, Policy};
 use ckpt::{Checkpointer, CheckpointerBuilder, DrainEvent, FsStorage, Scheme};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -115,6 +115,9 @@ pub(crate) struct TierOutcome {
     pub(crate) regressions: Vec<String>,
     /// The drain ratio in force over time: (counted seconds, k).
     pub(crate) k_timeline: Vec<(f64, u32)>,
+    /// The changes the policy applied, at counted seconds, as it gave
+    /// them (with `--verbose`).
+    pub(crate) decisions: Vec<String>,
     /// Counted seconds at which the node-failure rate changed, if it did.
     pub(crate) rate_changed_at: Option<f64>,
     /// Counted seconds of every node failure.
@@ -489,10 +492,17 @@ fn life(
         };
     }
     let (sender, events) = channel();
-    let listener = move |e: &Event| {
-        if let Event::Checkpoint(c) = e {
+    let (decided, decisions) = channel();
+    let listener = move |e: &Event| match e {
+        Event::Checkpoint(c) if c.tier == 0 => {
             let _ = sender.send(c.step);
         }
+        Event::Decision(d) => {
+            if let Decision::Apply(rec) = &d.decision {
+                let _ = decided.send(rec.to_string());
+            }
+        }
+        _ => {}
     };
     let restore_started = Instant::now();
     let contention = Contention::new(spec.drain_contention);
@@ -548,6 +558,12 @@ fn life(
                 false => &mut p.known.local,
             };
             *known = (*known).max(Some(step));
+        }
+        for decision in decisions.try_iter() {
+            p.out.decisions.push(format!(
+                "{:>6.2}s {decision}",
+                p.clock.total().as_secs_f64()
+            ));
         }
         for event in drains.try_iter() {
             if let DrainEvent::Drained { step, .. } = event {
