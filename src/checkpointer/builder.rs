@@ -142,8 +142,12 @@ impl CheckpointerBuilder {
     }
 
     /// Drains every `k`-th committed checkpoint to the lower tiers
-    /// (default 1: every one; the first commit always drains). A policy
-    /// may change it later with [`Checkpointer::set_drain_every`].
+    /// (default 1: every one). The count goes on across restarts: the
+    /// commits on the first tier newer than what every lower tier holds
+    /// count as undrained, so a job restarted after each few checkpoints
+    /// still drains every `k`-th; while a lower tier holds nothing, the
+    /// first commit drains. A policy may change `k` later with
+    /// [`Checkpointer::set_drain_every`].
     pub fn drain_every(mut self, k: u32) -> Self {
         self.tiers.drain_every = k;
         self

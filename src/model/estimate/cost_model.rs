@@ -251,7 +251,7 @@ impl CostModel {
                     persist: LinearFit::new(lambda),
                     longest_chain: 0,
                     last_seen: seen,
-                    shortest_interval: f64::INFINITY,
+                    least_stored: f64::INFINITY,
                 });
                 l.schemes.last_mut()
             }
@@ -262,9 +262,7 @@ impl CostModel {
             r.persist.observe(stored, logical, persist);
             r.longest_chain = r.longest_chain.max(e.chain_length);
             r.last_seen = seen;
-            if compute > 0.0 {
-                r.shortest_interval = r.shortest_interval.min(compute);
-            }
+            r.least_stored = r.least_stored.min(stored);
         }
         l.pooled.observe(e.bytes_written as f64, logical, persist);
         let quick = self.config.workload_forgetting;

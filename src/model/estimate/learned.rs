@@ -40,10 +40,10 @@ pub(super) struct SchemeRecord {
     pub(super) longest_chain: u32,
     /// `EventSummary::checkpoints` when this scheme was last seen.
     pub(super) last_seen: u64,
-    /// The shortest compute interval a checkpoint of this scheme closed
-    /// (infinite before one with compute time): how far below what was
-    /// measured its fits would be extrapolated.
-    pub(super) shortest_interval: f64,
+    /// The fewest bytes a checkpoint of this scheme stored (uncompressed;
+    /// infinite before the first): how far below what was measured its
+    /// fits would be extrapolated.
+    pub(super) least_stored: f64,
 }
 
 /// Everything learned from events: the serialized part of the model.

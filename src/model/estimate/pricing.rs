@@ -18,13 +18,13 @@ use crate::scheme::Scheme;
 /// the overhead responds to them (see "Uncertainty" in the module docs).
 const SE_STEP: f64 = 0.1;
 
-/// How far below the shortest interval a scheme was measured at its
-/// interval may be set in one decision. A fit that rests on checkpoints
+/// How far below the fewest bytes a scheme was measured storing a plan's
+/// interval may take it in one decision. A fit that rests on checkpoints
 /// of one size (a trial's five) cannot tell a write's fixed cost (a
 /// manifest, the fsyncs) from its per-byte cost; extrapolated to an
-/// interval a hundred times shorter, it predicts a persist of almost
-/// nothing, and the plan checkpoints every step with persists back to
-/// back. Within a factor of four the error stays small, and the next
+/// interval that dirties a hundredth of that, it predicts a persist of
+/// almost nothing, and the plan checkpoints every step with persists back
+/// to back. Within a factor of four the error stays small, and the next
 /// decision, from checkpoints at the shorter interval, can go further.
 const TRUST_FACTOR: f64 = 4.0;
 
@@ -68,9 +68,9 @@ pub(super) struct SchemeCosts {
     scheme: Scheme,
     pricing: Pricing,
     pub(super) chains: bool,
-    /// The shortest interval its costs were measured at (infinite if
-    /// never).
-    shortest: f64,
+    /// The fewest bytes its checkpoints stored (infinite if never
+    /// measured).
+    least_stored: f64,
 }
 
 /// Per-evaluation snapshot of everything needed to price plans.
@@ -320,22 +320,25 @@ impl Pricer<'_> {
         }
     }
 
-    /// The shortest interval `plan` may be priced at: [`TRUST_FACTOR`]
-    /// below the shortest its base scheme was measured at, or any scheme
-    /// was when it never was (its costs then come from theirs).
+    /// The shortest interval `plan` may be priced at: the one at which
+    /// its base scheme would store [`TRUST_FACTOR`] times fewer bytes
+    /// than it was ever measured storing. None for a full base (it stores
+    /// the whole state at any interval) or before the scheme or the
+    /// dirtying rate was measured.
     fn trusted_from(&self, plan: Plan) -> f64 {
-        let shortest = self
+        if plan.base() == Scheme::Full {
+            return 0.0;
+        }
+        let least = self
             .scheme(plan.base())
-            .map(|c| c.shortest)
-            .filter(|s| s.is_finite())
-            .or_else(|| {
-                self.costs
-                    .iter()
-                    .map(|c| c.shortest)
-                    .filter(|s| s.is_finite())
-                    .min_by(f64::total_cmp)
-            });
-        shortest.map_or(0.0, |s| s / TRUST_FACTOR)
+            .map_or(f64::INFINITY, |c| c.least_stored);
+        match self.dirty_rate {
+            Some(rate) if rate > 0.0 && least.is_finite() && self.logical > 0.0 => {
+                let fraction = (least / TRUST_FACTOR / self.logical).clamp(0.0, 1.0 - 1e-9);
+                -(-fraction).ln_1p() / rate
+            }
+            _ => 0.0,
+        }
     }
 
     pub(super) fn optimize(&self, plan: Plan, lo: f64, hi: f64) -> Option<PlanEstimate> {
@@ -422,7 +425,7 @@ impl CostModel {
                         pooled: pooled.clone(),
                     }),
                     chains,
-                    shortest: record.map_or(f64::INFINITY, |r| r.shortest_interval),
+                    least_stored: record.map_or(f64::INFINITY, |r| r.least_stored),
                 }
             })
             .collect();
