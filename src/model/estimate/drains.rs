@@ -21,15 +21,22 @@
 //!   steps' times, the geometric mean of their ratios as for a persist's
 //!   interference; [`ModelConfig::drain_interference`] before).
 //! * A **node** failure (rate `λ_n`) loses everything since the newest
-//!   checkpoint that was durable on the lower tier when it struck: on
-//!   average `k'·T/2 + D` (half a drain cycle, plus the drain's own time),
-//!   and restarts from the lower tier in `R₂` (the lower-tier restore fit;
+//!   checkpoint that was durable on the lower tier when it struck, and
+//!   restarts from the lower tier in `R₂` (the lower-tier restore fit;
 //!   before one is seen, a copy of the whole state at the drain speed).
+//!   A drain cycle of `L = k'·T·(1 + O_process)` wall seconds is to node
+//!   failures what an interval is to process failures: Daly's expression
+//!   with the cycle as the interval and `R_n = D + R₂ + relaunch` as the
+//!   restart (a node failure also loses the drain in flight) prices it,
+//!   `F_n = (M_n/L)·e^{R_n/M_n}·(e^{L/M_n} − 1)`.
 //!
-//! Overhead: `O = O_process + λ_n·(1 + O_process)·(k'·T/2 + D + R₂)`,
-//! first order in the node term, as the two-level model of Moody et al.
-//! (SC'10) is in spirit. Fewer drains cost less and lose more on a node
-//! failure; the policy searches `k` for the minimum.
+//! Overhead: `O = (1 + O_process)·F_n − 1`. To first order that is
+//! `O_process + λ_n·(1 + O_process)·(L/2 + R_n)`, the two-level model of
+//! Moody et al. (SC'10) in spirit; the exponential form matters once a
+//! cycle nears the node MTBF, where a first-order price would still
+//! allow drains too rare for the job to get past a node failure at all.
+//! Fewer drains cost less and lose more on a node failure; the policy
+//! searches `k` for the minimum.
 //!
 //! Before any node failure is seen and without a configured
 //! [`ModelConfig::node_mtbf`], node failures are assumed ten times rarer
@@ -71,8 +78,11 @@ pub(super) struct DrainCosts {
 pub(super) struct DrainTerms {
     /// What drains cost the computation per checkpoint, seconds.
     pub(super) per_checkpoint: f64,
-    /// Expected work lost and restart time of one node failure, seconds.
-    pub(super) node_loss: f64,
+    /// Seconds between drains, `k'·T`, before process failures.
+    pub(super) cycle: f64,
+    /// What a node failure costs beyond the cycle's lost work: the drain
+    /// in flight, the lower-tier restore and the relaunch, seconds.
+    pub(super) node_restart: f64,
 }
 
 impl DrainCosts {
@@ -181,7 +191,8 @@ impl DrainCosts {
         };
         DrainTerms {
             per_checkpoint: self.interference * drain / cadence,
-            node_loss: 0.5 * cadence * period + drain + restore + self.relaunch,
+            cycle: cadence * period,
+            node_restart: drain + restore + self.relaunch,
         }
     }
 }

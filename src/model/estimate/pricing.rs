@@ -271,7 +271,10 @@ impl Pricer<'_> {
                 let process_mtbf = rate_to_mtbf(self.drains.process_rate);
                 let process =
                     daly_overhead(tau, delta + terms.per_checkpoint, restart, process_mtbf);
-                process + self.drains.node_rate * (1.0 + process) * terms.node_loss
+                let cycle = terms.cycle * (1.0 + process);
+                let node_mtbf = rate_to_mtbf(self.drains.node_rate);
+                let node = daly_overhead(cycle, 0.0, terms.node_restart, node_mtbf);
+                (1.0 + process) * (1.0 + node) - 1.0
             }
             None => daly_overhead(tau, delta, restart, self.mtbf),
         };
