@@ -203,7 +203,8 @@ usage: cargo run --release -p ckpt-evaluate -- [options]
                  with --random, drawn ones by name: --only r05,r07)
   --scale X      run-length scale (default 1)
   --seeds N      failure seeds to run, means are tabled (default 1)
-  --mtbf S       mean time between failures, seconds (default 4)
+  --mtbf S       mean time between failures, seconds (default 4; with --tiers
+                 the process MTBF M, otherwise set from a probe of the disk)
   --seed N       first failure seed (default 1)
   --verbose      every evaluation of the adaptive runs (with --tiers: every
                  change the policy applied)
@@ -236,6 +237,9 @@ struct Options {
     only: Option<Vec<String>>,
     scale: f64,
     mtbf: f64,
+    /// True when `--mtbf` was given (`--tiers` sets `M` from a probe
+    /// otherwise).
+    mtbf_given: bool,
     seed: u64,
     seeds: u64,
     verbose: bool,
@@ -254,6 +258,7 @@ fn options() -> Result<Options, BoxError> {
         only: None,
         scale: 1.0,
         mtbf: 4.0,
+        mtbf_given: false,
         seed: 1,
         seeds: 1,
         verbose: false,
@@ -272,7 +277,10 @@ fn options() -> Result<Options, BoxError> {
         match arg.as_str() {
             "--only" => o.only = Some(value()?.split(',').map(str::to_owned).collect()),
             "--scale" => o.scale = value()?.parse()?,
-            "--mtbf" => o.mtbf = value()?.parse()?,
+            "--mtbf" => {
+                o.mtbf = value()?.parse()?;
+                o.mtbf_given = true;
+            }
             "--seed" => o.seed = value()?.parse()?,
             "--seeds" => o.seeds = value()?.parse::<u64>()?.max(1),
             "--verbose" => o.verbose = true,
@@ -455,6 +463,7 @@ fn run_tiers(
         seeds: if o.ci { 1 } else { o.seeds },
         remote_slowdown: o.remote_slowdown,
         drain_contention: o.drain_contention,
+        mtbf: o.mtbf_given.then_some(o.mtbf),
         ci: o.ci,
         verbose: o.verbose,
     };

@@ -36,7 +36,10 @@
 //!
 //! `M` is set as `--random` sets a workload's: a full checkpoint on the
 //! local tier (probed) is [`YOUNG_SHARE`] (12 %) of Young's interval,
-//! `M = C_full / (2·share²)` (`C_full` the median of three probes). The
+//! `M = C_full / (2·share²)` (`C_full` the median of three probes), unless
+//! `--mtbf` gives it: the probe moves by up to 2× between runs on a shared
+//! disk, and with it the regime, so runs meant to be compared (before
+//! and after a change) should fix `M`. The
 //! run is [`WORK_IN_MTBFS`] `M` of work, at most [`MAX_WORK`] seconds
 //! (times `--scale`), so that it sees about ten process failures and one
 //! node failure (steady) or three (worsening) unless the disk is slow.
@@ -163,6 +166,9 @@ pub(crate) struct TierOptions {
     pub(crate) seeds: u64,
     pub(crate) remote_slowdown: f64,
     pub(crate) drain_contention: f64,
+    /// The process MTBF, seconds, from `--mtbf`; `None`: set from the
+    /// probe.
+    pub(crate) mtbf: Option<f64>,
     pub(crate) ci: bool,
     pub(crate) verbose: bool,
 }
@@ -216,7 +222,10 @@ fn setup(
         stall: 0.0,
         persist: crate::calibration::median(&fulls),
     };
-    let mtbf = full.persist / (2.0 * YOUNG_SHARE * YOUNG_SHARE);
+    let mtbf = o
+        .mtbf
+        .filter(|m| m.is_finite() && *m > 0.0)
+        .unwrap_or(full.persist / (2.0 * YOUNG_SHARE * YOUNG_SHARE));
     let tau0 = Duration::from_secs_f64((2.0 * full.persist * mtbf).sqrt());
     let local = probe(w, kernel, Scheme::CopyOnWrite, tau0, root)?;
     let mut slow = w.clone();
@@ -245,9 +254,10 @@ fn setup(
         o.remote_slowdown
     );
     println!(
-        "    process MTBF M = {mtbf:.2} s (full local = {:.0} % of Young's {:.2} s), node MTBF {:.1} s \
+        "    process MTBF M = {mtbf:.2} s ({}full local = {:.0} % of Young's {:.2} s), node MTBF {:.1} s \
          (then {:.1} s in the worsening scenario); {work:.1} s of work in {} steps",
-        YOUNG_SHARE * 100.0,
+        if o.mtbf.is_some() { "--mtbf; " } else { "" },
+        100.0 * (full.persist / (2.0 * mtbf)).sqrt(),
         tau0.as_secs_f64(),
         NODE_RATIO.0 * mtbf,
         NODE_RATIO.1 * mtbf,
