@@ -233,13 +233,15 @@ Multi-level checkpoints (issue 15, item 4):
   cargo run --release -p ckpt-evaluate -- --tiers --seeds 3
 ";
 
+/// The default mode's MTBF, seconds, without `--mtbf`.
+const DEFAULT_MTBF: f64 = 4.0;
+
 struct Options {
     only: Option<Vec<String>>,
     scale: f64,
-    mtbf: f64,
-    /// True when `--mtbf` was given (`--tiers` sets `M` from a probe
-    /// otherwise).
-    mtbf_given: bool,
+    /// `--mtbf`: the default mode takes [`DEFAULT_MTBF`] without it,
+    /// `--tiers` sets `M` from a probe.
+    mtbf: Option<f64>,
     seed: u64,
     seeds: u64,
     verbose: bool,
@@ -257,8 +259,7 @@ fn options() -> Result<Options, BoxError> {
     let mut o = Options {
         only: None,
         scale: 1.0,
-        mtbf: 4.0,
-        mtbf_given: false,
+        mtbf: None,
         seed: 1,
         seeds: 1,
         verbose: false,
@@ -278,8 +279,13 @@ fn options() -> Result<Options, BoxError> {
             "--only" => o.only = Some(value()?.split(',').map(str::to_owned).collect()),
             "--scale" => o.scale = value()?.parse()?,
             "--mtbf" => {
-                o.mtbf = value()?.parse()?;
-                o.mtbf_given = true;
+                let secs: f64 = value()?.parse()?;
+                if !(secs.is_finite() && secs > 0.0) {
+                    return Err(
+                        format!("--mtbf takes a positive number of seconds, not {secs}").into(),
+                    );
+                }
+                o.mtbf = Some(secs);
             }
             "--seed" => o.seed = value()?.parse()?,
             "--seeds" => o.seeds = value()?.parse::<u64>()?.max(1),
@@ -414,7 +420,7 @@ fn main() -> Result<(), BoxError> {
     } else {
         println!(
             "MTBF {:.1} s, run-length scale {}, failure seeds {}..{}; {:.0} M multiply-adds/s",
-            o.mtbf,
+            o.mtbf.unwrap_or(DEFAULT_MTBF),
             o.scale,
             o.seed,
             o.seed + o.seeds - 1,
@@ -430,7 +436,7 @@ fn main() -> Result<(), BoxError> {
                 rate,
                 &cpu,
                 w,
-                Mtbf::Seconds(o.mtbf),
+                Mtbf::Seconds(o.mtbf.unwrap_or(DEFAULT_MTBF)),
                 |_, _| {},
             )?);
         }
@@ -463,7 +469,7 @@ fn run_tiers(
         seeds: if o.ci { 1 } else { o.seeds },
         remote_slowdown: o.remote_slowdown,
         drain_contention: o.drain_contention,
-        mtbf: o.mtbf_given.then_some(o.mtbf),
+        mtbf: o.mtbf,
         ci: o.ci,
         verbose: o.verbose,
     };

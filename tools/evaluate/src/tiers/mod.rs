@@ -166,8 +166,8 @@ pub(crate) struct TierOptions {
     pub(crate) seeds: u64,
     pub(crate) remote_slowdown: f64,
     pub(crate) drain_contention: f64,
-    /// The process MTBF, seconds, from `--mtbf`; `None`: set from the
-    /// probe.
+    /// The process MTBF, seconds (positive), from `--mtbf`; `None`: set
+    /// from the probe.
     pub(crate) mtbf: Option<f64>,
     pub(crate) ci: bool,
     pub(crate) verbose: bool,
@@ -224,7 +224,6 @@ fn setup(
     };
     let mtbf = o
         .mtbf
-        .filter(|m| m.is_finite() && *m > 0.0)
         .unwrap_or(full.persist / (2.0 * YOUNG_SHARE * YOUNG_SHARE));
     let tau0 = Duration::from_secs_f64((2.0 * full.persist * mtbf).sqrt());
     let local = probe(w, kernel, Scheme::CopyOnWrite, tau0, root)?;
