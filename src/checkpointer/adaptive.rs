@@ -5,7 +5,7 @@
 
 use super::Committed;
 use super::journal::Journal;
-use super::saver::Saver;
+use super::saver::{POLL, Saver};
 use crate::error::Result;
 use crate::format::layout::MODEL_KEY;
 use crate::model::{
@@ -18,7 +18,7 @@ use crate::storage::Storage;
 use crate::tier::DrainEvent;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Present while a checkpointer runs on the store; found at start-up, it
 /// means the previous run ended without `finish()`: a crash.
@@ -30,6 +30,15 @@ const SAVE_EVERY: u32 = 10;
 /// make the model forget then costs a few checkpoints of re-learning,
 /// and saving adds at most a few percent to a checkpoint.
 const SAVE_COST_RATIO: u32 = 20;
+/// The learned state is also saved after any commit once this share of
+/// the estimated MTBF has passed since the last save. A restarted model
+/// never hears of the failed process's running after its last save; it
+/// counts what the save rule bounds of it
+/// ([`RestartEvent::unreported`]), and where failures come every few
+/// checkpoints saving this often keeps that bound to a few percent of the
+/// time between failures (at an MTBF of hours, the every-`SAVE_EVERY`
+/// rule saves more often anyway).
+const SAVE_SHARE_OF_MTBF: f64 = 0.02;
 
 /// A callback that receives every event.
 pub(crate) type Listener = Box<dyn FnMut(&Event) + Send>;
@@ -41,6 +50,8 @@ pub(crate) struct Adaptive {
     subscribers: Vec<Sender<Event>>,
     last_decision: Option<Decision>,
     commits_since_save: u32,
+    /// When the learned state was last queued for saving.
+    last_save: Instant,
     /// Writes the learned state and the journal off the caller's thread.
     saver: Saver,
     /// The journal's batch; `None` when the store could not be listed at
@@ -116,6 +127,7 @@ impl Adaptive {
             subscribers: Vec::new(),
             last_decision: None,
             commits_since_save: 0,
+            last_save: Instant::now(),
             saver: Saver::start(storage.clone(), MODEL_KEY),
             journal: Journal::open(storage.as_ref()),
             interval: Duration::ZERO,
@@ -144,7 +156,9 @@ impl Adaptive {
             None
         };
         if let Some(class) = class {
-            adaptive.emit(RestartEvent::new(class).into());
+            let mut restart = RestartEvent::new(class);
+            restart.unreported = adaptive.unreported_running();
+            adaptive.emit(restart.into());
             if !adaptive.lower.is_empty() {
                 // Stored before any drain copies the state down, so that
                 // the loss of the first tier never loses a failure.
@@ -238,6 +252,8 @@ impl Adaptive {
         event.compute_beside_persist = work.busy_compute;
         event.steps_beside_drain = work.drain_steps;
         event.compute_beside_drain = work.drain_compute;
+        event.steps_beside_both = work.both_steps;
+        event.compute_beside_both = work.both_compute;
         event.stall = committed.stall + work.overhead;
         event.persist = committed.persist.max(event.stall);
         event.logical_bytes = committed.info.logical_bytes;
@@ -284,7 +300,9 @@ impl Adaptive {
                 .policy_state()
                 .exploring(model.summary().checkpoints);
         let cheap = self.saver.last_duration().saturating_mul(SAVE_COST_RATIO) <= committed.persist;
-        if acts || learning || cheap || self.commits_since_save >= SAVE_EVERY {
+        let mtbf = self.advisor.model().mtbf_secs();
+        let stale = self.last_save.elapsed().as_secs_f64() >= SAVE_SHARE_OF_MTBF * mtbf;
+        if acts || learning || cheap || stale || self.commits_since_save >= SAVE_EVERY {
             self.save();
         }
         self.last_decision.insert(decision)
@@ -374,11 +392,37 @@ impl Adaptive {
     /// journal's batch goes with it.
     pub(crate) fn save(&mut self) {
         self.commits_since_save = 0;
+        self.last_save = Instant::now();
         self.flush_journal();
         match self.advisor.to_bytes() {
             Ok(bytes) => self.saver.save(bytes),
             Err(_) => self.storage_failed("encode model/advisor"),
         }
+    }
+
+    /// How long the previous process ran after the save of the learned
+    /// state this one resumed from, as far as it can be told: the wall
+    /// time since that save, which also holds the downtime (a relaunch
+    /// may take minutes), so no more than the expected running after a
+    /// save under the save rule: half of the most it lets pass between
+    /// two saves written (a failure strikes anywhere between them), the
+    /// saving thread's poll included. `None` without a stored state or a
+    /// period.
+    fn unreported_running(&self) -> Option<Duration> {
+        let since_save = SystemTime::now()
+            .duration_since(self.advisor.saved_at()?)
+            .ok()?
+            .as_secs_f64();
+        let summary = self.advisor.summary();
+        if summary.checkpoints == 0 {
+            return None;
+        }
+        let period = (summary.total_compute + summary.total_stall).as_secs_f64()
+            / summary.checkpoints as f64;
+        let between_saves = (f64::from(SAVE_EVERY) * period)
+            .min(SAVE_SHARE_OF_MTBF * self.advisor.model().mtbf_secs() + period);
+        let expected = 0.5 * (between_saves + POLL.as_secs_f64());
+        Duration::try_from_secs_f64(since_save.min(expected)).ok()
     }
 
     /// Queues the journal's records not written yet, and waits until
@@ -451,7 +495,7 @@ pub(crate) struct Work {
     /// Time spent in them (or wall time, without scopes).
     pub compute: Duration,
     /// Those of the scopes that ran while a background persist was in
-    /// flight.
+    /// flight and no drain was.
     pub busy_steps: u64,
     /// Time spent in the `busy_steps` scopes.
     pub busy_compute: Duration,
@@ -460,6 +504,11 @@ pub(crate) struct Work {
     pub drain_steps: u64,
     /// Time spent in the `drain_steps` scopes.
     pub drain_compute: Duration,
+    /// The scopes that ran while both a persist and a drain were in
+    /// flight.
+    pub both_steps: u64,
+    /// Time spent in the `both_steps` scopes.
+    pub both_compute: Duration,
     /// Time the computation spent in the checkpointer on earlier
     /// checkpoints' bookkeeping that no reported stall included yet.
     pub overhead: Duration,

@@ -130,12 +130,20 @@ impl Checkpointer {
         let elapsed = started.elapsed();
         self.work.steps += 1;
         self.work.compute += elapsed;
-        if beside_persist {
-            self.work.busy_steps += 1;
-            self.work.busy_compute += elapsed;
-        } else if beside_drain {
-            self.work.drain_steps += 1;
-            self.work.drain_compute += elapsed;
+        match (beside_persist, beside_drain) {
+            (true, true) => {
+                self.work.both_steps += 1;
+                self.work.both_compute += elapsed;
+            }
+            (true, false) => {
+                self.work.busy_steps += 1;
+                self.work.busy_compute += elapsed;
+            }
+            (false, true) => {
+                self.work.drain_steps += 1;
+                self.work.drain_compute += elapsed;
+            }
+            (false, false) => {}
         }
         if self.persister.is_background() {
             // A background commit that became durable since the last call

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// How often the saving thread looks for queued jobs: what a crash can
 /// make the model forget is at most this much more than its last save.
-const POLL: Duration = Duration::from_millis(100);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 /// How the saves went since the caller last asked.
 #[derive(Debug, Default)]

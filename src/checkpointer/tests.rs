@@ -203,6 +203,45 @@ fn steps_beside_a_background_persist_are_counted() {
 }
 
 #[test]
+fn steps_beside_a_persist_and_a_drain_are_counted_apart() {
+    // Persists of 60 ms every 4 steps of 5 ms, drains of 300 ms per pack
+    // after every commit: most steps overlap a persist, many a drain too.
+    let mut ck = Checkpointer::builder()
+        .tier("local", slow(60))
+        .tier("remote", slow(300))
+        .drain_every(1)
+        .scheme(Scheme::CopyOnWrite)
+        .every_steps(4)
+        .build()
+        .expect("valid");
+    let events = ck.subscribe();
+    let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
+    for step in 0..40 {
+        ck.scope(step, &mut grid, |g| {
+            g[0] += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        })
+        .expect("scope");
+    }
+    ck.flush().expect("flush");
+    let checkpoints: Vec<_> = events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Checkpoint(c) if c.tier == 0 => Some(c),
+            _ => None,
+        })
+        .collect();
+    for c in &checkpoints {
+        let counted = c.steps_beside_persist + c.steps_beside_drain + c.steps_beside_both;
+        assert!(counted <= c.steps, "{c:?}");
+        let timed = c.compute_beside_persist + c.compute_beside_drain + c.compute_beside_both;
+        assert!(timed <= c.compute, "{c:?}");
+    }
+    let both: u64 = checkpoints.iter().map(|c| c.steps_beside_both).sum();
+    assert!(both >= 4, "{both} steps beside both of {checkpoints:?}");
+}
+
+#[test]
 fn a_background_commit_durable_between_two_scopes_is_reported_by_the_next() {
     let store = slow(20);
     let probe = store.inner.clone();
@@ -239,6 +278,38 @@ fn a_subscriber_sees_the_crash_found_when_the_checkpointer_was_built() {
         events.try_iter().any(|e| matches!(e, Event::Restart(_))),
         "the restart event of build() reaches a later subscriber"
     );
+}
+
+#[test]
+fn a_restart_counts_the_running_after_the_last_save_up_to_the_save_rules_bound() {
+    let store = MemStorage::new();
+    let mut ck = Checkpointer::builder()
+        .storage(store.clone())
+        .build()
+        .unwrap();
+    let mut state = vec![1u64; 16];
+    for step in 0..4 {
+        std::thread::sleep(Duration::from_millis(10));
+        ck.checkpoint(step, &mut state).unwrap();
+    }
+    drop(ck); // no finish(): the next run counts this one as a crash
+    // 400 ms between the last save and the restart: under the save rule
+    // (every 10 checkpoints of ~10 ms at the default MTBF of a day, and
+    // the saver's 100 ms poll) a failure strikes on average ~0.1 s after
+    // the last save written; the rest counts as downtime.
+    std::thread::sleep(Duration::from_millis(400));
+    let mut ck = Checkpointer::builder().storage(store).build().unwrap();
+    let events = ck.subscribe();
+    let unreported = events
+        .try_iter()
+        .find_map(|e| match e {
+            Event::Restart(r) => Some(r.unreported),
+            _ => None,
+        })
+        .expect("a restart event")
+        .expect("a bound from the stored state");
+    let secs = unreported.as_secs_f64();
+    assert!((0.07..0.2).contains(&secs), "{secs} s unreported");
 }
 
 #[test]

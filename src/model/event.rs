@@ -25,7 +25,8 @@ pub struct CheckpointEvent {
     /// any checkpoint stall: the `τ` of the interval formulas.
     pub compute: Duration,
     /// Of those `steps`, the ones that ran while an earlier checkpoint was
-    /// being persisted in the background (0 if unknown or none).
+    /// being persisted in the background and no drain to a lower tier was
+    /// in flight (0 if unknown or none).
     pub steps_beside_persist: u64,
     /// Compute time of the `steps_beside_persist` steps. Against the other
     /// steps' it shows how much a background persist slows the
@@ -38,6 +39,14 @@ pub struct CheckpointEvent {
     /// beside neither it shows how much a drain slows the computation (its
     /// reads, the upload's CPU and network), which prices the drain ratio.
     pub compute_beside_drain: Duration,
+    /// Of those `steps`, the ones that ran while both a background persist
+    /// and a drain were in flight (0 without lower tiers). At short
+    /// intervals, where persists run back to back, these are most of the
+    /// steps a drain overlaps: against the steps beside one of the two
+    /// they tell the drain's share of the slowdown from the persist's.
+    pub steps_beside_both: u64,
+    /// Compute time of the `steps_beside_both` steps.
+    pub compute_beside_both: Duration,
     /// Time the computation was blocked by this checkpoint.
     pub stall: Duration,
     /// Time from the start of the checkpoint until it was durable. For a
@@ -85,6 +94,8 @@ impl CheckpointEvent {
             compute_beside_persist: Duration::ZERO,
             steps_beside_drain: 0,
             compute_beside_drain: Duration::ZERO,
+            steps_beside_both: 0,
+            compute_beside_both: Duration::ZERO,
             stall: Duration::ZERO,
             persist: Duration::ZERO,
             logical_bytes: 0,
@@ -141,6 +152,14 @@ pub struct RestartEvent {
     pub class: FailureClass,
     /// Time from the failure to the restart, if known.
     pub downtime: Option<Duration>,
+    /// Running time of the failed process that no event reported: from
+    /// the save of the learned state the restarted model resumed from to
+    /// the failure, as far as the checkpointer can bound it (`None` if
+    /// unknown). The model counts it as exposure to failures before it
+    /// counts the failure: a process that dies is always one that ran on
+    /// after its last save, so without it every failure-dense estimate
+    /// of the MTBF would be short by that much per failure.
+    pub unreported: Option<Duration>,
 }
 
 impl RestartEvent {
@@ -149,6 +168,7 @@ impl RestartEvent {
         RestartEvent {
             class,
             downtime: None,
+            unreported: None,
         }
     }
 }

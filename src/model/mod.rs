@@ -86,10 +86,10 @@ pub use recommend::{Addition, Advice, Basis, IntervalAdvice, Recommendation};
 use crate::error::{Error, Result};
 use crate::scheme::Scheme;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Version of the bytes [`Advisor::to_bytes`] writes (their first byte).
-pub(crate) const MODEL_STATE_VERSION: u8 = 7;
+pub(crate) const MODEL_STATE_VERSION: u8 = 8;
 
 /// Largest model state this build decodes; a longer claim is corruption.
 const MAX_MODEL_STATE_BYTES: usize = 16 << 20;
@@ -112,12 +112,16 @@ const STATE_NAME: &str = "cost model state";
 struct Persisted {
     learned: estimate::Learned,
     policy: PolicyState,
+    /// When the state was encoded, seconds since the Unix epoch (0 if the
+    /// clock was before it).
+    saved_at: f64,
 }
 
 #[derive(Serialize)]
 struct PersistedRef<'a> {
     learned: &'a estimate::Learned,
     policy: &'a PolicyState,
+    saved_at: f64,
 }
 
 /// The cost model and a policy together: feed it events, ask it what to
@@ -127,6 +131,8 @@ pub struct Advisor {
     model: CostModel,
     policy: Policy,
     state: PolicyState,
+    /// When the state this advisor was resumed from was saved.
+    saved_at: Option<SystemTime>,
 }
 
 impl Advisor {
@@ -138,6 +144,7 @@ impl Advisor {
             model: CostModel::new(config),
             policy,
             state: PolicyState::default(),
+            saved_at: None,
         })
     }
 
@@ -218,14 +225,29 @@ impl Advisor {
         self.model.summary()
     }
 
-    /// What was learned and the policy's memory, as bytes: a version byte
-    /// (6 in this release), then bincode with a pinned configuration.
+    /// When the state this advisor was resumed from
+    /// ([`from_bytes`](Self::from_bytes)) was encoded; `None` for a fresh
+    /// advisor or a clock before the Unix epoch. A process that failed ran
+    /// on after its last save, and what it learnt then is lost with it; a
+    /// restart uses this to bound that running time
+    /// ([`RestartEvent::unreported`](crate::model::RestartEvent::unreported)).
+    pub fn saved_at(&self) -> Option<SystemTime> {
+        self.saved_at
+    }
+
+    /// What was learned, the policy's memory and the time of encoding, as
+    /// bytes: a version byte (8 in this release), then bincode with a
+    /// pinned configuration.
     /// Configurations are not included: they come from the builder again
     /// on restart, so a changed MTBF or policy applies to old evidence.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let saved_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         let persisted = PersistedRef {
             learned: self.model.learned(),
             policy: &self.state,
+            saved_at,
         };
         let body = bincode::serde::encode_to_vec(&persisted, MODEL_STATE_CODEC)
             .map_err(|e| Error::encode(STATE_NAME, e))?;
@@ -261,10 +283,15 @@ impl Advisor {
                 format!("{} trailing bytes", body.len() - used),
             ));
         }
+        let saved_at = (persisted.saved_at.is_finite() && persisted.saved_at > 0.0)
+            .then(|| Duration::try_from_secs_f64(persisted.saved_at).ok())
+            .flatten()
+            .and_then(|since_epoch| UNIX_EPOCH.checked_add(since_epoch));
         Ok(Advisor {
             model: CostModel::resume(config, persisted.learned),
             policy,
             state: persisted.policy,
+            saved_at,
         })
     }
 }
@@ -479,6 +506,13 @@ mod tests {
             .expect("decodes");
         assert_eq!(b.model(), a.model());
         assert_eq!(b.policy_state(), a.policy_state());
+        // The time of the save comes back (to the microsecond or so).
+        assert_eq!(a.saved_at(), None);
+        let age = b
+            .saved_at()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .expect("a save time in the past");
+        assert!(age < Duration::from_secs(60), "{age:?}");
         let (plan, every) = (Plan::only(Scheme::Full), Duration::from_secs(10));
         assert_eq!(a.evaluate(plan, every), b.evaluate(plan, every));
         // A new configuration applies to the old evidence.

@@ -77,9 +77,13 @@ pub struct ModelConfig {
     /// (default 0.05: a drain mostly waits on the lower tier's storage,
     /// and reads the first tier's packs through the page cache). Once
     /// steps ran beside a drain and beside nothing, their measured
-    /// slowdown ([`CheckpointEvent::compute_beside_drain`]) replaces it.
+    /// slowdown ([`CheckpointEvent::compute_beside_drain`]) replaces it;
+    /// steps beside a drain and a persist at once
+    /// ([`CheckpointEvent::compute_beside_both`]) count too, less the
+    /// persist's measured share.
     ///
     /// [`CheckpointEvent::compute_beside_drain`]: crate::model::CheckpointEvent::compute_beside_drain
+    /// [`CheckpointEvent::compute_beside_both`]: crate::model::CheckpointEvent::compute_beside_both
     pub drain_interference: f64,
 }
 

@@ -18,10 +18,12 @@ pub(super) fn idle_step_secs(e: &CheckpointEvent) -> Option<f64> {
     let idle = e
         .steps
         .checked_sub(e.steps_beside_persist)?
-        .checked_sub(e.steps_beside_drain)?;
+        .checked_sub(e.steps_beside_drain)?
+        .checked_sub(e.steps_beside_both)?;
     let idle_time = e.compute.as_secs_f64()
         - e.compute_beside_persist.as_secs_f64()
-        - e.compute_beside_drain.as_secs_f64();
+        - e.compute_beside_drain.as_secs_f64()
+        - e.compute_beside_both.as_secs_f64();
     (idle > 0 && idle_time > 0.0).then(|| idle_time / idle as f64)
 }
 
@@ -76,6 +78,42 @@ pub(super) fn drain_slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Opti
         e.compute_beside_drain.as_secs_f64(),
         per_idle,
     )
+}
+
+/// [`slowdown`] of the steps that ran beside both a persist and a drain.
+pub(super) fn both_slowdown(e: &CheckpointEvent, per_idle: Option<f64>) -> Option<f64> {
+    log_slowdown(
+        e.steps_beside_both.min(e.steps),
+        e.compute_beside_both.as_secs_f64(),
+        per_idle,
+    )
+}
+
+/// One interval's sample of a log slowdown, from the steps beside that
+/// activity alone (`alone`, over `n_alone` steps) and from the steps
+/// beside it and the other activity (`both`, over `n_both` steps) less
+/// the other's mean log slowdown `other`: step times multiply, so beside
+/// both the logs add. The steps beside both count only once the other's
+/// slowdown was measured (a sum of two unknowns tells neither); the two
+/// parts are weighted by their steps.
+pub(super) fn split_slowdown(
+    alone: Option<f64>,
+    n_alone: u64,
+    both: Option<f64>,
+    n_both: u64,
+    other: Option<f64>,
+) -> Option<f64> {
+    let bound = MAX_INTERFERENCE.ln_1p();
+    let from_both = both
+        .zip(other)
+        .map(|(b, o)| (b - o).clamp(-bound, bound));
+    match (alone, from_both) {
+        (Some(a), Some(b)) => {
+            let (wa, wb) = (n_alone as f64, n_both as f64);
+            Some((wa * a + wb * b) / (wa + wb))
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 /// The clamped log of `busy_time / busy` steps over `per_idle`.
@@ -199,6 +237,10 @@ impl CostModel {
             Event::Checkpoint(e) => self.observe_checkpoint(e),
             Event::Restore(e) => self.observe_restore(e),
             Event::Restart(e) => {
+                let unreported = e.unreported.map_or(0.0, |d| d.as_secs_f64());
+                for (_, counts) in &mut self.learned.failures {
+                    counts.expose(unreported);
+                }
                 let rate = self.failure_rate(e.class).per_second;
                 if let Some((_, counts)) = self
                     .learned
@@ -285,10 +327,27 @@ impl CostModel {
             let idle = idle_step_secs(e);
             let recent = l.idle_step_secs.get();
             if steady_steps(idle, recent) {
-                if let Some(slowdown) = slowdown(e, idle.or(recent)) {
+                let per_idle = idle.or(recent);
+                let both = both_slowdown(e, per_idle);
+                let n_both = e.steps_beside_both;
+                let persist = split_slowdown(
+                    slowdown(e, per_idle),
+                    e.steps_beside_persist,
+                    both,
+                    n_both,
+                    l.drain_interference.get(),
+                );
+                let drain = split_slowdown(
+                    drain_slowdown(e, per_idle),
+                    e.steps_beside_drain,
+                    both,
+                    n_both,
+                    l.interference.get(),
+                );
+                if let Some(slowdown) = persist {
                     l.interference.observe(slowdown, quick);
                 }
-                if let Some(slowdown) = drain_slowdown(e, idle.or(recent)) {
+                if let Some(slowdown) = drain {
                     l.drain_interference.observe(slowdown, quick);
                 }
             }

@@ -73,8 +73,10 @@ pub(crate) struct Learned {
     /// flight than while none is: the mean log of the ratio of their step
     /// times (priced as `exp(mean) − 1`, e.g. 0.1 for 10 % slower).
     pub(super) interference: RunningMean,
-    /// The same for a step beside a drain to a lower tier (and no
-    /// persist) against one beside neither.
+    /// The same for a step beside a drain to a lower tier against one
+    /// beside neither (steps beside a drain and a persist at once count
+    /// less the persist's share, and teach the persist's share less the
+    /// drain's).
     pub(super) drain_interference: RunningMean,
     /// Mean time of a step beside no background persist and no drain.
     pub(super) idle_step_secs: RunningMean,

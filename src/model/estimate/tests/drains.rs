@@ -3,6 +3,7 @@
 //! tier prices as before.
 
 use super::*;
+use crate::model::estimate::pricing::priced_interference;
 
 /// A drain of `bytes` to the first lower tier that took `secs`.
 fn drain(bytes: f64, secs_taken: f64) -> Event {
@@ -174,4 +175,74 @@ fn measured_drain_interference_sets_the_ratio() {
          {unhindered} (no slowdown)"
     );
     assert_eq!(unhindered, 1);
+}
+
+/// Ten checkpoints of 100 steps of 0.5 s beside nothing: `persist_only`
+/// of them beside a persist alone (`persist` times as slow), `both` beside
+/// a persist and a drain (`persist · drain` times as slow), and
+/// `drain_only` beside a drain alone.
+fn feed_overlapping(
+    m: &mut CostModel,
+    (persist_only, both, drain_only): (u64, u64, u64),
+    persist: f64,
+    drain: f64,
+) {
+    for _ in 0..10 {
+        let mut e = CheckpointEvent::new(Scheme::CopyOnWrite, 0);
+        let step = 0.5;
+        let idle = 100 - persist_only - both - drain_only;
+        e.steps = 100;
+        e.steps_beside_persist = persist_only;
+        e.compute_beside_persist = secs(persist_only as f64 * step * persist);
+        e.steps_beside_both = both;
+        e.compute_beside_both = secs(both as f64 * step * persist * drain);
+        e.steps_beside_drain = drain_only;
+        e.compute_beside_drain = secs(drain_only as f64 * step * drain);
+        e.compute = secs(idle as f64 * step)
+            + e.compute_beside_persist
+            + e.compute_beside_both
+            + e.compute_beside_drain;
+        e.stall = secs(0.01);
+        e.persist = secs(1.0);
+        e.logical_bytes = GIB as u64;
+        e.bytes_written = (0.06 * GIB) as u64;
+        e.dirty_bytes = (0.06 * GIB) as u64;
+        m.observe(&e.into());
+    }
+}
+
+fn slowdowns(m: &CostModel) -> (f64, f64) {
+    let l = &m.learned;
+    (
+        priced_interference(&l.interference, f64::NAN),
+        priced_interference(&l.drain_interference, f64::NAN),
+    )
+}
+
+#[test]
+fn steps_beside_a_persist_and_a_drain_tell_the_drains_share() {
+    // Persists slow the steps by half, drains by a fifth; every step a
+    // drain overlaps also overlaps a persist (short intervals), so no
+    // step runs beside a drain alone.
+    let mut m = CostModel::new(ModelConfig::with_mtbf(Duration::from_secs(3_600)));
+    feed_overlapping(&mut m, (40, 30, 0), 1.5, 1.2);
+    let (persist, drain) = slowdowns(&m);
+    assert!((persist - 0.5).abs() < 0.01, "persist slowdown {persist}");
+    assert!((drain - 0.2).abs() < 0.01, "drain slowdown {drain}");
+    // Persists back to back, some steps beside a drain alone: the
+    // persist's share comes out of the steps beside both.
+    let mut m = CostModel::new(ModelConfig::with_mtbf(Duration::from_secs(3_600)));
+    feed_overlapping(&mut m, (0, 60, 20), 1.5, 1.2);
+    let (persist, drain) = slowdowns(&m);
+    assert!((persist - 0.5).abs() < 0.01, "persist slowdown {persist}");
+    assert!((drain - 0.2).abs() < 0.01, "drain slowdown {drain}");
+}
+
+#[test]
+fn steps_only_beside_both_teach_neither_share() {
+    // The sum of two unknowns: both stay at their priors.
+    let mut m = CostModel::new(ModelConfig::with_mtbf(Duration::from_secs(3_600)));
+    feed_overlapping(&mut m, (0, 60, 0), 1.5, 1.2);
+    let (persist, drain) = slowdowns(&m);
+    assert!(persist.is_nan() && drain.is_nan(), "{persist} {drain}");
 }

@@ -325,6 +325,24 @@ fn restarts_update_the_failure_rate() {
 }
 
 #[test]
+fn a_restart_counts_the_unreported_running_as_exposure() {
+    let mut m = model(24);
+    for _ in 0..360 {
+        m.observe(&event(Scheme::Full, 99.0, 1.0, 1.0, GIB, GIB, 1));
+    }
+    let mut restart = RestartEvent::new(FailureClass::Process);
+    restart.unreported = Some(Duration::from_secs(3_600));
+    m.observe(&restart.into());
+    // (1 + 1) / (24 h + 10 h reported + 1 h unreported).
+    let want = 35.0 * 3_600.0 / 2.0;
+    assert!(
+        (m.mtbf_secs() - want).abs() < 1e-6 * want,
+        "{}",
+        m.mtbf_secs()
+    );
+}
+
+#[test]
 fn slow_tier_copies_do_not_touch_fast_tier_fits() {
     let mut m = model(1);
     let mut rng = StdRng::seed_from_u64(7);
