@@ -213,6 +213,35 @@ impl FailurePrior {
     }
 }
 
+impl FailurePrior {
+    /// The rates, per second, at the `probabilities` quantiles of the
+    /// posterior given `counts` (empty without a posterior: no prior and
+    /// no exposure, or no failure seen and none expected).
+    ///
+    /// A cost that is convex in the rate (losing a long cycle of work to a
+    /// rare failure) is priced too low at the posterior mean when little
+    /// was observed; its mean over equal-probability quantiles
+    /// approximates its posterior expectation instead.
+    pub(crate) fn posterior_quantiles(&self, counts: &FailureCounts, probabilities: &[f64]) -> Vec<f64> {
+        let (alpha0, beta0) = match self.mtbf {
+            Some(m) if m.as_secs_f64() > 0.0 && self.weight > 0.0 => {
+                (self.weight, self.weight * m.as_secs_f64())
+            }
+            _ => (0.0, 0.0),
+        };
+        let alpha = alpha0 + counts.failures as f64;
+        let beta = beta0 + counts.exposure_secs.max(0.0);
+        if !(alpha > 0.0 && beta > 0.0) {
+            return Vec::new();
+        }
+        probabilities
+            .iter()
+            .map(|&p| gamma_quantile(alpha, p) / beta)
+            .filter(|rate| rate.is_finite())
+            .collect()
+    }
+}
+
 /// The `p`-quantile of Gamma(`shape`, rate 1), by bisection on the
 /// regularized incomplete gamma function to 1e-13 relative precision.
 ///
@@ -436,6 +465,25 @@ mod tests {
         assert!(
             median >= 4.5,
             "median MTBF {median:.2} h after a false alarm at 10 h"
+        );
+    }
+
+    #[test]
+    fn posterior_quantiles_of_one_failures_worth_are_exponential() {
+        // Gamma(1) is the exponential: the p-quantile is -ln(1 - p)/beta.
+        let p = prior(10.0, 1.0);
+        let rates = p.posterior_quantiles(&FailureCounts::default(), &[0.1, 0.5, 0.9]);
+        for (rate, q) in rates.iter().zip([0.1_f64, 0.5, 0.9]) {
+            let want = -(1.0 - q).ln() / (10.0 * HOUR);
+            assert!((rate / want - 1.0).abs() < 1e-9, "{rate} vs {want}");
+        }
+        let none = FailurePrior {
+            mtbf: None,
+            weight: 1.0,
+        };
+        assert!(
+            none.posterior_quantiles(&FailureCounts::default(), &[0.5])
+                .is_empty()
         );
     }
 

@@ -28,7 +28,10 @@
 //!   failures what an interval is to process failures: Daly's expression
 //!   with the cycle as the interval and `R_n = D + R₂ + relaunch` as the
 //!   restart (a node failure also loses the drain in flight) prices it,
-//!   `F_n = (M_n/L)·e^{R_n/M_n}·(e^{L/M_n} − 1)`.
+//!   `F_n = (M_n/L)·e^{R_n/M_n}·(e^{L/M_n} − 1)`, averaged over five
+//!   equal-probability quantiles of the node rate's posterior rather than
+//!   taken at its mean: `F_n` is convex in the rate, and with the one or
+//!   two node failures a run sees the rate is far from known.
 //!
 //! Overhead: `O = (1 + O_process)·F_n − 1`. To first order that is
 //! `O_process + λ_n·(1 + O_process)·(L/2 + R_n)`, the two-level model of
@@ -46,8 +49,10 @@
 
 use super::config::ModelConfig;
 use super::cost_model::CostModel;
-use super::pricing::{Bound, capped, priced_interference};
-use crate::model::failure::{FailureClass, FailurePrior};
+use super::pricing::{Bound, capped, priced_interference, rate_to_mtbf};
+use crate::model::cost::daly_overhead;
+use crate::model::failure::{FailureClass, FailureCounts, FailurePrior};
+use std::cell::OnceCell;
 use crate::model::fit::{Driver, Solved};
 use crate::model::plan::Plan;
 use crate::scheme::Scheme;
@@ -72,7 +77,15 @@ pub(super) struct DrainCosts {
     /// Posterior mean rates, per second.
     pub(super) process_rate: f64,
     pub(super) node_rate: f64,
+    /// The node-failure posterior and its quantile rates (computed once,
+    /// when a plan with a drain ratio is first priced).
+    node_posterior: (FailurePrior, FailureCounts),
+    node_rates: OnceCell<Vec<f64>>,
 }
+
+/// Equal-probability strata of a rate's posterior whose midpoints price a
+/// node failure (see [`DrainCosts::node_overhead`]).
+const NODE_RATE_QUANTILES: [f64; 5] = [0.1, 0.3, 0.5, 0.7, 0.9];
 
 /// One plan's drain terms at one interval.
 pub(super) struct DrainTerms {
@@ -90,14 +103,15 @@ impl DrainCosts {
         let l = &model.learned;
         let config: &ModelConfig = &model.config;
         let level = config.level;
-        let rate = |class: FailureClass, prior: FailurePrior| {
-            let counts = l
-                .failures
+        let counts = |class: FailureClass| {
+            l.failures
                 .iter()
                 .find(|(c, _)| *c == class)
                 .map(|(_, n)| *n)
-                .unwrap_or_default();
-            prior.posterior(&counts, level).per_second
+                .unwrap_or_default()
+        };
+        let rate = |class: FailureClass, prior: FailurePrior| {
+            prior.posterior(&counts(class), level).per_second
         };
         let process = rate(FailureClass::Process, config.prior(FailureClass::Process));
         let node_prior = FailurePrior {
@@ -117,7 +131,44 @@ impl DrainCosts {
             relaunch: config.relaunch.as_secs_f64(),
             process_rate: process,
             node_rate: rate(FailureClass::Node, node_prior),
+            node_posterior: (node_prior, counts(FailureClass::Node)),
+            node_rates: OnceCell::new(),
         }
+    }
+
+    /// What node failures add to a drain cycle of `cycle` wall seconds
+    /// with `restart` seconds lost beyond it per failure, as a share of
+    /// the work: Daly's overhead with the cycle as the interval, averaged
+    /// over the quantiles of the node-failure rate's posterior
+    /// ([`NODE_RATE_QUANTILES`]), not taken at its mean. The overhead
+    /// grows exponentially with the cycle over the node MTBF, so with
+    /// the one or two node failures a run sees, the mean rate prices rare
+    /// drains as if the rate were known, and a rate twice as high (as
+    /// likely as not after two failures) would make the same drains
+    /// ruinous; the average over the posterior prices that risk, and
+    /// narrows to the mean's price as node failures accumulate.
+    pub(super) fn node_overhead(&self, cycle: f64, restart: f64) -> f64 {
+        let rates = self.node_rates.get_or_init(|| {
+            let (prior, counts) = &self.node_posterior;
+            let mut rates = prior.posterior_quantiles(counts, &NODE_RATE_QUANTILES);
+            // Five midpoints understate a skewed posterior's mean (by 7 %
+            // for one failure's worth): scaled to it, a cost linear in the
+            // rate is priced exactly and only convexity adds.
+            let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+            if mean > 0.0 && self.node_rate > 0.0 {
+                let scale = self.node_rate / mean;
+                rates.iter_mut().for_each(|rate| *rate *= scale);
+            }
+            rates
+        });
+        if rates.is_empty() {
+            return daly_overhead(cycle, 0.0, restart, rate_to_mtbf(self.node_rate));
+        }
+        rates
+            .iter()
+            .map(|&rate| daly_overhead(cycle, 0.0, restart, rate_to_mtbf(rate)))
+            .sum::<f64>()
+            / rates.len() as f64
     }
 
     /// True once a drain was measured: before, a plan's drain terms rest

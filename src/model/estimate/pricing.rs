@@ -272,8 +272,7 @@ impl Pricer<'_> {
                 let process =
                     daly_overhead(tau, delta + terms.per_checkpoint, restart, process_mtbf);
                 let cycle = terms.cycle * (1.0 + process);
-                let node_mtbf = rate_to_mtbf(self.drains.node_rate);
-                let node = daly_overhead(cycle, 0.0, terms.node_restart, node_mtbf);
+                let node = self.drains.node_overhead(cycle, terms.node_restart);
                 (1.0 + process) * (1.0 + node) - 1.0
             }
             None => daly_overhead(tau, delta, restart, self.mtbf),
@@ -367,7 +366,7 @@ struct Priced {
 }
 
 /// `1/rate`, infinite for a zero rate.
-fn rate_to_mtbf(rate: f64) -> f64 {
+pub(super) fn rate_to_mtbf(rate: f64) -> f64 {
     if rate > 0.0 {
         1.0 / rate
     } else {
