@@ -33,7 +33,8 @@
 //! Where Linux reports it (`/proc/thread-self/schedstat`), the last
 //! columns give the blocked time less that wait, measured around the same
 //! calls (less the body's own wait for a scope), so both readings come
-//! from one run.
+//! from one run, and split the worst call into its time on a CPU, its
+//! waits for one, and the rest (asleep: a lock, I/O, the memory map).
 //!
 //! Run with `cargo bench --bench stall`. Environment: `CKPT_STALL_MIB`
 //! (sizes, comma separated, default `64,1024`), `CKPT_STALL_CYCLES`
@@ -81,9 +82,9 @@ fn main() {
     };
     println!("stores under {}", root.display());
     println!(
-        "| state | dirty | calls | median | p90 | max | collect/capture calls | their median | their max | memcpy | p90 less CPU waits | max less CPU waits |"
+        "| state | dirty | calls | median | p90 | max | collect/capture calls | their median | their max | memcpy | p90 less CPU waits | max less CPU waits | worst call: on CPU / waiting / asleep |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut worst: f64 = 0.0;
     let mut worst_on_cpu: Option<f64> = None;
     let mut worst_median: f64 = 0.0;
@@ -118,8 +119,16 @@ fn main() {
                 }
                 None => "- | -".to_owned(),
             };
+            let worst_split = calls
+                .iter()
+                .max_by_key(|c| c.blocked)
+                .and_then(|c| Some((c.blocked, c.times?)))
+                .map_or("-".to_owned(), |(blocked, t)| {
+                    let asleep = blocked.saturating_sub(t.cpu).saturating_sub(t.wait);
+                    format!("{} / {} / {}", ms(t.cpu), ms(t.wait), ms(asleep))
+                });
             println!(
-                "| {mib} MiB | {} % | {} | {} ({:.3} %) | {} ({:.3} %) | {} ({:.3} %) | {} | {} ({:.3} %) | {} ({:.3} %) | {} | {less_waits} |",
+                "| {mib} MiB | {} % | {} | {} ({:.3} %) | {} ({:.3} %) | {} ({:.3} %) | {} | {} ({:.3} %) | {} ({:.3} %) | {} | {less_waits} | {worst_split} |",
                 (fraction * 100.0).round(),
                 all.len(),
                 ms(quantile(&all, 0.5)),
@@ -158,6 +167,9 @@ struct Call {
     /// `blocked` less the time the caller's thread waited for a CPU
     /// during it (`None` without schedstat).
     less_waits: Option<Duration>,
+    /// The caller thread's time on a CPU and waiting for one during the
+    /// call (less a scope body's own).
+    times: Option<Times>,
     collected: bool,
     captured: bool,
 }
@@ -203,28 +215,28 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
             step += 1;
             if shape == 2 && scope == SCOPES_PER_CYCLE - 1 {
                 write_pages(state, quarter, &mut round);
-                let waited = cpu_wait();
+                let before = thread_times();
                 let started = Instant::now();
                 ck.checkpoint(step, state).expect("checkpoint succeeds");
                 let blocked = started.elapsed();
-                let waits = waits_since(waited, Some(Duration::ZERO));
+                let waits = times_since(before, Some(Times::default()));
                 calls.push(observe(blocked, waits, &events, true));
             } else {
                 let mut body = Duration::ZERO;
-                let mut body_waits = None;
-                let waited = cpu_wait();
+                let mut body_times = None;
+                let outer = thread_times();
                 let started = Instant::now();
                 ck.scope(step, state, |s| {
                     // The body's own wait readings count as the body.
                     let t = Instant::now();
-                    let before = cpu_wait();
+                    let before = thread_times();
                     write_pages(s, quarter, &mut round);
-                    body_waits = waits_since(before, Some(Duration::ZERO));
+                    body_times = times_since(before, Some(Times::default()));
                     body = t.elapsed();
                 })
                 .expect("scope succeeds");
                 let blocked = started.elapsed().saturating_sub(body);
-                let waits = waits_since(waited, body_waits);
+                let waits = times_since(outer, body_times);
                 let captured = scope == SCOPES_PER_CYCLE - 1;
                 calls.push(observe(blocked, waits, &events, captured));
             }
@@ -238,32 +250,64 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
 
 fn observe(
     blocked: Duration,
-    waits: Option<Duration>,
+    times: Option<Times>,
     events: &Receiver<Event>,
     captured: bool,
 ) -> Call {
     let collected = events.try_iter().any(|e| matches!(e, Event::Checkpoint(_)));
     Call {
         blocked,
-        less_waits: waits.map(|w| blocked.saturating_sub(w)),
+        less_waits: times.map(|t| blocked.saturating_sub(t.wait)),
+        times,
         collected,
         captured,
     }
 }
 
-/// Time this thread has spent runnable but waiting for a CPU since it
-/// started (Linux schedstat's `run_delay`), if the kernel reports it.
-fn cpu_wait() -> Option<Duration> {
-    let text = fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let nanos = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some(Duration::from_nanos(nanos))
+/// A thread's time on a CPU (its CPU clock) and runnable but waiting for
+/// one (Linux schedstat's `run_delay`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Times {
+    cpu: Duration,
+    wait: Duration,
 }
 
-/// The thread's waits for a CPU since `before` was read, less `inner`
-/// (waits inside a scope's body, which is not the call's time).
-fn waits_since(before: Option<Duration>, inner: Option<Duration>) -> Option<Duration> {
-    let waited = cpu_wait()?.checked_sub(before?)?;
-    Some(waited.saturating_sub(inner?))
+/// This thread's [`Times`] since it started, if the kernel reports them.
+/// (schedstat's own CPU time is only brought up to date at scheduler
+/// events, a tick late for a running thread; the thread CPU clock is
+/// exact.)
+fn thread_times() -> Option<Times> {
+    let text = fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let wait = text.split_whitespace().nth(1)?.parse().ok()?;
+    let mut clock = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock` is a valid, writable timespec for the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut clock) } != 0 {
+        return None;
+    }
+    let cpu = Duration::new(
+        u64::try_from(clock.tv_sec).ok()?,
+        u32::try_from(clock.tv_nsec).ok()?,
+    );
+    Some(Times {
+        cpu,
+        wait: Duration::from_nanos(wait),
+    })
+}
+
+/// The thread's [`Times`] since `before` was read, less `inner` (a scope
+/// body's own, which is not the call's).
+fn times_since(before: Option<Times>, inner: Option<Times>) -> Option<Times> {
+    let (now, before, inner) = (thread_times()?, before?, inner?);
+    let since = |now: Duration, then: Duration, inner: Duration| {
+        now.checked_sub(then).map(|d| d.saturating_sub(inner))
+    };
+    Some(Times {
+        cpu: since(now.cpu, before.cpu, inner.cpu)?,
+        wait: since(now.wait, before.wait, inner.wait)?,
+    })
 }
 
 /// A memcpy of the state's bytes into a warm buffer: median of 5.

@@ -182,16 +182,28 @@ fn an_adaptive_policy_drains_less_often_when_drains_cost_more_than_node_losses()
         })
         .expect("the change is reported with its reason");
     assert!(reason.contains("node failures"), "{reason}");
+    let reopen = |local: &MemStorage| {
+        Checkpointer::builder()
+            .tier("local", local.clone())
+            .tier("remote", remote_store.clone())
+            .drain_every(1)
+            .scheme(Scheme::Full)
+            .policy(Policy::adaptive().allow(&[Scheme::Full]).exploration(0.0))
+            .build()
+            .unwrap()
+    };
+    // The node is lost right after the decision, long before the next
+    // drain at the new ratio: the restart resumes the ratio from the
+    // lower tier's copy of the learned state, which the decision itself
+    // updated (not the copy of the last drain, from before it).
+    drop(ck); // a crash: no finish
+    let replaced = MemStorage::new();
+    let mut ck = reopen(&replaced);
+    assert_eq!(restarts(&mut ck), [FailureClass::Node]);
+    assert_eq!(ck.drain_every(), Some(k));
     ck.finish().unwrap();
-    // The ratio the policy applied resumes after a restart.
-    let ck = Checkpointer::builder()
-        .tier("local", local)
-        .tier("remote", remote_store)
-        .drain_every(1)
-        .scheme(Scheme::Full)
-        .policy(Policy::adaptive().allow(&[Scheme::Full]).exploration(0.0))
-        .build()
-        .unwrap();
+    // The ratio the policy applied resumes after a clean restart too.
+    let ck = reopen(&replaced);
     assert_eq!(ck.drain_every(), Some(k));
     ck.finish().unwrap();
 }

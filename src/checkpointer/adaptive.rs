@@ -70,6 +70,9 @@ pub(crate) struct Adaptive {
     first_trial: Option<Decision>,
     /// The lower tiers, which carry a run marker too (see [`open`](Self::open)).
     lower: Vec<Arc<dyn Storage>>,
+    /// Write the learned state to each lower tier (see
+    /// [`save_below`](Self::save_below)).
+    lower_savers: Vec<Saver>,
 }
 
 impl std::fmt::Debug for Adaptive {
@@ -134,6 +137,10 @@ impl Adaptive {
             opening: Vec::new(),
             building: true,
             first_trial: None,
+            lower_savers: lower
+                .iter()
+                .map(|tier| Saver::start(Arc::clone(tier), MODEL_KEY))
+                .collect(),
             lower,
         };
         let crashed_here = present(storage.as_ref(), RUNNING_KEY)?.is_some();
@@ -160,9 +167,10 @@ impl Adaptive {
             restart.unreported = adaptive.unreported_running();
             adaptive.emit(restart.into());
             if !adaptive.lower.is_empty() {
-                // Stored before any drain copies the state down, so that
-                // the loss of the first tier never loses a failure.
+                // Stored on every tier at once, so that the loss of the
+                // first tier never loses a failure.
                 adaptive.save();
+                adaptive.save_below();
                 adaptive.wait_saved();
             }
         }
@@ -305,6 +313,9 @@ impl Adaptive {
         if acts || learning || cheap || stale || self.commits_since_save >= SAVE_EVERY {
             self.save();
         }
+        if acts {
+            self.save_below();
+        }
         self.last_decision.insert(decision)
     }
 
@@ -343,6 +354,7 @@ impl Adaptive {
                 e.logical_bytes = logical_bytes;
                 e.dirty_bytes = *bytes_copied;
                 self.emit(e.into());
+                self.save_below();
             }
             DrainEvent::Failed { tier: name, .. } => {
                 self.emit(StorageErrorEvent::new(format!("drain to {name}"), true).into());
@@ -425,11 +437,35 @@ impl Adaptive {
         Duration::try_from_secs_f64(since_save.min(expected)).ok()
     }
 
+    /// Queues the learned state for every lower tier, which a restart that
+    /// finds the first tier lost resumes from: after each drain, each
+    /// decision that changed what the checkpointer does, each failure
+    /// counted, and a clean stop. A restart that resumed an older copy
+    /// would go back to the plan in force then (with rare drains, a drain
+    /// ratio the policy had left because node failures grew frequent).
+    /// Not after every commit: a lower tier may bill by the request.
+    fn save_below(&mut self) {
+        if self.lower_savers.is_empty() {
+            return;
+        }
+        match self.advisor.to_bytes() {
+            Ok(bytes) => {
+                for saver in &self.lower_savers {
+                    saver.save(bytes.clone());
+                }
+            }
+            Err(_) => self.storage_failed("encode model/advisor"),
+        }
+    }
+
     /// Queues the journal's records not written yet, and waits until
     /// they and every save of the learned state queued so far are written.
     pub(crate) fn wait_saved(&mut self) {
         self.flush_journal();
         self.saver.wait_idle();
+        for saver in &self.lower_savers {
+            saver.wait_idle();
+        }
     }
 
     fn flush_journal(&mut self) {
@@ -447,13 +483,22 @@ impl Adaptive {
         for _ in 0..self.saver.take_journal_failures() {
             self.storage_failed("put journal");
         }
+        let below: u32 = self.lower_savers.iter().map(Saver::take_failures).sum();
+        for _ in 0..below {
+            // A lower tier that fails only delays: the next save retries.
+            self.emit(StorageErrorEvent::new("put model/advisor on a lower tier", true).into());
+        }
     }
 
     /// Saves the learned state, waits until it is written, and removes the
     /// run marker: a clean stop.
     pub(crate) fn close(&mut self, storage: &dyn Storage) -> Result<()> {
         self.save();
+        self.save_below();
         self.saver.stop();
+        for saver in &mut self.lower_savers {
+            saver.stop();
+        }
         self.report_save_failures();
         // The first tier's marker goes last: a crash in between leaves it,
         // and the next start counts a process failure, as it should.

@@ -6,7 +6,7 @@
 use super::Checkpointer;
 use crate::catalog::Pins;
 use crate::error::{Error, Result};
-use crate::format::layout::{MODEL_KEY, ManifestName};
+use crate::format::layout::ManifestName;
 use crate::recover::{self, RestoredTier};
 use crate::state::State;
 use crate::storage::Storage;
@@ -126,7 +126,6 @@ impl TierOptions {
                 self.keep_last_of(offset + 1, default_keep_last),
                 self.drain_retry,
                 pins.clone(),
-                &[MODEL_KEY],
             )?;
             lower.push(LowerTier {
                 name: name.clone(),

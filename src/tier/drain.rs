@@ -68,16 +68,12 @@ struct Job {
     keep_last: usize,
     retry: Duration,
     pins: Pins,
-    also_copy: &'static [&'static str],
 }
 
 impl Drainer {
     /// Starts the drain of tier `name` (`target`) from `source`, the first
     /// tier, whose retention honours `pins`; `retry` is the first wait
-    /// after a failure (doubling up to a minute). After each drain the
-    /// objects `also_copy` names are copied too, as they are on the first
-    /// tier, if they are there (best effort: the checkpointer's learned
-    /// state, which a restart that finds the first tier lost resumes from).
+    /// after a failure (doubling up to a minute).
     pub(crate) fn start(
         name: &str,
         source: Arc<dyn Storage>,
@@ -85,7 +81,6 @@ impl Drainer {
         keep_last: usize,
         retry: Duration,
         pins: Pins,
-        also_copy: &'static [&'static str],
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(DrainState {
@@ -104,7 +99,6 @@ impl Drainer {
             keep_last,
             retry,
             pins: pins.clone(),
-            also_copy,
         };
         let thread = std::thread::Builder::new()
             .name(format!("ckpt-drain-{name}"))
@@ -268,13 +262,6 @@ impl Job {
             &BTreeSet::new(),
         )
         .map_err(CopyError::Failed)?;
-        for key in self.also_copy {
-            if let Ok(bytes) = self.source.get(key) {
-                // Best effort: a missing copy costs some re-learning
-                // after a lost first tier, never a checkpoint.
-                let _ = self.target.put(key, &bytes);
-            }
-        }
         Ok(Drained {
             packs: copied.packs,
             bytes: copied.bytes,
