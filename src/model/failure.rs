@@ -222,7 +222,11 @@ impl FailurePrior {
     /// rare failure) is priced too low at the posterior mean when little
     /// was observed; its mean over equal-probability quantiles
     /// approximates its posterior expectation instead.
-    pub(crate) fn posterior_quantiles(&self, counts: &FailureCounts, probabilities: &[f64]) -> Vec<f64> {
+    pub(crate) fn posterior_quantiles(
+        &self,
+        counts: &FailureCounts,
+        probabilities: &[f64],
+    ) -> Vec<f64> {
         let (alpha0, beta0) = match self.mtbf {
             Some(m) if m.as_secs_f64() > 0.0 && self.weight > 0.0 => {
                 (self.weight, self.weight * m.as_secs_f64())

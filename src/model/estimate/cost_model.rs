@@ -104,9 +104,7 @@ pub(super) fn split_slowdown(
     other: Option<f64>,
 ) -> Option<f64> {
     let bound = MAX_INTERFERENCE.ln_1p();
-    let from_both = both
-        .zip(other)
-        .map(|(b, o)| (b - o).clamp(-bound, bound));
+    let from_both = both.zip(other).map(|(b, o)| (b - o).clamp(-bound, bound));
     match (alone, from_both) {
         (Some(a), Some(b)) => {
             let (wa, wb) = (n_alone as f64, n_both as f64);

@@ -52,10 +52,10 @@ use super::cost_model::CostModel;
 use super::pricing::{Bound, capped, priced_interference, rate_to_mtbf};
 use crate::model::cost::daly_overhead;
 use crate::model::failure::{FailureClass, FailureCounts, FailurePrior};
-use std::cell::OnceCell;
 use crate::model::fit::{Driver, Solved};
 use crate::model::plan::Plan;
 use crate::scheme::Scheme;
+use std::cell::OnceCell;
 
 /// Node failures assumed per process failure when nothing else is known:
 /// one in ten (the SCR and FTI studies found most failures to be

@@ -257,7 +257,11 @@ fn a_node_rate_seen_little_prices_long_drain_cycles_higher_than_its_mean() {
     let at_mean = |cycle: f64| daly_overhead(cycle, 0.0, 60.0, 1.0 / drains.node_rate);
     // A cycle of seconds: linear in the rate, the mean's price.
     let short = drains.node_overhead(10.0, 60.0);
-    assert!((short / at_mean(10.0) - 1.0).abs() < 0.01, "{short} vs {}", at_mean(10.0));
+    assert!(
+        (short / at_mean(10.0) - 1.0).abs() < 0.01,
+        "{short} vs {}",
+        at_mean(10.0)
+    );
     // A cycle of 10 h at a 10 h MTBF: a rate twice the mean (one chance
     // in seven) costs far more than half the rate saves.
     let long = drains.node_overhead(10.0 * 3_600.0, 60.0);
