@@ -173,6 +173,20 @@ fn a_fresh_adaptive_run_begins_with_a_copy_on_write_trial_after_the_first_step()
     assert!(!ck.is_due());
 }
 
+/// Runs `steps` scopes of 5 ms that each change a 32 KiB grid, then
+/// flushes.
+fn run_steps_of_5_ms(ck: &mut Checkpointer, steps: u64) {
+    let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
+    for step in 0..steps {
+        ck.scope(step, &mut grid, |g| {
+            g[0] += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        })
+        .expect("scope");
+    }
+    ck.flush().expect("flush");
+}
+
 #[test]
 fn steps_beside_a_background_persist_are_counted() {
     let mut ck = Checkpointer::builder()
@@ -182,15 +196,7 @@ fn steps_beside_a_background_persist_are_counted() {
         .build()
         .expect("valid");
     let events = ck.subscribe();
-    let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
-    for step in 0..24 {
-        ck.scope(step, &mut grid, |g| {
-            g[0] += 1;
-            std::thread::sleep(Duration::from_millis(5));
-        })
-        .expect("scope");
-    }
-    ck.flush().expect("flush");
+    run_steps_of_5_ms(&mut ck, 24);
     let beside: u64 = events
         .try_iter()
         .filter_map(|e| match e {
@@ -215,15 +221,7 @@ fn steps_beside_a_persist_and_a_drain_are_counted_apart() {
         .build()
         .expect("valid");
     let events = ck.subscribe();
-    let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 4096], 1024);
-    for step in 0..40 {
-        ck.scope(step, &mut grid, |g| {
-            g[0] += 1;
-            std::thread::sleep(Duration::from_millis(5));
-        })
-        .expect("scope");
-    }
-    ck.flush().expect("flush");
+    run_steps_of_5_ms(&mut ck, 40);
     let checkpoints: Vec<_> = events
         .try_iter()
         .filter_map(|e| match e {

@@ -175,14 +175,7 @@ impl FailurePrior {
     /// The posterior rate given the observed `counts`, with a credible
     /// interval at `level` (e.g. 0.95).
     pub fn posterior(&self, counts: &FailureCounts, level: f64) -> RateEstimate {
-        let (alpha0, beta0) = match self.mtbf {
-            Some(m) if m.as_secs_f64() > 0.0 && self.weight > 0.0 => {
-                (self.weight, self.weight * m.as_secs_f64())
-            }
-            _ => (0.0, 0.0),
-        };
-        let alpha = alpha0 + counts.failures as f64;
-        let beta = beta0 + counts.exposure_secs.max(0.0);
+        let (alpha, beta) = self.shape_and_rate(counts);
         if beta <= 0.0 {
             return RateEstimate {
                 per_second: 0.0,
@@ -214,6 +207,22 @@ impl FailurePrior {
 }
 
 impl FailurePrior {
+    /// The Gamma posterior's shape and rate given `counts`: the prior's
+    /// (its weight in failures, and as many MTBFs of exposure) plus the
+    /// failures and exposure observed.
+    fn shape_and_rate(&self, counts: &FailureCounts) -> (f64, f64) {
+        let (alpha0, beta0) = match self.mtbf {
+            Some(m) if m.as_secs_f64() > 0.0 && self.weight > 0.0 => {
+                (self.weight, self.weight * m.as_secs_f64())
+            }
+            _ => (0.0, 0.0),
+        };
+        (
+            alpha0 + counts.failures as f64,
+            beta0 + counts.exposure_secs.max(0.0),
+        )
+    }
+
     /// The rates, per second, at the `probabilities` quantiles of the
     /// posterior given `counts` (empty without a posterior: no prior and
     /// no exposure, or no failure seen and none expected).
@@ -227,14 +236,7 @@ impl FailurePrior {
         counts: &FailureCounts,
         probabilities: &[f64],
     ) -> Vec<f64> {
-        let (alpha0, beta0) = match self.mtbf {
-            Some(m) if m.as_secs_f64() > 0.0 && self.weight > 0.0 => {
-                (self.weight, self.weight * m.as_secs_f64())
-            }
-            _ => (0.0, 0.0),
-        };
-        let alpha = alpha0 + counts.failures as f64;
-        let beta = beta0 + counts.exposure_secs.max(0.0);
+        let (alpha, beta) = self.shape_and_rate(counts);
         if !(alpha > 0.0 && beta > 0.0) {
             return Vec::new();
         }
