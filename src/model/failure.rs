@@ -204,9 +204,7 @@ impl FailurePrior {
             }
         }
     }
-}
 
-impl FailurePrior {
     /// The Gamma posterior's shape and rate given `counts`: the prior's
     /// (its weight in failures, and as many MTBFs of exposure) plus the
     /// failures and exposure observed.

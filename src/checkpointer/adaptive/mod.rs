@@ -3,9 +3,11 @@
 //! keeping the advisor's learned state (and a run marker that reveals
 //! crashes) in the store, with a journal of the events (`journal`).
 
+mod saving;
+
 use super::Committed;
 use super::journal::Journal;
-use super::saver::{POLL, Saver};
+use super::saver::Saver;
 use crate::error::Result;
 use crate::format::layout::MODEL_KEY;
 use crate::model::{
@@ -18,27 +20,11 @@ use crate::storage::Storage;
 use crate::tier::DrainEvent;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Present while a checkpointer runs on the store; found at start-up, it
 /// means the previous run ended without `finish()`: a crash.
 const RUNNING_KEY: &str = "model/running";
-/// Most commits between two saves of the learned state.
-const SAVE_EVERY: u32 = 10;
-/// The learned state is saved after every commit whose persist took at
-/// least this many times as long as the last save: what a crash would
-/// make the model forget then costs a few checkpoints of re-learning,
-/// and saving adds at most a few percent to a checkpoint.
-const SAVE_COST_RATIO: u32 = 20;
-/// The learned state is also saved after any commit once this share of
-/// the estimated MTBF has passed since the last save. A restarted model
-/// never hears of the failed process's running after its last save; it
-/// counts what the save rule bounds of it
-/// ([`RestartEvent::unreported`]), and where failures come every few
-/// checkpoints saving this often keeps that bound to a few percent of the
-/// time between failures (at an MTBF of hours, the every-`SAVE_EVERY`
-/// rule saves more often anyway).
-const SAVE_SHARE_OF_MTBF: f64 = 0.02;
 
 /// A callback that receives every event.
 pub(crate) type Listener = Box<dyn FnMut(&Event) + Send>;
@@ -169,8 +155,7 @@ impl Adaptive {
             if !adaptive.lower.is_empty() {
                 // Stored on every tier at once, so that the loss of the
                 // first tier never loses a failure.
-                adaptive.save();
-                adaptive.save_below();
+                adaptive.save_everywhere();
                 adaptive.wait_saved();
             }
         }
@@ -301,21 +286,7 @@ impl Adaptive {
             self.emit(DecisionEvent::new(Some(committed.info.step), decision.clone()).into());
         }
         let acts = matches!(decision, Decision::Apply(_) | Decision::Explore { .. });
-        let model = self.advisor.model();
-        let learning = model.observations(scheme) <= model.config().min_observations
-            || self
-                .advisor
-                .policy_state()
-                .exploring(model.summary().checkpoints);
-        let cheap = self.saver.last_duration().saturating_mul(SAVE_COST_RATIO) <= committed.persist;
-        let mtbf = self.advisor.model().mtbf_secs();
-        let stale = self.last_save.elapsed().as_secs_f64() >= SAVE_SHARE_OF_MTBF * mtbf;
-        if acts || learning || cheap || stale || self.commits_since_save >= SAVE_EVERY {
-            self.save();
-        }
-        if acts {
-            self.save_below();
-        }
+        self.save_after_commit(scheme, committed.persist, acts);
         self.last_decision.insert(decision)
     }
 
@@ -396,105 +367,10 @@ impl Adaptive {
         }
     }
 
-    /// Stores the learned state. A failure is reported as an event, not an
-    /// error: losing what the model learned costs a few checkpoints of
-    /// re-learning, never a checkpoint.
-    ///
-    /// The put runs on the saving thread; the caller only encodes. The
-    /// journal's batch goes with it.
-    pub(crate) fn save(&mut self) {
-        self.commits_since_save = 0;
-        self.last_save = Instant::now();
-        self.flush_journal();
-        match self.advisor.to_bytes() {
-            Ok(bytes) => self.saver.save(bytes),
-            Err(_) => self.storage_failed("encode model/advisor"),
-        }
-    }
-
-    /// How long the previous process ran after the save of the learned
-    /// state this one resumed from, as far as it can be told: the wall
-    /// time since that save, which also holds the downtime (a relaunch
-    /// may take minutes), so no more than the expected running after a
-    /// save under the save rule: half of the most it lets pass between
-    /// two saves written (a failure strikes anywhere between them), the
-    /// saving thread's poll included. `None` without a stored state or a
-    /// period.
-    fn unreported_running(&self) -> Option<Duration> {
-        let since_save = SystemTime::now()
-            .duration_since(self.advisor.saved_at()?)
-            .ok()?
-            .as_secs_f64();
-        let summary = self.advisor.summary();
-        if summary.checkpoints == 0 {
-            return None;
-        }
-        let period = (summary.total_compute + summary.total_stall).as_secs_f64()
-            / summary.checkpoints as f64;
-        let between_saves = (f64::from(SAVE_EVERY) * period)
-            .min(SAVE_SHARE_OF_MTBF * self.advisor.model().mtbf_secs() + period);
-        let expected = 0.5 * (between_saves + POLL.as_secs_f64());
-        Duration::try_from_secs_f64(since_save.min(expected)).ok()
-    }
-
-    /// Queues the learned state for every lower tier, which a restart that
-    /// finds the first tier lost resumes from: after each drain, each
-    /// decision that changed what the checkpointer does, each failure
-    /// counted, and a clean stop. A restart that resumed an older copy
-    /// would go back to the plan in force then (with rare drains, a drain
-    /// ratio the policy had left because node failures grew frequent).
-    /// Not after every commit: a lower tier may bill by the request.
-    fn save_below(&mut self) {
-        if self.lower_savers.is_empty() {
-            return;
-        }
-        match self.advisor.to_bytes() {
-            Ok(bytes) => {
-                for saver in &self.lower_savers {
-                    saver.save(bytes.clone());
-                }
-            }
-            Err(_) => self.storage_failed("encode model/advisor"),
-        }
-    }
-
-    /// Queues the journal's records not written yet, and waits until
-    /// they and every save of the learned state queued so far are written.
-    pub(crate) fn wait_saved(&mut self) {
-        self.flush_journal();
-        self.saver.wait_idle();
-        for saver in &self.lower_savers {
-            saver.wait_idle();
-        }
-    }
-
-    fn flush_journal(&mut self) {
-        if let Some(journal) = &mut self.journal {
-            journal.flush(&self.saver);
-        }
-    }
-
-    /// Reports the saves and journal writes that failed on the saving
-    /// thread since the last call, as storage errors.
-    fn report_save_failures(&mut self) {
-        for _ in 0..self.saver.take_failures() {
-            self.storage_failed("put model/advisor");
-        }
-        for _ in 0..self.saver.take_journal_failures() {
-            self.storage_failed("put journal");
-        }
-        let below: u32 = self.lower_savers.iter().map(Saver::take_failures).sum();
-        for _ in 0..below {
-            // A lower tier that fails only delays: the next save retries.
-            self.emit(StorageErrorEvent::new("put model/advisor on a lower tier", true).into());
-        }
-    }
-
     /// Saves the learned state, waits until it is written, and removes the
     /// run marker: a clean stop.
     pub(crate) fn close(&mut self, storage: &dyn Storage) -> Result<()> {
-        self.save();
-        self.save_below();
+        self.save_everywhere();
         self.saver.stop();
         for saver in &mut self.lower_savers {
             saver.stop();
