@@ -37,12 +37,7 @@ impl SeedResult {
     }
 
     fn of(&self, config: Config) -> f64 {
-        CONFIGS
-            .iter()
-            .position(|&c| c == config)
-            .and_then(|i| self.goodput.get(i))
-            .copied()
-            .unwrap_or(f64::NAN)
+        goodput_of(&self.goodput, config)
     }
 
     fn adaptive(&self) -> Option<&TierOutcome> {
@@ -51,15 +46,7 @@ impl SeedResult {
     }
 
     fn best_static_k(&self) -> (f64, String) {
-        CONFIGS
-            .iter()
-            .zip(&self.goodput)
-            .filter(|(c, _)| matches!(c, Config::Static(_)))
-            .map(|(c, &g)| (g, c.name()))
-            .fold(
-                (0.0, String::new()),
-                |best, x| if x.0 > best.0 { x } else { best },
-            )
+        best_static_k(&self.goodput)
     }
 
     fn vs_remote(&self) -> f64 {
@@ -108,6 +95,31 @@ fn k_over_time(out: &TierOutcome) -> String {
     }
 }
 
+/// The goodput of `config` among `goodput` (one per configuration, in
+/// [`CONFIGS`]' order); NaN if missing.
+fn goodput_of(goodput: &[f64], config: Config) -> f64 {
+    CONFIGS
+        .iter()
+        .position(|&c| c == config)
+        .and_then(|i| goodput.get(i))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// The best goodput of a static k among `goodput` (in [`CONFIGS`]'
+/// order), and that k's name.
+fn best_static_k(goodput: &[f64]) -> (f64, String) {
+    CONFIGS
+        .iter()
+        .zip(goodput)
+        .filter(|(c, _)| matches!(c, Config::Static(_)))
+        .map(|(c, &g)| (g, c.name()))
+        .fold(
+            (0.0, String::new()),
+            |best, x| if x.0 > best.0 { x } else { best },
+        )
+}
+
 /// Goodput of each configuration, mean over `seeds`, in [`CONFIGS`]'
 /// order.
 fn mean_goodputs(seeds: &[SeedResult]) -> Vec<f64> {
@@ -131,24 +143,10 @@ struct OverSeeds {
 impl OverSeeds {
     fn of(seeds: &[SeedResult]) -> Self {
         let mean = mean_goodputs(seeds);
-        let of = |config: Config| {
-            CONFIGS
-                .iter()
-                .position(|&c| c == config)
-                .and_then(|i| mean.get(i))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
-        let (best, best_k) = CONFIGS
-            .iter()
-            .zip(&mean)
-            .filter(|(c, _)| matches!(c, Config::Static(_)))
-            .fold((0.0, String::new()), |best, (c, &g)| {
-                if g > best.0 { (g, c.name()) } else { best }
-            });
-        let adaptive = of(Config::Adaptive);
+        let (best, best_k) = best_static_k(&mean);
+        let adaptive = goodput_of(&mean, Config::Adaptive);
         OverSeeds {
-            vs_remote: adaptive / of(Config::RemoteOnly),
+            vs_remote: adaptive / goodput_of(&mean, Config::RemoteOnly),
             vs_best_k: adaptive / best,
             best_k,
         }
