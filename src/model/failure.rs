@@ -172,6 +172,15 @@ impl RateEstimate {
 }
 
 impl FailurePrior {
+    /// The posterior mean rate given `counts`, per second: the
+    /// [`posterior`](Self::posterior)'s `per_second` without its credible
+    /// interval (whose quantiles take a bisection each), for callers that
+    /// price at the mean.
+    pub(crate) fn mean_rate(&self, counts: &FailureCounts) -> f64 {
+        let (alpha, beta) = self.shape_and_rate(counts);
+        if beta > 0.0 { alpha / beta } else { 0.0 }
+    }
+
     /// The posterior rate given the observed `counts`, with a credible
     /// interval at `level` (e.g. 0.95).
     pub fn posterior(&self, counts: &FailureCounts, level: f64) -> RateEstimate {

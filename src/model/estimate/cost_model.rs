@@ -239,7 +239,7 @@ impl CostModel {
                 for (_, counts) in &mut self.learned.failures {
                     counts.expose(unreported);
                 }
-                let rate = self.failure_rate(e.class).per_second;
+                let rate = self.mean_failure_rate(e.class);
                 if let Some((_, counts)) = self
                     .learned
                     .failures
@@ -376,26 +376,38 @@ impl CostModel {
         );
     }
 
-    /// The posterior failure rate of one class.
-    pub fn failure_rate(&self, class: FailureClass) -> RateEstimate {
-        let counts = self
-            .learned
+    /// What was observed of one class's failures.
+    pub(super) fn failure_counts(&self, class: FailureClass) -> FailureCounts {
+        self.learned
             .failures
             .iter()
             .find(|(c, _)| *c == class)
             .map(|(_, n)| *n)
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The posterior failure rate of one class.
+    pub fn failure_rate(&self, class: FailureClass) -> RateEstimate {
         self.config
             .prior(class)
-            .posterior(&counts, self.config.level)
+            .posterior(&self.failure_counts(class), self.config.level)
+    }
+
+    /// The posterior mean failure rate of one class, per second
+    /// ([`failure_rate`](Self::failure_rate)'s `per_second`, without the
+    /// credible interval).
+    fn mean_failure_rate(&self, class: FailureClass) -> f64 {
+        self.config
+            .prior(class)
+            .mean_rate(&self.failure_counts(class))
     }
 
     /// MTBF, seconds, of the failures a restart from the checkpoint store
     /// recovers from (process and node classes); infinite if none is
     /// expected.
     pub fn mtbf_secs(&self) -> f64 {
-        let rate = self.failure_rate(FailureClass::Process).per_second
-            + self.failure_rate(FailureClass::Node).per_second;
+        let rate = self.mean_failure_rate(FailureClass::Process)
+            + self.mean_failure_rate(FailureClass::Node);
         if rate > 0.0 {
             1.0 / rate
         } else {

@@ -103,16 +103,8 @@ impl DrainCosts {
         let l = &model.learned;
         let config: &ModelConfig = &model.config;
         let level = config.level;
-        let counts = |class: FailureClass| {
-            l.failures
-                .iter()
-                .find(|(c, _)| *c == class)
-                .map(|(_, n)| *n)
-                .unwrap_or_default()
-        };
-        let rate = |class: FailureClass, prior: FailurePrior| {
-            prior.posterior(&counts(class), level).per_second
-        };
+        let counts = |class: FailureClass| model.failure_counts(class);
+        let rate = |class: FailureClass, prior: FailurePrior| prior.mean_rate(&counts(class));
         let process = rate(FailureClass::Process, config.prior(FailureClass::Process));
         let node_prior = FailurePrior {
             mtbf: config
