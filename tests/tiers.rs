@@ -102,6 +102,50 @@ fn every_kth_checkpoint_drains_whole_and_survives_the_loss_of_the_local_tier() {
     }
 }
 
+/// A job that fails every few commits still drains every k-th commit
+/// when the first tier keeps fewer checkpoints than k: the count goes on
+/// from the commits made since the drained one, not from the manifests
+/// retention left.
+#[test]
+fn the_drain_count_outlives_restarts_and_first_tier_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (local, remote) = (dir.path().join("local"), dir.path().join("remote"));
+    let open = || {
+        Checkpointer::builder()
+            .tier("local", FsStorage::open(&local).unwrap())
+            .tier("remote", FsStorage::open(&remote).unwrap())
+            .keep_last(2)
+            .drain_every(5)
+            .scheme(Scheme::Full)
+            .chunk_size(4096)
+            .build()
+            .unwrap()
+    };
+    let mut queued = Vec::new();
+    let mut next = 0;
+    // Processes that each commit three checkpoints and are killed (the
+    // local tier survives): 15 commits, so drains at the 1st, then every
+    // 5th.
+    for _ in 0..5 {
+        let mut ck = open();
+        if next > 0 {
+            let restored = ck.restore_latest::<Vec<u64>>().unwrap().unwrap();
+            assert_eq!(restored.step, next - 1);
+        }
+        queued.extend(run(&mut ck, next..next + 3));
+        next += 3;
+        ck.flush().unwrap();
+        drop(ck);
+    }
+    assert_eq!(
+        queued,
+        [0, 5, 10],
+        "drains every 5th commit across restarts"
+    );
+    let remote_steps = assert_whole("remote", Arc::new(FsStorage::open(&remote).unwrap()));
+    assert_eq!(remote_steps.last(), Some(&10));
+}
+
 #[test]
 fn restore_falls_back_to_the_lower_tier_when_the_local_copy_is_damaged() {
     let dir = tempfile::tempdir().unwrap();

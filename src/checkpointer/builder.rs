@@ -379,9 +379,16 @@ impl CheckpointerBuilder {
         // Commits on the first tier since the stalest lower tier's newest:
         // the drain count resumes from them after a restart, so that a job
         // restarted often still drains every k-th commit, not its first.
-        // A lower tier that holds nothing yet drains the first commit.
+        // They are counted by sequence number, not by the manifests the
+        // first tier still holds: its retention may keep fewer than k,
+        // and a count capped by it never reached k when failures came
+        // every few commits (k = 8 under keep_last(2) drained 2 times in
+        // 49 commits). A lower tier that holds nothing yet drains the
+        // first commit.
         let undrained = match lower_seq.iter().min() {
-            Some(Some(drained)) => Some(names.iter().filter(|n| n.seq > *drained).count()),
+            Some(Some(drained)) => Some(names.last().map_or(0, |newest| {
+                usize::try_from(newest.seq.saturating_sub(*drained)).unwrap_or(usize::MAX)
+            })),
             _ => None,
         };
         let next_seq = newest.map_or(1, |seq| seq + 1).min(MAX_SEQ);
