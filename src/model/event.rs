@@ -153,8 +153,9 @@ pub struct RestartEvent {
     /// Time from the failure to the restart, if known.
     pub downtime: Option<Duration>,
     /// Running time of the failed process that no event reported: from
-    /// the save of the learned state the restarted model resumed from to
-    /// the failure, as far as the checkpointer can bound it (`None` if
+    /// where the learned state the restarted model resumed from ends its
+    /// report ([`Advisor::reported_until`](crate::model::Advisor::reported_until))
+    /// to the failure, as far as the checkpointer can bound it (`None` if
     /// unknown). The model counts it as exposure to failures before it
     /// counts the failure: a process that dies is always one that ran on
     /// after its last save, so without it every failure-dense estimate

@@ -112,8 +112,11 @@ const STATE_NAME: &str = "cost model state";
 struct Persisted {
     learned: estimate::Learned,
     policy: PolicyState,
-    /// When the state was encoded, seconds since the Unix epoch (0 if the
-    /// clock was before it).
+    /// Where the running the state reports ends, seconds since the Unix
+    /// epoch (0 if unknown or the clock was before it); see
+    /// [`Advisor::reported_until`]. (Earlier releases stored the time of
+    /// encoding here, later by a persist and the wait for a save: read
+    /// the same way, it understates the unreported running a little.)
     saved_at: f64,
 }
 
@@ -131,8 +134,8 @@ pub struct Advisor {
     model: CostModel,
     policy: Policy,
     state: PolicyState,
-    /// When the state this advisor was resumed from was saved.
-    saved_at: Option<SystemTime>,
+    /// Where the running that the learned state reports ends.
+    reported_until: Option<SystemTime>,
 }
 
 impl Advisor {
@@ -144,13 +147,24 @@ impl Advisor {
             model: CostModel::new(config),
             policy,
             state: PolicyState::default(),
-            saved_at: None,
+            reported_until: None,
         })
     }
 
     /// Learns from one event.
+    ///
+    /// A checkpoint of the first tier reports the running up to its
+    /// capture, and a restart the running of the failed process: either
+    /// moves [`reported_until`](Self::reported_until) to now (less, for a
+    /// checkpoint, the time it took to become durable after its capture).
     pub fn observe(&mut self, event: &Event) {
         self.model.observe(event);
+        let reported = match event {
+            Event::Checkpoint(e) if e.tier == 0 => e.persist.saturating_sub(e.stall),
+            Event::Restart(_) => Duration::ZERO,
+            _ => return,
+        };
+        self.reported_until = SystemTime::now().checked_sub(reported);
     }
 
     /// The model's view of `current` at `interval` (compute time between
@@ -225,24 +239,28 @@ impl Advisor {
         self.model.summary()
     }
 
-    /// When the state this advisor was resumed from
-    /// ([`from_bytes`](Self::from_bytes)) was encoded; `None` for a fresh
-    /// advisor or a clock before the Unix epoch. A process that failed ran
-    /// on after its last save, and what it learnt then is lost with it; a
-    /// restart uses this to bound that running time
+    /// Where the running that the learned state reports ends: the capture
+    /// of the newest checkpoint observed, or the newest restart, as wall
+    /// time; `None` before either (and for a clock before the Unix epoch).
+    /// It is stored with the state ([`to_bytes`](Self::to_bytes)) and comes
+    /// back with it. A process that failed ran on past it (its newest
+    /// checkpoint's persist, the running after, until the failure), and
+    /// nothing it learnt then survives; a restart uses the time since to
+    /// bound that running
     /// ([`RestartEvent::unreported`](crate::model::RestartEvent::unreported)).
-    pub fn saved_at(&self) -> Option<SystemTime> {
-        self.saved_at
+    pub fn reported_until(&self) -> Option<SystemTime> {
+        self.reported_until
     }
 
-    /// What was learned, the policy's memory and the time of encoding, as
-    /// bytes: a version byte (8 in this release), then bincode with a
-    /// pinned configuration.
+    /// What was learned, the policy's memory and
+    /// [`reported_until`](Self::reported_until), as bytes: a version byte
+    /// (8 in this release), then bincode with a pinned configuration.
     /// Configurations are not included: they come from the builder again
     /// on restart, so a changed MTBF or policy applies to old evidence.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let saved_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+        let saved_at = self
+            .reported_until
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0.0, |d| d.as_secs_f64());
         let persisted = PersistedRef {
             learned: self.model.learned(),
@@ -283,7 +301,7 @@ impl Advisor {
                 format!("{} trailing bytes", body.len() - used),
             ));
         }
-        let saved_at = (persisted.saved_at.is_finite() && persisted.saved_at > 0.0)
+        let reported_until = (persisted.saved_at.is_finite() && persisted.saved_at > 0.0)
             .then(|| Duration::try_from_secs_f64(persisted.saved_at).ok())
             .flatten()
             .and_then(|since_epoch| UNIX_EPOCH.checked_add(since_epoch));
@@ -291,7 +309,7 @@ impl Advisor {
             model: CostModel::resume(config, persisted.learned),
             policy,
             state: persisted.policy,
-            saved_at,
+            reported_until,
         })
     }
 }
@@ -506,13 +524,18 @@ mod tests {
             .expect("decodes");
         assert_eq!(b.model(), a.model());
         assert_eq!(b.policy_state(), a.policy_state());
-        // The time of the save comes back (to the microsecond or so).
-        assert_eq!(a.saved_at(), None);
-        let age = b
-            .saved_at()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .expect("a save time in the past");
-        assert!(age < Duration::from_secs(60), "{age:?}");
+        // Where the reported running ends comes back (to the microsecond
+        // or so): at the newest checkpoint observed.
+        let until = a.reported_until().expect("checkpoints were observed");
+        let back = b.reported_until().expect("stored with the state");
+        let apart = until.duration_since(back).unwrap_or_else(|e| e.duration());
+        assert!(apart < Duration::from_millis(1), "{apart:?}");
+        assert!(
+            Advisor::new(ModelConfig::default(), Policy::fixed())
+                .unwrap()
+                .reported_until()
+                .is_none()
+        );
         let (plan, every) = (Plan::only(Scheme::Full), Duration::from_secs(10));
         assert_eq!(a.evaluate(plan, every), b.evaluate(plan, every));
         // A new configuration applies to the old evidence.
