@@ -14,6 +14,16 @@
 //!   `1/λ̂` moves from `M₀` towards the observed `T/n` as evidence grows;
 //! * a credible interval from the Gamma quantiles (statrs).
 //!
+//! Failure rates drift (a bad rack, ageing parts, a changed load), and
+//! for a rare class a few failures are all the evidence there is: the
+//! whole-history posterior above then follows a rise only after many
+//! failures at the new rate. [`FailurePrior::recent`] is the same
+//! posterior with every failure's evidence, and the prior's, discounted
+//! by [`RECENT_DISCOUNT`] per newer failure of the class (a discounted,
+//! "power prior" Gamma–Poisson): its memory is about two failures, so it
+//! follows a fivefold rise within two or three failures and, at a steady
+//! rate, stays centred where the whole-history one is, only wider.
+//!
 //! Without a configured MTBF the prior is flat (`α₀ = β₀ = 0`): the mean is
 //! the maximum-likelihood `n/T`, and with no failure yet the upper bound is
 //! taken from Gamma(1, T) (the "rule of three" at 95 %).
@@ -50,6 +60,10 @@ impl FailureClass {
 /// The newest inter-failure gaps kept for the change test.
 const GAPS_KEPT: usize = 4;
 
+/// What each failure leaves of the evidence before it (and of the
+/// prior's) in the recent posterior ([`FailurePrior::recent`]).
+pub(crate) const RECENT_DISCOUNT: f64 = 0.5;
+
 /// Below this probability, failures that came as quickly as the newest
 /// did mean the rate rose (see [`FailureCounts::fail_and_test`]).
 const RATE_CHANGE_ALPHA: f64 = 0.01;
@@ -70,6 +84,14 @@ pub struct FailureCounts {
     pub gaps: [f64; GAPS_KEPT],
     /// How many of `gaps` are valid.
     pub known: u8,
+    /// Failures, each discounted by [`RECENT_DISCOUNT`] per newer one.
+    pub recent_failures: f64,
+    /// Seconds of running, the running before each failure discounted by
+    /// [`RECENT_DISCOUNT`] per failure after it.
+    pub recent_exposure_secs: f64,
+    /// How much of the prior's weight the recent posterior has forgotten
+    /// (0 before any failure, `1 − RECENT_DISCOUNTⁿ` after `n`).
+    pub prior_forgotten: f64,
 }
 
 impl FailureCounts {
@@ -78,12 +100,18 @@ impl FailureCounts {
         if secs.is_finite() && secs > 0.0 {
             self.exposure_secs += secs;
             self.since_failure += secs;
+            self.recent_exposure_secs += secs;
         }
     }
 
     /// Records one failure.
     pub fn fail(&mut self) {
         self.failures = self.failures.saturating_add(1);
+        let gap = self.since_failure.max(0.0);
+        let before_gap = (self.recent_exposure_secs - gap).max(0.0);
+        self.recent_exposure_secs = RECENT_DISCOUNT * before_gap + gap;
+        self.recent_failures = RECENT_DISCOUNT * self.recent_failures + 1.0;
+        self.prior_forgotten = 1.0 - RECENT_DISCOUNT * (1.0 - self.prior_forgotten.clamp(0.0, 1.0));
         let known = usize::from(self.known).min(GAPS_KEPT);
         if known == GAPS_KEPT {
             self.gaps.rotate_left(1);
@@ -171,14 +199,77 @@ impl RateEstimate {
     }
 }
 
+/// A Gamma distribution of a failure rate (per second): the posterior of
+/// a class given its counts, whole ([`FailurePrior::whole`]) or recent
+/// ([`FailurePrior::recent`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RatePosterior {
+    shape: f64,
+    rate: f64,
+}
+
+impl RatePosterior {
+    /// The mean rate, per second (0 when nothing says failures happen).
+    pub(crate) fn mean(&self) -> f64 {
+        if self.rate > 0.0 {
+            self.shape / self.rate
+        } else {
+            0.0
+        }
+    }
+
+    /// The rates, per second, at the `probabilities` quantiles (empty
+    /// without a proper distribution: no prior and no exposure, or no
+    /// failure seen and none expected).
+    ///
+    /// A cost that is convex in the rate (losing a long cycle of work to a
+    /// rare failure) is priced too low at the mean when little was
+    /// observed; its mean over equal-probability quantiles approximates
+    /// its expectation instead.
+    pub(crate) fn quantiles(&self, probabilities: &[f64]) -> Vec<f64> {
+        if !(self.shape > 0.0 && self.rate > 0.0) {
+            return Vec::new();
+        }
+        probabilities
+            .iter()
+            .map(|&p| gamma_quantile(self.shape, p) / self.rate)
+            .filter(|rate| rate.is_finite())
+            .collect()
+    }
+}
+
 impl FailurePrior {
+    /// The posterior given every failure and all the running in `counts`.
+    pub(crate) fn whole(&self, counts: &FailureCounts) -> RatePosterior {
+        let (shape, rate) = self.shape_and_rate(counts);
+        RatePosterior { shape, rate }
+    }
+
+    /// The posterior given the recent evidence in `counts`: every
+    /// failure, the running before it and the prior's weight discounted
+    /// by [`RECENT_DISCOUNT`] per newer failure (see the module docs). It
+    /// prices what a rise of the rate would ruin (the drain ratio), where
+    /// the whole-history posterior would still hold the old rate.
+    pub(crate) fn recent(&self, counts: &FailureCounts) -> RatePosterior {
+        let (weight, mtbf) = match self.mtbf {
+            Some(m) if m.as_secs_f64() > 0.0 && self.weight > 0.0 => {
+                let kept = self.weight * (1.0 - counts.prior_forgotten.clamp(0.0, 1.0));
+                (kept, m.as_secs_f64())
+            }
+            _ => (0.0, 0.0),
+        };
+        RatePosterior {
+            shape: weight + counts.recent_failures.max(0.0),
+            rate: weight * mtbf + counts.recent_exposure_secs.max(0.0),
+        }
+    }
+
     /// The posterior mean rate given `counts`, per second: the
     /// [`posterior`](Self::posterior)'s `per_second` without its credible
     /// interval (whose quantiles take a bisection each), for callers that
     /// price at the mean.
     pub(crate) fn mean_rate(&self, counts: &FailureCounts) -> f64 {
-        let (alpha, beta) = self.shape_and_rate(counts);
-        if beta > 0.0 { alpha / beta } else { 0.0 }
+        self.whole(counts).mean()
     }
 
     /// The posterior rate given the observed `counts`, with a credible
@@ -228,30 +319,6 @@ impl FailurePrior {
             alpha0 + counts.failures as f64,
             beta0 + counts.exposure_secs.max(0.0),
         )
-    }
-
-    /// The rates, per second, at the `probabilities` quantiles of the
-    /// posterior given `counts` (empty without a posterior: no prior and
-    /// no exposure, or no failure seen and none expected).
-    ///
-    /// A cost that is convex in the rate (losing a long cycle of work to a
-    /// rare failure) is priced too low at the posterior mean when little
-    /// was observed; its mean over equal-probability quantiles
-    /// approximates its posterior expectation instead.
-    pub(crate) fn posterior_quantiles(
-        &self,
-        counts: &FailureCounts,
-        probabilities: &[f64],
-    ) -> Vec<f64> {
-        let (alpha, beta) = self.shape_and_rate(counts);
-        if !(alpha > 0.0 && beta > 0.0) {
-            return Vec::new();
-        }
-        probabilities
-            .iter()
-            .map(|&p| gamma_quantile(alpha, p) / beta)
-            .filter(|rate| rate.is_finite())
-            .collect()
     }
 }
 
@@ -485,7 +552,9 @@ mod tests {
     fn posterior_quantiles_of_one_failures_worth_are_exponential() {
         // Gamma(1) is the exponential: the p-quantile is -ln(1 - p)/beta.
         let p = prior(10.0, 1.0);
-        let rates = p.posterior_quantiles(&FailureCounts::default(), &[0.1, 0.5, 0.9]);
+        let rates = p
+            .whole(&FailureCounts::default())
+            .quantiles(&[0.1, 0.5, 0.9]);
         for (rate, q) in rates.iter().zip([0.1_f64, 0.5, 0.9]) {
             let want = -(1.0 - q).ln() / (10.0 * HOUR);
             assert!((rate / want - 1.0).abs() < 1e-9, "{rate} vs {want}");
@@ -495,9 +564,76 @@ mod tests {
             weight: 1.0,
         };
         assert!(
-            none.posterior_quantiles(&FailureCounts::default(), &[0.5])
+            none.whole(&FailureCounts::default())
+                .quantiles(&[0.5])
                 .is_empty()
         );
+    }
+
+    /// The median over 200 runs of the whole and the recent posterior's
+    /// MTBF, in hours, after `before` failures at a 10 h MTBF (configured
+    /// as such) and `after` at `after_mtbf` hours.
+    fn medians(before: usize, after: usize, after_mtbf: f64) -> (f64, f64) {
+        let p = prior(10.0, 1.0);
+        let (mut whole, mut recent) = (Vec::new(), Vec::new());
+        for seed in 0..200 {
+            let mut rng = StdRng::seed_from_u64(5000 + seed);
+            let mut counts = FailureCounts::default();
+            for i in 0..before + after {
+                let mtbf = if i < before { 10.0 } else { after_mtbf };
+                let u: f64 = rng.random_range(f64::EPSILON..1.0);
+                counts.expose(-u.ln() * mtbf * HOUR);
+                counts.fail();
+            }
+            whole.push(1.0 / p.whole(&counts).mean() / HOUR);
+            recent.push(1.0 / p.recent(&counts).mean() / HOUR);
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        (median(whole), median(recent))
+    }
+
+    #[test]
+    fn the_recent_posterior_follows_a_rise_within_a_few_failures() {
+        // One failure at 10 h, then three at 2 h: the whole history still
+        // reads about 5 h, the recent evidence near the new rate.
+        let (whole, recent) = medians(1, 3, 2.0);
+        assert!(whole > 4.0, "whole-history MTBF {whole:.2} h");
+        assert!(recent < 3.0, "recent MTBF {recent:.2} h");
+    }
+
+    #[test]
+    fn at_a_steady_rate_the_recent_posterior_stays_centred() {
+        for (failures, low, high) in [(3, 6.5, 13.0), (40, 7.0, 13.0)] {
+            let (whole, recent) = medians(failures, 0, 10.0);
+            assert!(
+                (7.5..12.5).contains(&whole),
+                "{failures}: whole {whole:.2} h"
+            );
+            assert!(
+                (low..high).contains(&recent),
+                "{failures}: recent {recent:.2} h"
+            );
+        }
+    }
+
+    #[test]
+    fn the_recent_evidence_halves_at_each_failure() {
+        let mut c = FailureCounts::default();
+        c.expose(4.0);
+        c.fail();
+        c.expose(2.0);
+        c.fail();
+        // Failures 0.5 + 1, running 4 s halved + 2 s, the prior kept 1/4.
+        assert_eq!(
+            (c.recent_failures, c.recent_exposure_secs, c.prior_forgotten),
+            (1.5, 4.0, 0.75)
+        );
+        let r = prior(1.0 / HOUR * 8.0, 2.0).recent(&c);
+        // Shape 2·¼ + 1.5, rate 2·¼·8 s + 4 s.
+        assert!((r.mean() - 2.0 / 8.0).abs() < 1e-12, "{}", r.mean());
     }
 
     #[test]

@@ -89,7 +89,7 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Version of the bytes [`Advisor::to_bytes`] writes (their first byte).
-pub(crate) const MODEL_STATE_VERSION: u8 = 8;
+pub(crate) const MODEL_STATE_VERSION: u8 = 9;
 
 /// Largest model state this build decodes; a longer claim is corruption.
 const MAX_MODEL_STATE_BYTES: usize = 16 << 20;
@@ -114,17 +114,15 @@ struct Persisted {
     policy: PolicyState,
     /// Where the running the state reports ends, seconds since the Unix
     /// epoch (0 if unknown or the clock was before it); see
-    /// [`Advisor::reported_until`]. (Earlier releases stored the time of
-    /// encoding here, later by a persist and the wait for a save: read
-    /// the same way, it understates the unreported running a little.)
-    saved_at: f64,
+    /// [`Advisor::reported_until`].
+    reported_until: f64,
 }
 
 #[derive(Serialize)]
 struct PersistedRef<'a> {
     learned: &'a estimate::Learned,
     policy: &'a PolicyState,
-    saved_at: f64,
+    reported_until: f64,
 }
 
 /// The cost model and a policy together: feed it events, ask it what to
@@ -254,18 +252,18 @@ impl Advisor {
 
     /// What was learned, the policy's memory and
     /// [`reported_until`](Self::reported_until), as bytes: a version byte
-    /// (8 in this release), then bincode with a pinned configuration.
+    /// (9 in this release), then bincode with a pinned configuration.
     /// Configurations are not included: they come from the builder again
     /// on restart, so a changed MTBF or policy applies to old evidence.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let saved_at = self
+        let reported_until = self
             .reported_until
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0.0, |d| d.as_secs_f64());
         let persisted = PersistedRef {
             learned: self.model.learned(),
             policy: &self.state,
-            saved_at,
+            reported_until,
         };
         let body = bincode::serde::encode_to_vec(&persisted, MODEL_STATE_CODEC)
             .map_err(|e| Error::encode(STATE_NAME, e))?;
@@ -301,8 +299,9 @@ impl Advisor {
                 format!("{} trailing bytes", body.len() - used),
             ));
         }
-        let reported_until = (persisted.saved_at.is_finite() && persisted.saved_at > 0.0)
-            .then(|| Duration::try_from_secs_f64(persisted.saved_at).ok())
+        let reported_until = (persisted.reported_until.is_finite()
+            && persisted.reported_until > 0.0)
+            .then(|| Duration::try_from_secs_f64(persisted.reported_until).ok())
             .flatten()
             .and_then(|since_epoch| UNIX_EPOCH.checked_add(since_epoch));
         Ok(Advisor {

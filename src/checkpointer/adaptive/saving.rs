@@ -106,9 +106,7 @@ impl Adaptive {
     ///
     /// The bound, not half of it: where failures come every few
     /// checkpoints the running past the newest report is most of a period
-    /// and a persist, and with half the bound a `--tiers` run's model
-    /// counted 12.0 s of exposure where the process had run 14.4 s (its
-    /// MTBF estimate 0.61 s where the failures it saw came every 0.70 s).
+    /// and a persist, which half the bound undercounts.
     ///
     /// [`Advisor::reported_until`]: crate::model::Advisor::reported_until
     pub(super) fn unreported_running(&self) -> Option<Duration> {

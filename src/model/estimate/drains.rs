@@ -31,7 +31,13 @@
 //!   `F_n = (M_n/L)·e^{R_n/M_n}·(e^{L/M_n} − 1)`, averaged over five
 //!   equal-probability quantiles of the node rate's posterior rather than
 //!   taken at its mean: `F_n` is convex in the rate, and with the one or
-//!   two node failures a run sees the rate is far from known.
+//!   two node failures a run sees the rate is far from known. The
+//!   posterior is the *recent* one ([`FailurePrior::recent`]: each node
+//!   failure halves the weight of the evidence before it, the prior's
+//!   included): a drain cycle that was safe at the old rate becomes
+//!   ruinous when node failures grow frequent, and the whole history
+//!   would still price the old rate after several failures at the new
+//!   one.
 //!
 //! Overhead: `O = (1 + O_process)·F_n − 1`. To first order that is
 //! `O_process + λ_n·(1 + O_process)·(L/2 + R_n)`, the two-level model of
@@ -51,7 +57,7 @@ use super::config::ModelConfig;
 use super::cost_model::CostModel;
 use super::pricing::{Bound, capped, priced_interference, rate_to_mtbf};
 use crate::model::cost::daly_overhead;
-use crate::model::failure::{FailureClass, FailureCounts, FailurePrior};
+use crate::model::failure::{FailureClass, FailurePrior, RatePosterior};
 use crate::model::fit::{Driver, Solved};
 use crate::model::plan::Plan;
 use crate::scheme::Scheme;
@@ -74,12 +80,14 @@ pub(super) struct DrainCosts {
     uncertainty: f64,
     interference: f64,
     relaunch: f64,
-    /// Posterior mean rates, per second.
+    /// Posterior mean rates, per second: the process rate over the whole
+    /// history, the node rate over the recent evidence
+    /// ([`FailurePrior::recent`]).
     pub(super) process_rate: f64,
     pub(super) node_rate: f64,
-    /// The node-failure posterior and its quantile rates (computed once,
-    /// when a plan with a drain ratio is first priced).
-    node_posterior: (FailurePrior, FailureCounts),
+    /// The recent node-failure posterior and its quantile rates (computed
+    /// once, when a plan with a drain ratio is first priced).
+    node_posterior: RatePosterior,
     node_rates: OnceCell<Vec<f64>>,
 }
 
@@ -104,14 +112,16 @@ impl DrainCosts {
         let config: &ModelConfig = &model.config;
         let level = config.level;
         let counts = |class: FailureClass| model.failure_counts(class);
-        let rate = |class: FailureClass, prior: FailurePrior| prior.mean_rate(&counts(class));
-        let process = rate(FailureClass::Process, config.prior(FailureClass::Process));
+        let process = config
+            .prior(FailureClass::Process)
+            .mean_rate(&counts(FailureClass::Process));
         let node_prior = FailurePrior {
             mtbf: config
                 .node_mtbf
                 .or_else(|| Some(config.mtbf.mul_f64(NODE_TO_PROCESS_MTBF))),
             weight: config.prior_weight,
         };
+        let node_posterior = node_prior.recent(&counts(FailureClass::Node));
         DrainCosts {
             drain: l.drain.solve(level, Driver::First),
             drains_seen: l.drain.count(),
@@ -122,8 +132,8 @@ impl DrainCosts {
             interference: priced_interference(&l.drain_interference, config.drain_interference),
             relaunch: config.relaunch.as_secs_f64(),
             process_rate: process,
-            node_rate: rate(FailureClass::Node, node_prior),
-            node_posterior: (node_prior, counts(FailureClass::Node)),
+            node_rate: node_posterior.mean(),
+            node_posterior,
             node_rates: OnceCell::new(),
         }
     }
@@ -141,8 +151,7 @@ impl DrainCosts {
     /// narrows to the mean's price as node failures accumulate.
     pub(super) fn node_overhead(&self, cycle: f64, restart: f64) -> f64 {
         let rates = self.node_rates.get_or_init(|| {
-            let (prior, counts) = &self.node_posterior;
-            let mut rates = prior.posterior_quantiles(counts, &NODE_RATE_QUANTILES);
+            let mut rates = self.node_posterior.quantiles(&NODE_RATE_QUANTILES);
             // Five midpoints understate a skewed posterior's mean (by 7 %
             // for one failure's worth): scaled to it, a cost linear in the
             // rate is priced exactly and only convexity adds.

@@ -268,3 +268,27 @@ fn a_node_rate_seen_little_prices_long_drain_cycles_higher_than_its_mean() {
     let mean = at_mean(10.0 * 3_600.0);
     assert!(long > 1.3 * mean, "{long} vs {mean}");
 }
+
+#[test]
+fn node_failures_growing_frequent_lower_the_ratio_within_three() {
+    use crate::model::{FailureClass, RestartEvent};
+    let mut m = learned(Some(100.0));
+    let before = best_ratio(&m);
+    assert!(before >= 4, "node MTBF 100 h: drain every {before}");
+    // Three node failures 1.5 h of running apart: 67 times the rate.
+    for _ in 0..3 {
+        let mut restart = RestartEvent::new(FailureClass::Node);
+        restart.unreported = Some(Duration::from_secs(5_400));
+        m.observe(&restart.into());
+    }
+    let after = best_ratio(&m);
+    let configured = best_ratio(&learned(Some(1.5)));
+    assert!(
+        after <= configured.max(2),
+        "drain every {before} before, {after} after (every {configured} at a known 1.5 h)"
+    );
+    // The whole history alone still reads a node MTBF of more than a day:
+    // priced on it, the ratio would stay where it was.
+    let whole = m.failure_rate(FailureClass::Node).mtbf_secs() / 3_600.0;
+    assert!(whole > 25.0, "whole-history node MTBF {whole:.1} h");
+}
