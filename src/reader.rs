@@ -164,8 +164,25 @@ impl Reader {
     /// `policy` (pass the writer's, or the defaults); `None` when no
     /// checkpointer saved any. Damaged or newer-format state is an error.
     pub fn advisor(&self, config: ModelConfig, policy: Policy) -> Result<Option<Advisor>> {
+        self.model_state()?
+            .map(|bytes| Advisor::from_bytes(&bytes, config, policy))
+            .transpose()
+    }
+
+    /// What the store's checkpointer learnt, read with the model
+    /// configuration its writer ran with (stored beside it: its MTBF,
+    /// priors and forgetting) and `policy`: the model as the writer saw
+    /// it. `None` when no checkpointer saved any; damaged or newer-format
+    /// state is an error.
+    pub fn advisor_as_written(&self, policy: Policy) -> Result<Option<Advisor>> {
+        self.model_state()?
+            .map(|bytes| Advisor::from_bytes_as_written(&bytes, policy))
+            .transpose()
+    }
+
+    fn model_state(&self) -> Result<Option<Vec<u8>>> {
         match self.storage.get(MODEL_KEY) {
-            Ok(bytes) => Advisor::from_bytes(&bytes, config, policy).map(Some),
+            Ok(bytes) => Ok(Some(bytes)),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }

@@ -112,6 +112,8 @@ const STATE_NAME: &str = "cost model state";
 struct Persisted {
     learned: estimate::Learned,
     policy: PolicyState,
+    /// The configuration the writer's model ran with.
+    config: ModelConfig,
     /// Where the running the state reports ends, seconds since the Unix
     /// epoch (0 if unknown or the clock was before it); see
     /// [`Advisor::reported_until`].
@@ -122,6 +124,7 @@ struct Persisted {
 struct PersistedRef<'a> {
     learned: &'a estimate::Learned,
     policy: &'a PolicyState,
+    config: &'a ModelConfig,
     reported_until: f64,
 }
 
@@ -250,11 +253,15 @@ impl Advisor {
         self.reported_until
     }
 
-    /// What was learned, the policy's memory and
-    /// [`reported_until`](Self::reported_until), as bytes: a version byte
-    /// (9 in this release), then bincode with a pinned configuration.
-    /// Configurations are not included: they come from the builder again
-    /// on restart, so a changed MTBF or policy applies to old evidence.
+    /// What was learned, the policy's memory,
+    /// [`reported_until`](Self::reported_until) and the model's
+    /// configuration, as bytes: a version byte (9 in this release), then
+    /// bincode with a pinned configuration. A restarted checkpointer
+    /// resumes with the configuration its builder gives
+    /// ([`from_bytes`](Self::from_bytes)), so a changed MTBF applies to
+    /// old evidence; the stored one is for readers of the store
+    /// ([`from_bytes_as_written`](Self::from_bytes_as_written)). The
+    /// policy is not stored.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let reported_until = self
             .reported_until
@@ -263,6 +270,7 @@ impl Advisor {
         let persisted = PersistedRef {
             learned: self.model.learned(),
             policy: &self.state,
+            config: self.model.config(),
             reported_until,
         };
         let body = bincode::serde::encode_to_vec(&persisted, MODEL_STATE_CODEC)
@@ -280,37 +288,63 @@ impl Advisor {
     pub fn from_bytes(bytes: &[u8], config: ModelConfig, policy: Policy) -> Result<Self> {
         config.validate()?;
         policy.validate()?;
-        let (&version, body) = bytes
-            .split_first()
-            .ok_or_else(|| Error::corrupt(STATE_NAME, "empty"))?;
-        if version != MODEL_STATE_VERSION {
-            return Err(Error::UnsupportedVersion {
-                key: STATE_NAME.to_owned(),
-                found: u16::from(version),
-                supported: u16::from(MODEL_STATE_VERSION),
-            });
-        }
-        let (persisted, used): (Persisted, usize) =
-            bincode::serde::decode_from_slice(body, MODEL_STATE_CODEC)
-                .map_err(|e| Error::corrupt(STATE_NAME, e.to_string()))?;
-        if used != body.len() {
-            return Err(Error::corrupt(
-                STATE_NAME,
-                format!("{} trailing bytes", body.len() - used),
-            ));
-        }
+        Ok(Self::resume(decode(bytes)?, Some(config), policy))
+    }
+
+    /// Resumes from [`to_bytes`](Self::to_bytes) output with the model
+    /// configuration stored in it (the writer's: its MTBF, priors and
+    /// forgetting) and `policy`: the model as its writer saw it, for a
+    /// reader that does not know how the writer was configured (`ckpt
+    /// model`, `ckpt report`). Errors as [`from_bytes`](Self::from_bytes).
+    pub fn from_bytes_as_written(bytes: &[u8], policy: Policy) -> Result<Self> {
+        policy.validate()?;
+        let persisted = decode(bytes)?;
+        persisted
+            .config
+            .validate()
+            .map_err(|e| Error::corrupt(STATE_NAME, format!("stored configuration: {e}")))?;
+        Ok(Self::resume(persisted, None, policy))
+    }
+
+    /// An advisor from decoded state, with `config` or else the stored one.
+    fn resume(persisted: Persisted, config: Option<ModelConfig>, policy: Policy) -> Self {
         let reported_until = (persisted.reported_until.is_finite()
             && persisted.reported_until > 0.0)
             .then(|| Duration::try_from_secs_f64(persisted.reported_until).ok())
             .flatten()
             .and_then(|since_epoch| UNIX_EPOCH.checked_add(since_epoch));
-        Ok(Advisor {
-            model: CostModel::resume(config, persisted.learned),
+        Advisor {
+            model: CostModel::resume(config.unwrap_or(persisted.config), persisted.learned),
             policy,
             state: persisted.policy,
             reported_until,
-        })
+        }
     }
+}
+
+/// Decodes [`Advisor::to_bytes`] output: damaged bytes are
+/// [`Error::Corrupt`], another version [`Error::UnsupportedVersion`].
+fn decode(bytes: &[u8]) -> Result<Persisted> {
+    let (&version, body) = bytes
+        .split_first()
+        .ok_or_else(|| Error::corrupt(STATE_NAME, "empty"))?;
+    if version != MODEL_STATE_VERSION {
+        return Err(Error::UnsupportedVersion {
+            key: STATE_NAME.to_owned(),
+            found: u16::from(version),
+            supported: u16::from(MODEL_STATE_VERSION),
+        });
+    }
+    let (persisted, used): (Persisted, usize) =
+        bincode::serde::decode_from_slice(body, MODEL_STATE_CODEC)
+            .map_err(|e| Error::corrupt(STATE_NAME, e.to_string()))?;
+    if used != body.len() {
+        return Err(Error::corrupt(
+            STATE_NAME,
+            format!("{} trailing bytes", body.len() - used),
+        ));
+    }
+    Ok(persisted)
 }
 
 #[cfg(test)]
@@ -545,6 +579,12 @@ mod tests {
         )
         .expect("decodes");
         assert!(c.model().mtbf_secs() < a.model().mtbf_secs());
+        // A reader that does not know the writer's configuration gets it
+        // from the bytes: the model as the writer saw it.
+        let d = Advisor::from_bytes_as_written(&bytes, Policy::fixed()).expect("decodes");
+        assert_eq!(d.model().config(), a.model().config());
+        assert_eq!(d.model().config().mtbf, Duration::from_secs(3_600));
+        assert_eq!(d.model(), a.model());
     }
 
     #[test]

@@ -4,10 +4,18 @@
 use crate::error::{Error, Result};
 use crate::model::failure::{FailureClass, FailurePrior};
 use crate::model::plan::SchemeSet;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How the cost model learns and what it assumes before it has learnt.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// It is stored with the learned state ([`Advisor::to_bytes`]), so that a
+/// reader of the store can see the model as its writer did
+/// ([`Advisor::from_bytes_as_written`]).
+///
+/// [`Advisor::to_bytes`]: crate::model::Advisor::to_bytes
+/// [`Advisor::from_bytes_as_written`]: crate::model::Advisor::from_bytes_as_written
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ModelConfig {
     /// Configured mean time between process failures (crashes the node

@@ -137,8 +137,8 @@ enum Command {
         /// The HTML file to write.
         #[arg(short, long, default_value = "report.html")]
         output: PathBuf,
-        /// The MTBF the writer was configured with (`.mtbf(..)`), in
-        /// seconds: the prior of the fitted curves (default: the model's).
+        /// An MTBF in seconds to price the fitted curves with, in place of
+        /// the one the writer was configured with (stored with its model).
         #[arg(long, value_name = "SECONDS")]
         mtbf: Option<f64>,
     },

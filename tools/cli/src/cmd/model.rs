@@ -4,7 +4,7 @@ use super::print_json;
 use crate::fail::Failure;
 use crate::human::{self, Table};
 use crate::store::{self, Location};
-use ckpt::model::{Advisor, FailureClass, ModelConfig, Plan, PlanEstimate, Policy};
+use ckpt::model::{Advisor, FailureClass, Plan, PlanEstimate, Policy};
 use ckpt::{JournalEvent, JournalRecord, Scheme};
 use serde::Serialize;
 use std::time::Duration;
@@ -76,7 +76,7 @@ const RECENT: usize = 5;
 pub fn run(location: &Location, json: bool) -> Result<(), Failure> {
     let storage = location.read()?;
     let reader = store::reader(&storage, None)?;
-    let Some(advisor) = reader.advisor(ModelConfig::default(), Policy::adaptive())? else {
+    let Some(advisor) = reader.advisor_as_written(Policy::adaptive())? else {
         return Err(Failure::damaged(format!(
             "{location} holds no cost model state: a checkpointer saves it (model/advisor) once it has committed checkpoints"
         )));

@@ -9,7 +9,7 @@ mod page;
 use crate::fail::{Failure, exit};
 use crate::store::{self, Location};
 use crate::svg::{Band, Chart, Mark, Markers, Series};
-use ckpt::model::{Advisor, ModelConfig, Plan, Policy};
+use ckpt::model::{Advisor, Plan, Policy};
 use ckpt::{DecisionKind, JournalEvent, JournalRecord, Scheme};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -19,24 +19,31 @@ const Z95: f64 = 1.959_964;
 /// Intervals at which each fitted curve is priced.
 const CURVE_POINTS: usize = 40;
 
-/// Runs `ckpt report STORE -o OUT`; `mtbf` is the writer's configured
-/// MTBF (its prior), for the fitted curves.
+/// Runs `ckpt report STORE -o OUT`; `mtbf` replaces the MTBF the writer
+/// was configured with (stored with its model) for the fitted curves.
 pub fn run(location: &Location, out: &Path, mtbf: Option<f64>, json: bool) -> Result<(), Failure> {
-    let config = match mtbf {
-        Some(secs) if secs.is_finite() && secs > 0.0 => {
-            ModelConfig::with_mtbf(Duration::from_secs_f64(secs))
-        }
+    let mtbf = match mtbf {
+        Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
         Some(secs) => {
             return Err(Failure::usage(format!(
                 "--mtbf {secs}: give the MTBF in seconds, a positive number (e.g. --mtbf 86400)"
             )));
         }
-        None => ModelConfig::default(),
+        None => None,
     };
     let storage = location.read()?;
     let reader = store::reader(&storage, None)?;
     let journal = reader.journal()?;
-    let advisor = reader.advisor(config, Policy::adaptive())?;
+    // The model as its writer configured it, with the MTBF given here in
+    // place of the writer's.
+    let advisor = match (reader.advisor_as_written(Policy::adaptive())?, mtbf) {
+        (Some(written), Some(mtbf)) => {
+            let mut config = written.model().config().clone();
+            config.mtbf = mtbf;
+            reader.advisor(config, Policy::adaptive())?
+        }
+        (advisor, _) => advisor,
+    };
     if journal.is_empty() && advisor.is_none() {
         return Err(Failure::damaged(format!(
             "{location} has no journal and no cost model to report on: a checkpointer records them as it commits checkpoints (`ckpt ls` shows what the store holds)"
