@@ -518,6 +518,24 @@ mod tests {
         panic!("the advisor never switched");
     }
 
+    /// A store holding `advisor`'s state, as a crashed run leaves it.
+    fn store_holding(advisor: &Advisor) -> MemStorage {
+        let store = MemStorage::new();
+        store
+            .put(MODEL_KEY, &advisor.to_bytes().expect("encodes"))
+            .expect("put");
+        store
+    }
+
+    /// A checkpointer restarted on `store` under `policy`.
+    fn open(store: &MemStorage, policy: Policy) -> Checkpointer {
+        Checkpointer::builder()
+            .storage(store.clone())
+            .policy(policy)
+            .build()
+            .expect("valid")
+    }
+
     #[test]
     fn a_restart_goes_on_with_the_trial_the_crash_cut_short() {
         let policy = Policy::adaptive()
@@ -551,24 +569,13 @@ mod tests {
         let (scheme, interval) =
             trial.expect("a 5 s full checkpoint makes the prior of copy-on-write worth a trial");
         assert_eq!(advisor.trial(), Some((scheme, interval)));
-        let store = MemStorage::new();
-        store
-            .put(MODEL_KEY, &advisor.to_bytes().expect("encodes"))
-            .expect("put");
-        let ck = Checkpointer::builder()
-            .storage(store.clone())
-            .policy(policy)
-            .build()
-            .expect("valid");
+        let store = store_holding(&advisor);
+        let ck = open(&store, policy);
         assert_eq!(ck.plan(), Plan::only(scheme));
         assert_eq!(ck.advisor().trial(), Some((scheme, interval)));
         drop(ck); // one writer per store: the restart comes after
         // A policy that no longer allows the scheme abandons the trial.
-        let ck = Checkpointer::builder()
-            .storage(store)
-            .policy(Policy::adaptive().allow(&[Scheme::Full]))
-            .build()
-            .expect("valid");
+        let ck = open(&store, Policy::adaptive().allow(&[Scheme::Full]));
         assert_eq!(ck.plan(), Plan::only(Scheme::Full));
         assert_eq!(ck.advisor().trial(), None);
     }
@@ -580,24 +587,13 @@ mod tests {
             .exploration(0.0);
         let (advisor, plan, every) = advisor_that_switched(&policy);
         assert_eq!(plan.base(), Scheme::Incremental);
-        let store = MemStorage::new();
-        store
-            .put(MODEL_KEY, &advisor.to_bytes().expect("encodes"))
-            .expect("put");
-        let ck = Checkpointer::builder()
-            .storage(store.clone())
-            .policy(policy)
-            .build()
-            .expect("valid");
+        let store = store_holding(&advisor);
+        let ck = open(&store, policy);
         assert_eq!(ck.plan(), plan);
         assert_eq!(ck.advisor().in_force(), Some((plan, every)));
         drop(ck); // one writer per store: the restart comes after
         // A policy that does not apply changes starts where it is told.
-        let ck = Checkpointer::builder()
-            .storage(store)
-            .policy(Policy::advise())
-            .build()
-            .expect("valid");
+        let ck = open(&store, Policy::advise());
         assert_eq!(ck.plan(), Plan::only(Scheme::Full));
     }
 }
