@@ -89,12 +89,17 @@ pub struct FailureCounts {
     /// Seconds of running, the running before each failure discounted by
     /// [`RECENT_DISCOUNT`] per failure after it.
     pub recent_exposure_secs: f64,
-    /// How much of the prior's weight the recent posterior has forgotten
-    /// (0 before any failure, `1 − RECENT_DISCOUNTⁿ` after `n`).
-    pub prior_forgotten: f64,
 }
 
 impl FailureCounts {
+    /// The share of the prior's weight the recent posterior keeps:
+    /// `RECENT_DISCOUNTⁿ` after `n` failures, which is what
+    /// `recent_failures = (1 − RECENT_DISCOUNTⁿ) / (1 − RECENT_DISCOUNT)`
+    /// leaves of 1.
+    pub(crate) fn prior_kept(&self) -> f64 {
+        (1.0 - (1.0 - RECENT_DISCOUNT) * self.recent_failures).clamp(0.0, 1.0)
+    }
+
     /// Records `secs` more seconds of running without failure.
     pub fn expose(&mut self, secs: f64) {
         if secs.is_finite() && secs > 0.0 {
@@ -111,7 +116,6 @@ impl FailureCounts {
         let before_gap = (self.recent_exposure_secs - gap).max(0.0);
         self.recent_exposure_secs = RECENT_DISCOUNT * before_gap + gap;
         self.recent_failures = RECENT_DISCOUNT * self.recent_failures + 1.0;
-        self.prior_forgotten = 1.0 - RECENT_DISCOUNT * (1.0 - self.prior_forgotten.clamp(0.0, 1.0));
         let known = usize::from(self.known).min(GAPS_KEPT);
         if known == GAPS_KEPT {
             self.gaps.rotate_left(1);
@@ -251,16 +255,11 @@ impl FailurePrior {
     /// prices what a rise of the rate would ruin (the drain ratio), where
     /// the whole-history posterior would still hold the old rate.
     pub(crate) fn recent(&self, counts: &FailureCounts) -> RatePosterior {
-        let (weight, mtbf) = match self.mtbf {
-            Some(m) if m.as_secs_f64() > 0.0 && self.weight > 0.0 => {
-                let kept = self.weight * (1.0 - counts.prior_forgotten.clamp(0.0, 1.0));
-                (kept, m.as_secs_f64())
-            }
-            _ => (0.0, 0.0),
-        };
+        let (shape, rate) = self.prior_evidence();
+        let kept = counts.prior_kept();
         RatePosterior {
-            shape: weight + counts.recent_failures.max(0.0),
-            rate: weight * mtbf + counts.recent_exposure_secs.max(0.0),
+            shape: kept * shape + counts.recent_failures.max(0.0),
+            rate: kept * rate + counts.recent_exposure_secs.max(0.0),
         }
     }
 
@@ -306,19 +305,25 @@ impl FailurePrior {
     }
 
     /// The Gamma posterior's shape and rate given `counts`: the prior's
-    /// (its weight in failures, and as many MTBFs of exposure) plus the
-    /// failures and exposure observed.
+    /// ([`prior_evidence`](Self::prior_evidence)) plus the failures and
+    /// exposure observed.
     fn shape_and_rate(&self, counts: &FailureCounts) -> (f64, f64) {
-        let (alpha0, beta0) = match self.mtbf {
+        let (shape, rate) = self.prior_evidence();
+        (
+            shape + counts.failures as f64,
+            rate + counts.exposure_secs.max(0.0),
+        )
+    }
+
+    /// The prior's Gamma shape and rate: its weight in failures, and as
+    /// many configured MTBFs of exposure (none without a configured MTBF).
+    fn prior_evidence(&self) -> (f64, f64) {
+        match self.mtbf {
             Some(m) if m.as_secs_f64() > 0.0 && self.weight > 0.0 => {
                 (self.weight, self.weight * m.as_secs_f64())
             }
             _ => (0.0, 0.0),
-        };
-        (
-            alpha0 + counts.failures as f64,
-            beta0 + counts.exposure_secs.max(0.0),
-        )
+        }
     }
 }
 
@@ -628,8 +633,8 @@ mod tests {
         c.fail();
         // Failures 0.5 + 1, running 4 s halved + 2 s, the prior kept 1/4.
         assert_eq!(
-            (c.recent_failures, c.recent_exposure_secs, c.prior_forgotten),
-            (1.5, 4.0, 0.75)
+            (c.recent_failures, c.recent_exposure_secs, c.prior_kept()),
+            (1.5, 4.0, 0.25)
         );
         let r = prior(1.0 / HOUR * 8.0, 2.0).recent(&c);
         // Shape 2·¼ + 1.5, rate 2·¼·8 s + 4 s.
