@@ -306,6 +306,29 @@ impl Advisor {
         Ok(Self::resume(persisted, None, policy))
     }
 
+    /// The same advisor under another model configuration (what it
+    /// learned kept, now priced with `config`): a reader that loaded the
+    /// writer's model ([`from_bytes_as_written`](Self::from_bytes_as_written))
+    /// and wants to see it with another MTBF. Fails, leaving nothing
+    /// changed, if `config` is invalid.
+    ///
+    /// ```
+    /// use ckpt::model::{Advisor, ModelConfig, Policy};
+    /// use std::time::Duration;
+    ///
+    /// let advisor = Advisor::new(ModelConfig::default(), Policy::adaptive())?;
+    /// let hourly = advisor.reconfigured(ModelConfig::with_mtbf(Duration::from_secs(3_600)))?;
+    /// assert_eq!(hourly.model().config().mtbf, Duration::from_secs(3_600));
+    /// # Ok::<(), ckpt::Error>(())
+    /// ```
+    pub fn reconfigured(self, config: ModelConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Advisor {
+            model: self.model.reconfigured(config),
+            ..self
+        })
+    }
+
     /// An advisor from decoded state, with `config` or else the stored one.
     fn resume(persisted: Persisted, config: Option<ModelConfig>, policy: Policy) -> Self {
         let reported_until = (persisted.reported_until.is_finite()

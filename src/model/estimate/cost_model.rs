@@ -211,6 +211,12 @@ impl CostModel {
         }
     }
 
+    /// The same learned state under `config` (the change detectors start
+    /// over, as on a resume).
+    pub(crate) fn reconfigured(self, config: ModelConfig) -> Self {
+        Self::resume(config, self.learned)
+    }
+
     /// Changes of the workload (step time, dirtying rate) or of what
     /// writing costs found so far in this run; after each, the model
     /// re-learned what changed from that checkpoint on.

@@ -40,7 +40,7 @@ pub fn run(location: &Location, out: &Path, mtbf: Option<f64>, json: bool) -> Re
         (Some(written), Some(mtbf)) => {
             let mut config = written.model().config().clone();
             config.mtbf = mtbf;
-            reader.advisor(config, Policy::adaptive())?
+            Some(written.reconfigured(config)?)
         }
         (advisor, _) => advisor,
     };
