@@ -12,7 +12,9 @@
 //! `min(1, k/f)` for a full base every `f`) — which takes `D` seconds by
 //! the drain fit (time against bytes copied, from the drain events). A
 //! drain that takes longer than `k` periods delays the next, so drains
-//! happen every `k' = max(k, ⌈D/T⌉)` checkpoints.
+//! happen every `k' = max(k, ⌈D/T⌉)` checkpoints, and each then copies
+//! what changed over `k'` intervals (a few rounds of `D` and `k'` find
+//! where that settles).
 //!
 //! * A **process** failure restarts from the first tier: Daly's overhead
 //!   at the process-failure MTBF, with the drains' share of the
@@ -191,7 +193,7 @@ impl DrainCosts {
     /// A fit's prediction at `bound`: its own interval once it rests on
     /// enough points, the configured relative uncertainty before.
     fn fitted(&self, fit: &Solved, seen: u64, x1: f64, x2: f64, bound: Bound) -> f64 {
-        let e = fit.predict(x1, x2);
+        let e = fit.at_least_proportional(x1, fit.predict(x1, x2));
         let mean = e.mean.max(0.0);
         let half = if seen >= self.min_observations {
             capped(e, self.uncertainty)
@@ -220,23 +222,42 @@ impl DrainCosts {
     ) -> DrainTerms {
         let k = f64::from(k.max(1));
         let period = tau + delta;
-        let copied = match plan.base() {
-            Scheme::Full => stored,
-            _ => {
-                let changed = dirty_at(k * tau) / ratio;
-                let bases = plan
-                    .full_every()
-                    .map_or(0.0, |f| (k / f64::from(f)).min(1.0));
-                (changed + bases * stored).min(stored)
+        let logical = stored * ratio;
+        // What a drain every `every` checkpoints copies, and how long it
+        // takes.
+        let drain_every = |every: f64| {
+            let copied = match plan.base() {
+                Scheme::Full => stored,
+                _ => {
+                    let changed = dirty_at(every * tau) / ratio;
+                    let bases = plan
+                        .full_every()
+                        .map_or(0.0, |f| (every / f64::from(f)).min(1.0));
+                    (changed + bases * stored).min(stored)
+                }
+            };
+            self.drain_time(copied, logical, write(copied), bound)
+        };
+        let behind = |drain: f64| {
+            if period > 0.0 {
+                k.max((drain / period).ceil())
+            } else {
+                k
             }
         };
-        let logical = stored * ratio;
-        let drain = self.drain_time(copied, logical, write(copied), bound);
-        let cadence = if period > 0.0 {
-            k.max((drain / period).ceil())
-        } else {
-            k
-        };
+        // A drain that falls behind copies what changed over the
+        // checkpoints it skipped, which takes longer again: a few rounds
+        // find where that settles (it grows by less each round).
+        let (mut drain, mut cadence) = (drain_every(k), k);
+        for _ in 0..3 {
+            let next = behind(drain);
+            if next <= cadence {
+                break;
+            }
+            cadence = next;
+            drain = drain_every(cadence);
+        }
+        let cadence = cadence.max(behind(drain));
         let restore = match &self.restore {
             Some(fit) => self.fitted(fit, self.restores_seen, stored, 1.0, bound),
             None => self.drain_time(stored, logical, write(stored), bound),

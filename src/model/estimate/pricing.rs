@@ -129,13 +129,20 @@ impl Pricer<'_> {
     fn checkpoint(&self, costs: &SchemeCosts, dirty: f64, bound: Bound) -> CheckpointCost {
         let s = self.logical;
         // Write times scale with the dirty bytes; a copy-on-write stall (a
-        // snapshot) does not.
+        // snapshot) and a full checkpoint (the whole state) do not, and a
+        // slope on dirty bytes their measurements happen to show is noise.
         let own = |stall: &Solved, persist: &Solved| {
-            let write = |fit: &Solved| fit.predict_with_slope_prior(dirty, s, self.write_slope);
+            let write = |fit: &Solved| {
+                let e = fit.predict_with_slope_prior(dirty, s, self.write_slope);
+                fit.at_least_proportional(dirty, e)
+            };
             match costs.scheme {
                 Scheme::Incremental => (write(stall), write(persist)),
-                Scheme::CopyOnWrite => (stall.predict(dirty, s), write(persist)),
-                Scheme::Full => (stall.predict(dirty, s), persist.predict(dirty, s)),
+                Scheme::CopyOnWrite => (stall.predict_at_seen_first(s), write(persist)),
+                Scheme::Full => (
+                    stall.predict_at_seen_first(s),
+                    persist.predict_at_seen_first(s),
+                ),
             }
         };
         let (stall, persist) = match &costs.pricing {

@@ -166,6 +166,37 @@ impl Solved {
         }
     }
 
+    /// [`predict`](Self::predict) at the mean first size the fit saw: for
+    /// a cost that does not depend on the first size (a copy-on-write
+    /// snapshot, a full checkpoint, against dirty bytes), where a slope
+    /// the data happened to show would only be noise, and extrapolated to
+    /// another interval's dirty bytes, wrong by as much as the noise
+    /// times the distance.
+    pub fn predict_at_seen_first(&self, x2: f64) -> Estimate {
+        self.predict(self.mean1, x2)
+    }
+
+    /// `estimate`, a cost this fit predicted at first size `x1`, raised
+    /// where it lies below the fit's mean cost scaled in proportion to
+    /// `x1` (the line through the origin and the mean of what was
+    /// measured). Below the sizes it saw, a fit with a negative intercept
+    /// (noisy writes of similar sizes make one as often as not) predicts
+    /// writes cheaper than their share of the bytes, down to nothing: a
+    /// policy that believes it checkpoints every step, with persists
+    /// back to back. A write has no negative fixed cost; with a positive
+    /// one the fit is above this floor anyway.
+    pub fn at_least_proportional(&self, x1: f64, estimate: Estimate) -> Estimate {
+        let floor = if x1 >= 0.0 && x1 < self.mean1 && self.mean_y > 0.0 {
+            self.mean_y * x1 / self.mean1
+        } else {
+            return estimate;
+        };
+        Estimate {
+            mean: estimate.mean.max(floor),
+            ..estimate
+        }
+    }
+
     /// The mean cost at sizes `(x1, x2)` with its confidence interval.
     pub fn predict(&self, x1: f64, x2: f64) -> Estimate {
         let (d1, d2) = (x1 - self.mean1, x2 - self.mean2);

@@ -292,3 +292,35 @@ fn node_failures_growing_frequent_lower_the_ratio_within_three() {
     let whole = m.failure_rate(FailureClass::Node).mtbf_secs() / 3_600.0;
     assert!(whole > 25.0, "whole-history node MTBF {whole:.1} h");
 }
+
+#[test]
+fn a_drain_that_falls_behind_is_priced_with_what_changed_while_it_was_behind() {
+    use crate::model::estimate::drains::DrainCosts;
+    use crate::model::estimate::pricing::Bound;
+    // Drains copy at 0.1 GiB/s (a whole GiB in 10 s); copy-on-write
+    // checkpoints every second dirty 0.2 GiB each: a drain of every
+    // checkpoint takes two periods, the next one then copies two
+    // intervals' changes, and so on until the whole state is copied.
+    let m = learned(Some(100.0));
+    let costs = DrainCosts::new(&m);
+    let dirty_at = |t: f64| (0.2 * GIB * t).min(GIB);
+    let drain_secs = |bytes: f64| 10.0 * bytes / GIB;
+    let terms = costs.terms(
+        Plan::only(Scheme::CopyOnWrite).draining_every(1),
+        1,
+        1.0,
+        0.0,
+        GIB,
+        1.0,
+        dirty_at,
+        |bytes| bytes / 1e9,
+        Bound::Mean,
+    );
+    let copied = dirty_at(terms.cycle);
+    assert!(
+        terms.cycle >= 0.99 * drain_secs(copied),
+        "a drain every {} s, which copies {copied} bytes in {} s",
+        terms.cycle,
+        drain_secs(copied)
+    );
+}

@@ -89,3 +89,78 @@ fn measurements_at_a_shorter_interval_let_it_go_further() {
         "{first} s, then {second} s"
     );
 }
+
+/// Copy-on-write checkpoints of a 16 MiB state after 150 ms of compute
+/// each, dirtying 12–16 MiB, persisted beside a busy disk: the persists
+/// (15–60 ms) grow far faster with the bytes than a write does, so a line
+/// through them crosses zero near 11 MiB; the snapshots' stalls (0.03 ms
+/// after a restart, 1.3 ms otherwise) happen to fall as the bytes grow.
+fn noisy_cow() -> CostModel {
+    let mut m = CostModel::new(ModelConfig::with_mtbf(Duration::from_millis(600)));
+    let logical = 16.0 * MIB;
+    for i in 0..12 {
+        let big = i % 3 == 0;
+        let dirty = if big { 16.0 * MIB } else { 12.5 * MIB };
+        let (stall, persist) = if big {
+            (0.00003, 0.060)
+        } else {
+            (0.0013, 0.015)
+        };
+        m.observe(&event(
+            Scheme::CopyOnWrite,
+            0.150,
+            stall,
+            persist,
+            logical,
+            dirty,
+            1,
+        ));
+    }
+    m
+}
+
+#[test]
+fn a_write_below_the_sizes_measured_costs_at_least_its_share_of_their_mean() {
+    let m = noisy_cow();
+    let eval = m
+        .evaluate(
+            Plan::only(Scheme::CopyOnWrite),
+            secs(0.150),
+            &Constraints::default(),
+        )
+        .expect("observed");
+    let mean_persist = (4.0 * 0.060 + 8.0 * 0.015) / 12.0;
+    let mean_dirty = (4.0 * 16.0 + 8.0 * 12.5) / 12.0 * MIB;
+    for e in std::iter::once(&eval.current_tuned).chain(&eval.candidates) {
+        if e.plan.base() != Scheme::CopyOnWrite || e.plan.full_every().is_some() {
+            continue;
+        }
+        // Forgetting weighs the newest a little more: 10 % of slack.
+        let share = 0.9 * mean_persist * e.dirty_bytes / mean_dirty;
+        assert!(
+            e.persist.as_secs_f64() >= share,
+            "{e:?}: persist below {share} s"
+        );
+    }
+}
+
+#[test]
+fn a_snapshot_stall_is_priced_as_measured_at_any_interval() {
+    let m = noisy_cow();
+    let eval = m
+        .evaluate(
+            Plan::only(Scheme::CopyOnWrite),
+            secs(0.150),
+            &Constraints::default(),
+        )
+        .expect("observed");
+    for e in std::iter::once(&eval.current_tuned).chain(&eval.candidates) {
+        if e.plan.base() != Scheme::CopyOnWrite || e.plan.full_every().is_some() {
+            continue;
+        }
+        assert!(
+            e.stall.as_secs_f64() <= 0.0013,
+            "{e:?}: more than any snapshot measured"
+        );
+    }
+}
