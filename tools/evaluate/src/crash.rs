@@ -8,19 +8,31 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A process's crash instant on its [`CpuClock`], shared by every gate of
 /// the process (a multi-level run has two stores, which die together) and
 /// by its [`Clock`]; it can move while the process lives (`--tiers`: the
 /// node-failure rate changes half-way through the work).
+///
+/// A gate that found the process dead says so here ([`tripped`](Self::tripped)):
+/// the clock leaves out the main thread's waits for a CPU only once the
+/// thread runs again, so a background thread can read it past the
+/// instant while the main thread, resumed, reads it just before; the
+/// harness then takes the gate's error for a crash all the same.
 #[derive(Debug, Clone)]
-pub(crate) struct Deadline(Arc<AtomicU64>);
+pub(crate) struct Deadline {
+    at: Arc<AtomicU64>,
+    tripped: Arc<AtomicBool>,
+}
 
 impl Deadline {
     pub(crate) fn at(at: Duration) -> Self {
-        let deadline = Deadline(Arc::new(AtomicU64::new(0)));
+        let deadline = Deadline {
+            at: Arc::new(AtomicU64::new(0)),
+            tripped: Arc::new(AtomicBool::new(false)),
+        };
         deadline.set(at);
         deadline
     }
@@ -30,12 +42,29 @@ impl Deadline {
     }
 
     pub(crate) fn get(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::SeqCst))
+        Duration::from_nanos(self.at.load(Ordering::SeqCst))
     }
 
+    /// Moves the instant (only while the process lives, so a gate has not
+    /// found it dead).
     pub(crate) fn set(&self, at: Duration) {
         let nanos = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX);
-        self.0.store(nanos, Ordering::SeqCst);
+        self.at.store(nanos, Ordering::SeqCst);
+        self.tripped.store(false, Ordering::SeqCst);
+    }
+
+    /// True once a gate refused an operation because the process was dead.
+    pub(crate) fn tripped(&self) -> bool {
+        self.tripped.load(Ordering::SeqCst)
+    }
+
+    /// True (and remembered) when `now` is at or past the instant.
+    fn passed(&self, now: Duration) -> bool {
+        if self.tripped() || now >= self.get() {
+            self.tripped.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
     }
 }
 
@@ -148,7 +177,7 @@ impl CrashGate {
     }
 
     fn alive(&self, op: &'static str, key: &str) -> ckpt::Result<()> {
-        if self.clock.now() >= self.crash_at.get() {
+        if self.crash_at.passed(self.clock.now()) {
             return Err(ckpt::Error::storage(
                 op,
                 key,

@@ -141,10 +141,11 @@ pub(crate) fn run(spec: &RunSpec<'_>) -> Result<Outcome, BoxError> {
     loop {
         let gap = gaps.next().unwrap_or(Duration::MAX);
         let crash_at = clock.start_life(gap);
+        let deadline = Deadline::at(crash_at);
         let gate = CrashGate {
             inner: storage.clone(),
             clock: cpu.clone(),
-            crash_at: Deadline::at(crash_at),
+            crash_at: deadline.clone(),
             slowdown: w.slowdown,
             contention: Contention::default(),
         };
@@ -188,11 +189,18 @@ fn life(
 ) -> Result<Life, BoxError> {
     let w = spec.workload;
     let total = w.total_steps();
+    // The gate's error, or the clock past the instant (see `Deadline`).
+    let deadline = gate.crash_at.clone();
+    macro_rules! dead {
+        () => {
+            clock.crashed() || deadline.tripped()
+        };
+    }
     macro_rules! or_crash {
         ($e:expr, $phase:expr) => {
             match $e {
                 Ok(v) => v,
-                Err(_) if clock.crashed() => {
+                Err(_) if dead!() => {
                     clock.charge($phase);
                     return Ok(Life::Crashed);
                 }
@@ -220,7 +228,7 @@ fn life(
     };
     let mut phase = w.phase_of(job.meta.step);
     clock.charge(phase);
-    if clock.crashed() {
+    if dead!() {
         return Ok(Life::Crashed);
     }
     let configured = match spec.mode {
@@ -256,7 +264,7 @@ fn life(
         );
         out.steps_run += 1;
         clock.charge(phase);
-        if clock.crashed() {
+        if dead!() {
             return Ok(Life::Crashed);
         }
         note_commit(spec, &ck, &events, out, phase, &mut in_force, started);
@@ -268,7 +276,7 @@ fn life(
     out.final_plan = ck.plan().to_string();
     or_crash!(ck.finish(), phase);
     clock.charge(phase);
-    if clock.crashed() {
+    if dead!() {
         return Ok(Life::Crashed);
     }
     Ok(Life::Done)

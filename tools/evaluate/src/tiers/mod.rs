@@ -116,6 +116,12 @@
 //! cargo run --release -p ckpt-evaluate -- --tiers --seeds 3
 //! cargo run --release -p ckpt-evaluate -- --tiers --ci
 //! ```
+//!
+//! With `CKPT_TIERS_TRACE` set in the environment, the adaptive runs also
+//! print to stderr every first-tier checkpoint as measured, every restart
+//! with the running it counted as unreported, and after each change the
+//! policy applied the model's estimate of the plan in force and its six
+//! cheapest candidates: what to read when a decision looks wrong.
 
 mod report;
 mod run;

@@ -475,7 +475,7 @@ fn life(
         ($e:expr) => {
             match $e {
                 Ok(v) => v,
-                Err(_) if p.clock.crashed() => {
+                Err(_) if p.clock.crashed() || p.fate.deadline.tripped() => {
                     p.clock.charge(0);
                     return Ok(p.fate.crashed());
                 }
@@ -486,16 +486,34 @@ fn life(
     macro_rules! alive {
         () => {
             p.clock.charge(0);
-            if p.clock.crashed() {
+            if p.clock.crashed() || p.fate.deadline.tripped() {
                 return Ok(p.fate.crashed());
             }
         };
     }
     let (sender, events) = channel();
     let (decided, decisions) = channel();
+    let trace = spec.config == Config::Adaptive && std::env::var_os("CKPT_TIERS_TRACE").is_some();
     let listener = move |e: &Event| match e {
         Event::Checkpoint(c) if c.tier == 0 => {
+            if trace {
+                eprintln!(
+                    "  ckpt {:?} step {} steps {} compute {:.1}ms stall {:.2}ms persist {:.1}ms dirty {} written {} full_base {}",
+                    c.scheme,
+                    c.step,
+                    c.steps,
+                    c.compute.as_secs_f64() * 1e3,
+                    c.stall.as_secs_f64() * 1e3,
+                    c.persist.as_secs_f64() * 1e3,
+                    c.dirty_bytes,
+                    c.bytes_written,
+                    c.full_base
+                );
+            }
             let _ = sender.send(c.step);
+        }
+        Event::Restart(r) if trace => {
+            eprintln!("  restart {:?} unreported {:?}", r.class, r.unreported)
         }
         Event::Decision(d) => {
             if let Decision::Apply(rec) = &d.decision {
@@ -560,6 +578,24 @@ fn life(
             *known = (*known).max(Some(step));
         }
         for decision in decisions.try_iter() {
+            if trace {
+                eprintln!("{:>6.2}s APPLY {decision}", p.clock.total().as_secs_f64());
+                if let Some(ev) = ck
+                    .advisor()
+                    .in_force()
+                    .and_then(|(plan, every)| ck.advisor().evaluate(plan, every))
+                {
+                    eprintln!(
+                        "    mtbf {:.2}s current {} tuned {}",
+                        ev.mtbf_secs,
+                        brief(&ev.current),
+                        brief(&ev.current_tuned)
+                    );
+                    for c in ev.candidates.iter().take(6) {
+                        eprintln!("    cand {}", brief(c));
+                    }
+                }
+            }
             p.out.decisions.push(format!(
                 "{:>6.2}s {decision}",
                 p.clock.total().as_secs_f64()
@@ -606,4 +642,18 @@ fn restarted(p: &mut Process<'_>, after: Option<Class>, source: Source, step: Op
             step.map_or("nothing".to_owned(), |s| format!("step {s}")),
         ));
     }
+}
+
+fn brief(e: &ckpt::model::PlanEstimate) -> String {
+    format!(
+        "{} @{:.1}ms ovh {:.3}±{:.3} stall {:.2}ms persist {:.1}ms restart {:.0}ms dirty {:.0}",
+        e.plan,
+        e.interval.as_secs_f64() * 1e3,
+        e.overhead,
+        e.std_error,
+        e.stall.as_secs_f64() * 1e3,
+        e.persist.as_secs_f64() * 1e3,
+        e.restart.as_secs_f64() * 1e3,
+        e.dirty_bytes
+    )
 }
