@@ -493,7 +493,9 @@ fn life(
     }
     let (sender, events) = channel();
     let (decided, decisions) = channel();
-    let trace = spec.config == Config::Adaptive && std::env::var_os("CKPT_TIERS_TRACE").is_some();
+    let level = std::env::var("CKPT_TIERS_TRACE").ok();
+    let trace = spec.config == Config::Adaptive && level.is_some();
+    let every_commit = trace && level.as_deref() == Some("2");
     let listener = move |e: &Event| match e {
         Event::Checkpoint(c) if c.tier == 0 => {
             if trace {
@@ -570,6 +572,9 @@ fn life(
             return Ok(Life::Cut);
         }
         for step in events.try_iter() {
+            if every_commit {
+                trace_commit(&ck, p.clock.total().as_secs_f64());
+            }
             p.out.checkpoints += 1;
             let known = match first_tier_is_remote {
                 true => &mut p.known.remote,
@@ -656,4 +661,39 @@ fn brief(e: &ckpt::model::PlanEstimate) -> String {
         e.restart.as_secs_f64() * 1e3,
         e.dirty_bytes
     )
+}
+
+/// `CKPT_TIERS_TRACE=2`: after every commit, the policy's memory, its
+/// last decision and every recommendation with its saving and confidence.
+fn trace_commit(ck: &Checkpointer, at: f64) {
+    let advisor = ck.advisor();
+    eprintln!(
+        "{at:>6.2}s commit: plan {} decision {:?}\n    state {:?}",
+        ck.plan(),
+        ck.last_decision().map(|d| match d {
+            Decision::Hold => "hold".to_owned(),
+            Decision::Apply(rec) | Decision::Advise(rec) => rec.to_string(),
+            other => format!("{other:?}"),
+        }),
+        advisor.policy_state()
+    );
+    if let Some(ev) = advisor
+        .in_force()
+        .and_then(|(plan, every)| advisor.evaluate(plan, every))
+    {
+        eprintln!("    now {}", brief(&ev.current));
+        for r in &ev.recommendations {
+            let a = r.advice();
+            eprintln!(
+                "    rec saving {:.3} confidence {:.3} {:?}: {}",
+                a.saving,
+                a.confidence,
+                a.basis,
+                r.plan()
+            );
+        }
+        if let Some(best) = ev.candidates.first() {
+            eprintln!("    best {}", brief(best));
+        }
+    }
 }
