@@ -233,9 +233,15 @@ impl CostModel {
         if from.full_every() == to.full_every()
             && let Some(k) = to.drain_every()
         {
+            let mut advice = self.advice(now, tuned, best, self.drain_reason(pricer, from, to));
+            if advice.basis == Basis::Observed
+                && let Some(se) = pricer.paired_std_error(tuned, best)
+            {
+                advice.confidence = normal_confidence(tuned.overhead - best.overhead, se);
+            }
             return Recommendation::Add {
                 addition: Addition::DrainEvery(k),
-                advice: self.advice(now, tuned, best, self.drain_reason(pricer, from, to)),
+                advice,
             };
         }
         match (from.full_every(), to.full_every()) {
@@ -344,10 +350,17 @@ impl CostModel {
     }
 }
 
-/// `Φ((O_before − O_after)/√(se_before² + se_after²))`.
+/// `Φ((O_before − O_after)/√(se_before² + se_after²))`: two plans priced
+/// from separate fits, whose errors are independent.
 fn confidence(before: &PlanEstimate, after: &PlanEstimate) -> f64 {
-    let gap = before.overhead - after.overhead;
-    let se = before.std_error.hypot(after.std_error);
+    normal_confidence(
+        before.overhead - after.overhead,
+        before.std_error.hypot(after.std_error),
+    )
+}
+
+/// `Φ(gap/se)`: how sure a saving of `gap` with standard error `se` is.
+fn normal_confidence(gap: f64, se: f64) -> f64 {
     if !se.is_finite() {
         return 0.5;
     }

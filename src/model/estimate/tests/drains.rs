@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::model::estimate::pricing::priced_interference;
+use statrs::distribution::{ContinuousCDF, Normal};
 
 /// A drain of `bytes` to the first lower tier that took `secs`.
 fn drain(bytes: f64, secs_taken: f64) -> Event {
@@ -322,5 +323,51 @@ fn a_drain_that_falls_behind_is_priced_with_what_changed_while_it_was_behind() {
         "a drain every {} s, which copies {copied} bytes in {} s",
         terms.cycle,
         drain_secs(copied)
+    );
+}
+
+#[test]
+fn a_drain_ratio_change_is_judged_on_the_difference_not_on_each_plans_error() {
+    // Drains whose times scatter from 3 to 30 s (a busy remote): each
+    // plan's overhead is uncertain, but the same drain fit prices every
+    // ratio, so which ratio is cheaper is not.
+    let mut config = ModelConfig::with_mtbf(Duration::from_secs(3_600));
+    config.node_mtbf = Some(Duration::from_secs(5 * 3_600));
+    let mut m = CostModel::new(config);
+    let mut rng = StdRng::seed_from_u64(21);
+    feed_full(&mut m, &mut rng, 10, 60.0);
+    for i in 0..6 {
+        m.observe(&drain(GIB, [3.0, 30.0, 8.0, 25.0, 4.0, 20.0][i]));
+    }
+    let eval = evaluate(&m, Some(4), 60.0, &full_only());
+    let rec = eval
+        .recommendations
+        .iter()
+        .find(|r| {
+            matches!(
+                r,
+                Recommendation::Add {
+                    addition: Addition::DrainEvery(_),
+                    ..
+                }
+            )
+        })
+        .expect("node failures every 5 h want drains more often than every 4th");
+    let to = rec.plan();
+    let after = eval
+        .candidates
+        .iter()
+        .find(|c| c.plan == to)
+        .expect("the recommended plan is a candidate");
+    let independent = {
+        let se = eval.current_tuned.std_error.hypot(after.std_error);
+        Normal::new(0.0, 1.0)
+            .expect("standard")
+            .cdf((eval.current_tuned.overhead - after.overhead) / se)
+    };
+    assert!(
+        rec.advice().confidence >= 0.9 && independent < 0.9,
+        "confidence {} (independent errors would give {independent}): {rec}",
+        rec.advice().confidence
     );
 }

@@ -121,7 +121,10 @@
 //! print to stderr every first-tier checkpoint as measured, every restart
 //! with the running it counted as unreported, and after each change the
 //! policy applied the model's estimate of the plan in force and its six
-//! cheapest candidates: what to read when a decision looks wrong.
+//! cheapest candidates: what to read when a decision looks wrong. With
+//! `CKPT_TIERS_TRACE=2`, also after every commit: the policy's memory, its
+//! decision, and each recommendation with its saving and confidence.
+//! `CKPT_TIERS_SCENARIO=steady` (or `worsening`) runs that scenario only.
 
 mod report;
 mod run;
@@ -325,7 +328,11 @@ pub(crate) fn evaluate(
         ),
     ];
     let mut all = Vec::new();
+    let only = std::env::var("CKPT_TIERS_SCENARIO").ok();
     for (name, node) in scenarios {
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
         println!(
             "\nscenario {name}: node MTBF {:.1} s{}",
             node.before.as_secs_f64(),

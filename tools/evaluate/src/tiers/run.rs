@@ -695,5 +695,19 @@ fn trace_commit(ck: &Checkpointer, at: f64) {
         if let Some(best) = ev.candidates.first() {
             eprintln!("    best {}", brief(best));
         }
+        for c in ev.candidates.iter().filter(|c| {
+            c.plan.base() == ev.current.plan.base()
+                && c.plan.full_every() == ev.current.plan.full_every()
+                && matches!(c.plan.drain_every(), Some(1 | 4 | 16))
+        }) {
+            eprintln!("    k {}", brief(c));
+        }
+        let node = advisor
+            .model()
+            .failure_rate(ckpt::model::FailureClass::Node);
+        let process = advisor
+            .model()
+            .failure_rate(ckpt::model::FailureClass::Process);
+        eprintln!("    rates node {node:?} process {process:?}");
     }
 }
