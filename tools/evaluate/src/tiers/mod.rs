@@ -117,17 +117,13 @@
 //! cargo run --release -p ckpt-evaluate -- --tiers --ci
 //! ```
 //!
-//! With `CKPT_TIERS_TRACE` set in the environment, the adaptive runs also
-//! print to stderr every first-tier checkpoint as measured, every restart
-//! with the running it counted as unreported, and after each change the
-//! policy applied the model's estimate of the plan in force and its six
-//! cheapest candidates: what to read when a decision looks wrong. With
-//! `CKPT_TIERS_TRACE=2`, also after every commit: the policy's memory, its
-//! decision, and each recommendation with its saving and confidence.
+//! `CKPT_TIERS_TRACE=1` (or `2`) prints what the adaptive runs measured
+//! and decided to stderr (module `trace`);
 //! `CKPT_TIERS_SCENARIO=steady` (or `worsening`) runs that scenario only.
 
 mod report;
 mod run;
+mod trace;
 mod verify;
 
 use crate::calibration::{Kernel, calibrate, probe, reference_step_times};

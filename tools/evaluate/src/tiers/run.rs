@@ -2,6 +2,7 @@
 //! process and node failures, through every crash, with every restore
 //! recorded for checking.
 
+use super::trace::Trace;
 use super::verify::digest;
 use crate::BoxError;
 use crate::calibration::{Kernel, reference_blocks};
@@ -493,30 +494,13 @@ fn life(
     }
     let (sender, events) = channel();
     let (decided, decisions) = channel();
-    let level = std::env::var("CKPT_TIERS_TRACE").ok();
-    let trace = spec.config == Config::Adaptive && level.is_some();
-    let every_commit = trace && level.as_deref() == Some("2");
+    let trace = Trace::from_env(spec.config == Config::Adaptive);
     let listener = move |e: &Event| match e {
         Event::Checkpoint(c) if c.tier == 0 => {
-            if trace {
-                eprintln!(
-                    "  ckpt {:?} step {} steps {} compute {:.1}ms stall {:.2}ms persist {:.1}ms dirty {} written {} full_base {}",
-                    c.scheme,
-                    c.step,
-                    c.steps,
-                    c.compute.as_secs_f64() * 1e3,
-                    c.stall.as_secs_f64() * 1e3,
-                    c.persist.as_secs_f64() * 1e3,
-                    c.dirty_bytes,
-                    c.bytes_written,
-                    c.full_base
-                );
-            }
+            trace.checkpoint(c);
             let _ = sender.send(c.step);
         }
-        Event::Restart(r) if trace => {
-            eprintln!("  restart {:?} unreported {:?}", r.class, r.unreported)
-        }
+        Event::Restart(r) => trace.restart(r),
         Event::Decision(d) => {
             if let Decision::Apply(rec) = &d.decision {
                 let _ = decided.send(rec.to_string());
@@ -572,9 +556,7 @@ fn life(
             return Ok(Life::Cut);
         }
         for step in events.try_iter() {
-            if every_commit {
-                trace_commit(&ck, p.clock.total().as_secs_f64());
-            }
+            trace.committed(&ck, p.clock.total().as_secs_f64());
             p.out.checkpoints += 1;
             let known = match first_tier_is_remote {
                 true => &mut p.known.remote,
@@ -583,24 +565,7 @@ fn life(
             *known = (*known).max(Some(step));
         }
         for decision in decisions.try_iter() {
-            if trace {
-                eprintln!("{:>6.2}s APPLY {decision}", p.clock.total().as_secs_f64());
-                if let Some(ev) = ck
-                    .advisor()
-                    .in_force()
-                    .and_then(|(plan, every)| ck.advisor().evaluate(plan, every))
-                {
-                    eprintln!(
-                        "    mtbf {:.2}s current {} tuned {}",
-                        ev.mtbf_secs,
-                        brief(&ev.current),
-                        brief(&ev.current_tuned)
-                    );
-                    for c in ev.candidates.iter().take(6) {
-                        eprintln!("    cand {}", brief(c));
-                    }
-                }
-            }
+            trace.applied(&ck, &decision, p.clock.total().as_secs_f64());
             p.out.decisions.push(format!(
                 "{:>6.2}s {decision}",
                 p.clock.total().as_secs_f64()
@@ -646,68 +611,5 @@ fn restarted(p: &mut Process<'_>, after: Option<Class>, source: Source, step: Op
             "after a {class:?} failure restored {} but step {expected} was durable",
             step.map_or("nothing".to_owned(), |s| format!("step {s}")),
         ));
-    }
-}
-
-fn brief(e: &ckpt::model::PlanEstimate) -> String {
-    format!(
-        "{} @{:.1}ms ovh {:.3}±{:.3} stall {:.2}ms persist {:.1}ms restart {:.0}ms dirty {:.0}",
-        e.plan,
-        e.interval.as_secs_f64() * 1e3,
-        e.overhead,
-        e.std_error,
-        e.stall.as_secs_f64() * 1e3,
-        e.persist.as_secs_f64() * 1e3,
-        e.restart.as_secs_f64() * 1e3,
-        e.dirty_bytes
-    )
-}
-
-/// `CKPT_TIERS_TRACE=2`: after every commit, the policy's memory, its
-/// last decision and every recommendation with its saving and confidence.
-fn trace_commit(ck: &Checkpointer, at: f64) {
-    let advisor = ck.advisor();
-    eprintln!(
-        "{at:>6.2}s commit: plan {} decision {:?}\n    state {:?}",
-        ck.plan(),
-        ck.last_decision().map(|d| match d {
-            Decision::Hold => "hold".to_owned(),
-            Decision::Apply(rec) | Decision::Advise(rec) => rec.to_string(),
-            other => format!("{other:?}"),
-        }),
-        advisor.policy_state()
-    );
-    if let Some(ev) = advisor
-        .in_force()
-        .and_then(|(plan, every)| advisor.evaluate(plan, every))
-    {
-        eprintln!("    now {}", brief(&ev.current));
-        for r in &ev.recommendations {
-            let a = r.advice();
-            eprintln!(
-                "    rec saving {:.3} confidence {:.3} {:?}: {}",
-                a.saving,
-                a.confidence,
-                a.basis,
-                r.plan()
-            );
-        }
-        if let Some(best) = ev.candidates.first() {
-            eprintln!("    best {}", brief(best));
-        }
-        for c in ev.candidates.iter().filter(|c| {
-            c.plan.base() == ev.current.plan.base()
-                && c.plan.full_every() == ev.current.plan.full_every()
-                && matches!(c.plan.drain_every(), Some(1 | 4 | 16))
-        }) {
-            eprintln!("    k {}", brief(c));
-        }
-        let node = advisor
-            .model()
-            .failure_rate(ckpt::model::FailureClass::Node);
-        let process = advisor
-            .model()
-            .failure_rate(ckpt::model::FailureClass::Process);
-        eprintln!("    rates node {node:?} process {process:?}");
     }
 }
