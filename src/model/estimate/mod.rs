@@ -61,7 +61,11 @@
 //! confident.
 //! The confidence that plan B beats plan A is
 //! `Φ((O_A − O_B)/√(se_A² + se_B²))`, treating their errors as independent
-//! (conservative when they share fits). The failure rate's uncertainty is
+//! (conservative when they share fits), except for two plans that differ
+//! only in the drain ratio (and interval): the same fits price both, so
+//! the standard error is that of the difference `O_A − O_B` under the same
+//! move of every cost (with a noisy drain fit the independent comparison
+//! made every ratio change a coin flip). The failure rate's uncertainty is
 //! left out: it moves every plan the same way.
 //!
 //! **Schemes not yet measured** are priced from a pooled fit of persist
