@@ -129,8 +129,8 @@ impl Pricer<'_> {
     fn checkpoint(&self, costs: &SchemeCosts, dirty: f64, bound: Bound) -> CheckpointCost {
         let s = self.logical;
         // Write times scale with the dirty bytes; a copy-on-write stall (a
-        // snapshot) and a full checkpoint (the whole state) do not, and a
-        // slope on dirty bytes their measurements happen to show is noise.
+        // snapshot) and a full checkpoint (the whole state) scale with them
+        // no more than their fits show, and never fall as they grow.
         let own = |stall: &Solved, persist: &Solved| {
             let write = |fit: &Solved| {
                 let e = fit.predict_with_slope_prior(dirty, s, self.write_slope);
@@ -138,10 +138,10 @@ impl Pricer<'_> {
             };
             match costs.scheme {
                 Scheme::Incremental => (write(stall), write(persist)),
-                Scheme::CopyOnWrite => (stall.predict_at_seen_first(s), write(persist)),
+                Scheme::CopyOnWrite => (stall.predict_nondecreasing(dirty, s), write(persist)),
                 Scheme::Full => (
-                    stall.predict_at_seen_first(s),
-                    persist.predict_at_seen_first(s),
+                    stall.predict_nondecreasing(dirty, s),
+                    persist.predict_nondecreasing(dirty, s),
                 ),
             }
         };

@@ -166,14 +166,19 @@ impl Solved {
         }
     }
 
-    /// [`predict`](Self::predict) at the mean first size the fit saw: for
-    /// a cost that does not depend on the first size (a copy-on-write
-    /// snapshot, a full checkpoint, against dirty bytes), where a slope
-    /// the data happened to show would only be noise, and extrapolated to
-    /// another interval's dirty bytes, wrong by as much as the noise
-    /// times the distance.
-    pub fn predict_at_seen_first(&self, x2: f64) -> Estimate {
-        self.predict(self.mean1, x2)
+    /// [`predict`](Self::predict) for a cost that cannot fall as the first
+    /// size grows (a copy-on-write snapshot, a full checkpoint, against
+    /// dirty bytes): with a negative slope, which the data can show only
+    /// by noise (a snapshot after a restart is cheap and finds everything
+    /// dirty), the cost at the mean first size the fit saw, instead of the
+    /// slope extrapolated to another interval's dirty bytes (1 ms
+    /// snapshots were priced at 4 ms that way).
+    pub fn predict_nondecreasing(&self, x1: f64, x2: f64) -> Estimate {
+        if self.slope1 < 0.0 {
+            self.predict(self.mean1, x2)
+        } else {
+            self.predict(x1, x2)
+        }
     }
 
     /// `estimate`, a cost this fit predicted at first size `x1`, raised
