@@ -58,6 +58,19 @@ fn best_ratio(m: &CostModel) -> u32 {
         .expect("candidates carry the drain ratio")
 }
 
+/// The recommendation of a new drain ratio in `eval`, if any.
+fn drain_ratio_change(eval: &Evaluation) -> Option<&Recommendation> {
+    eval.recommendations.iter().find(|r| {
+        matches!(
+            r,
+            Recommendation::Add {
+                addition: Addition::DrainEvery(_),
+                ..
+            }
+        )
+    })
+}
+
 #[test]
 fn rare_node_failures_drain_less_often_and_frequent_ones_every_time() {
     let rare = best_ratio(&learned(Some(100.0)));
@@ -67,19 +80,7 @@ fn rare_node_failures_drain_less_often_and_frequent_ones_every_time() {
     // The recommendation to get there names the ratio and its reason.
     let m = learned(Some(100.0));
     let eval = evaluate(&m, Some(1), 90.0, &full_only());
-    let rec = eval
-        .recommendations
-        .iter()
-        .find(|r| {
-            matches!(
-                r,
-                Recommendation::Add {
-                    addition: Addition::DrainEvery(_),
-                    ..
-                }
-            )
-        })
-        .expect("a new drain ratio is recommended");
+    let rec = drain_ratio_change(&eval).expect("a new drain ratio is recommended");
     assert_eq!(rec.plan().drain_every(), Some(rare));
     assert_eq!(rec.advice().basis, Basis::Observed);
     assert!(rec.advice().reason.contains("node failures"), "{rec}");
@@ -340,18 +341,7 @@ fn a_drain_ratio_change_is_judged_on_the_difference_not_on_each_plans_error() {
         m.observe(&drain(GIB, [3.0, 30.0, 8.0, 25.0, 4.0, 20.0][i]));
     }
     let eval = evaluate(&m, Some(4), 60.0, &full_only());
-    let rec = eval
-        .recommendations
-        .iter()
-        .find(|r| {
-            matches!(
-                r,
-                Recommendation::Add {
-                    addition: Addition::DrainEvery(_),
-                    ..
-                }
-            )
-        })
+    let rec = drain_ratio_change(&eval)
         .expect("node failures every 5 h want drains more often than every 4th");
     let to = rec.plan();
     let after = eval

@@ -119,22 +119,27 @@ fn noisy_cow() -> CostModel {
     m
 }
 
-#[test]
-fn a_write_below_the_sizes_measured_costs_at_least_its_share_of_their_mean() {
-    let m = noisy_cow();
-    let eval = m
+/// [`noisy_cow`]'s estimates of copy-on-write without full bases: the
+/// plan in force tuned, and the candidates.
+fn plain_cow_estimates() -> Vec<PlanEstimate> {
+    let eval = noisy_cow()
         .evaluate(
             Plan::only(Scheme::CopyOnWrite),
             secs(0.150),
             &Constraints::default(),
         )
         .expect("observed");
+    std::iter::once(eval.current_tuned)
+        .chain(eval.candidates)
+        .filter(|e| e.plan.base() == Scheme::CopyOnWrite && e.plan.full_every().is_none())
+        .collect()
+}
+
+#[test]
+fn a_write_below_the_sizes_measured_costs_at_least_its_share_of_their_mean() {
     let mean_persist = (4.0 * 0.060 + 8.0 * 0.015) / 12.0;
     let mean_dirty = (4.0 * 16.0 + 8.0 * 12.5) / 12.0 * MIB;
-    for e in std::iter::once(&eval.current_tuned).chain(&eval.candidates) {
-        if e.plan.base() != Scheme::CopyOnWrite || e.plan.full_every().is_some() {
-            continue;
-        }
+    for e in plain_cow_estimates() {
         // Forgetting weighs the newest a little more: 10 % of slack.
         let share = 0.9 * mean_persist * e.dirty_bytes / mean_dirty;
         assert!(
@@ -146,18 +151,7 @@ fn a_write_below_the_sizes_measured_costs_at_least_its_share_of_their_mean() {
 
 #[test]
 fn a_snapshot_stall_is_priced_as_measured_at_any_interval() {
-    let m = noisy_cow();
-    let eval = m
-        .evaluate(
-            Plan::only(Scheme::CopyOnWrite),
-            secs(0.150),
-            &Constraints::default(),
-        )
-        .expect("observed");
-    for e in std::iter::once(&eval.current_tuned).chain(&eval.candidates) {
-        if e.plan.base() != Scheme::CopyOnWrite || e.plan.full_every().is_some() {
-            continue;
-        }
+    for e in plain_cow_estimates() {
         assert!(
             e.stall.as_secs_f64() <= 0.0013,
             "{e:?}: more than any snapshot measured"
