@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 /// by its [`Clock`]; it can move while the process lives (`--tiers`: the
 /// node-failure rate changes half-way through the work).
 ///
-/// A gate that found the process dead says so here ([`tripped`](Self::tripped)):
-/// the clock leaves out the main thread's waits for a CPU only once the
-/// thread runs again, so a background thread can read it past the
-/// instant while the main thread, resumed, reads it just before; the
-/// harness then takes the gate's error for a crash all the same.
+/// A gate that found the process dead says so here ([`tripped`](Self::tripped)),
+/// and [`Clock::crashed`] says so too: the clock leaves out the main
+/// thread's waits for a CPU only once the thread runs again, so a
+/// background thread can read it past the instant while the main thread,
+/// resumed, reads it just before.
 #[derive(Debug, Clone)]
 pub(crate) struct Deadline {
     at: Arc<AtomicU64>,
@@ -232,6 +232,9 @@ pub(crate) struct Clock {
     pub(crate) per_phase: Vec<Duration>,
     mark: Duration,
     crash_at: Duration,
+    /// The current process's crash instant as its gates see it (a new one
+    /// per process, so that a dead process's gates stay dead).
+    deadline: Deadline,
     /// The phase time is charged to until a step says otherwise (a
     /// restart belongs to the phase the crash interrupted).
     pub(crate) phase: usize,
@@ -245,6 +248,7 @@ impl Clock {
             per_phase: vec![Duration::ZERO; phases],
             mark: now,
             crash_at: now,
+            deadline: Deadline::at(now),
             phase: 0,
         }
     }
@@ -253,7 +257,13 @@ impl Clock {
     pub(crate) fn start_life(&mut self, gap: Duration) -> Duration {
         self.mark = self.clock.now();
         self.crash_at = self.mark.saturating_add(gap);
+        self.deadline = Deadline::at(self.crash_at);
         self.crash_at
+    }
+
+    /// The current process's crash instant, for its gates.
+    pub(crate) fn deadline(&self) -> Deadline {
+        self.deadline.clone()
     }
 
     /// Charges the time since the last mark to `phase`.
@@ -266,8 +276,10 @@ impl Clock {
         self.mark = now;
     }
 
+    /// True once the clock is past the crash instant, or a gate found the
+    /// process dead (see [`Deadline`]).
     pub(crate) fn crashed(&self) -> bool {
-        self.clock.now() >= self.crash_at
+        self.clock.now() >= self.crash_at || self.deadline.tripped()
     }
 
     /// The current process's crash instant.
@@ -278,6 +290,7 @@ impl Clock {
     /// Moves the current process's crash instant.
     pub(crate) fn set_crash_at(&mut self, at: Duration) {
         self.crash_at = at;
+        self.deadline.set(at);
     }
 
     /// Leaves the time since `from` (harness work inside a life, such as
@@ -288,6 +301,7 @@ impl Clock {
         let spent = self.clock.now().saturating_sub(from);
         self.mark = self.mark.saturating_add(spent);
         self.crash_at = self.crash_at.saturating_add(spent);
+        self.deadline.set(self.crash_at);
         self.crash_at
     }
 

@@ -2,11 +2,11 @@
 
 use crate::calibration::{Kernel, reference_blocks, reference_step_times};
 use crate::clock::CpuClock;
-use crate::crash::{Clock, Contention, CrashGate, Deadline, failure_gaps};
+use crate::crash::{Clock, Contention, CrashGate, failure_gaps};
 use crate::state::Job;
 use crate::workload::Workload;
 use crate::{BoxError, MIB};
-use ckpt::model::{Decision, Event, Policy};
+use ckpt::model::{Decision, Event, PlanEstimate, Policy};
 use ckpt::{Checkpointer, FsStorage, Scheme};
 use std::path::Path;
 use std::sync::Arc;
@@ -140,12 +140,11 @@ pub(crate) fn run(spec: &RunSpec<'_>) -> Result<Outcome, BoxError> {
     let mut initial = Some(Job::new(w.state_bytes));
     loop {
         let gap = gaps.next().unwrap_or(Duration::MAX);
-        let crash_at = clock.start_life(gap);
-        let deadline = Deadline::at(crash_at);
+        clock.start_life(gap);
         let gate = CrashGate {
             inner: storage.clone(),
             clock: cpu.clone(),
-            crash_at: deadline.clone(),
+            crash_at: clock.deadline(),
             slowdown: w.slowdown,
             contention: Contention::default(),
         };
@@ -189,18 +188,11 @@ fn life(
 ) -> Result<Life, BoxError> {
     let w = spec.workload;
     let total = w.total_steps();
-    // The gate's error, or the clock past the instant (see `Deadline`).
-    let deadline = gate.crash_at.clone();
-    macro_rules! dead {
-        () => {
-            clock.crashed() || deadline.tripped()
-        };
-    }
     macro_rules! or_crash {
         ($e:expr, $phase:expr) => {
             match $e {
                 Ok(v) => v,
-                Err(_) if dead!() => {
+                Err(_) if clock.crashed() => {
                     clock.charge($phase);
                     return Ok(Life::Crashed);
                 }
@@ -228,7 +220,7 @@ fn life(
     };
     let mut phase = w.phase_of(job.meta.step);
     clock.charge(phase);
-    if dead!() {
+    if clock.crashed() {
         return Ok(Life::Crashed);
     }
     let configured = match spec.mode {
@@ -264,7 +256,7 @@ fn life(
         );
         out.steps_run += 1;
         clock.charge(phase);
-        if dead!() {
+        if clock.crashed() {
             return Ok(Life::Crashed);
         }
         note_commit(spec, &ck, &events, out, phase, &mut in_force, started);
@@ -276,7 +268,7 @@ fn life(
     out.final_plan = ck.plan().to_string();
     or_crash!(ck.finish(), phase);
     clock.charge(phase);
-    if dead!() {
+    if clock.crashed() {
         return Ok(Life::Crashed);
     }
     Ok(Life::Done)
@@ -398,20 +390,26 @@ fn log_checkpoint(
         return;
     };
     for e in eval.candidates.iter().take(3).chain([&eval.current_tuned]) {
-        out.timeline.push(format!(
-            "          {:<40} every {:>6.2}s overhead {:.3} ± {:.3} ({:?}) stall {:.1} ms persist {:.1} ms restart {:.1} ms dirty {:.1} MiB",
-            e.plan.to_string(),
-            e.interval.as_secs_f64(),
-            e.overhead,
-            e.std_error,
-            e.basis,
-            e.stall.as_secs_f64() * 1e3,
-            e.persist.as_secs_f64() * 1e3,
-            e.restart.as_secs_f64() * 1e3,
-            e.dirty_bytes / MIB as f64,
-        ));
+        out.timeline.push(format!("          {}", estimate_line(e)));
     }
     for r in &eval.recommendations {
         out.timeline.push(format!("          rec: {r}"));
     }
+}
+
+/// One plan's estimate on one line (the verbose timelines, the `--tiers`
+/// trace).
+pub(crate) fn estimate_line(e: &PlanEstimate) -> String {
+    format!(
+        "{:<40} every {:>7.4}s overhead {:.3} ± {:.3} ({:?}) stall {:.2} ms persist {:.1} ms restart {:.1} ms dirty {:.1} MiB",
+        e.plan.to_string(),
+        e.interval.as_secs_f64(),
+        e.overhead,
+        e.std_error,
+        e.basis,
+        e.stall.as_secs_f64() * 1e3,
+        e.persist.as_secs_f64() * 1e3,
+        e.restart.as_secs_f64() * 1e3,
+        e.dirty_bytes / MIB as f64,
+    )
 }

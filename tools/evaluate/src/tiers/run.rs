@@ -195,7 +195,6 @@ impl<P: Iterator<Item = Duration>, N: Iterator<Item = Duration>> Failures<P, N> 
             process_at: start.saturating_add(self.next_process.saturating_sub(counted)),
             node_at: start.saturating_add(rate.mul_f64(left)),
             changed,
-            deadline: Deadline::never(),
         }
     }
 
@@ -227,7 +226,6 @@ struct Fate {
     node_at: Duration,
     /// False until the node rate has changed for this process.
     changed: bool,
-    deadline: Deadline,
 }
 
 impl Fate {
@@ -256,7 +254,6 @@ impl Fate {
 
     fn apply(&self, clock: &mut Clock) {
         clock.set_crash_at(self.crash_at());
-        self.deadline.set(self.crash_at());
     }
 
     /// The job has just reached the step where the node rate changes: the
@@ -280,7 +277,6 @@ impl Fate {
         self.segment_start = self.segment_start.saturating_add(spent);
         self.process_at = self.process_at.saturating_add(spent);
         self.node_at = self.node_at.saturating_add(spent);
-        self.deadline.set(self.crash_at());
     }
 }
 
@@ -429,7 +425,7 @@ fn builder(
     contention: &Contention,
 ) -> Result<CheckpointerBuilder, BoxError> {
     let cpu = &p.clock.clock;
-    let deadline = &p.fate.deadline;
+    let deadline = &p.clock.deadline();
     let local = stores
         .local
         .as_ref()
@@ -476,7 +472,7 @@ fn life(
         ($e:expr) => {
             match $e {
                 Ok(v) => v,
-                Err(_) if p.clock.crashed() || p.fate.deadline.tripped() => {
+                Err(_) if p.clock.crashed() => {
                     p.clock.charge(0);
                     return Ok(p.fate.crashed());
                 }
@@ -487,7 +483,7 @@ fn life(
     macro_rules! alive {
         () => {
             p.clock.charge(0);
-            if p.clock.crashed() || p.fate.deadline.tripped() {
+            if p.clock.crashed() {
                 return Ok(p.fate.crashed());
             }
         };

@@ -8,8 +8,9 @@
 //! with its saving and confidence, the drain-ratio candidates of the plan
 //! in force and the failure rates.
 
+use crate::run::estimate_line;
 use ckpt::Checkpointer;
-use ckpt::model::{CheckpointEvent, Decision, FailureClass, PlanEstimate, RestartEvent};
+use ckpt::model::{CheckpointEvent, Decision, FailureClass, RestartEvent};
 
 /// How much to print; nothing for runs other than the adaptive one (the
 /// listener serves every configuration).
@@ -70,11 +71,11 @@ impl Trace {
             eprintln!(
                 "    mtbf {:.2}s current {} tuned {}",
                 ev.mtbf_secs,
-                brief(&ev.current),
-                brief(&ev.current_tuned)
+                estimate_line(&ev.current),
+                estimate_line(&ev.current_tuned)
             );
             for c in ev.candidates.iter().take(6) {
-                eprintln!("    cand {}", brief(c));
+                eprintln!("    cand {}", estimate_line(c));
             }
         }
     }
@@ -101,7 +102,7 @@ impl Trace {
         else {
             return;
         };
-        eprintln!("    now {}", brief(&ev.current));
+        eprintln!("    now {}", estimate_line(&ev.current));
         for r in &ev.recommendations {
             let a = r.advice();
             eprintln!(
@@ -113,14 +114,14 @@ impl Trace {
             );
         }
         if let Some(best) = ev.candidates.first() {
-            eprintln!("    best {}", brief(best));
+            eprintln!("    best {}", estimate_line(best));
         }
         for c in ev.candidates.iter().filter(|c| {
             c.plan.base() == ev.current.plan.base()
                 && c.plan.full_every() == ev.current.plan.full_every()
                 && matches!(c.plan.drain_every(), Some(1 | 4 | 16))
         }) {
-            eprintln!("    k {}", brief(c));
+            eprintln!("    k {}", estimate_line(c));
         }
         let model = advisor.model();
         eprintln!(
@@ -129,19 +130,4 @@ impl Trace {
             model.failure_rate(FailureClass::Process)
         );
     }
-}
-
-/// One estimate on one line.
-fn brief(e: &PlanEstimate) -> String {
-    format!(
-        "{} @{:.1}ms ovh {:.3}±{:.3} stall {:.2}ms persist {:.1}ms restart {:.0}ms dirty {:.0}",
-        e.plan,
-        e.interval.as_secs_f64() * 1e3,
-        e.overhead,
-        e.std_error,
-        e.stall.as_secs_f64() * 1e3,
-        e.persist.as_secs_f64() * 1e3,
-        e.restart.as_secs_f64() * 1e3,
-        e.dirty_bytes
-    )
 }
