@@ -38,7 +38,10 @@
 //!
 //! Run with `cargo bench --bench stall`. Environment: `CKPT_STALL_MIB`
 //! (sizes, comma separated, default `64,1024`), `CKPT_STALL_CYCLES`
-//! (cycles per case, default 30). Under `cargo test --benches` it runs
+//! (cycles per case, default 30), `CKPT_STALL_SLOW_US` (print to stderr
+//! the `CLOCK_MONOTONIC` window of every call that blocked at least this
+//! long, to find its samples in a profile taken with
+//! `perf record -k CLOCK_MONOTONIC`). Under `cargo test --benches` it runs
 //! 4 MiB with 3 cycles. Stores live under `target/tmp/stall-bench`.
 
 mod common;
@@ -216,15 +219,19 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
             if shape == 2 && scope == SCOPES_PER_CYCLE - 1 {
                 write_pages(state, quarter, &mut round);
                 let before = thread_times();
+                let from = monotonic_ns();
                 let started = Instant::now();
                 ck.checkpoint(step, state).expect("checkpoint succeeds");
                 let blocked = started.elapsed();
+                let window = (from, monotonic_ns());
                 let waits = times_since(before, Some(Times::default()));
                 calls.push(observe(blocked, waits, &events, true));
+                report_slow("checkpoint", blocked, window);
             } else {
                 let mut body = Duration::ZERO;
                 let mut body_times = None;
                 let outer = thread_times();
+                let from = monotonic_ns();
                 let started = Instant::now();
                 ck.scope(step, state, |s| {
                     // The body's own wait readings count as the body.
@@ -236,9 +243,11 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
                 })
                 .expect("scope succeeds");
                 let blocked = started.elapsed().saturating_sub(body);
+                let window = (from, monotonic_ns());
                 let waits = times_since(outer, body_times);
                 let captured = scope == SCOPES_PER_CYCLE - 1;
                 calls.push(observe(blocked, waits, &events, captured));
+                report_slow("scope", blocked, window);
             }
         }
     }
@@ -307,6 +316,42 @@ fn times_since(before: Option<Times>, inner: Option<Times>) -> Option<Times> {
         cpu: since(now.cpu, before.cpu, inner.cpu)?,
         wait: since(now.wait, before.wait, inner.wait)?,
     })
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds (the clock `perf record -k
+/// CLOCK_MONOTONIC` stamps its samples with).
+fn monotonic_ns() -> u64 {
+    let mut clock = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock` is a valid, writable timespec for the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut clock) } != 0 {
+        return 0;
+    }
+    u64::try_from(clock.tv_sec).unwrap_or(0) * 1_000_000_000
+        + u64::try_from(clock.tv_nsec).unwrap_or(0)
+}
+
+/// Prints the `CLOCK_MONOTONIC` window of a call that blocked at least
+/// `CKPT_STALL_SLOW_US` (a scope's window includes its body).
+fn report_slow(kind: &str, blocked: Duration, (from, to): (u64, u64)) {
+    let Some(threshold) = std::env::var("CKPT_STALL_SLOW_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    if blocked >= Duration::from_micros(threshold) {
+        eprintln!(
+            "slow {kind}: blocked {} monotonic {}.{:09}..{}.{:09}",
+            ms(blocked),
+            from / 1_000_000_000,
+            from % 1_000_000_000,
+            to / 1_000_000_000,
+            to % 1_000_000_000
+        );
+    }
 }
 
 /// A memcpy of the state's bytes into a warm buffer: median of 5.

@@ -9,6 +9,7 @@
 mod paged;
 mod pool;
 mod restore;
+mod table;
 
 pub(crate) use paged::PageSnapshot;
 pub use paged::{DEFAULT_PAGE_BYTES, Element, PagedVec};

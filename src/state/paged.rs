@@ -2,14 +2,16 @@
 //! dirty bit per page and copy-on-write sharing with snapshots.
 //!
 //! Pages live behind `Arc`, grouped 64 to a group that is itself behind an
-//! `Arc`. A snapshot clones only the group pointers (one per 64 pages), so
-//! it costs far less than touching every page; the first write to a group
-//! or page still shared with a snapshot copies that group's page table or
-//! that page first (into a buffer recycled through the vector's
+//! `Arc`, in a table of groups ([`GroupTable`]). A snapshot shares the
+//! whole table (one reference, whatever the state's size); the vector's
+//! first write after it takes the table back, and the first write to a
+//! group or page still shared with a snapshot copies that group's page
+//! table or that page first (into a buffer recycled through the vector's
 //! [`PagePool`]). Every mutable access path marks the pages it exposes
 //! dirty; none bypasses it.
 
 use super::pool::{Group, PagePool};
+use super::table::GroupTable;
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
@@ -60,7 +62,7 @@ impl<T: bytemuck::Pod + Send + Sync> Element for T {}
 /// ```
 #[derive(Debug)]
 pub struct PagedVec<T> {
-    groups: Vec<Arc<Group<T>>>,
+    groups: GroupTable<T>,
     dirty: Vec<bool>,
     len: usize,
     page_len: usize,
@@ -104,7 +106,7 @@ impl<T: Element> PagedVec<T> {
         let most = (MAX_PAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
         let page_len = page_len.clamp(1, most);
         PagedVec {
-            groups: Vec::new(),
+            groups: GroupTable::new(Vec::new()),
             dirty: Vec::new(),
             len: 0,
             page_len,
@@ -163,7 +165,7 @@ impl<T: Element> PagedVec<T> {
 
     /// Page `page` as a slice.
     pub fn page(&self, page: usize) -> Option<&[T]> {
-        let group = self.groups.get(page / PAGES_PER_GROUP)?;
+        let group = self.groups.groups().get(page / PAGES_PER_GROUP)?;
         group
             .pages
             .get(page % PAGES_PER_GROUP)
@@ -176,7 +178,7 @@ impl<T: Element> PagedVec<T> {
         *self.dirty.get_mut(page)? = true;
         let group = self
             .pool
-            .own_group(self.groups.get_mut(page / PAGES_PER_GROUP)?);
+            .own_group(self.groups.groups_mut().get_mut(page / PAGES_PER_GROUP)?);
         let page = group.pages.get_mut(page % PAGES_PER_GROUP)?;
         Some(own(&self.pool, page).as_mut_slice())
     }
@@ -184,6 +186,7 @@ impl<T: Element> PagedVec<T> {
     /// Iterates over the pages.
     pub fn pages(&self) -> impl Iterator<Item = &[T]> + '_ {
         self.groups
+            .groups()
             .iter()
             .flat_map(|g| g.pages.iter().map(|p| p.as_slice()))
     }
@@ -194,6 +197,7 @@ impl<T: Element> PagedVec<T> {
         let dirty = self.dirty.chunks_mut(PAGES_PER_GROUP);
         let pool = &self.pool;
         self.groups
+            .groups_mut()
             .iter_mut()
             .zip(dirty)
             .flat_map(move |(group, dirty)| {
@@ -276,8 +280,9 @@ impl<T: Element> PagedVec<T> {
         }
         let pages = new_len.div_ceil(self.page_len);
         self.dirty.truncate(pages);
-        self.groups.truncate(pages.div_ceil(PAGES_PER_GROUP));
-        if let Some(last) = self.groups.last_mut() {
+        let groups = self.groups.groups_mut();
+        groups.truncate(pages.div_ceil(PAGES_PER_GROUP));
+        if let Some(last) = groups.last_mut() {
             Arc::make_mut(last)
                 .pages
                 .truncate((pages - 1) % PAGES_PER_GROUP + 1);
@@ -306,14 +311,14 @@ impl<T: Element> PagedVec<T> {
     }
 
     fn add_page(&mut self) {
-        if self
-            .groups
+        let groups = self.groups.groups_mut();
+        if groups
             .last()
             .is_none_or(|g| g.pages.len() == PAGES_PER_GROUP)
         {
-            self.groups.push(Arc::new(Group { pages: Vec::new() }));
+            groups.push(Arc::new(Group { pages: Vec::new() }));
         }
-        if let Some(group) = self.groups.last_mut() {
+        if let Some(group) = groups.last_mut() {
             let page = Vec::with_capacity(self.page_len);
             Arc::make_mut(group).pages.push(Arc::new(page));
             self.dirty.push(true);
@@ -323,7 +328,7 @@ impl<T: Element> PagedVec<T> {
     /// The last page as a `Vec`, marked dirty; for changes of length.
     fn last_page_vec_mut(&mut self) -> Option<&mut Vec<T>> {
         *self.dirty.last_mut()? = true;
-        let group = self.pool.own_group(self.groups.last_mut()?);
+        let group = self.pool.own_group(self.groups.groups_mut().last_mut()?);
         Some(own(&self.pool, group.pages.last_mut()?))
     }
 }
@@ -359,7 +364,7 @@ impl<T: Element> PagedVec<T> {
             len: self.len,
             dirty,
             pages: Arc::new(SharedPages {
-                groups: self.groups.clone(),
+                groups: self.groups.share(),
                 pool: Arc::clone(&self.pool),
                 spare: self.pool.trim(),
             }),
@@ -395,7 +400,7 @@ impl<T: Element> PagedVec<T> {
             groups.push(Arc::new(Group { pages: group }));
         }
         Some(PagedVec {
-            groups,
+            groups: GroupTable::new(groups),
             dirty: vec![false; page_count],
             len,
             base: Some(base),
@@ -458,7 +463,9 @@ impl std::fmt::Debug for dyn PageSource {
 /// it hands the pages only it still held back to the vector's pool, and
 /// frees the buffers the pool no longer needed at its capture.
 struct SharedPages<T: Copy> {
-    groups: Vec<Arc<Group<T>>>,
+    /// The vector's table as captured, shared with the vector until its
+    /// next write.
+    groups: Arc<Vec<Arc<Group<T>>>>,
     pool: Arc<PagePool<T>>,
     /// Pooled pages beyond what the next copies are likely to need.
     spare: Vec<Arc<Vec<T>>>,
@@ -466,7 +473,11 @@ struct SharedPages<T: Copy> {
 
 impl<T: Copy> Drop for SharedPages<T> {
     fn drop(&mut self) {
-        self.pool.give_back(std::mem::take(&mut self.groups));
+        // Shared with the vector still (not written since): nothing is
+        // only the snapshot's.
+        if let Some(groups) = Arc::get_mut(&mut self.groups) {
+            self.pool.give_back(std::mem::take(groups));
+        }
         drop(std::mem::take(&mut self.spare));
     }
 }
