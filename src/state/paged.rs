@@ -570,6 +570,23 @@ mod tests {
     }
 
     #[test]
+    fn a_write_copies_a_page_only_while_a_snapshot_holds_it() {
+        let (mut v, _) = sample(1000, 10);
+        let page = |v: &PagedVec<u32>| v.page(0).unwrap().as_ptr();
+        let first = page(&v);
+        // Persisted and dropped before the next write: written in place.
+        drop(v.snapshot(1, None));
+        v[0] = 7;
+        assert_eq!(page(&v), first);
+        // Still held: the write goes to a copy, the snapshot keeps the old.
+        let snap = v.snapshot(2, Some(1));
+        v[0] = 8;
+        assert_ne!(page(&v), first);
+        assert_eq!(snap.pages.page_bytes(0).unwrap()[..4], 7u32.to_ne_bytes());
+        assert_eq!(v[0], 8);
+    }
+
+    #[test]
     fn snapshots_trust_dirty_bits_only_against_their_own_base() {
         let (mut v, _) = sample(100, 10);
         assert!(v.snapshot(1, None).dirty.iter().all(|d| *d));

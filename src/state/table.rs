@@ -109,8 +109,15 @@ mod tests {
     fn a_table_whose_snapshot_is_gone_is_taken_back_without_a_copy() {
         let mut t = table(2);
         let first = Arc::as_ptr(&t.groups()[0]);
-        drop(t.share());
+        let shared = t.share();
+        let buffer = shared.as_ptr();
+        drop(shared);
         let groups = t.groups_mut();
+        assert_eq!(
+            groups.as_ptr(),
+            buffer,
+            "the captured table itself, not a copy"
+        );
         assert!(std::ptr::eq(Arc::as_ptr(&groups[0]), first));
         assert_eq!(Arc::strong_count(&groups[0]), 1, "pinned by no one else");
     }
