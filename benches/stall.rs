@@ -52,8 +52,8 @@ use common::{Watched, make_state, spread_pages, write_pages};
 use std::fs;
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 const FRACTIONS: [f64; 3] = [0.01, 0.10, 1.0];
@@ -219,11 +219,11 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
             if shape == 2 && scope == SCOPES_PER_CYCLE - 1 {
                 write_pages(state, quarter, &mut round);
                 let before = thread_times();
-                let from = monotonic_ns();
+                let from = monotonic();
                 let started = Instant::now();
                 ck.checkpoint(step, state).expect("checkpoint succeeds");
                 let blocked = started.elapsed();
-                let window = (from, monotonic_ns());
+                let window = (from, monotonic());
                 let waits = times_since(before, Some(Times::default()));
                 calls.push(observe(blocked, waits, &events, true));
                 report_slow("checkpoint", blocked, window);
@@ -231,7 +231,7 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
                 let mut body = Duration::ZERO;
                 let mut body_times = None;
                 let outer = thread_times();
-                let from = monotonic_ns();
+                let from = monotonic();
                 let started = Instant::now();
                 ck.scope(step, state, |s| {
                     // The body's own wait readings count as the body.
@@ -243,7 +243,7 @@ fn run_case(root: &Path, state: &mut PagedVec<f64>, fraction: f64, cycles: usize
                 })
                 .expect("scope succeeds");
                 let blocked = started.elapsed().saturating_sub(body);
-                let window = (from, monotonic_ns());
+                let window = (from, monotonic());
                 let waits = times_since(outer, body_times);
                 let captured = scope == SCOPES_PER_CYCLE - 1;
                 calls.push(observe(blocked, waits, &events, captured));
@@ -287,20 +287,8 @@ struct Times {
 fn thread_times() -> Option<Times> {
     let text = fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let wait = text.split_whitespace().nth(1)?.parse().ok()?;
-    let mut clock = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock` is a valid, writable timespec for the call.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut clock) } != 0 {
-        return None;
-    }
-    let cpu = Duration::new(
-        u64::try_from(clock.tv_sec).ok()?,
-        u32::try_from(clock.tv_nsec).ok()?,
-    );
     Some(Times {
-        cpu,
+        cpu: clock_time(libc::CLOCK_THREAD_CPUTIME_ID)?,
         wait: Duration::from_nanos(wait),
     })
 }
@@ -318,38 +306,46 @@ fn times_since(before: Option<Times>, inner: Option<Times>) -> Option<Times> {
     })
 }
 
-/// `CLOCK_MONOTONIC` now, in nanoseconds (the clock `perf record -k
-/// CLOCK_MONOTONIC` stamps its samples with).
-fn monotonic_ns() -> u64 {
+/// The time of clock `id` (`clock_gettime`), if the kernel reports it.
+fn clock_time(id: libc::clockid_t) -> Option<Duration> {
     let mut clock = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `clock` is a valid, writable timespec for the call.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut clock) } != 0 {
-        return 0;
+    if unsafe { libc::clock_gettime(id, &mut clock) } != 0 {
+        return None;
     }
-    u64::try_from(clock.tv_sec).unwrap_or(0) * 1_000_000_000
-        + u64::try_from(clock.tv_nsec).unwrap_or(0)
+    Some(Duration::new(
+        u64::try_from(clock.tv_sec).ok()?,
+        u32::try_from(clock.tv_nsec).ok()?,
+    ))
+}
+
+/// `CLOCK_MONOTONIC` now (the clock `perf record -k CLOCK_MONOTONIC`
+/// stamps its samples with).
+fn monotonic() -> Duration {
+    clock_time(libc::CLOCK_MONOTONIC).unwrap_or_default()
 }
 
 /// Prints the `CLOCK_MONOTONIC` window of a call that blocked at least
 /// `CKPT_STALL_SLOW_US` (a scope's window includes its body).
-fn report_slow(kind: &str, blocked: Duration, (from, to): (u64, u64)) {
-    let Some(threshold) = std::env::var("CKPT_STALL_SLOW_US")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    else {
-        return;
-    };
-    if blocked >= Duration::from_micros(threshold) {
+fn report_slow(kind: &str, blocked: Duration, (from, to): (Duration, Duration)) {
+    static THRESHOLD: OnceLock<Option<Duration>> = OnceLock::new();
+    let threshold = THRESHOLD.get_or_init(|| {
+        std::env::var("CKPT_STALL_SLOW_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_micros)
+    });
+    if threshold.is_some_and(|t| blocked >= t) {
         eprintln!(
             "slow {kind}: blocked {} monotonic {}.{:09}..{}.{:09}",
             ms(blocked),
-            from / 1_000_000_000,
-            from % 1_000_000_000,
-            to / 1_000_000_000,
-            to % 1_000_000_000
+            from.as_secs(),
+            from.subsec_nanos(),
+            to.as_secs(),
+            to.subsec_nanos()
         );
     }
 }
