@@ -155,14 +155,15 @@ impl Advisor {
     /// Learns from one event.
     ///
     /// A checkpoint of the first tier reports the running up to its
-    /// capture, and a restart the running of the failed process: either
-    /// moves [`reported_until`](Self::reported_until) to now (less, for a
-    /// checkpoint, the time it took to become durable after its capture).
+    /// capture, a restart the running of the failed process, and a
+    /// restore its own: each moves [`reported_until`](Self::reported_until)
+    /// to now (less, for a checkpoint, the time it took to become durable
+    /// after its capture).
     pub fn observe(&mut self, event: &Event) {
         self.model.observe(event);
         let reported = match event {
             Event::Checkpoint(e) if e.tier == 0 => e.persist.saturating_sub(e.stall),
-            Event::Restart(_) => Duration::ZERO,
+            Event::Restart(_) | Event::Restore(_) => Duration::ZERO,
             _ => return,
         };
         self.reported_until = SystemTime::now().checked_sub(reported);

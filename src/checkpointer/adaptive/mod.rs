@@ -75,7 +75,8 @@ impl std::fmt::Debug for Adaptive {
 impl Adaptive {
     /// Loads the learned state from `storage` (or starts afresh when there
     /// is none or it does not decode), and notes a crash of the previous
-    /// run if its marker is still there.
+    /// run if its marker is still there: the failure is counted and the
+    /// learned state saved (and waited for) before the build returns.
     ///
     /// With lower tiers (`lower`, in order), the marker is put on every
     /// tier, and the learned state, which each drain copies down, is
@@ -152,12 +153,15 @@ impl Adaptive {
             let mut restart = RestartEvent::new(class);
             restart.unreported = adaptive.unreported_running();
             adaptive.emit(restart.into());
-            if !adaptive.lower.is_empty() {
-                // Stored on every tier at once, so that the loss of the
-                // first tier never loses a failure.
-                adaptive.save_everywhere();
-                adaptive.wait_saved();
-            }
+            // Stored at once (on every tier, so that the loss of the first
+            // tier never loses it either): a process that dies before its
+            // first save would otherwise take the failure with it, and the
+            // next would count one failure for two. Where failures come
+            // every few checkpoints that undercounted them by half (a
+            // remote-only run priced an MTBF of 1.5 s where 0.73 s was
+            // true). One small put on a path that restores the state next.
+            adaptive.save_everywhere();
+            adaptive.wait_saved();
         }
         for _ in 0..lower_errors {
             adaptive.emit(StorageErrorEvent::new("lower tier at start-up", true).into());
@@ -534,6 +538,22 @@ mod tests {
             .policy(policy)
             .build()
             .expect("valid")
+    }
+
+    #[test]
+    fn every_restart_counts_even_when_its_process_dies_before_a_checkpoint() {
+        let store = MemStorage::new();
+        let mut ck = open(&store, Policy::fixed());
+        ck.checkpoint(1, &mut vec![7u64; 64]).expect("checkpoint");
+        ck.flush().expect("flush");
+        drop(ck); // a crash: no finish, the marker stays
+        // Each process dies right after its start-up, before a checkpoint
+        // (and so before a save after a commit).
+        for failures in 1..=3 {
+            let ck = open(&store, Policy::fixed());
+            assert_eq!(ck.advisor().summary().restarts, failures);
+            drop(ck);
+        }
     }
 
     #[test]

@@ -365,6 +365,11 @@ impl CostModel {
     }
 
     fn observe_restore(&mut self, e: &RestoreEvent) {
+        // Failures strike during restores too, and the MTBF the restart
+        // cost is priced against is one of wall time, restores included.
+        for (_, counts) in &mut self.learned.failures {
+            counts.expose(e.duration.as_secs_f64());
+        }
         let bytes = if e.bytes_read > 0 {
             e.bytes_read
         } else {

@@ -191,6 +191,57 @@ pub(crate) fn print_seed(s: &SeedResult, verbose: bool) {
     }
 }
 
+/// The calibration check: for every static configuration and seed, the
+/// overhead measured (counted time over the work, less one) beside the
+/// overhead the model prices the run's plan at, at its interval, from
+/// what that run's own checkpointer learnt; and the parts of the price
+/// (per checkpoint, per failure, the MTBF), means over the seeds.
+fn print_calibration(seeds: &[SeedResult]) {
+    println!(
+        "\ncalibration: overhead measured / priced by the run's own model at its end \
+         (± standard error), per seed; then the price's parts (means over seeds)\n"
+    );
+    println!(
+        "| configuration | measured / priced per seed | stall | persist | restart | MTBF priced |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (i, config) in CONFIGS.iter().enumerate() {
+        if *config == Config::Adaptive {
+            continue;
+        }
+        let runs: Vec<(f64, &TierOutcome)> = seeds
+            .iter()
+            .filter_map(|s| Some((*s.goodput.get(i)?, s.outcomes.get(i)?)))
+            .collect();
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|(g, o)| match (o.cut, o.priced) {
+                (Some(_), _) => "cut".to_owned(),
+                (None, Some(p)) => format!(
+                    "{:.2} / {:.2} ± {:.2}",
+                    1.0 / g - 1.0,
+                    p.overhead,
+                    p.std_error
+                ),
+                (None, None) => format!("{:.2} / -", 1.0 / g - 1.0),
+            })
+            .collect();
+        let priced: Vec<_> = runs.iter().filter_map(|(_, o)| o.priced).collect();
+        let mean = |f: &dyn Fn(&super::run::Priced) -> f64| {
+            priced.iter().map(f).sum::<f64>() / priced.len().max(1) as f64
+        };
+        println!(
+            "| {} | {} | {:.3} s | {:.3} s | {:.3} s | {:.2} s |",
+            config.name(),
+            cells.join("; "),
+            mean(&|p| p.stall),
+            mean(&|p| p.persist),
+            mean(&|p| p.restart),
+            mean(&|p| p.mtbf),
+        );
+    }
+}
+
 /// The scenario's table and its targets.
 pub(crate) fn print_scenario(name: &str, worsening: bool, seeds: &[SeedResult]) {
     println!("\n## scenario {name}\n");
@@ -241,6 +292,7 @@ pub(crate) fn print_scenario(name: &str, worsening: bool, seeds: &[SeedResult]) 
             *total += n;
         }
     }
+    print_calibration(seeds);
     println!(
         "\nrestarts, all runs: after a process failure local/remote/scratch {process:?}, \
          after a node failure {node:?}"

@@ -129,6 +129,46 @@ pub(crate) struct TierOutcome {
     pub(crate) last_step: u64,
     /// When the run was cut at the cap: the step it had reached.
     pub(crate) cut: Option<u64>,
+    /// The model's price of the run's own plan at its interval, from what
+    /// its checkpointer learnt over the whole run (static runs that
+    /// finished).
+    pub(crate) priced: Option<Priced>,
+}
+
+/// What the cost model, fed one run's events and restarts, prices that
+/// run's plan at: the calibration check of `--tiers`. A static run keeps
+/// one plan and one interval, so its measured overhead (counted time over
+/// the work, less one) is what the model should have predicted for it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Priced {
+    /// Overhead over the work (wall/work − 1) and its standard error.
+    pub(crate) overhead: f64,
+    pub(crate) std_error: f64,
+    /// Per checkpoint: the stall, and the time until durable.
+    pub(crate) stall: f64,
+    pub(crate) persist: f64,
+    /// Per failure: the restart (restore, relaunch, and the lag of the
+    /// checkpoint in flight).
+    pub(crate) restart: f64,
+    /// The MTBF priced against the first tier (process failures with
+    /// tiers, every failure without).
+    pub(crate) mtbf: f64,
+}
+
+impl Priced {
+    /// The model's price of `ck`'s plan at `interval`, if it has one.
+    fn of(ck: &Checkpointer, interval: Duration) -> Option<Self> {
+        let e = ck.advisor().evaluate(ck.plan(), interval)?;
+        let c = e.current;
+        Some(Priced {
+            overhead: c.overhead,
+            std_error: c.std_error,
+            stall: c.stall.as_secs_f64(),
+            persist: c.persist.as_secs_f64(),
+            restart: c.restart.as_secs_f64(),
+            mtbf: e.mtbf_secs,
+        })
+    }
 }
 
 impl TierOutcome {
@@ -582,6 +622,9 @@ fn life(
         }
     }
     or_crash!(ck.flush());
+    if spec.config != Config::Adaptive {
+        p.out.priced = Priced::of(&ck, spec.interval);
+    }
     or_crash!(ck.finish());
     alive!();
     p.out.checks.push((job.meta.step, digest(&job)));
