@@ -371,7 +371,8 @@ pub(crate) fn evaluate(
                 .first()
                 .copied()
                 .unwrap_or(f64::NAN);
-            let result = SeedResult::new(o.seed + n, &w, reference, outcomes);
+            let change_at = (node.change_at != u64::MAX).then_some(node.change_at);
+            let result = SeedResult::new(o.seed + n, &w, reference, outcomes, change_at);
             print_seed(&result, o.verbose);
             seeds.push(result);
         }

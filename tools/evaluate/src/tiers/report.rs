@@ -20,18 +20,39 @@ pub(crate) struct SeedResult {
     pub(crate) seed: u64,
     /// Goodput of each configuration, in [`CONFIGS`]' order.
     pub(crate) goodput: Vec<f64>,
+    /// With a change of the node rate at a step: each configuration's
+    /// overhead (counted time over work, less one) from the change on.
+    after_change: Vec<Option<f64>>,
     pub(crate) outcomes: Vec<TierOutcome>,
 }
 
 impl SeedResult {
-    pub(crate) fn new(seed: u64, w: &Workload, reference: f64, outcomes: Vec<TierOutcome>) -> Self {
+    /// `change_at`: the step from which the node rate changed, if it did.
+    pub(crate) fn new(
+        seed: u64,
+        w: &Workload,
+        reference: f64,
+        outcomes: Vec<TierOutcome>,
+        change_at: Option<u64>,
+    ) -> Self {
+        let steps = w.total_steps();
         let goodput = outcomes
             .iter()
-            .map(|o| o.goodput(w.total_steps(), reference))
+            .map(|o| o.goodput(steps, reference))
+            .collect();
+        let after_change = outcomes
+            .iter()
+            .map(|o| {
+                let (at, changed) = (change_at?, o.rate_changed_at?);
+                let work = steps.checked_sub(at)? as f64 * reference;
+                let wall = o.wall.as_secs_f64() - changed;
+                (o.cut.is_none() && work > 0.0).then(|| wall / work - 1.0)
+            })
             .collect();
         SeedResult {
             seed,
             goodput,
+            after_change,
             outcomes,
         }
     }
@@ -195,7 +216,9 @@ pub(crate) fn print_seed(s: &SeedResult, verbose: bool) {
 /// overhead measured (counted time over the work, less one) beside the
 /// overhead the model prices the run's plan at, at its interval, from
 /// what that run's own checkpointer learnt; and the parts of the price
-/// (per checkpoint, per failure, the MTBF), means over the seeds.
+/// (per checkpoint, per failure, the MTBF), means over the seeds. With a
+/// change of the node rate, the overhead measured from the change on is
+/// shown too: the model prices the recent node rate.
 fn print_calibration(seeds: &[SeedResult]) {
     println!(
         "\ncalibration: overhead measured / priced by the run's own model at its end \
@@ -209,24 +232,33 @@ fn print_calibration(seeds: &[SeedResult]) {
         if *config == Config::Adaptive {
             continue;
         }
-        let runs: Vec<(f64, &TierOutcome)> = seeds
+        let runs: Vec<(f64, Option<f64>, &TierOutcome)> = seeds
             .iter()
-            .filter_map(|s| Some((*s.goodput.get(i)?, s.outcomes.get(i)?)))
+            .filter_map(|s| {
+                Some((
+                    *s.goodput.get(i)?,
+                    *s.after_change.get(i)?,
+                    s.outcomes.get(i)?,
+                ))
+            })
             .collect();
         let cells: Vec<String> = runs
             .iter()
-            .map(|(g, o)| match (o.cut, o.priced) {
-                (Some(_), _) => "cut".to_owned(),
-                (None, Some(p)) => format!(
-                    "{:.2} / {:.2} ± {:.2}",
-                    1.0 / g - 1.0,
-                    p.overhead,
-                    p.std_error
-                ),
-                (None, None) => format!("{:.2} / -", 1.0 / g - 1.0),
+            .map(|(g, after, o)| {
+                let measured = match after {
+                    Some(after) => format!("{:.2} (after the change {after:.2})", 1.0 / g - 1.0),
+                    None => format!("{:.2}", 1.0 / g - 1.0),
+                };
+                match (o.cut, o.priced) {
+                    (Some(_), _) => "cut".to_owned(),
+                    (None, Some(p)) => {
+                        format!("{measured} / {:.2} ± {:.2}", p.overhead, p.std_error)
+                    }
+                    (None, None) => format!("{measured} / -"),
+                }
             })
             .collect();
-        let priced: Vec<_> = runs.iter().filter_map(|(_, o)| o.priced).collect();
+        let priced: Vec<_> = runs.iter().filter_map(|(_, _, o)| o.priced).collect();
         let mean = |f: &dyn Fn(&super::run::Priced) -> f64| {
             priced.iter().map(f).sum::<f64>() / priced.len().max(1) as f64
         };
