@@ -207,3 +207,61 @@ fn an_adaptive_policy_drains_less_often_when_drains_cost_more_than_node_losses()
     assert_eq!(ck.drain_every(), Some(k));
     ck.finish().unwrap();
 }
+
+#[test]
+fn a_lost_first_tier_keeps_the_running_since_the_last_drain() {
+    let remote = MemStorage::new();
+    let open = |local: &MemStorage| {
+        Checkpointer::builder()
+            .tier("local", local.clone())
+            .tier("remote", remote.clone())
+            .drain_every(8)
+            .scheme(Scheme::Full)
+            .policy(Policy::fixed())
+            // Failures every second: the save rule then bounds what a
+            // first-tier save can leave unreported to about a tenth of it.
+            .model(ModelConfig::with_mtbf(Duration::from_secs(1)))
+            .build()
+            .unwrap()
+    };
+    let mut ck = open(&MemStorage::new());
+    let period = Duration::from_millis(40);
+    let mut step = 0;
+    while ck.advisor().summary().drains == 0 {
+        std::thread::sleep(period);
+        ck.checkpoint(step, &mut state(step)).unwrap();
+        ck.flush().unwrap();
+        step += 1;
+        assert!(step < 100, "no drain");
+    }
+    // The state was saved below with the drain; seven more checkpoints
+    // (280 ms) are saved only on the first tier, which the node takes
+    // with it.
+    let drained = Instant::now();
+    for _ in 0..7 {
+        std::thread::sleep(period);
+        ck.checkpoint(step, &mut state(step)).unwrap();
+        ck.flush().unwrap();
+        step += 1;
+    }
+    assert_eq!(ck.advisor().summary().drains, 1);
+    let ran = drained.elapsed();
+    drop(ck);
+
+    let mut ck = open(&MemStorage::new());
+    let unreported: Vec<Duration> = ck
+        .subscribe()
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Restart(r) if r.class == FailureClass::Node => r.unreported,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unreported.len(), 1, "one node failure");
+    assert!(
+        unreported[0] >= ran.mul_f64(0.9),
+        "{:?} of the {ran:?} run since the drain counted",
+        unreported[0]
+    );
+    ck.finish().unwrap();
+}

@@ -398,8 +398,14 @@ impl CheckpointerBuilder {
             .tiers
             .start_drains(&storage, &pins, self.keep_last, undrained)?;
         let lower = tiers.as_ref().map_or_else(Vec::new, Tiers::lower_storages);
-        let mut adaptive =
-            Adaptive::open(&storage, lower, self.model, self.policy, self.listeners)?;
+        let mut adaptive = Adaptive::open(
+            &storage,
+            lower,
+            self.model,
+            self.policy,
+            self.listeners,
+            self.tiers.drain_every,
+        )?;
         // An automatic policy resumes what it applied before a restart;
         // the configured scheme and interval are where a new store starts.
         let (plan, interval) = match adaptive.advisor().in_force() {

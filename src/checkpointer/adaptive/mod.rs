@@ -86,16 +86,20 @@ impl Adaptive {
     /// means the first tier was lost with it (emptied or replaced: the
     /// node was lost): a [`FailureClass::Node`] failure. A lower tier that
     /// fails here is reported as a storage error and never fails the
-    /// build.
+    /// build. `drain_every` is the configured drain ratio, which bounds
+    /// the running a lost first tier can take with it when no policy
+    /// applied another.
     pub(crate) fn open(
         storage: &Arc<dyn Storage>,
         lower: Vec<Arc<dyn Storage>>,
         config: ModelConfig,
         policy: Policy,
         listeners: Vec<Listener>,
+        drain_every: u32,
     ) -> Result<Self> {
         let mut lower_errors = 0u32;
         let mut stored = present(storage.as_ref(), MODEL_KEY)?;
+        let loaded_below = stored.is_none();
         for tier in &lower {
             if stored.is_some() {
                 break;
@@ -151,7 +155,14 @@ impl Adaptive {
         };
         if let Some(class) = class {
             let mut restart = RestartEvent::new(class);
-            restart.unreported = adaptive.unreported_running();
+            let below = (loaded_below && class == FailureClass::Node).then(|| {
+                adaptive
+                    .advisor
+                    .in_force()
+                    .and_then(|(plan, _)| plan.drain_every())
+                    .unwrap_or(drain_every)
+            });
+            restart.unreported = adaptive.unreported_running(below);
             adaptive.emit(restart.into());
             // Stored at once (on every tier, so that the loss of the first
             // tier never loses it either): a process that dies before its
