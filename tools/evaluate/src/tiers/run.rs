@@ -141,6 +141,8 @@ pub(crate) struct TierOutcome {
 /// the work, less one) is what the model should have predicted for it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Priced {
+    /// The interval priced (compute time).
+    pub(crate) interval: f64,
     /// Overhead over the work (wall/work − 1) and its standard error.
     pub(crate) overhead: f64,
     pub(crate) std_error: f64,
@@ -161,6 +163,7 @@ impl Priced {
         let e = ck.advisor().evaluate(ck.plan(), interval)?;
         let c = e.current;
         Some(Priced {
+            interval: interval.as_secs_f64(),
             overhead: c.overhead,
             std_error: c.std_error,
             stall: c.stall.as_secs_f64(),
@@ -622,9 +625,15 @@ fn life(
         }
     }
     or_crash!(ck.flush());
-    if spec.config != Config::Adaptive {
-        p.out.priced = Priced::of(&ck, spec.interval);
-    }
+    // The adaptive run is priced at the plan and interval it ended on.
+    let interval = match spec.config {
+        Config::Adaptive => ck
+            .advisor()
+            .in_force()
+            .map_or(spec.interval, |(_, every)| every),
+        _ => spec.interval,
+    };
+    p.out.priced = Priced::of(&ck, interval);
     or_crash!(ck.finish());
     alive!();
     p.out.checks.push((job.meta.step, digest(&job)));
