@@ -568,6 +568,28 @@ mod tests {
     }
 
     #[test]
+    fn a_process_that_fails_before_its_first_checkpoint_counts_its_running() {
+        let store = MemStorage::new();
+        drop(open(&store, Policy::fixed())); // a crash before anything
+        let crashed = open(&store, Policy::fixed());
+        let ran = Duration::from_millis(60);
+        std::thread::sleep(ran);
+        drop(crashed); // ran 60 ms after its restart, then crashed
+        let mut ck = open(&store, Policy::fixed());
+        let unreported: Vec<Option<Duration>> = ck
+            .subscribe()
+            .try_iter()
+            .filter_map(|e| match e {
+                Event::Restart(r) => Some(r.unreported),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(unreported.len(), 1);
+        let counted = unreported[0].expect("the running is counted");
+        assert!(counted >= ran && counted < ran * 20, "{counted:?}");
+    }
+
+    #[test]
     fn a_restart_goes_on_with_the_trial_the_crash_cut_short() {
         let policy = Policy::adaptive()
             .allow(&[Scheme::Full, Scheme::CopyOnWrite])

@@ -101,8 +101,8 @@ impl Adaptive {
     /// since, which also holds the downtime (a relaunch may take minutes),
     /// so no more than the most running that can go unreported under the
     /// save rule: a checkpoint's persist after its capture, the longest
-    /// gap between two saves, and the saving thread's poll. `None` without
-    /// a stored time or a period.
+    /// gap between two saves, and the saving thread's poll (before any
+    /// checkpoint, the MTBF). `None` without a stored time.
     ///
     /// The bound, not half of it: where failures come every few
     /// checkpoints the running past the newest report is most of a period
@@ -126,7 +126,14 @@ impl Adaptive {
             .as_secs_f64();
         let summary = self.advisor.summary();
         if summary.checkpoints == 0 {
-            return None;
+            // No period to bound it by: a process that failed before its
+            // first checkpoint ran at most the time since the restart
+            // before it, and counting nothing made every such failure one
+            // of zero running (three of them in the first second of an
+            // evaluation at an MTBF of 0.8 s). The MTBF bounds what a
+            // slow relaunch adds.
+            let most = self.advisor.model().mtbf_secs();
+            return Duration::try_from_secs_f64(since_report.min(most)).ok();
         }
         let count = summary.checkpoints as f64;
         let period = (summary.total_compute + summary.total_stall).as_secs_f64() / count;
