@@ -70,6 +70,7 @@
 //! Every static configuration uses copy-on-write at one interval, Young's
 //! `√(2·P·M')` in compute time, where `P` is the probed time for a
 //! copy-on-write checkpoint to become durable on the tier it commits on
+//! (the median of three probes)
 //! and `M'` the combined MTBF of the failures that roll the job back to
 //! that interval's checkpoints:
 //!
@@ -215,34 +216,34 @@ fn setup(
 ) -> Result<Setup, BoxError> {
     let kernel = *kernels.first().ok_or("no kernel")?;
     let step = w.phases.first().map_or(Duration::ZERO, |p| p.step_time);
-    // Three probes, their median: one probe's median of four checkpoints
-    // still moved by 3x between runs on this disk, and `M` sets the
-    // run's length.
-    let mut fulls = Vec::new();
-    for _ in 0..3 {
-        let quick = step.max(Duration::from_millis(100));
-        fulls.push(probe(w, kernel, Scheme::Full, quick, root)?.persist);
-    }
-    let full = crate::calibration::Probed {
-        stall: 0.0,
-        persist: crate::calibration::median(&fulls),
+    // Three probes, their median, for every probed time: one probe's
+    // median of four checkpoints still moved by 3x between runs on this
+    // disk (the remote copy-on-write probe by 7x, 80-548 ms, and with it
+    // remote-only's interval), and `M` sets the run's length.
+    let persist = |w: &Workload, scheme: Scheme, interval: Duration| {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            times.push(probe(w, kernel, scheme, interval, root)?.persist);
+        }
+        Ok::<_, BoxError>(crate::calibration::median(&times))
     };
+    let full = persist(w, Scheme::Full, step.max(Duration::from_millis(100)))?;
     let mtbf = o
         .mtbf
-        .unwrap_or(full.persist / (2.0 * YOUNG_SHARE * YOUNG_SHARE));
-    let tau0 = Duration::from_secs_f64((2.0 * full.persist * mtbf).sqrt());
-    let local = probe(w, kernel, Scheme::CopyOnWrite, tau0, root)?;
+        .unwrap_or(full / (2.0 * YOUNG_SHARE * YOUNG_SHARE));
+    let tau0 = Duration::from_secs_f64((2.0 * full * mtbf).sqrt());
+    let local = persist(w, Scheme::CopyOnWrite, tau0)?;
     let mut slow = w.clone();
     slow.slowdown = o.remote_slowdown;
-    let remote = probe(&slow, kernel, Scheme::CopyOnWrite, tau0, root)?;
+    let remote = persist(&slow, Scheme::CopyOnWrite, tau0)?;
     let all = 1.0 / (1.0 / mtbf + 1.0 / (NODE_RATIO.0 * mtbf));
     let young = |p: f64, m: f64| Duration::from_secs_f64((2.0 * p * m).sqrt().max(1e-3));
     let intervals: Vec<Duration> = CONFIGS
         .iter()
         .map(|c| match c {
-            Config::RemoteOnly => young(remote.persist, all),
-            Config::LocalOnly => young(local.persist, mtbf),
-            _ => young(local.persist, all),
+            Config::RemoteOnly => young(remote, all),
+            Config::LocalOnly => young(local, mtbf),
+            _ => young(local, all),
         })
         .collect();
     let work = (WORK_IN_MTBFS * mtbf).min(MAX_WORK) * o.scale;
@@ -252,16 +253,16 @@ fn setup(
     println!(
         "    probes: full on local durable after {:.1} ms; copy-on-write durable after {:.1} ms local, \
          {:.1} ms remote (slowdown {})",
-        full.persist * 1e3,
-        local.persist * 1e3,
-        remote.persist * 1e3,
+        full * 1e3,
+        local * 1e3,
+        remote * 1e3,
         o.remote_slowdown
     );
     println!(
         "    process MTBF M = {mtbf:.2} s ({}full local = {:.0} % of Young's {:.2} s), node MTBF {:.1} s \
          (then {:.1} s in the worsening scenario); {work:.1} s of work in {} steps",
         if o.mtbf.is_some() { "--mtbf; " } else { "" },
-        100.0 * (full.persist / (2.0 * mtbf)).sqrt(),
+        100.0 * (full / (2.0 * mtbf)).sqrt(),
         tau0.as_secs_f64(),
         NODE_RATIO.0 * mtbf,
         NODE_RATIO.1 * mtbf,
