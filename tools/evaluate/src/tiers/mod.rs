@@ -228,9 +228,7 @@ fn setup(
         Ok::<_, BoxError>(crate::calibration::median(&times))
     };
     let full = persist(w, Scheme::Full, step.max(Duration::from_millis(100)))?;
-    let mtbf = o
-        .mtbf
-        .unwrap_or(full / (2.0 * YOUNG_SHARE * YOUNG_SHARE));
+    let mtbf = o.mtbf.unwrap_or(full / (2.0 * YOUNG_SHARE * YOUNG_SHARE));
     let tau0 = Duration::from_secs_f64((2.0 * full * mtbf).sqrt());
     let local = persist(w, Scheme::CopyOnWrite, tau0)?;
     let mut slow = w.clone();
