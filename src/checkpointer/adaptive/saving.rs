@@ -115,8 +115,8 @@ impl Adaptive {
     /// periods (or the checkpoints per drain seen so far, if more) and a
     /// drain's time. Without it a lost first tier took the running since
     /// the last drain with it while the failures (saved on every tier at
-    /// each restart) stayed: with node failures every few drains, the
-    /// process MTBF was priced at 0.53–0.70 s where 0.8 s was true.
+    /// each restart) stayed, and every node failure undercounted the
+    /// running before it.
     ///
     /// [`Advisor::reported_until`]: crate::model::Advisor::reported_until
     pub(super) fn unreported_running(&self, drain_every_below: Option<u32>) -> Option<Duration> {

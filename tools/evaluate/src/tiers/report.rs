@@ -216,8 +216,9 @@ pub(crate) fn print_seed(s: &SeedResult, verbose: bool) {
 /// overhead measured (counted time over the work, less one) beside the
 /// overhead the model prices the run's plan at, at its interval, from
 /// what that run's own checkpointer learnt (the adaptive run: the plan
-/// and interval it ended on, against a run that also paid for learning); and the parts of the price
-/// (per checkpoint, per failure, the MTBF), means over the seeds. With a
+/// and interval it ended on, against a run that also paid for
+/// learning); and the parts of the price (per checkpoint, per failure,
+/// the MTBF of both classes), means over the seeds. With a
 /// change of the node rate, the overhead measured from the change on is
 /// shown too: the model prices the recent node rate.
 fn print_calibration(seeds: &[SeedResult]) {
@@ -226,7 +227,7 @@ fn print_calibration(seeds: &[SeedResult]) {
          (± standard error), per seed; then the price's parts (means over seeds)\n"
     );
     println!(
-        "| configuration | measured / priced per seed | interval | stall | persist | restart | MTBF priced |"
+        "| configuration | measured / priced per seed | interval | stall | persist | restart | MTBF priced (both classes) |"
     );
     println!("|---|---|---|---|---|---|---|");
     for (i, config) in CONFIGS.iter().enumerate() {

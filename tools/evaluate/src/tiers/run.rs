@@ -130,8 +130,8 @@ pub(crate) struct TierOutcome {
     /// When the run was cut at the cap: the step it had reached.
     pub(crate) cut: Option<u64>,
     /// The model's price of the run's own plan at its interval, from what
-    /// its checkpointer learnt over the whole run (static runs that
-    /// finished).
+    /// its checkpointer learnt over the whole run (runs that finished; the
+    /// adaptive one at the plan and interval it ended on).
     pub(crate) priced: Option<Priced>,
 }
 
@@ -152,8 +152,8 @@ pub(crate) struct Priced {
     /// Per failure: the restart (restore, relaunch, and the lag of the
     /// checkpoint in flight).
     pub(crate) restart: f64,
-    /// The MTBF priced against the first tier (process failures with
-    /// tiers, every failure without).
+    /// The MTBF of both failure classes together, as the model estimates
+    /// it (`Evaluation::mtbf_secs`), whatever the tiers.
     pub(crate) mtbf: f64,
 }
 
