@@ -406,6 +406,11 @@ impl CheckpointerBuilder {
             self.listeners,
             self.tiers.drain_every,
         )?;
+        adaptive.set_persist_queue(
+            u32::try_from(self.max_in_flight)
+                .unwrap_or(u32::MAX)
+                .saturating_add(1),
+        );
         // An automatic policy resumes what it applied before a restart;
         // the configured scheme and interval are where a new store starts.
         let (plan, interval) = match adaptive.advisor().in_force() {

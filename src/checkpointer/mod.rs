@@ -227,6 +227,7 @@ impl Checkpointer {
         }
         self.next_seq += 1;
         self.last_captured = Some(ident.id);
+        let submitted = Instant::now();
         let durable = match self.persister.submit(job) {
             Ok(Submitted::Persisted(persisted)) => {
                 self.on_commit(*persisted, work)?;
@@ -248,6 +249,7 @@ impl Checkpointer {
                 // Everything this call blocked for: bookkeeping of earlier
                 // commits, the snapshot, and waiting for room in the queue.
                 work.blocked = Some(entered.elapsed());
+                work.queue_wait = submitted.elapsed();
                 self.queued_work.push_back(work);
                 false
             }

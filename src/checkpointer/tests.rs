@@ -379,3 +379,43 @@ fn the_model_is_saved_off_the_callers_thread() {
         "finish removes the marker"
     );
 }
+
+#[test]
+fn a_capture_that_waits_for_the_persist_queue_reports_the_wait_apart() {
+    let mut ck = Checkpointer::builder()
+        .storage(slow(60))
+        .scheme(Scheme::CopyOnWrite)
+        .max_in_flight(1)
+        .build()
+        .expect("valid");
+    let events = ck.subscribe();
+    let mut state = vec![1u64; 1024];
+    // Back to back: the first persists, the second queues, the third
+    // waits for the first to finish.
+    for step in 0..3 {
+        state[0] = step;
+        ck.checkpoint(step, &mut state).expect("checkpoint");
+    }
+    ck.flush().expect("flush");
+    let checkpoints: Vec<_> = events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Checkpoint(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(checkpoints.len(), 3);
+    assert!(checkpoints[0].queue_wait < Duration::from_millis(10));
+    let third = &checkpoints[2];
+    assert!(
+        third.queue_wait >= Duration::from_millis(30),
+        "{:?}",
+        third.queue_wait
+    );
+    assert!(third.queue_wait <= third.stall);
+    // What the capture itself cost stays small: the wait is not its own.
+    assert!(
+        third.stall - third.queue_wait < Duration::from_millis(30),
+        "{third:?}"
+    );
+}

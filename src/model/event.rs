@@ -49,9 +49,16 @@ pub struct CheckpointEvent {
     pub compute_beside_both: Duration,
     /// Time the computation was blocked by this checkpoint.
     pub stall: Duration,
-    /// Time from the start of the checkpoint until it was durable. For a
-    /// synchronous scheme it equals `stall`; for copy-on-write it runs on
-    /// in the background after the stall.
+    /// Of `stall`, the time the capture waited for room in the background
+    /// persist queue because earlier copy-on-write checkpoints were still
+    /// persisting (zero for the synchronous schemes). It depends on the
+    /// interval and on what persisted before, not on this checkpoint's
+    /// size, so the model prices it from persist times and the interval
+    /// rather than learning it as this checkpoint's cost.
+    pub queue_wait: Duration,
+    /// Time from the start of the checkpoint until it was durable (its
+    /// `queue_wait` included). For a synchronous scheme it equals `stall`;
+    /// for copy-on-write it runs on in the background after the stall.
     pub persist: Duration,
     /// Size of the whole state, uncompressed.
     pub logical_bytes: u64,
@@ -97,6 +104,7 @@ impl CheckpointEvent {
             steps_beside_both: 0,
             compute_beside_both: Duration::ZERO,
             stall: Duration::ZERO,
+            queue_wait: Duration::ZERO,
             persist: Duration::ZERO,
             logical_bytes: 0,
             dirty_bytes: 0,
@@ -106,6 +114,21 @@ impl CheckpointEvent {
             tier: 0,
             full_base: false,
         }
+    }
+
+    /// The stall less the wait for room in the persist queue: what this
+    /// checkpoint itself blocked the computation for.
+    pub(crate) fn own_stall(&self) -> Duration {
+        self.stall.saturating_sub(self.queue_wait)
+    }
+
+    /// The persist less the wait for room in the persist queue (at least
+    /// [`own_stall`](Self::own_stall)): how long this checkpoint itself
+    /// took to become durable.
+    pub(crate) fn own_persist(&self) -> Duration {
+        self.persist
+            .saturating_sub(self.queue_wait)
+            .max(self.own_stall())
     }
 }
 

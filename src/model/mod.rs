@@ -194,6 +194,11 @@ impl Advisor {
         &self.model
     }
 
+    /// See [`CostModel::set_persist_queue`].
+    pub(crate) fn set_persist_queue(&mut self, captures: u32) {
+        self.model.set_persist_queue(captures);
+    }
+
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy

@@ -263,7 +263,9 @@ impl Adaptive {
         event.steps_beside_both = work.both_steps;
         event.compute_beside_both = work.both_compute;
         event.stall = committed.stall + work.overhead;
-        event.persist = committed.persist.max(event.stall);
+        event.queue_wait = work.queue_wait.min(event.stall);
+        // Durable after the wait for the queue and the write.
+        event.persist = (committed.persist + event.queue_wait).max(event.stall);
         event.logical_bytes = committed.info.logical_bytes;
         // What changed since the previous checkpoint, not what this one
         // stored: a full checkpoint stores everything, but the model learns
@@ -407,6 +409,11 @@ impl Adaptive {
         &self.advisor
     }
 
+    /// See [`Advisor::set_persist_queue`].
+    pub(crate) fn set_persist_queue(&mut self, captures: u32) {
+        self.advisor.set_persist_queue(captures);
+    }
+
     /// What the advisor decided after the last commit.
     pub(crate) fn last_decision(&self) -> Option<&Decision> {
         self.last_decision.as_ref()
@@ -451,6 +458,8 @@ pub(crate) struct Work {
     /// For a checkpoint persisted in the background: how long the call
     /// that captured it blocked the computation.
     pub blocked: Option<Duration>,
+    /// Of `blocked`, how long it waited for room in the persist queue.
+    pub queue_wait: Duration,
 }
 
 /// Logs the decisions, restarts and storage errors among the events with

@@ -154,7 +154,15 @@ pub struct CostModel {
     pub(super) learned: Learned,
     /// Change-point detectors of the workload (not persisted).
     pub(super) changes: ChangePoints,
+    /// Copy-on-write checkpoints that can be captured while an earlier
+    /// one persists before a capture waits for room: the one persisting
+    /// plus the queue's (not persisted: the checkpointer's configuration).
+    pub(super) persist_queue: u32,
 }
+
+/// [`CostModel::persist_queue`] under the checkpointer's default
+/// `max_in_flight` of one.
+const DEFAULT_PERSIST_QUEUE: u32 = 2;
 
 /// Two models are equal when they hold the same configuration and learned
 /// the same; the change detectors are the run's transient state.
@@ -194,6 +202,7 @@ impl CostModel {
             config,
             learned,
             changes: ChangePoints::default(),
+            persist_queue: DEFAULT_PERSIST_QUEUE,
         }
     }
 
@@ -208,13 +217,24 @@ impl CostModel {
             config,
             learned,
             changes: ChangePoints::default(),
+            persist_queue: DEFAULT_PERSIST_QUEUE,
         }
+    }
+
+    /// Tells the model how many copy-on-write checkpoints a checkpointer
+    /// captures while an earlier one persists before a capture waits:
+    /// its `max_in_flight` plus the one persisting.
+    pub(crate) fn set_persist_queue(&mut self, captures: u32) {
+        self.persist_queue = captures.max(1);
     }
 
     /// The same learned state under `config` (the change detectors start
     /// over, as on a resume).
     pub(crate) fn reconfigured(self, config: ModelConfig) -> Self {
-        Self::resume(config, self.learned)
+        let queue = self.persist_queue;
+        let mut model = Self::resume(config, self.learned);
+        model.persist_queue = queue;
+        model
     }
 
     /// Changes of the workload (step time, dirtying rate) or of what
@@ -281,10 +301,7 @@ impl CostModel {
         self.relearn_what_changed(e);
         let l = &mut self.learned;
         let seen = l.summary.checkpoints;
-        let (stall, persist) = (
-            e.stall.as_secs_f64(),
-            e.persist.as_secs_f64().max(e.stall.as_secs_f64()),
-        );
+        let (stall, persist) = (e.own_stall().as_secs_f64(), e.own_persist().as_secs_f64());
         let (dirty, logical) = (e.dirty_bytes as f64, e.logical_bytes as f64);
         let compute = e.compute.as_secs_f64();
         let scheme = learnt_as(e);
@@ -478,7 +495,7 @@ impl CostModel {
             let fraction = (e.dirty_bytes as f64 / logical).clamp(1e-9, 1.0 - 1e-9);
             (-(-fraction).ln_1p() / compute).ln()
         });
-        let persist = e.persist.as_secs_f64().max(e.stall.as_secs_f64());
+        let persist = e.own_persist().as_secs_f64();
         // Against the scheme's own persist fit, on what it stored (as the
         // fit is fed below), once the fit has a few points.
         let scheme = learnt_as(e);

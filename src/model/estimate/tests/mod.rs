@@ -632,3 +632,63 @@ fn a_third_checkpoint_does_not_make_a_scheme_look_less_known() {
         assert!(confidence(n) > 0.9, "{n} incrementals: {}", confidence(n));
     }
 }
+
+#[test]
+fn a_background_full_base_holds_up_the_captures_that_follow_it() {
+    // Copy-on-write increments of 1 % that persist in 5 ms and, every
+    // 16th, a full base that persists in 0.4 s: on average the cycle's
+    // persists take 30 ms, and at an MTBF of 2 s they alone would ask
+    // for a checkpoint every ~0.1 s, where the base holds up the next
+    // captures for 0.2 s.
+    let feed = |m: &mut CostModel| {
+        for i in 0..32u32 {
+            let base = i % 16 == 0;
+            let stored = if base { GIB } else { 0.01 * GIB };
+            let Event::Checkpoint(mut e) = event(
+                Scheme::CopyOnWrite,
+                0.1,
+                0.0005,
+                0.001 + 0.4 * stored / GIB,
+                GIB,
+                0.01 * GIB,
+                1 + i % 16,
+            ) else {
+                unreachable!()
+            };
+            e.bytes_written = stored as u64;
+            m.observe(&e.into());
+        }
+    };
+    let constraints = Constraints {
+        allowed: SchemeSet::of(&[Scheme::CopyOnWrite]),
+        ..Constraints::default()
+    };
+    let plan = Plan::with_full_every(Scheme::CopyOnWrite, 16);
+    let evaluate = |queue: Option<u32>| {
+        // Persists on a spare core, barely slowing the computation.
+        let mut config = ModelConfig::with_mtbf(Duration::from_secs(2));
+        config.background_interference = 0.05;
+        let mut m = CostModel::new(config);
+        if let Some(q) = queue {
+            m.set_persist_queue(q);
+        }
+        feed(&mut m);
+        m.evaluate(plan, secs(0.1), &constraints).expect("observed")
+    };
+    // The checkpointer's default: the base persisting and one more
+    // capture queued; the third capture after the base waits for it,
+    // 0.2 s per cycle of 16.
+    let short = evaluate(None);
+    let waits_alone = (0.4 - 0.2) / 16.0 / 0.1;
+    // With room for every capture of the cycle nothing waits: the same
+    // plan at the same interval is cheaper by about those waits, and the
+    // best interval is shorter.
+    let roomy = evaluate(Some(64));
+    let gap = short.current.overhead - roomy.current.overhead;
+    assert!(gap >= 0.8 * waits_alone, "{gap} < {waits_alone}");
+    let (tuned, tuned_roomy) = (
+        short.current_tuned.interval.as_secs_f64(),
+        roomy.current_tuned.interval.as_secs_f64(),
+    );
+    assert!(tuned > 1.2 * tuned_roomy, "{tuned} vs {tuned_roomy}");
+}
