@@ -222,6 +222,7 @@ impl Checkpointer {
             dirty_pages = job.pages().1
         );
         let mut work = std::mem::take(&mut self.work);
+        work.first_capture = self.last_captured.is_none();
         if work.steps == 0 {
             work.compute = self.last_checkpoint_at.elapsed();
         }

@@ -419,3 +419,63 @@ fn a_capture_that_waits_for_the_persist_queue_reports_the_wait_apart() {
         "{third:?}"
     );
 }
+
+#[test]
+fn the_first_trial_measures_how_fast_the_state_changes_one_step_later() {
+    let build = |store: MemStorage| {
+        Checkpointer::builder()
+            .storage(store)
+            .every(Duration::from_secs(3_600))
+            .mtbf(Duration::from_secs(60))
+            .policy(Policy::adaptive().exploration(0.0))
+            .build()
+            .expect("valid")
+    };
+    let store = MemStorage::new();
+    let mut ck = build(store.clone());
+    let events = ck.subscribe();
+    let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 64 * 1024], 1024);
+    // The first capture finds the whole state new; the second, one step
+    // after the first is durable, measures how much a step changes.
+    let step = |g: &mut PagedVec<u64>, i: usize| {
+        g[i] += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    ck.scope(0, &mut grid, |g| step(g, 0)).expect("scope");
+    ck.flush().expect("flush");
+    ck.scope(1, &mut grid, |g| step(g, 5000)).expect("scope");
+    ck.flush().expect("flush");
+    let checkpoints = |events: &std::sync::mpsc::Receiver<Event>| -> Vec<_> {
+        events
+            .try_iter()
+            .filter_map(|e| match e {
+                Event::Checkpoint(c) if c.tier == 0 => Some(c),
+                _ => None,
+            })
+            .collect()
+    };
+    let seen = checkpoints(&events);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].first_capture);
+    assert_eq!(seen[0].dirty_bytes, seen[0].logical_bytes);
+    assert!(!seen[1].first_capture);
+    assert_eq!(seen[1].steps, 1);
+    assert!(seen[1].dirty_bytes < seen[1].logical_bytes / 10);
+    // Now the interval rests on a measured rate: not one step again.
+    ck.scope(2, &mut grid, |g| step(g, 9000)).expect("scope");
+    assert!(!ck.is_due());
+    ck.finish().expect("finish");
+    // A restored state's first capture compares with what was restored.
+    let mut ck = build(store);
+    let events = ck.subscribe();
+    let mut grid = ck
+        .restore_latest::<PagedVec<u64>>()
+        .expect("restore")
+        .expect("a checkpoint")
+        .state;
+    grid[0] += 1;
+    ck.checkpoint(3, &mut grid).expect("checkpoint");
+    ck.flush().expect("flush");
+    let seen = checkpoints(&events);
+    assert!(!seen[0].first_capture, "{seen:?}");
+}

@@ -85,6 +85,11 @@ pub struct CheckpointEvent {
     /// `scheme` is then [`Scheme::Incremental`], and the model prices the
     /// checkpoint as a full one, since it stores the whole state.
     pub full_base: bool,
+    /// True for a process's first capture of a state it did not restore:
+    /// with no earlier capture to compare against, its `dirty_bytes` is
+    /// the whole state, which says nothing about how fast the computation
+    /// changes it, so the model learns no dirtying rate from it.
+    pub first_capture: bool,
 }
 
 impl CheckpointEvent {
@@ -113,6 +118,7 @@ impl CheckpointEvent {
             chain_length: 1,
             tier: 0,
             full_base: false,
+            first_capture: false,
         }
     }
 

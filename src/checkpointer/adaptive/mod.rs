@@ -278,6 +278,7 @@ impl Adaptive {
             committed.changed_bytes as f64 / committed.bytes_written as f64
         };
         event.chain_length = committed.info.chain_len;
+        event.first_capture = work.first_capture;
         self.emit(event.into());
         self.commits_since_save += 1;
         let decision = self.advisor.advise(plan, interval);
@@ -460,6 +461,8 @@ pub(crate) struct Work {
     pub blocked: Option<Duration>,
     /// Of `blocked`, how long it waited for room in the persist queue.
     pub queue_wait: Duration,
+    /// The checkpoint's capture had no earlier one to compare against.
+    pub first_capture: bool,
 }
 
 /// Logs the decisions, restarts and storage errors among the events with

@@ -330,7 +330,9 @@ impl CostModel {
         l.pooled.observe(e.bytes_written as f64, logical, persist);
         let quick = self.config.workload_forgetting;
         l.logical.observe(logical, quick);
-        l.dirty.observe(dirty, quick);
+        if !e.first_capture {
+            l.dirty.observe(dirty, quick);
+        }
         if e.compression_ratio > 0.0 {
             l.ratio.observe(e.compression_ratio, quick);
         }
@@ -340,7 +342,7 @@ impl CostModel {
             if e.steps > 0 {
                 l.step_secs.observe(compute / e.steps as f64, quick);
             }
-            if logical > 0.0 {
+            if logical > 0.0 && !e.first_capture {
                 l.dirty_fraction
                     .observe((dirty / logical).clamp(0.0, 1.0), quick);
                 l.dirty_interval.observe(compute, quick);
@@ -491,7 +493,7 @@ impl CostModel {
         // plan adds (a plan that persists in the background slows the steps
         // beside it, and switching to it is no change of the workload).
         let log_step = idle_step_secs(e).map(f64::ln);
-        let log_dirty_rate = (compute > 0.0 && logical > 0.0).then(|| {
+        let log_dirty_rate = (compute > 0.0 && logical > 0.0 && !e.first_capture).then(|| {
             let fraction = (e.dirty_bytes as f64 / logical).clamp(1e-9, 1.0 - 1e-9);
             (-(-fraction).ln_1p() / compute).ln()
         });

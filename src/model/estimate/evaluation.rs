@@ -84,6 +84,10 @@ pub struct Evaluation {
     /// process ([`CostModel::changes_detected`](crate::model::CostModel::changes_detected)): a policy
     /// treats the checkpoints between two detections as one phase.
     pub changes_detected: u64,
+    /// Whether a checkpoint has measured how fast the state changes (one
+    /// captured after an earlier capture). Until then every plan is
+    /// priced as if the whole state were dirty at any interval.
+    pub dirtiness_measured: bool,
 }
 
 impl Evaluation {

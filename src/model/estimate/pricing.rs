@@ -507,10 +507,12 @@ impl CostModel {
             mean: per_written.mean / ratio,
             half_width: per_written.half_width / ratio,
         };
+        let logical = l.logical.get().unwrap_or(0.0);
         Some(Pricer {
             config: &self.config,
-            logical: l.logical.get().unwrap_or(0.0),
-            dirty: l.dirty.get().unwrap_or(0.0),
+            logical,
+            // Unmeasured (only a first capture seen): the whole state.
+            dirty: l.dirty.get().unwrap_or(logical),
             dirty_rate: l.dirty_rate(),
             ratio,
             chain: l.chain.get().unwrap_or(1.0),

@@ -117,8 +117,16 @@ impl PolicyState {
             self.phase.spend();
         }
         // A trial runs its scheme where it would run: at the model's best
-        // interval for it, re-estimated as the trial measures it.
-        if let Some(trial) = self.trial.as_mut().filter(|_| exploring) {
+        // interval for it, re-estimated as the trial measures it. Until a
+        // checkpoint has measured how fast the state changes, that
+        // interval prices every checkpoint as the whole state; the trial
+        // stays at the interval it began with (the first trial's: one
+        // step), where a checkpoint costs least and measures the rate.
+        if let Some(trial) = self
+            .trial
+            .as_mut()
+            .filter(|_| exploring && eval.dirtiness_measured)
+        {
             let best = Scheme::from_code(trial.scheme).and_then(|s| best_interval(eval, s));
             if let Some(every) = best.filter(|d| !d.is_zero()) {
                 trial.interval_secs = every.as_secs_f64();

@@ -692,3 +692,39 @@ fn a_background_full_base_holds_up_the_captures_that_follow_it() {
     );
     assert!(tuned > 1.2 * tuned_roomy, "{tuned} vs {tuned_roomy}");
 }
+
+#[test]
+fn a_first_capture_teaches_no_dirtying_rate() {
+    let mut m = model(1);
+    // A fresh state's first capture: everything is new after 20 ms.
+    let Event::Checkpoint(mut first) = event(Scheme::CopyOnWrite, 0.02, 0.001, 0.4, GIB, GIB, 1)
+    else {
+        unreachable!()
+    };
+    first.first_capture = true;
+    m.observe(&first.into());
+    let constraints = Constraints::default();
+    let eval = m
+        .evaluate(Plan::only(Scheme::CopyOnWrite), secs(1.0), &constraints)
+        .expect("observed");
+    assert!(!eval.dirtiness_measured);
+    // Unmeasured, every interval is priced at the whole state.
+    assert!(m.pricer().expect("observed").dirty_at(1.0) > 0.99 * GIB);
+    // Then 1 % a second: that is the rate, not a mean with "everything
+    // after 20 ms".
+    m.observe(&event(
+        Scheme::CopyOnWrite,
+        1.0,
+        0.001,
+        0.02,
+        GIB,
+        0.01 * GIB,
+        2,
+    ));
+    let eval = m
+        .evaluate(Plan::only(Scheme::CopyOnWrite), secs(1.0), &constraints)
+        .expect("observed");
+    assert!(eval.dirtiness_measured);
+    let d = m.pricer().expect("observed").dirty_at(1.0) / GIB;
+    assert!((0.009..0.011).contains(&d), "{d}");
+}

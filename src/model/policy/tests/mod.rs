@@ -70,6 +70,7 @@ fn evaluation(checkpoints: u64, recommendations: Vec<Recommendation>) -> Evaluat
             status(Scheme::CopyOnWrite, None),
         ],
         changes_detected: 0,
+        dirtiness_measured: true,
     }
 }
 
