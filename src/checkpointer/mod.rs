@@ -252,6 +252,7 @@ impl Checkpointer {
                 work.blocked = Some(entered.elapsed());
                 work.queue_wait = submitted.elapsed();
                 self.queued_work.push_back(work);
+                self.hold_while_measuring();
                 false
             }
             Err(e) => {
@@ -408,6 +409,18 @@ impl Checkpointer {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// During a trial that has not yet measured how fast the state changes
+    /// (its checkpoints come one step after the last is durable), no
+    /// checkpoint is due while the one just captured persists: it is the
+    /// measurement, and more at one step would only queue behind it.
+    fn hold_while_measuring(&mut self) {
+        if let Some(trial) = &self.exploring
+            && !self.adaptive.advisor().model().dirtiness_measured()
+        {
+            self.interval = trial.resume_interval;
         }
     }
 

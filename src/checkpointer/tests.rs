@@ -422,7 +422,7 @@ fn a_capture_that_waits_for_the_persist_queue_reports_the_wait_apart() {
 
 #[test]
 fn the_first_trial_measures_how_fast_the_state_changes_one_step_later() {
-    let build = |store: MemStorage| {
+    let build = |store: Slow| {
         Checkpointer::builder()
             .storage(store)
             .every(Duration::from_secs(3_600))
@@ -431,7 +431,8 @@ fn the_first_trial_measures_how_fast_the_state_changes_one_step_later() {
             .build()
             .expect("valid")
     };
-    let store = MemStorage::new();
+    // Packs take 30 ms to write: longer than a step.
+    let store = slow(30);
     let mut ck = build(store.clone());
     let events = ck.subscribe();
     let mut grid: PagedVec<u64> = PagedVec::from_slice_with_page_len(&[7; 64 * 1024], 1024);
@@ -444,7 +445,13 @@ fn the_first_trial_measures_how_fast_the_state_changes_one_step_later() {
     ck.scope(0, &mut grid, |g| step(g, 0)).expect("scope");
     ck.flush().expect("flush");
     ck.scope(1, &mut grid, |g| step(g, 5000)).expect("scope");
+    // While that measurement persists, no other checkpoint is due; once
+    // it is durable, the interval rests on a measured rate: not one step.
+    ck.scope(2, &mut grid, |g| step(g, 9000)).expect("scope");
+    assert!(!ck.is_due());
     ck.flush().expect("flush");
+    ck.scope(3, &mut grid, |g| step(g, 9000)).expect("scope");
+    assert!(!ck.is_due());
     let checkpoints = |events: &std::sync::mpsc::Receiver<Event>| -> Vec<_> {
         events
             .try_iter()
@@ -461,9 +468,6 @@ fn the_first_trial_measures_how_fast_the_state_changes_one_step_later() {
     assert!(!seen[1].first_capture);
     assert_eq!(seen[1].steps, 1);
     assert!(seen[1].dirty_bytes < seen[1].logical_bytes / 10);
-    // Now the interval rests on a measured rate: not one step again.
-    ck.scope(2, &mut grid, |g| step(g, 9000)).expect("scope");
-    assert!(!ck.is_due());
     ck.finish().expect("finish");
     // A restored state's first capture compares with what was restored.
     let mut ck = build(store);
@@ -474,7 +478,7 @@ fn the_first_trial_measures_how_fast_the_state_changes_one_step_later() {
         .expect("a checkpoint")
         .state;
     grid[0] += 1;
-    ck.checkpoint(3, &mut grid).expect("checkpoint");
+    ck.checkpoint(4, &mut grid).expect("checkpoint");
     ck.flush().expect("flush");
     let seen = checkpoints(&events);
     assert!(!seen[0].first_capture, "{seen:?}");

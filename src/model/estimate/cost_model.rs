@@ -244,6 +244,12 @@ impl CostModel {
         self.changes.found
     }
 
+    /// Whether a checkpoint has measured how fast the state changes (see
+    /// [`Evaluation::dirtiness_measured`](super::Evaluation::dirtiness_measured)).
+    pub fn dirtiness_measured(&self) -> bool {
+        self.learned.dirty_rate().is_some()
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &ModelConfig {
         &self.config

@@ -132,7 +132,7 @@ impl CostModel {
             checkpoints: seen,
             schemes,
             changes_detected: self.changes_detected(),
-            dirtiness_measured: self.learned.dirty_rate().is_some(),
+            dirtiness_measured: self.dirtiness_measured(),
         })
     }
 
