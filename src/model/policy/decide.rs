@@ -18,8 +18,10 @@ impl PolicyState {
     /// [`Policy::first_trial`] is on, copy-on-write is allowed and
     /// `current` does not use it already: a trial of copy-on-write whose
     /// first checkpoint is due after the first step (the smallest allowed
-    /// interval), and whose later ones follow the model's best interval
-    /// for it.
+    /// interval), whose second is due one step after the first is durable
+    /// (the first capture of a fresh state finds every page new; the
+    /// second measures how fast the computation changes it), and whose
+    /// later ones follow the model's best interval for it.
     ///
     /// Until its first checkpoint the model can price nothing, and all work
     /// done is at risk. Copy-on-write blocks the computation least of the
