@@ -10,6 +10,7 @@ use crate::scheme::{Job, Scheme, Writer, Written};
 use crate::storage::Storage;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A persisted checkpoint and what retention did after it.
 #[derive(Debug)]
@@ -48,9 +49,11 @@ impl Pipeline {
     /// is then unknown, so the checkpointer stops (see `Error::Poisoned`).
     pub(crate) fn persist(&mut self, job: Job) -> Result<Persisted> {
         let written = self.writer.persist(job)?;
-        let retention =
+        let started = Instant::now();
+        let mut retention =
             self.retention
                 .apply(self.storage.as_ref(), &written.manifest, &self.damaged)?;
+        retention.took = started.elapsed();
         Ok(Persisted {
             info: CheckpointInfo::of(&written.manifest),
             written,

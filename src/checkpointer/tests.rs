@@ -418,6 +418,8 @@ fn a_capture_that_waits_for_the_persist_queue_reports_the_wait_apart() {
         third.stall - third.queue_wait < Duration::from_millis(30),
         "{third:?}"
     );
+    // Retention ran on the persisting thread after each, and was timed.
+    assert!(checkpoints.iter().all(|c| c.retention > Duration::ZERO));
 }
 
 #[test]

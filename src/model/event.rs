@@ -90,6 +90,13 @@ pub struct CheckpointEvent {
     /// the whole state, which says nothing about how fast the computation
     /// changes it, so the model learns no dirtying rate from it.
     pub first_capture: bool,
+    /// How long retention took after this checkpoint was durable. For
+    /// copy-on-write it runs on the persisting thread, which starts the
+    /// next checkpoint's write only after it, so the model counts it in
+    /// the thread's time per checkpoint; for the synchronous schemes it
+    /// runs on the caller's thread, and the next checkpoint's `stall`
+    /// includes it.
+    pub retention: Duration,
 }
 
 impl CheckpointEvent {
@@ -119,6 +126,7 @@ impl CheckpointEvent {
             tier: 0,
             full_base: false,
             first_capture: false,
+            retention: Duration::ZERO,
         }
     }
 
@@ -128,13 +136,20 @@ impl CheckpointEvent {
         self.stall.saturating_sub(self.queue_wait)
     }
 
-    /// The persist less the wait for room in the persist queue (at least
-    /// [`own_stall`](Self::own_stall)): how long this checkpoint itself
-    /// took to become durable.
+    /// How long this checkpoint itself kept its persist busy: the persist
+    /// less the wait for room in the persist queue (at least
+    /// [`own_stall`](Self::own_stall)) and, for copy-on-write, the
+    /// retention pass the persisting thread runs after it.
     pub(crate) fn own_persist(&self) -> Duration {
+        let retention = if self.scheme == Scheme::CopyOnWrite {
+            self.retention
+        } else {
+            Duration::ZERO
+        };
         self.persist
             .saturating_sub(self.queue_wait)
             .max(self.own_stall())
+            .saturating_add(retention)
     }
 }
 

@@ -279,6 +279,7 @@ impl Adaptive {
         };
         event.chain_length = committed.info.chain_len;
         event.first_capture = work.first_capture;
+        event.retention = committed.retention.took;
         self.emit(event.into());
         self.commits_since_save += 1;
         let decision = self.advisor.advise(plan, interval);

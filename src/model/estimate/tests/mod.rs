@@ -728,3 +728,38 @@ fn a_first_capture_teaches_no_dirtying_rate() {
     let d = m.pricer().expect("observed").dirty_at(1.0) / GIB;
     assert!((0.009..0.011).contains(&d), "{d}");
 }
+
+#[test]
+fn copy_on_write_retention_counts_in_the_persisting_threads_time() {
+    let evaluate = |retention: f64| {
+        let mut m = model(1);
+        for i in 0..8u32 {
+            let Event::Checkpoint(mut e) = event(
+                Scheme::CopyOnWrite,
+                1.0,
+                0.001,
+                0.01,
+                GIB,
+                0.01 * GIB * (1.0 + f64::from(i % 3) * 0.1),
+                1 + i,
+            ) else {
+                unreachable!()
+            };
+            e.retention = secs(retention);
+            m.observe(&e.into());
+        }
+        let constraints = Constraints {
+            allowed: SchemeSet::of(&[Scheme::CopyOnWrite]),
+            ..Constraints::default()
+        };
+        m.evaluate(Plan::only(Scheme::CopyOnWrite), secs(1.0), &constraints)
+            .expect("observed")
+            .current
+            .persist
+            .as_secs_f64()
+    };
+    // The next write starts only after the pass: 10 ms + 30 ms a checkpoint.
+    let (without, with) = (evaluate(0.0), evaluate(0.03));
+    assert!((0.035..0.045).contains(&with), "{with}");
+    assert!((0.008..0.012).contains(&without), "{without}");
+}
