@@ -45,6 +45,39 @@ fn event(
     e.into()
 }
 
+/// A copy-on-write checkpoint of a 1 GiB state that stored `stored`
+/// bytes (a full base stores the whole state).
+fn cow_event(
+    compute: f64,
+    stall: f64,
+    persist: f64,
+    dirty: f64,
+    stored: f64,
+    chain: u32,
+) -> CheckpointEvent {
+    let Event::Checkpoint(mut e) = event(
+        Scheme::CopyOnWrite,
+        compute,
+        stall,
+        persist,
+        GIB,
+        dirty,
+        chain,
+    ) else {
+        unreachable!()
+    };
+    e.bytes_written = stored as u64;
+    e
+}
+
+/// Constraints that allow copy-on-write alone.
+fn cow_only() -> Constraints {
+    Constraints {
+        allowed: SchemeSet::of(&[Scheme::CopyOnWrite]),
+        ..Constraints::default()
+    }
+}
+
 fn model(mtbf_hours: u64) -> CostModel {
     CostModel::new(ModelConfig::with_mtbf(Duration::from_secs(
         mtbf_hours * 3_600,
@@ -542,24 +575,11 @@ fn copy_on_write_full_bases_are_written_in_the_background_too() {
         let base = i % 4 == 0;
         let stored = if base { GIB } else { 0.01 * GIB };
         let persist = 0.01 + stored / 1e9;
-        let Event::Checkpoint(mut e) = event(
-            Scheme::CopyOnWrite,
-            60.0,
-            0.002,
-            persist,
-            GIB,
-            0.01 * GIB,
-            if base { 1 } else { 1 + i % 4 },
-        ) else {
-            unreachable!()
-        };
-        e.bytes_written = stored as u64;
+        let chain = if base { 1 } else { 1 + i % 4 };
+        let e = cow_event(60.0, 0.002, persist, 0.01 * GIB, stored, chain);
         m.observe(&e.into());
     }
-    let constraints = Constraints {
-        allowed: SchemeSet::of(&[Scheme::CopyOnWrite]),
-        ..Constraints::default()
-    };
+    let constraints = cow_only();
     let eval = m
         .evaluate(
             Plan::with_full_every(Scheme::CopyOnWrite, 4),
@@ -644,25 +664,12 @@ fn a_background_full_base_holds_up_the_captures_that_follow_it() {
         for i in 0..32u32 {
             let base = i % 16 == 0;
             let stored = if base { GIB } else { 0.01 * GIB };
-            let Event::Checkpoint(mut e) = event(
-                Scheme::CopyOnWrite,
-                0.1,
-                0.0005,
-                0.001 + 0.4 * stored / GIB,
-                GIB,
-                0.01 * GIB,
-                1 + i % 16,
-            ) else {
-                unreachable!()
-            };
-            e.bytes_written = stored as u64;
+            let persist = 0.001 + 0.4 * stored / GIB;
+            let e = cow_event(0.1, 0.0005, persist, 0.01 * GIB, stored, 1 + i % 16);
             m.observe(&e.into());
         }
     };
-    let constraints = Constraints {
-        allowed: SchemeSet::of(&[Scheme::CopyOnWrite]),
-        ..Constraints::default()
-    };
+    let constraints = cow_only();
     let plan = Plan::with_full_every(Scheme::CopyOnWrite, 16);
     let evaluate = |queue: Option<u32>| {
         // Persists on a spare core, barely slowing the computation.
@@ -697,10 +704,7 @@ fn a_background_full_base_holds_up_the_captures_that_follow_it() {
 fn a_first_capture_teaches_no_dirtying_rate() {
     let mut m = model(1);
     // A fresh state's first capture: everything is new after 20 ms.
-    let Event::Checkpoint(mut first) = event(Scheme::CopyOnWrite, 0.02, 0.001, 0.4, GIB, GIB, 1)
-    else {
-        unreachable!()
-    };
+    let mut first = cow_event(0.02, 0.001, 0.4, GIB, GIB, 1);
     first.first_capture = true;
     m.observe(&first.into());
     let constraints = Constraints::default();
@@ -734,25 +738,12 @@ fn copy_on_write_retention_counts_in_the_persisting_threads_time() {
     let evaluate = |retention: f64| {
         let mut m = model(1);
         for i in 0..8u32 {
-            let Event::Checkpoint(mut e) = event(
-                Scheme::CopyOnWrite,
-                1.0,
-                0.001,
-                0.01,
-                GIB,
-                0.01 * GIB * (1.0 + f64::from(i % 3) * 0.1),
-                1 + i,
-            ) else {
-                unreachable!()
-            };
+            let dirty = 0.01 * GIB * (1.0 + f64::from(i % 3) * 0.1);
+            let mut e = cow_event(1.0, 0.001, 0.01, dirty, dirty, 1 + i);
             e.retention = secs(retention);
             m.observe(&e.into());
         }
-        let constraints = Constraints {
-            allowed: SchemeSet::of(&[Scheme::CopyOnWrite]),
-            ..Constraints::default()
-        };
-        m.evaluate(Plan::only(Scheme::CopyOnWrite), secs(1.0), &constraints)
+        m.evaluate(Plan::only(Scheme::CopyOnWrite), secs(1.0), &cow_only())
             .expect("observed")
             .current
             .persist
