@@ -43,9 +43,6 @@ pub struct RetentionReport {
     /// Packs no kept manifest references, left in place because a manifest
     /// of a newer format is in the store and may reference them.
     pub packs_spared: usize,
-    /// How long the pass took, when a checkpointer ran it after a commit
-    /// (zero otherwise).
-    pub took: std::time::Duration,
 }
 
 /// What a writer does after each commit to keep the store tidy.

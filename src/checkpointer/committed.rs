@@ -64,6 +64,7 @@ impl Committed {
             written,
             info,
             retention,
+            ..
         } = persisted;
         let stall = match blocked {
             Some(blocked) => blocked,

@@ -337,7 +337,8 @@ impl Checkpointer {
     /// the trial returns to), not the trial: what it decides is whether to
     /// leave that plan. An applied change ends the trial; otherwise the
     /// trial runs its course and the plan and interval in force resume.
-    fn on_commit(&mut self, persisted: Persisted, work: Work) -> Result<()> {
+    fn on_commit(&mut self, persisted: Persisted, mut work: Work) -> Result<()> {
+        work.retention = persisted.retention_took;
         let group = match &self.group {
             Some(coordinator) => match coordinator.vote(self.storage.as_ref(), &persisted.info) {
                 Ok(status) => Some(status),

@@ -10,7 +10,7 @@ use crate::scheme::{Job, Scheme, Writer, Written};
 use crate::storage::Storage;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A persisted checkpoint and what retention did after it.
 #[derive(Debug)]
@@ -18,6 +18,8 @@ pub(crate) struct Persisted {
     pub written: Written,
     pub info: CheckpointInfo,
     pub retention: RetentionReport,
+    /// How long retention took.
+    pub retention_took: Duration,
 }
 
 /// The writer and the retention that follows each of its commits.
@@ -50,14 +52,15 @@ impl Pipeline {
     pub(crate) fn persist(&mut self, job: Job) -> Result<Persisted> {
         let written = self.writer.persist(job)?;
         let started = Instant::now();
-        let mut retention =
+        let retention =
             self.retention
                 .apply(self.storage.as_ref(), &written.manifest, &self.damaged)?;
-        retention.took = started.elapsed();
+        let retention_took = started.elapsed();
         Ok(Persisted {
             info: CheckpointInfo::of(&written.manifest),
             written,
             retention,
+            retention_took,
         })
     }
 

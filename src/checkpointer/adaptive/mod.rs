@@ -279,7 +279,7 @@ impl Adaptive {
         };
         event.chain_length = committed.info.chain_len;
         event.first_capture = work.first_capture;
-        event.retention = committed.retention.took;
+        event.retention = work.retention;
         self.emit(event.into());
         self.commits_since_save += 1;
         let decision = self.advisor.advise(plan, interval);
@@ -464,6 +464,8 @@ pub(crate) struct Work {
     pub queue_wait: Duration,
     /// The checkpoint's capture had no earlier one to compare against.
     pub first_capture: bool,
+    /// How long retention took after the checkpoint was durable.
+    pub retention: Duration,
 }
 
 /// Logs the decisions, restarts and storage errors among the events with
