@@ -11,6 +11,7 @@ use crate::model::estimate::Evaluation;
 use crate::model::plan::Plan;
 use crate::model::recommend::Basis;
 use crate::scheme::Scheme;
+use std::cmp::Ordering;
 
 impl PolicyState {
     /// The trial an automatic policy begins with when nothing is learnt
@@ -170,15 +171,23 @@ impl PolicyState {
             };
         };
         let interval = rec.interval().every.as_secs_f64();
+        let now = (eval.current.plan, eval.current.interval.as_secs_f64());
         let count = match &self.streak {
-            Some(s) if same_change(eval.current.plan, s, rec.plan(), interval) => {
-                s.count.saturating_add(1)
-            }
+            Some(s) if same_change(now, s, rec.plan(), interval) => s.count.saturating_add(1),
             _ => 1,
         };
-        let dwelt = self
-            .last_change
-            .is_none_or(|at| seen.saturating_sub(at) >= policy.min_dwell);
+        // A retune of the plan in force rests on that plan's own
+        // measurements and costs nothing to apply, so it waits for its
+        // streak but not for the dwell time: a plan applied on estimates
+        // made before it was measured (after the first trial, an interval
+        // three times too short) would otherwise run `min_dwell`
+        // checkpoints at an interval its own measurements have disproved.
+        // (Not during a trial: the plan in force is not what runs then.)
+        let retune = !exploring && is_retune(eval.current.plan, rec.plan());
+        let dwelt = retune
+            || self
+                .last_change
+                .is_none_or(|at| seen.saturating_sub(at) >= policy.min_dwell);
         // Leaving a trial costs a switch however it ends; otherwise a
         // change of scheme needs the phase's budget.
         let switch = rec.plan().base() != in_use;
@@ -192,7 +201,9 @@ impl PolicyState {
             self.streak = None;
             self.exploring_until = None;
             self.trial = None;
-            self.last_change = Some(seen);
+            if !retune {
+                self.last_change = Some(seen);
+            }
             self.applied = self.applied.saturating_add(1);
             self.in_force = Some(InForce {
                 plan: rec.plan(),
@@ -247,7 +258,7 @@ impl PolicyState {
 }
 
 /// Whether `to` at `interval` is the change `streak` has been counting,
-/// seen from the plan `current`.
+/// seen from the plan in force, `current` at its interval.
 ///
 /// A change of scheme, or adding or dropping a full base, is the same
 /// change whatever cadence and interval come with it: the estimates of the
@@ -255,22 +266,44 @@ impl PolicyState {
 /// near-equal cadences trade places as the best from one evaluation to the
 /// next, and the change's merit does not hinge on either. A new drain ratio
 /// is the same change as long as it moves the ratio the same way (up or
-/// down). Any other change (a new cadence or interval for the same kind of
-/// plan) is the same only with the same plan and an interval within ±25 %.
-fn same_change(current: Plan, streak: &Streak, to: Plan, interval: f64) -> bool {
+/// down). A retune of the plan in force (its full-base cadence or its
+/// interval) is the same while it moves each of them the same way
+/// (longer, shorter, or — the interval within ±25 % — neither): the
+/// estimates of the best interval move as the plan is measured at the
+/// one in force, and every one of them that says "longer" at a confident
+/// saving says the interval in force is wrong the same way.
+fn same_change(current: (Plan, f64), streak: &Streak, to: Plan, interval: f64) -> bool {
+    let (now, now_interval) = current;
     let kind = |p: Plan| (p.base(), p.full_every().is_some());
-    if kind(to) != kind(current) {
+    if kind(to) != kind(now) {
         kind(streak.plan) == kind(to)
-    } else if to.drain_every() != current.drain_every() {
+    } else if to.drain_every() != now.drain_every() {
         // A new drain ratio: the same change while it moves the same way
         // (near-equal ratios trade places as the costs are measured).
-        let direction = |p: Plan| p.drain_every().cmp(&current.drain_every());
+        let direction = |p: Plan| p.drain_every().cmp(&now.drain_every());
         kind(streak.plan) == kind(to)
             && streak.plan.full_every() == to.full_every()
             && direction(streak.plan) == direction(to)
     } else {
-        streak.plan == to && within(streak.interval_secs, interval, 1.25)
+        let way = |p: Plan, secs: f64| {
+            let length = if within(secs, now_interval, 1.25) {
+                Ordering::Equal
+            } else {
+                secs.total_cmp(&now_interval)
+            };
+            (p.full_every().cmp(&now.full_every()), length)
+        };
+        is_retune(now, streak.plan) && way(streak.plan, streak.interval_secs) == way(to, interval)
     }
+}
+
+/// True when `to` keeps the scheme, the presence of a full base and the
+/// drain ratio of `current`: a change of its full-base cadence or interval
+/// only.
+fn is_retune(current: Plan, to: Plan) -> bool {
+    to.base() == current.base()
+        && to.full_every().is_some() == current.full_every().is_some()
+        && to.drain_every() == current.drain_every()
 }
 
 fn within(a: f64, b: f64, factor: f64) -> bool {

@@ -10,11 +10,16 @@
 //!      `min_confidence`, and it rests on measurements ([`Basis::Observed`]);
 //!   2. the *same* change (a switch to the same scheme, adding or dropping
 //!      a full base, whatever cadence and interval the estimates settle on
-//!      meanwhile; otherwise the same plan with an interval within ±25 %)
-//!      must count in `patience` consecutive evaluations — one miss starts
-//!      over; what is applied is the latest of them;
+//!      meanwhile; a drain ratio moved the same way; a retune of the plan
+//!      in force that moves its full-base cadence and its interval the
+//!      same way — longer, shorter, or within ±25 %) must count in
+//!      `patience` consecutive evaluations — one miss starts over; what is
+//!      applied is the latest of them;
 //!   3. at least `min_dwell` checkpoints must pass between two applied
-//!      changes.
+//!      changes — except for a retune of the plan in force (a new
+//!      interval or full-base cadence, outside a trial), which rests on
+//!      that plan's own measurements, costs nothing to apply, and neither
+//!      waits for the dwell nor restarts it.
 //!
 //!   A plan in force that was never measured is the exception to rule 1:
 //!   leaving it for a plan whose schemes were measured needs only the

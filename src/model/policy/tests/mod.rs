@@ -258,25 +258,69 @@ fn a_switch_counts_as_the_same_change_while_its_interval_estimate_moves() {
         Duration::from_secs(9),
         "the latest interval"
     );
-    // A change of interval alone that moves as much never settles.
+    // A change of interval alone (the plan in force runs at 10 s) that
+    // goes one way, then neither (within ±25 %), then the other, never
+    // settles.
     let mut state = PolicyState::default();
-    let set_interval = |n: u64, secs: u64| {
-        let mut eval = evaluation(n, vec![]);
-        let mut rec = switch(Scheme::Full, 0.05, Basis::Observed);
-        if let Recommendation::Switch { advice, .. } = &mut rec {
-            advice.interval.every = Duration::from_secs(secs);
-        }
-        eval.recommendations = vec![Recommendation::SetInterval {
-            advice: rec.advice().clone(),
-        }];
-        eval
-    };
-    for (n, secs) in [(10, 4), (11, 6), (12, 9), (13, 14)] {
+    for (n, secs) in [(10, 4), (11, 6), (12, 9), (13, 14), (14, 5), (15, 16)] {
         assert_eq!(
             state.decide(&policy, &set_interval(n, secs)),
-            Decision::Hold
+            Decision::Hold,
+            "{secs} s"
         );
     }
+}
+
+/// An evaluation at `checkpoints` whose one recommendation keeps the plan
+/// in force (full, at 10 s) and checkpoints every `secs` seconds.
+fn set_interval(checkpoints: u64, secs: u64) -> Evaluation {
+    let mut eval = evaluation(checkpoints, vec![]);
+    let mut rec = switch(Scheme::Full, 0.05, Basis::Observed);
+    if let Recommendation::Switch { advice, .. } = &mut rec {
+        advice.interval.every = Duration::from_secs(secs);
+    }
+    eval.recommendations = vec![Recommendation::SetInterval {
+        advice: rec.advice().clone(),
+    }];
+    eval
+}
+
+#[test]
+fn a_retune_that_keeps_its_direction_waits_for_its_streak_but_not_the_dwell() {
+    let policy = quiet().patience(3).min_dwell(10);
+    let mut state = PolicyState::default();
+    // A switch applied at evaluation 2 (its confirming trial at 0)...
+    let rec = || vec![switch(Scheme::Incremental, 0.05, Basis::Observed)];
+    for n in 0..3 {
+        state.decide(&policy, &evaluation(n, rec()));
+    }
+    assert_eq!(state.changes_applied(), 1);
+    // ...then the plan in force measures its interval wrong, each estimate
+    // longer than the last: applied after three, not after the dwell, at
+    // the latest estimate.
+    assert_eq!(state.decide(&policy, &set_interval(3, 20)), Decision::Hold);
+    assert_eq!(state.decide(&policy, &set_interval(4, 30)), Decision::Hold);
+    let Decision::Apply(applied) = state.decide(&policy, &set_interval(5, 45)) else {
+        panic!("the retune waited for the dwell");
+    };
+    assert_eq!(applied.interval().every, Duration::from_secs(45));
+    // A retune neither waits for the dwell nor restarts it: a switch
+    // still dwells from the last switch (evaluation 2).
+    for n in 6..12 {
+        let d = state.decide(&policy, &evaluation(n, rec()));
+        assert!(!matches!(d, Decision::Apply(_)), "n={n}: {d:?}");
+    }
+    let mut applied_at = None;
+    for n in 12..16 {
+        if let Decision::Apply(_) = state.decide(&policy, &evaluation(n, rec())) {
+            applied_at = Some(n);
+            break;
+        }
+    }
+    assert!(
+        applied_at.is_some_and(|n| n >= 12),
+        "the switch after the dwell: {applied_at:?}"
+    );
 }
 
 #[test]
