@@ -34,6 +34,8 @@ pub(crate) struct Background {
     pending: usize,
     /// Jobs submitted and not yet persisted (or failed) by the thread.
     in_flight: Arc<AtomicUsize>,
+    /// Jobs that may wait while one is persisted.
+    max_in_flight: usize,
 }
 
 impl Background {
@@ -71,6 +73,7 @@ impl Background {
             worker: Some(worker),
             pending: 0,
             in_flight,
+            max_in_flight,
         })
     }
 
@@ -89,6 +92,12 @@ impl Background {
     /// be), whether or not its result was collected.
     pub(crate) fn busy(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) > 0
+    }
+
+    /// True when a job submitted now would wait for room: one is being
+    /// persisted and `max_in_flight` more are queued.
+    pub(crate) fn full(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > self.max_in_flight
     }
 
     /// See [`Pipeline::resume_from`].

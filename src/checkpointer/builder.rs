@@ -253,8 +253,10 @@ impl CheckpointerBuilder {
     }
 
     /// For [`Scheme::CopyOnWrite`]: how many captured snapshots may wait
-    /// while one is being written (default 1). A checkpoint beyond that
-    /// blocks until the oldest is durable, bounding memory.
+    /// while one is being written (default 1), bounding memory. Beyond
+    /// that, [`Checkpointer::scope`] defers a due checkpoint to the first
+    /// scope with room, and [`Checkpointer::checkpoint`] blocks until the
+    /// oldest is durable.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n;
         self

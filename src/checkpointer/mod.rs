@@ -116,6 +116,14 @@ impl Checkpointer {
     /// `step` numbers the work `body` completes; a checkpoint taken here is
     /// recorded at that step, so after a restore, resume at
     /// [`Restored::step`]` + 1`. Returns what `body` returned.
+    ///
+    /// With copy-on-write, a due checkpoint is deferred while the persist
+    /// queue is full (storage slower than the interval, or a large full
+    /// base): the scope returns without waiting, and the checkpoint is
+    /// taken at the first scope after an earlier one is durable. So a
+    /// scope never waits for storage; [`checkpoint`](Self::checkpoint)
+    /// called directly does (see
+    /// [`max_in_flight`](CheckpointerBuilder::max_in_flight)).
     pub fn scope<S: State, R>(
         &mut self,
         step: u64,
@@ -151,10 +159,20 @@ impl Checkpointer {
             // the next checkpoint, an interval later.
             self.report_finished()?;
         }
-        if self.is_due() {
+        if self.is_due() && !self.defers_capture() {
             self.checkpoint(step, state)?;
         }
         Ok(result)
+    }
+
+    /// True when a checkpoint the interval asks for waits for a later
+    /// scope: the copy-on-write persist queue is full, so a capture now
+    /// would hold the computation until an earlier checkpoint is durable,
+    /// while computing on and capturing at the first scope with room
+    /// becomes durable as soon and covers more work. The ranks of a group
+    /// checkpoint at the steps they agreed on, so they never defer.
+    fn defers_capture(&self) -> bool {
+        self.group.is_none() && self.persister.full()
     }
 
     /// True when the interval says the next scope should end with a

@@ -51,6 +51,15 @@ impl Persister {
         }
     }
 
+    /// True when a job submitted now would block until an earlier one is
+    /// durable.
+    pub(crate) fn full(&self) -> bool {
+        match self {
+            Persister::Background(background) => background.full(),
+            _ => false,
+        }
+    }
+
     /// Persists or queues `job`.
     pub(crate) fn submit(&mut self, job: Job) -> Result<Submitted> {
         match self {

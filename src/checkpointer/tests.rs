@@ -485,3 +485,86 @@ fn the_first_trial_measures_how_fast_the_state_changes_one_step_later() {
     let seen = checkpoints(&events);
     assert!(!seen[0].first_capture, "{seen:?}");
 }
+
+/// A store whose pack writes wait until the gate is opened.
+#[derive(Debug, Clone, Default)]
+struct Gated {
+    inner: MemStorage,
+    open: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Gated {
+    fn open(&self) {
+        let (open, changed) = &*self.open;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+    }
+}
+
+impl Storage for Gated {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        if key.starts_with("packs/") {
+            let (open, changed) = &*self.open;
+            let guard = open.lock().unwrap();
+            drop(changed.wait_while(guard, |open| !*open).unwrap());
+        }
+        self.inner.put(key, data)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.inner.put_if_absent(key, data)
+    }
+}
+
+#[test]
+fn a_scope_defers_a_due_checkpoint_while_the_persist_queue_is_full() {
+    let store = Gated::default();
+    let mut ck = Checkpointer::builder()
+        .storage(store.clone())
+        .scheme(Scheme::CopyOnWrite)
+        .max_in_flight(1)
+        .every_steps(1)
+        .build()
+        .expect("valid");
+    let events = ck.subscribe();
+    // Storage accepts nothing yet: step 0's checkpoint persists (held),
+    // step 1's queues, and every later scope computes on instead of
+    // waiting for room. On another thread, so that a scope that waited
+    // fails this test instead of hanging it.
+    let (done, ran) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut state = vec![0u64; 1024];
+        for step in 0..20 {
+            ck.scope(step, &mut state, |s| s[0] = step).expect("scope");
+        }
+        done.send((ck, state)).expect("the test waits");
+    });
+    let received = ran.recv_timeout(Duration::from_secs(60));
+    store.open();
+    let (mut ck, mut state) = received.expect("no scope waits for storage");
+    // Room again: the deferred checkpoint is taken at the next scope.
+    ck.flush().expect("flush");
+    ck.scope(20, &mut state, |s| s[0] = 20).expect("scope");
+    ck.flush().expect("flush");
+    let steps: Vec<u64> = events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Checkpoint(c) => Some(c.step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, [0, 1, 20]);
+    let restored = ck
+        .restore_latest::<Vec<u64>>()
+        .expect("restore")
+        .expect("a checkpoint");
+    assert_eq!((restored.step, restored.state), (20, state));
+}
