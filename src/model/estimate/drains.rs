@@ -7,9 +7,12 @@
 //! A checkpoint's wall period is `T = τ + δ` (compute plus what the
 //! checkpoint costs the computation). Every `k`-th commit drains: the
 //! drain thread copies what the lower tier lacks — for a full plan the
-//! whole state, otherwise what changed over `k` intervals, `d(kτ)`, plus a
-//! full base when the plan took one since the last drain (with chance
-//! `min(1, k/f)` for a full base every `f`) — which takes `D` seconds by
+//! whole state, otherwise the packs written since the last drain that the
+//! newest checkpoint still references (copied whole: one live page is
+//! enough, so a sparse workload copies all `k` intervals' packs, not
+//! `d(kτ)`, and a dense one only the newest few), plus a full base when
+//! the plan took one since the last drain (with chance `min(1, k/f)` for
+//! a full base every `f`) — which takes `D` seconds by
 //! the drain fit (time against bytes copied, from the drain events). A
 //! drain that takes longer than `k` periods delays the next, so drains
 //! happen every `k' = max(k, ⌈D/T⌉)` checkpoints, and each then copies
@@ -63,6 +66,7 @@ use crate::model::failure::{FailureClass, FailurePrior, RatePosterior};
 use crate::model::fit::{Driver, Solved};
 use crate::model::plan::Plan;
 use crate::scheme::Scheme;
+use crate::state::DEFAULT_PAGE_BYTES;
 use std::cell::OnceCell;
 
 /// Node failures assumed per process failure when nothing else is known:
@@ -225,16 +229,17 @@ impl DrainCosts {
         let logical = stored * ratio;
         // What a drain every `every` checkpoints copies, and how long it
         // takes.
+        let per_interval = dirty_at(tau).clamp(0.0, logical);
         let drain_every = |every: f64| {
             let copied = match plan.base() {
                 Scheme::Full => stored,
-                _ => {
-                    let changed = dirty_at(every * tau) / ratio;
-                    let bases = plan
-                        .full_every()
-                        .map_or(0.0, |f| (every / f64::from(f)).min(1.0));
-                    (changed + bases * stored).min(stored)
-                }
+                _ => chained_copy(
+                    every,
+                    plan.full_every().map(f64::from),
+                    per_interval,
+                    logical,
+                    ratio,
+                ),
             };
             self.drain_time(copied, logical, write(copied), bound)
         };
@@ -268,4 +273,78 @@ impl DrainCosts {
             node_restart: drain + restore + self.relaunch,
         }
     }
+}
+
+/// Stored bytes a drain every `every` checkpoints of a chained plan
+/// copies: the packs written since the last drain that the newest
+/// checkpoint still references, plus the full base when the plan took one
+/// in that window (chance `min(1, every/f)` for a base every `f`; the
+/// packs before it are then not needed). Each checkpoint writes
+/// `per_interval` logical bytes of dirty pages into its own pack, and a
+/// pack is copied whole while any of its pages is live; for pages
+/// rewritten at random, a page survives each later interval with chance
+/// `s = 1 − per_interval/logical`, so the pack `j` checkpoints back (of
+/// `n` pages) is needed with chance `1 − (1 − sʲ)ⁿ`. A sparse workload
+/// thus copies every pack of the window (`every` intervals' worth, not
+/// what changed over the window), a dense one only the newest few.
+pub(super) fn chained_copy(
+    every: f64,
+    full_every: Option<f64>,
+    per_interval: f64,
+    logical: f64,
+    ratio: f64,
+) -> f64 {
+    let survive = if logical > 0.0 {
+        (1.0 - per_interval / logical).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let pages = (per_interval / DEFAULT_PAGE_BYTES as f64).max(1.0);
+    let (base, increments) = match full_every {
+        Some(f) if f >= 1.0 => {
+            let base = (every / f).min(1.0);
+            // With a base in the window, the increments after it: on
+            // average half of the window's (or of a cycle's) others.
+            let after_base = 0.5 * (every.min(f) - 1.0).max(0.0);
+            (base, base * after_base + (1.0 - base) * every)
+        }
+        _ => (0.0, every),
+    };
+    let stored = logical / ratio;
+    base * stored + live_packs(increments, survive, pages) * per_interval / ratio
+}
+
+/// The expected number of the `count` newest packs (one per checkpoint,
+/// `pages` pages each, the newest first; a fractional `count` weighs the
+/// last in part) that hold a page no later checkpoint rewrote, when a
+/// page survives an interval with chance `survive` (see
+/// [`chained_copy`]).
+fn live_packs(count: f64, survive: f64, pages: f64) -> f64 {
+    /// Expected live pages above which a pack counts as live for certain
+    /// (it is dead with chance below e⁻⁴⁰).
+    const CERTAIN: f64 = 40.0;
+    /// Packs further back than this are not counted (far beyond any
+    /// drain window).
+    const DEPTH: f64 = 4096.0;
+    let count = count.clamp(0.0, DEPTH);
+    // The newest packs, live for certain, in closed form: pack `j` is
+    // while `pages·survivalʲ ≥ CERTAIN`.
+    let certain = if survive >= 1.0 {
+        DEPTH
+    } else if survive > 0.0 && pages > CERTAIN {
+        1.0 + ((CERTAIN / pages).ln() / survive.ln()).floor()
+    } else {
+        1.0
+    };
+    let mut sum = count.min(certain);
+    let mut j = certain;
+    while j < count {
+        let needed = 1.0 - (1.0 - survive.powf(j)).powf(pages);
+        if needed < 1e-9 {
+            break;
+        }
+        sum += (count - j).min(1.0) * needed;
+        j += 1.0;
+    }
+    sum
 }

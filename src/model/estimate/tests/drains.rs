@@ -361,3 +361,36 @@ fn a_drain_ratio_change_is_judged_on_the_difference_not_on_each_plans_error() {
         rec.advice().confidence
     );
 }
+
+#[test]
+fn a_drain_copies_every_pack_with_a_live_page_not_only_what_changed() {
+    use crate::model::estimate::drains::chained_copy;
+    let copy = |every: f64, full_every: Option<f64>, fraction: f64| {
+        chained_copy(every, full_every, fraction * GIB, GIB, 1.0) / GIB
+    };
+    // Half the pages rewritten per interval: a pack of 8192 pages keeps a
+    // live page for about a dozen intervals, so a drain every 16th copies
+    // about that many packs of half a state each — not the one state that
+    // changed over the window.
+    let mid = copy(16.0, None, 0.5);
+    assert!((6.0..8.0).contains(&mid), "{mid} states");
+    // Every pack is needed while pages survive: the window's sum.
+    let sparse = copy(16.0, None, 0.01);
+    assert!((sparse - 0.16).abs() < 1e-3, "{sparse} states");
+    // A drain of every checkpoint copies its own pack only.
+    assert!((copy(1.0, None, 0.5) - 0.5).abs() < 1e-9);
+    // Every page rewritten each interval: only the newest pack is live.
+    assert!((copy(16.0, None, 1.0) - 1.0).abs() < 1e-9);
+    // A full base every 2: the base (always in a window of 16) and, on
+    // average, half an increment after it.
+    let based = copy(16.0, Some(2.0), 0.5);
+    assert!((based - 1.25).abs() < 1e-9, "{based} states");
+    // Fractional windows (a drain that fell behind) weigh the last pack
+    // in part, so the price grows smoothly with the window.
+    let (a, b, c) = (
+        copy(2.0, None, 0.5),
+        copy(2.5, None, 0.5),
+        copy(3.0, None, 0.5),
+    );
+    assert!(a < b && b < c, "{a} {b} {c}");
+}

@@ -539,6 +539,7 @@ fn life(
             trace.checkpoint(c);
             let _ = sender.send(c.step);
         }
+        Event::Checkpoint(c) => trace.drain(c),
         Event::Restart(r) => trace.restart(r),
         Event::Decision(d) => {
             if let Decision::Apply(rec) = &d.decision {

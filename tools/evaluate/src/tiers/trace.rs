@@ -1,9 +1,10 @@
 //! `CKPT_TIERS_TRACE`: what an adaptive `--tiers` run measured and
 //! decided, on stderr, for reading when a decision looks wrong (see the
 //! [parent module](super)). Level 1: every first-tier checkpoint as
-//! measured, every restart with the running it counted as unreported,
-//! and after each change the policy applied the model's estimate of the
-//! plan in force and its six cheapest candidates. Level 2 adds, after
+//! measured, every drain with the bytes it copied, every restart with the
+//! running it counted as unreported, and after each change the policy
+//! applied the model's estimate of the plan in force and its six
+//! cheapest candidates. Level 2 adds, after
 //! every commit, the policy's memory, its decision, each recommendation
 //! with its saving and confidence, the drain-ratio candidates of the plan
 //! in force and the failure rates.
@@ -48,6 +49,20 @@ impl Trace {
             c.bytes_written,
             c.full_base
         );
+    }
+
+    /// A drain to a lower tier: what it copied and how long it took.
+    pub(super) fn drain(&self, c: &CheckpointEvent) {
+        if self.level > 0 {
+            eprintln!(
+                "  drain to tier {} step {} copied {} of a {}-byte state in {:.1}ms",
+                c.tier,
+                c.step,
+                c.bytes_written,
+                c.logical_bytes,
+                c.persist.as_secs_f64() * 1e3
+            );
+        }
     }
 
     pub(super) fn restart(&self, r: &RestartEvent) {
