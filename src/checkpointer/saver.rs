@@ -57,6 +57,8 @@ struct Shared {
     outcome: Mutex<Outcome>,
     /// Signalled after each write.
     written: Condvar,
+    /// How long the thread sleeps between looks at its inbox.
+    poll: Duration,
 }
 
 impl Shared {
@@ -100,7 +102,7 @@ impl Shared {
             while inbox.taken == 0 && !inbox.closed {
                 inbox = self
                     .hurry
-                    .wait_timeout(inbox, POLL)
+                    .wait_timeout(inbox, self.poll)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
@@ -141,6 +143,12 @@ impl Saver {
     /// Starts a thread that writes each queued state under `key`. Without
     /// a thread (the system refused one), saves are written by the caller.
     pub(crate) fn start(storage: Arc<dyn Storage>, key: &'static str) -> Self {
+        Self::polling(storage, key, POLL)
+    }
+
+    /// [`start`](Self::start) with the thread looking at its inbox every
+    /// `poll`.
+    fn polling(storage: Arc<dyn Storage>, key: &'static str, poll: Duration) -> Self {
         let shared = Arc::new(Shared {
             storage,
             key,
@@ -148,6 +156,7 @@ impl Saver {
             hurry: Condvar::new(),
             outcome: Mutex::new(Outcome::default()),
             written: Condvar::new(),
+            poll,
         });
         let writer = shared.clone();
         let worker = std::thread::Builder::new()
@@ -168,6 +177,16 @@ impl Saver {
         // Only the newest state is worth writing.
         inbox.model = Some(bytes);
         inbox.taken += 1;
+    }
+
+    /// Queues the model state `bytes` and wakes the thread to write it
+    /// now rather than at its next look: for a state a crash should not
+    /// lose (a change the policy applied, which a restart resumes), worth
+    /// the wake-up on the caller's core that a save after every commit is
+    /// not. Returns at once.
+    pub(crate) fn save_now(&self, bytes: Vec<u8>) {
+        self.save(bytes);
+        self.shared.hurry.notify_all();
     }
 
     /// Queues a journal object to be written; returns at once. With no
@@ -277,6 +296,47 @@ mod tests {
             .collect();
         assert_eq!(keys, [("journal/1", &b"ab"[..]), ("journal/2", &b"b"[..])]);
         assert_eq!(queued[0].expire, ["journal/0"]);
+    }
+
+    /// A store that reports each put on a channel.
+    #[derive(Debug)]
+    struct Reporting(std::sync::Mutex<std::sync::mpsc::Sender<String>>);
+
+    impl Storage for Reporting {
+        fn put(&self, key: &str, _data: &[u8]) -> crate::Result<()> {
+            let _ = self.0.lock().unwrap().send(key.to_owned());
+            Ok(())
+        }
+        fn get(&self, key: &str) -> crate::Result<Vec<u8>> {
+            Err(crate::Error::NotFound {
+                key: key.to_owned(),
+            })
+        }
+        fn list(&self, _prefix: &str) -> crate::Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn delete(&self, _key: &str) -> crate::Result<()> {
+            Ok(())
+        }
+        fn put_if_absent(&self, key: &str, data: &[u8]) -> crate::Result<bool> {
+            self.put(key, data).map(|()| true)
+        }
+    }
+
+    #[test]
+    fn an_urgent_save_is_written_without_waiting_for_the_next_look() {
+        let (sender, puts) = std::sync::mpsc::channel();
+        let store = Reporting(std::sync::Mutex::new(sender));
+        // A thread that looks at its inbox once an hour, given time to
+        // begin its wait (a save queued before it does is written at its
+        // first look).
+        let mut saver =
+            Saver::polling(Arc::new(store), "model/advisor", Duration::from_secs(3_600));
+        std::thread::sleep(Duration::from_millis(200));
+        saver.save_now(b"applied".to_vec());
+        let written = puts.recv_timeout(Duration::from_secs(30));
+        assert_eq!(written.as_deref(), Ok("model/advisor"));
+        saver.stop();
     }
 
     #[test]

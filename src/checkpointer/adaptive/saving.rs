@@ -45,7 +45,7 @@ impl Adaptive {
         let stale =
             self.last_save.elapsed().as_secs_f64() >= SAVE_SHARE_OF_MTBF * model.mtbf_secs();
         let first = acts || learning || cheap || stale || self.commits_since_save >= SAVE_EVERY;
-        self.save_to(first, acts);
+        self.save_to(first, acts, acts);
     }
 
     /// Stores the learned state on the first tier and on every lower one,
@@ -53,7 +53,7 @@ impl Adaptive {
     /// losing what the model learned costs a few checkpoints of
     /// re-learning, never a checkpoint.
     pub(super) fn save_everywhere(&mut self) {
-        self.save_to(true, true);
+        self.save_to(true, true, true);
     }
 
     /// Queues the learned state for every lower tier, which a restart that
@@ -64,14 +64,17 @@ impl Adaptive {
     /// ratio the policy had left because node failures grew frequent).
     /// Not after every commit: a lower tier may bill by the request.
     pub(super) fn save_below(&mut self) {
-        self.save_to(false, true);
+        self.save_to(false, true, false);
     }
 
     /// Encodes the learned state once and queues it for the first tier
     /// (`first`, with the journal's batch) and for every lower tier
-    /// (`below`). The puts run on the saving threads; the caller only
-    /// encodes.
-    fn save_to(&mut self, first: bool, below: bool) {
+    /// (`below`); `urgent` wakes the saving threads to write it now (a
+    /// change the policy applied: an apply lost to a crash within the
+    /// threads' [`POLL`] sent a restarted run back to the old plan, to
+    /// earn the change again). The puts run on the saving threads; the
+    /// caller only encodes.
+    fn save_to(&mut self, first: bool, below: bool, urgent: bool) {
         let below = below && !self.lower_savers.is_empty();
         if !(first || below) {
             return;
@@ -85,13 +88,20 @@ impl Adaptive {
             Ok(bytes) => bytes,
             Err(_) => return self.storage_failed("encode model/advisor"),
         };
+        let save = |saver: &Saver, bytes: Vec<u8>| {
+            if urgent {
+                saver.save_now(bytes);
+            } else {
+                saver.save(bytes);
+            }
+        };
         if below {
             for saver in &self.lower_savers {
-                saver.save(bytes.clone());
+                save(saver, bytes.clone());
             }
         }
         if first {
-            self.saver.save(bytes);
+            save(&self.saver, bytes);
         }
     }
 
