@@ -309,6 +309,9 @@ fn a_copy_on_write_checkpoint_persists_on_its_thread_under_its_checkpoint() {
         .storage(MemStorage::new())
         .scheme(Scheme::CopyOnWrite)
         .every_steps(1)
+        // Room for every capture: a scope defers a due checkpoint while
+        // the persist queue is full.
+        .max_in_flight(3)
         .build()
         .unwrap();
     run(&mut ck, 0..3);

@@ -5,19 +5,32 @@ use crate::scheme::Scheme;
 use crate::state::PagedVec;
 use crate::storage::MemStorage;
 
-/// A store whose writes of packs take `delay`, and which remembers the
-/// threads that wrote the model's state.
+/// A store whose writes of packs take `delay` and wait while its gate is
+/// closed, and which remembers the threads that wrote the model's state.
 #[derive(Debug, Clone)]
 struct Slow {
     inner: MemStorage,
     delay: Duration,
     model_savers: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// True while pack writes may go on.
+    gate: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Slow {
+    fn open(&self) {
+        let (open, changed) = &*self.gate;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+    }
 }
 
 impl Storage for Slow {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         if key.starts_with("packs/") {
             std::thread::sleep(self.delay);
+            let (open, changed) = &*self.gate;
+            let guard = open.lock().unwrap();
+            drop(changed.wait_while(guard, |open| !*open).unwrap());
         }
         if key == "model/advisor" {
             let name = std::thread::current().name().unwrap_or("?").to_owned();
@@ -44,7 +57,15 @@ fn slow(delay_ms: u64) -> Slow {
         inner: MemStorage::new(),
         delay: Duration::from_millis(delay_ms),
         model_savers: Default::default(),
+        gate: std::sync::Arc::new((std::sync::Mutex::new(true), std::sync::Condvar::new())),
     }
+}
+
+/// A store that accepts no pack until [`Slow::open`].
+fn gated() -> Slow {
+    let store = slow(0);
+    *store.gate.0.lock().unwrap() = false;
+    store
 }
 
 #[test]
@@ -486,47 +507,9 @@ fn the_first_trial_measures_how_fast_the_state_changes_one_step_later() {
     assert!(!seen[0].first_capture, "{seen:?}");
 }
 
-/// A store whose pack writes wait until the gate is opened.
-#[derive(Debug, Clone, Default)]
-struct Gated {
-    inner: MemStorage,
-    open: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-}
-
-impl Gated {
-    fn open(&self) {
-        let (open, changed) = &*self.open;
-        *open.lock().unwrap() = true;
-        changed.notify_all();
-    }
-}
-
-impl Storage for Gated {
-    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        if key.starts_with("packs/") {
-            let (open, changed) = &*self.open;
-            let guard = open.lock().unwrap();
-            drop(changed.wait_while(guard, |open| !*open).unwrap());
-        }
-        self.inner.put(key, data)
-    }
-    fn get(&self, key: &str) -> Result<Vec<u8>> {
-        self.inner.get(key)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, key: &str) -> Result<()> {
-        self.inner.delete(key)
-    }
-    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
-        self.inner.put_if_absent(key, data)
-    }
-}
-
 #[test]
 fn a_scope_defers_a_due_checkpoint_while_the_persist_queue_is_full() {
-    let store = Gated::default();
+    let store = gated();
     let mut ck = Checkpointer::builder()
         .storage(store.clone())
         .scheme(Scheme::CopyOnWrite)
