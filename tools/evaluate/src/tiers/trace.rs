@@ -4,10 +4,10 @@
 //! measured, every drain with the bytes it copied, every restart with the
 //! running it counted as unreported, and after each change the policy
 //! applied the model's estimate of the plan in force and its six
-//! cheapest candidates. Level 2 adds, after
-//! every commit, the policy's memory, its decision, each recommendation
-//! with its saving and confidence, the drain-ratio candidates of the plan
-//! in force and the failure rates.
+//! cheapest candidates. Level 2 adds, after every commit, the policy's
+//! memory, its decision, each recommendation with its saving and
+//! confidence, the drain-ratio candidates of the plan in force and the
+//! failure rates.
 
 use crate::run::estimate_line;
 use ckpt::Checkpointer;
