@@ -453,7 +453,9 @@ mod tests {
                 1
             };
             let mut e = CheckpointEvent::new(scheme, step);
-            e.steps = 10;
+            // Steps of 10 ms: a plan's interval changes how many steps an
+            // interval holds, not how long a step takes.
+            e.steps = ((compute / 0.01).round() as u64).max(1);
             e.compute = interval;
             e.stall = Duration::from_secs_f64(stall);
             e.persist = Duration::from_secs_f64(persist);

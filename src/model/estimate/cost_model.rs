@@ -2,7 +2,7 @@
 //! read-outs (failure rate, MTBF, step time, classic intervals). Pricing
 //! and evaluation live in the sibling modules.
 
-use super::change::ChangePoints;
+use super::change::{ChangePoints, GROSS_STEP};
 use super::config::ModelConfig;
 use super::learned::{Learned, RunningMean, SchemeRecord};
 use crate::model::cost::{daly_interval, young_interval};
@@ -37,19 +37,17 @@ pub(super) const MAX_INTERFERENCE: f64 = 3.0;
 /// changed within the interval, and its steps beside a persist and beside
 /// none come from two regimes (a phase of 200 ms steps, then one of 4 ms
 /// steps, read as a persist slowing steps fifty-fold), so the interval
-/// says nothing about interference.
+/// says nothing about interference. Twice as fast or slow is the limit
+/// ([`GROSS_STEP`]), where two such intervals in a row are a change of
+/// the workload.
 pub(super) fn steady_steps(idle: Option<f64>, recent: Option<f64>) -> bool {
     match (idle, recent) {
         (Some(idle), Some(recent)) if idle > 0.0 && recent > 0.0 => {
-            (idle / recent).ln().abs() <= STEADY_STEP_RATIO.ln()
+            (idle / recent).ln().abs() <= GROSS_STEP
         }
         _ => true,
     }
 }
-
-/// Largest change of the idle step time between an interval and the
-/// recent ones that still counts as the same workload.
-const STEADY_STEP_RATIO: f64 = 2.0;
 
 /// How much slower the steps that ran beside a background persist in the
 /// interval `e` closes were than `per_idle`, the time of a step beside

@@ -148,3 +148,21 @@ fn slower_storage_is_recognised_and_the_write_fits_start_again() {
     let step = m.learned.step_secs.get().unwrap();
     assert!((step - 1.0).abs() < 0.1, "the workload is kept: {step}");
 }
+
+/// Three phases, the second only four checkpoints long (the detectors
+/// warm up over eight): steps of 1 s, then 20 s, then 0.5 s. Each change
+/// is found by its second checkpoint, so the step mean the model prices
+/// with follows the third phase at once instead of mixing the last two.
+#[test]
+fn a_change_soon_after_another_is_found_within_two_checkpoints() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let mut m = model(1);
+    feed_steady(&mut m, &mut rng, 30, 10.0, 1.0, 0.01);
+    feed_steady(&mut m, &mut rng, 2, 200.0, 1.0, 0.01);
+    assert_eq!(m.changes_detected(), 1, "the second phase, at once");
+    feed_steady(&mut m, &mut rng, 2, 200.0, 1.0, 0.01);
+    feed_steady(&mut m, &mut rng, 2, 5.0, 1.0, 0.01);
+    assert_eq!(m.changes_detected(), 2, "the third, within the warm-up");
+    let step = m.learned.step_secs.get().unwrap();
+    assert!((step - 0.5).abs() < 0.05, "third phase's steps: {step}");
+}
