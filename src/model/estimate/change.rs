@@ -125,6 +125,12 @@ impl Cusum {
         Some(self.gross_run)
     }
 
+    /// Whether the newest observation was gross and the next may confirm
+    /// a shift.
+    pub(super) fn pending(&self) -> bool {
+        self.gross_run != 0
+    }
+
     /// Starts again from `x`, keeping the gross threshold; true (a shift).
     fn restart(&mut self, x: f64) -> bool {
         *self = Cusum::with_gross(self.gross);
@@ -174,6 +180,12 @@ impl Default for ChangePoints {
 }
 
 impl ChangePoints {
+    /// Whether the newest checkpoint's step time or dirtiness was a gross
+    /// outlier that the next checkpoint may confirm as a change.
+    pub(super) fn pending(&self) -> bool {
+        self.step.pending() || self.dirtiness.pending()
+    }
+
     /// Tests one checkpoint's signals (`None`: not measured this time):
     /// the log of the step time, of the dirtying rate, and of persist time
     /// over what the fit of the scheme (by code) that took it predicts.

@@ -242,6 +242,18 @@ impl CostModel {
         self.changes.found
     }
 
+    /// Whether the newest checkpoint's steps ran twice as fast or slow as
+    /// before, or it found the state dirtied four times faster or slower:
+    /// the first sign of a changed workload, which the next checkpoint
+    /// confirms (and the model relearns from then) or not. Until then the
+    /// model's means are the old workload's, and a decision taken on them
+    /// (a retune for 229 ms single-core steps, applied on the first
+    /// checkpoint of 12 ms all-core ones) would be undone one checkpoint
+    /// later.
+    pub fn change_pending(&self) -> bool {
+        self.changes.pending()
+    }
+
     /// Whether a checkpoint has measured how fast the state changes (see
     /// [`Evaluation::dirtiness_measured`](super::Evaluation::dirtiness_measured)).
     pub fn dirtiness_measured(&self) -> bool {

@@ -132,6 +132,7 @@ impl CostModel {
             checkpoints: seen,
             schemes,
             changes_detected: self.changes_detected(),
+            change_pending: self.change_pending(),
             dirtiness_measured: self.dirtiness_measured(),
         })
     }

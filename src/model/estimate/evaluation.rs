@@ -84,6 +84,13 @@ pub struct Evaluation {
     /// process ([`CostModel::changes_detected`](crate::model::CostModel::changes_detected)): a policy
     /// treats the checkpoints between two detections as one phase.
     pub changes_detected: u64,
+    /// Whether the newest checkpoint looked like the start of a changed
+    /// workload (steps twice as fast or slow, or dirtying four times
+    /// faster or slower, than before) that one more checkpoint must
+    /// confirm: this evaluation still prices the old workload's means, and
+    /// the adaptive policy acts on none of it (see
+    /// [`CostModel::change_pending`](crate::model::CostModel::change_pending)).
+    pub change_pending: bool,
     /// Whether a checkpoint has measured how fast the state changes (one
     /// captured after an earlier capture). Until then every plan is
     /// priced as if the whole state were dirty at any interval.

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::model::estimate::Constraints;
 use crate::model::plan::SchemeSet;
-use crate::model::recommend::Recommendation;
+use crate::model::recommend::{Advice, Recommendation};
 use crate::scheme::Scheme;
 use std::time::Duration;
 
@@ -156,7 +156,11 @@ impl Policy {
     }
 
     /// Consecutive evaluations that must agree before a change is applied
-    /// (default 3).
+    /// (default 3). A change of the interval alone (the plan in force,
+    /// retuned) needs only one evaluation when that one carries the
+    /// evidence of the whole streak: a saving of at least `patience` times
+    /// [`min_saving`](Self::min_saving) at a confidence of at least
+    /// `1 − (1 − min_confidence)^patience` (3 % and 99.9 % by default).
     pub fn patience(mut self, evaluations: u32) -> Self {
         self.patience = evaluations;
         self
@@ -249,6 +253,15 @@ impl Policy {
             return bad("policy.explore_checkpoints", "must be at least 1");
         }
         Ok(())
+    }
+
+    /// Whether one evaluation's `advice` carries the evidence of a whole
+    /// streak of [`patience`](Self::patience) passing ones.
+    pub(super) fn sure(&self, advice: &Advice) -> bool {
+        let streak = i32::try_from(self.patience).unwrap_or(i32::MAX);
+        let doubt = (1.0 - self.min_confidence).powi(streak);
+        advice.saving >= self.min_saving * f64::from(self.patience)
+            && advice.confidence >= 1.0 - doubt
     }
 
     pub(super) fn passes(&self, rec: &Recommendation) -> bool {

@@ -158,8 +158,13 @@ fn a_change_soon_after_another_is_found_within_two_checkpoints() {
     let mut rng = StdRng::seed_from_u64(13);
     let mut m = model(1);
     feed_steady(&mut m, &mut rng, 30, 10.0, 1.0, 0.01);
-    feed_steady(&mut m, &mut rng, 2, 200.0, 1.0, 0.01);
+    assert!(!m.change_pending());
+    feed_steady(&mut m, &mut rng, 1, 200.0, 1.0, 0.01);
+    assert!(m.change_pending(), "one checkpoint of the new phase");
+    assert_eq!(m.changes_detected(), 0);
+    feed_steady(&mut m, &mut rng, 1, 200.0, 1.0, 0.01);
     assert_eq!(m.changes_detected(), 1, "the second phase, at once");
+    assert!(!m.change_pending(), "confirmed");
     feed_steady(&mut m, &mut rng, 2, 200.0, 1.0, 0.01);
     feed_steady(&mut m, &mut rng, 2, 5.0, 1.0, 0.01);
     assert_eq!(m.changes_detected(), 2, "the third, within the warm-up");

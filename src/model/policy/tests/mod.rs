@@ -70,6 +70,7 @@ fn evaluation(checkpoints: u64, recommendations: Vec<Recommendation>) -> Evaluat
             status(Scheme::CopyOnWrite, None),
         ],
         changes_detected: 0,
+        change_pending: false,
         dirtiness_measured: true,
     }
 }
@@ -320,6 +321,48 @@ fn a_retune_that_keeps_its_direction_waits_for_its_streak_but_not_the_dwell() {
     assert!(
         applied_at.is_some_and(|n| n >= 12),
         "the switch after the dwell: {applied_at:?}"
+    );
+}
+
+/// A retune whose one evaluation is as sure as a whole streak (a large
+/// saving at a confidence three passing evaluations would give) applies at
+/// once; a smaller or less certain one still waits for its streak, and a
+/// switch of scheme always does.
+#[test]
+fn a_retune_sure_in_one_evaluation_does_not_wait_for_the_streak() {
+    let policy = quiet().patience(3);
+    let sure = |n: u64, saving: f64, confidence: f64| {
+        let mut eval = set_interval(n, 40);
+        if let Some(Recommendation::SetInterval { advice }) = eval.recommendations.first_mut() {
+            advice.saving = saving;
+            advice.confidence = confidence;
+        }
+        eval
+    };
+    let mut state = PolicyState::default();
+    let Decision::Apply(applied) = state.decide(&policy, &sure(0, 0.30, 0.9995)) else {
+        panic!("a sure retune waited");
+    };
+    assert_eq!(applied.interval().every, Duration::from_secs(40));
+    for (saving, confidence) in [(0.02, 0.9995), (0.30, 0.99)] {
+        let mut state = PolicyState::default();
+        assert_eq!(
+            state.decide(&policy, &sure(0, saving, confidence)),
+            Decision::Hold,
+            "{saving} at {confidence}"
+        );
+    }
+    let mut state = PolicyState::default();
+    let mut switch = switch(Scheme::Incremental, 0.30, Basis::Observed);
+    if let Recommendation::Switch { advice, .. } = &mut switch {
+        advice.confidence = 0.9999;
+    }
+    assert!(
+        !matches!(
+            state.decide(&policy, &evaluation(0, vec![switch])),
+            Decision::Apply(_)
+        ),
+        "a switch of scheme keeps its streak"
     );
 }
 
@@ -637,4 +680,45 @@ fn under_a_memory_budget_the_first_trial_waits_for_measurements() {
             .begin(&Policy::adaptive(), 0, Plan::only(Scheme::Full))
             .is_some()
     );
+}
+
+/// An evaluation taken while a change of the workload is pending (one
+/// checkpoint that looks like a new regime, priced with the old one's
+/// means) applies nothing, however sure, and does not count towards a
+/// streak: the same recommendation applies only after `patience`
+/// evaluations after it.
+#[test]
+fn nothing_is_applied_while_a_change_of_the_workload_is_pending() {
+    let policy = quiet().patience(3);
+    let mut state = PolicyState::default();
+    let rec = |n: u64, pending: bool| {
+        let mut eval = set_interval(n, 40);
+        if let Some(Recommendation::SetInterval { advice }) = eval.recommendations.first_mut() {
+            advice.saving = 0.30;
+            advice.confidence = 0.9999;
+        }
+        eval.change_pending = pending;
+        eval
+    };
+    assert_eq!(state.decide(&policy, &rec(0, true)), Decision::Hold);
+    assert!(matches!(
+        state.decide(&policy, &rec(1, false)),
+        Decision::Apply(_)
+    ));
+    let mut state = PolicyState::default();
+    assert_eq!(state.decide(&policy, &set_interval(0, 40)), Decision::Hold);
+    let mut pending = set_interval(1, 40);
+    pending.change_pending = true;
+    assert_eq!(state.decide(&policy, &pending), Decision::Hold);
+    for n in [2, 3] {
+        assert_eq!(
+            state.decide(&policy, &set_interval(n, 40)),
+            Decision::Hold,
+            "the streak started again after the pending evaluation"
+        );
+    }
+    assert!(matches!(
+        state.decide(&policy, &set_interval(4, 40)),
+        Decision::Apply(_)
+    ));
 }
