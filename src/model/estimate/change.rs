@@ -61,6 +61,8 @@ pub(super) struct Cusum {
     /// Gross observations in a row: positive above the mean, negative
     /// below.
     gross_run: i32,
+    /// The mean before the last shift the gross test declared.
+    before: Option<f64>,
 }
 
 impl Default for Cusum {
@@ -81,6 +83,7 @@ impl Cusum {
             down: 0.0,
             gross,
             gross_run: 0,
+            before: None,
         }
     }
 
@@ -91,7 +94,7 @@ impl Cusum {
             return false;
         }
         match self.gross_side(x) {
-            Some(run) if run.unsigned_abs() >= GROSS_RUN => return self.restart(x),
+            Some(run) if run.unsigned_abs() >= GROSS_RUN => return self.gross_shift(x),
             Some(_) => return false,
             None => {}
         }
@@ -131,6 +134,27 @@ impl Cusum {
         self.gross_run != 0
     }
 
+    /// A shift the gross test found, at `x`; true. A signal that goes back
+    /// to where it was before the last such shift within the warm-up
+    /// after it has two levels, not two regimes (a step twice as slow
+    /// whenever a transfer ran beside it, counted as idle): the gross test
+    /// is then off for good, and the CUSUM, whose spread learns both
+    /// levels, decides alone.
+    fn gross_shift(&mut self, x: f64) -> bool {
+        let back = self.count < WARM_UP
+            && self
+                .before
+                .is_some_and(|before| (x - before).abs() <= self.gross);
+        let mean = self.mean;
+        self.restart(x);
+        if back {
+            self.gross = f64::INFINITY;
+        } else {
+            self.before = Some(mean);
+        }
+        true
+    }
+
     /// Starts again from `x`, keeping the gross threshold; true (a shift).
     fn restart(&mut self, x: f64) -> bool {
         *self = Cusum::with_gross(self.gross);
@@ -166,6 +190,10 @@ pub(super) struct ChangePoints {
     cost: Vec<(u8, Cusum)>,
     /// Changes found so far.
     pub found: u64,
+    /// Whether the newest observation of step time or dirtiness was
+    /// gross (an outlier the next may confirm); a checkpoint that measured
+    /// neither leaves nothing pending.
+    pending: bool,
 }
 
 impl Default for ChangePoints {
@@ -175,6 +203,7 @@ impl Default for ChangePoints {
             dirtiness: Cusum::with_gross(GROSS_DIRTINESS),
             cost: Vec::new(),
             found: 0,
+            pending: false,
         }
     }
 }
@@ -183,7 +212,7 @@ impl ChangePoints {
     /// Whether the newest checkpoint's step time or dirtiness was a gross
     /// outlier that the next checkpoint may confirm as a change.
     pub(super) fn pending(&self) -> bool {
-        self.step.pending() || self.dirtiness.pending()
+        self.pending
     }
 
     /// Tests one checkpoint's signals (`None`: not measured this time):
@@ -214,6 +243,8 @@ impl ChangePoints {
             dirtiness: log_dirty_rate.is_some_and(|x| self.dirtiness.observe(x)),
             cost,
         };
+        self.pending = (log_step.is_some() && self.step.pending())
+            || (log_dirty_rate.is_some() && self.dirtiness.pending());
         let any = changes.step || changes.dirtiness || changes.cost;
         self.found = self.found.saturating_add(u64::from(any));
         changes
@@ -299,6 +330,42 @@ mod tests {
             detector.observe(0.0);
         }
         assert!(!detector.observe(1.0) && !detector.observe(-1.0));
+    }
+
+    #[test]
+    fn a_signal_with_two_levels_turns_the_gross_test_off() {
+        // Idle steps of 2 ms, and 6 ms whenever a transfer ran beside
+        // them unnoticed, in runs of two or three.
+        let mut detector = Cusum::with_gross(GROSS_STEP);
+        let (fast, slow) = (0.002_f64.ln(), 0.006_f64.ln());
+        let found = (0..300)
+            .filter(|i| detector.observe(if i % 5 < 2 { slow } else { fast }))
+            .count();
+        assert!(found <= 2, "{found} shifts");
+        assert!(!detector.gross.is_finite());
+        // A shift that stays is no such thing: the test stays on.
+        let mut detector = Cusum::with_gross(GROSS_STEP);
+        for x in [
+            0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, -1.0,
+        ] {
+            detector.observe(x);
+        }
+        assert!(detector.gross.is_finite());
+    }
+
+    #[test]
+    fn only_the_newest_checkpoint_leaves_a_change_pending() {
+        let mut points = ChangePoints::default();
+        for _ in 0..5 {
+            points.observe(Some(0.0), None, None);
+        }
+        assert!(!points.pending());
+        points.observe(Some(1.0), None, None);
+        assert!(points.pending(), "a gross step time");
+        points.observe(None, None, None);
+        assert!(!points.pending(), "a checkpoint with no idle step");
+        points.observe(Some(0.0), None, None);
+        assert!(!points.pending());
     }
 
     #[test]
