@@ -282,6 +282,7 @@ impl Adaptive {
         event.retention = work.retention;
         self.emit(event.into());
         self.commits_since_save += 1;
+        let trial_before = self.advisor.trial().map(|(scheme, _)| scheme);
         let decision = self.advisor.advise(plan, interval);
         if let Some(Decision::Explore {
             scheme,
@@ -304,7 +305,8 @@ impl Adaptive {
         if decision != Decision::Hold {
             self.emit(DecisionEvent::new(Some(committed.info.step), decision.clone()).into());
         }
-        let acts = matches!(decision, Decision::Apply(_) | Decision::Explore { .. });
+        let trial_after = self.advisor.trial().map(|(scheme, _)| scheme);
+        let acts = changes_the_plan(&decision, trial_before, trial_after);
         self.save_after_commit(scheme, committed.persist, acts);
         self.last_decision.insert(decision)
     }
@@ -663,5 +665,32 @@ mod tests {
         // A policy that does not apply changes starts where it is told.
         let ck = open(&store, Policy::advise());
         assert_eq!(ck.plan(), Plan::only(Scheme::Full));
+    }
+}
+
+/// Whether `decision`, taken with the trial of `before` running (if any)
+/// and leaving that of `after`, changes what the checkpointer does: an
+/// applied change, a trial started, or a trial that ended going back to
+/// the plan in force (a [`Decision::Hold`] that ends the trial). A
+/// restart that resumed a state saved before the trial ended would run
+/// the trial's scheme again and then switch back, two switches in a
+/// phase the run had already left.
+fn changes_the_plan(decision: &Decision, before: Option<Scheme>, after: Option<Scheme>) -> bool {
+    matches!(decision, Decision::Apply(_) | Decision::Explore { .. }) || before != after
+}
+
+#[cfg(test)]
+mod plan_change_tests {
+    use super::*;
+
+    #[test]
+    fn a_trial_that_ends_without_a_switch_changes_the_plan() {
+        let cow = Some(Scheme::CopyOnWrite);
+        assert!(changes_the_plan(&Decision::Hold, cow, None), "trial ended");
+        assert!(
+            !changes_the_plan(&Decision::Hold, cow, cow),
+            "trial runs on"
+        );
+        assert!(!changes_the_plan(&Decision::Hold, None, None));
     }
 }

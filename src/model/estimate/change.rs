@@ -23,7 +23,11 @@
 //! warm-up mixed, let the evidence pile up: a 229 ms single-core phase
 //! followed 2 s later by a 12 ms all-core one was found six checkpoints
 //! in, priced all along with the first phase's interference. One outlier
-//! alone is held out of the mean and raises nothing.
+//! alone is held out of the mean and raises nothing, but leaves the change
+//! *pending* until the next checkpoint confirms it or not (the adaptive
+//! policy acts on nothing meanwhile). A signal that returns to its
+//! previous level within the warm-up after a gross shift has two levels
+//! rather than two regimes, and its gross test turns off for good.
 
 /// Observations before a detector tests anything.
 const WARM_UP: u32 = 8;

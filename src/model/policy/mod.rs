@@ -14,12 +14,21 @@
 //!      in force that moves its full-base cadence and its interval the
 //!      same way — longer, shorter, or within ±25 %) must count in
 //!      `patience` consecutive evaluations — one miss starts over; what is
-//!      applied is the latest of them;
+//!      applied is the latest of them. A retune of the plan in force whose
+//!      one evaluation carries the evidence of the whole streak (a saving
+//!      of `patience × min_saving` at a confidence of `1 − (1 −
+//!      min_confidence)^patience`) needs no more;
 //!   3. at least `min_dwell` checkpoints must pass between two applied
 //!      changes — except for a retune of the plan in force (a new
 //!      interval or full-base cadence, outside a trial), which rests on
 //!      that plan's own measurements, costs nothing to apply, and neither
 //!      waits for the dwell nor restarts it.
+//!
+//!   No evaluation counts while a change of the workload is pending
+//!   ([`Evaluation::change_pending`](crate::model::Evaluation::change_pending):
+//!   the newest checkpoint looks like the first of a new workload that
+//!   this evaluation still prices as the old one): nothing is applied and
+//!   the streak starts over.
 //!
 //!   A plan in force that was never measured is the exception to rule 1:
 //!   leaving it for a plan whose schemes were measured needs only the
