@@ -101,13 +101,6 @@ impl PolicyState {
     fn decide_auto(&mut self, policy: &Policy, eval: &Evaluation) -> Decision {
         let seen = eval.checkpoints;
         self.phase.update(policy, eval.changes_detected, seen);
-        if eval.change_pending {
-            // The newest checkpoint may be the first of a changed workload
-            // that this evaluation still prices as the old one: neither
-            // act on it nor count it towards a streak.
-            self.streak = None;
-            return Decision::Hold;
-        }
         let exploring = self.exploring(seen);
         let in_force = eval.current.plan.base();
         // The scheme the last checkpoints used: a running (or just ended)
@@ -125,6 +118,15 @@ impl PolicyState {
         }
         if returning {
             self.phase.spend();
+        }
+        if eval.change_pending {
+            // The newest checkpoint may be the first of a changed workload
+            // that this evaluation still prices as the old one: neither
+            // act on it nor count it towards a streak. (After a trial
+            // that ended is cleared: a state saved with it would resume
+            // the trial after a crash.)
+            self.streak = None;
+            return Decision::Hold;
         }
         // A trial runs its scheme where it would run: at the model's best
         // interval for it, re-estimated as the trial measures it. Until a

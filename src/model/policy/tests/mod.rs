@@ -722,3 +722,21 @@ fn nothing_is_applied_while_a_change_of_the_workload_is_pending() {
         Decision::Apply(_)
     ));
 }
+
+/// A trial that ends on an evaluation with a change pending is over in
+/// the saved state too: a restart from that state must not run it again.
+#[test]
+fn a_trial_ends_even_while_a_change_is_pending() {
+    let policy = quiet().patience(3);
+    let mut state = PolicyState::default();
+    let rec = || vec![switch(Scheme::Incremental, 0.05, Basis::Observed)];
+    assert!(matches!(
+        state.decide(&policy, &evaluation(0, rec())),
+        Decision::Explore { .. }
+    ));
+    assert!(state.trial(&policy).is_some());
+    let mut later = evaluation(20, vec![]);
+    later.change_pending = true;
+    assert_eq!(state.decide(&policy, &later), Decision::Hold);
+    assert_eq!(state.trial(&policy), None, "the trial ended");
+}
