@@ -507,6 +507,17 @@ fn trace_event(event: &Event) {
     let _ = event;
 }
 
+/// Whether `decision`, taken with the trial of `before` running (if any)
+/// and leaving that of `after`, changes what the checkpointer does: an
+/// applied change, a trial started, or a trial that ended going back to
+/// the plan in force (a [`Decision::Hold`] that ends the trial). A
+/// restart that resumed a state saved before the trial ended would run
+/// the trial's scheme again and then switch back, two switches in a
+/// phase the run had already left.
+fn changes_the_plan(decision: &Decision, before: Option<Scheme>, after: Option<Scheme>) -> bool {
+    matches!(decision, Decision::Apply(_) | Decision::Explore { .. }) || before != after
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,22 +677,6 @@ mod tests {
         let ck = open(&store, Policy::advise());
         assert_eq!(ck.plan(), Plan::only(Scheme::Full));
     }
-}
-
-/// Whether `decision`, taken with the trial of `before` running (if any)
-/// and leaving that of `after`, changes what the checkpointer does: an
-/// applied change, a trial started, or a trial that ended going back to
-/// the plan in force (a [`Decision::Hold`] that ends the trial). A
-/// restart that resumed a state saved before the trial ended would run
-/// the trial's scheme again and then switch back, two switches in a
-/// phase the run had already left.
-fn changes_the_plan(decision: &Decision, before: Option<Scheme>, after: Option<Scheme>) -> bool {
-    matches!(decision, Decision::Apply(_) | Decision::Explore { .. }) || before != after
-}
-
-#[cfg(test)]
-mod plan_change_tests {
-    use super::*;
 
     #[test]
     fn a_trial_that_ends_without_a_switch_changes_the_plan() {
