@@ -171,8 +171,23 @@ impl Checkpointer {
     /// while computing on and capturing at the first scope with room
     /// becomes durable as soon and covers more work. The ranks of a group
     /// checkpoint at the steps they agreed on, so they never defer.
+    ///
+    /// Under an automatic policy, a capture also waits while a checkpoint
+    /// persists if a change of the workload is pending: the interval in
+    /// force was priced on the old workload, and the checkpoint persisting
+    /// is the one that confirms or dismisses the change (and retunes the
+    /// interval). A capture queued behind it would be taken at the stale
+    /// interval: a 108 MiB state whose writes grew fivefold ran three
+    /// checkpoints back to back at the old workload's 1.7 s interval.
     fn defers_capture(&self) -> bool {
-        self.group.is_none() && self.persister.full()
+        if self.group.is_some() {
+            return false;
+        }
+        let advisor = self.adaptive.advisor();
+        let unconfirmed = advisor.policy().mode() == crate::model::PolicyMode::Auto
+            && advisor.model().change_pending()
+            && self.persister.busy();
+        self.persister.full() || unconfirmed
     }
 
     /// True when the interval says the next scope should end with a

@@ -551,3 +551,72 @@ fn a_scope_defers_a_due_checkpoint_while_the_persist_queue_is_full() {
         .expect("a checkpoint");
     assert_eq!((restored.step, restored.state), (20, state));
 }
+
+/// While a change of the workload is pending, a due copy-on-write
+/// checkpoint waits for the one persisting (the one that confirms the
+/// change) instead of queueing behind it at the old workload's interval.
+#[test]
+fn a_capture_waits_for_the_persisting_one_while_a_change_is_pending() {
+    let store = slow(0);
+    let policy = Policy::adaptive()
+        .first_trial(false)
+        .exploration(0.0)
+        .min_saving(0.99);
+    let mut ck = Checkpointer::builder()
+        .storage(store.clone())
+        .scheme(Scheme::CopyOnWrite)
+        .policy(policy)
+        .max_in_flight(1)
+        .every_steps(1)
+        .build()
+        .expect("valid");
+    let events = ck.subscribe();
+    // Steps of a steady length, so the dirtying rate is pages per step.
+    let pause = || std::thread::sleep(Duration::from_millis(3));
+    let mut state: PagedVec<u64> = PagedVec::with_page_len(512);
+    state.extend_from_slice(&vec![0u64; 512 * 64]);
+    // One page of 64 written per step, then every page: the newest
+    // checkpoint is a gross outlier, not yet confirmed.
+    let mut step = 0;
+    while step < 12 {
+        state[(step as usize % 64) * 512] = step;
+        ck.scope(step, &mut state, |_| pause()).expect("scope");
+        ck.flush().expect("flush");
+        step += 1;
+    }
+    assert!(!ck.advisor().model().change_pending(), "a steady workload");
+    // (Distinct pages: identical ones are stored once.)
+    let every_page = |state: &mut PagedVec<u64>, step: u64| {
+        for (i, page) in (0u64..).zip(state.pages_mut()) {
+            page[0] = step;
+            page[1] = i;
+        }
+    };
+    every_page(&mut state, step);
+    ck.scope(step, &mut state, |_| pause()).expect("scope");
+    ck.flush().expect("flush");
+    assert!(ck.advisor().model().change_pending(), "one outlier");
+    // Storage holds the next checkpoint: while it persists, no capture.
+    *store.gate.0.lock().unwrap() = false;
+    let (done, ran) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in step + 1..step + 6 {
+            every_page(&mut state, s);
+            ck.scope(s, &mut state, |_| pause()).expect("scope");
+        }
+        done.send(ck).expect("the test waits");
+    });
+    let received = ran.recv_timeout(Duration::from_secs(60));
+    store.open();
+    let mut ck = received.expect("no scope waits for storage");
+    ck.flush().expect("flush");
+    let steps: Vec<u64> = events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Checkpoint(c) => Some(c.step),
+            _ => None,
+        })
+        .filter(|s| *s > step)
+        .collect();
+    assert_eq!(steps, [step + 1], "one capture while the change is pending");
+}

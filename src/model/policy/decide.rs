@@ -119,21 +119,16 @@ impl PolicyState {
         if returning {
             self.phase.spend();
         }
-        if eval.change_pending {
-            // The newest checkpoint may be the first of a changed workload
-            // that this evaluation still prices as the old one: neither
-            // act on it nor count it towards a streak. (After a trial
-            // that ended is cleared: a state saved with it would resume
-            // the trial after a crash.)
-            self.streak = None;
-            return Decision::Hold;
-        }
         // A trial runs its scheme where it would run: at the model's best
         // interval for it, re-estimated as the trial measures it. Until a
         // checkpoint has measured how fast the state changes, that
         // interval prices every checkpoint as the whole state; the trial
         // stays at the interval it began with (the first trial's: one
         // step), where a checkpoint costs least and measures the rate.
+        // This comes before the hold for a pending change below: a trial
+        // left at one step while the change is confirmed runs its
+        // checkpoints back to back, and a stale estimate is still a far
+        // better interval than one step.
         if let Some(trial) = self
             .trial
             .as_mut()
@@ -143,6 +138,15 @@ impl PolicyState {
             if let Some(every) = best.filter(|d| !d.is_zero()) {
                 trial.interval_secs = every.as_secs_f64();
             }
+        }
+        if eval.change_pending {
+            // The newest checkpoint may be the first of a changed workload
+            // that this evaluation still prices as the old one: neither
+            // act on it nor count it towards a streak. (After a trial
+            // that ended is cleared: a state saved with it would resume
+            // the trial after a crash.)
+            self.streak = None;
+            return Decision::Hold;
         }
         let observed = |s: Scheme| {
             eval.schemes

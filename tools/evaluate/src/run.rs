@@ -392,6 +392,25 @@ fn log_checkpoint(
     for e in eval.candidates.iter().take(3).chain([&eval.current_tuned]) {
         out.timeline.push(format!("          {}", estimate_line(e)));
     }
+    // The cheapest plan of every other scheme too (a trial runs at its
+    // scheme's best interval, which the three cheapest may not show).
+    let shown: Vec<_> = eval
+        .candidates
+        .iter()
+        .take(3)
+        .map(|e| e.plan.base())
+        .collect();
+    for scheme in [Scheme::Full, Scheme::Incremental, Scheme::CopyOnWrite] {
+        let other = eval.candidates.iter().find(|e| e.plan.base() == scheme);
+        if let Some(e) = other.filter(|_| !shown.contains(&scheme)) {
+            out.timeline
+                .push(format!("          also {}", estimate_line(e)));
+        }
+    }
+    if eval.change_pending {
+        out.timeline
+            .push("          a change of the workload is pending".to_owned());
+    }
     for r in &eval.recommendations {
         out.timeline.push(format!("          rec: {r}"));
     }

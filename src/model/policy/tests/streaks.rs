@@ -142,3 +142,26 @@ fn a_trial_ends_even_while_a_change_is_pending() {
     assert_eq!(state.decide(&policy, &later), Decision::Hold);
     assert_eq!(state.trial(&policy), None, "the trial ended");
 }
+
+/// A trial's interval follows the model's estimate for its scheme even on
+/// an evaluation that acts on nothing because a change is pending: the
+/// first trial begins at one step, and left there while a change is
+/// confirmed it would run its checkpoints back to back.
+#[test]
+fn a_trial_is_retuned_even_while_a_change_is_pending() {
+    let policy = quiet();
+    let mut state = PolicyState::default();
+    let begun = state.begin(&policy, 0, Plan::only(Scheme::Full));
+    assert!(matches!(begun, Some(Decision::Explore { .. })), "{begun:?}");
+    let (scheme, first) = state.trial(&policy).expect("the first trial runs");
+    assert_eq!(scheme, Scheme::CopyOnWrite);
+    let mut eval = evaluation(2, vec![]);
+    let mut cow = estimate(Plan::only(Scheme::CopyOnWrite), 0.02);
+    cow.interval = Duration::from_secs(2);
+    eval.candidates.insert(0, cow);
+    eval.change_pending = true;
+    assert_eq!(state.decide(&policy, &eval), Decision::Hold);
+    let retuned = state.trial(&policy).map(|(_, every)| every);
+    assert_ne!(first, Duration::from_secs(2));
+    assert_eq!(retuned, Some(Duration::from_secs(2)));
+}
