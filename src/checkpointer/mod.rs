@@ -123,7 +123,11 @@ impl Checkpointer {
     /// taken at the first scope after an earlier one is durable. So a
     /// scope never waits for storage; [`checkpoint`](Self::checkpoint)
     /// called directly does (see
-    /// [`max_in_flight`](CheckpointerBuilder::max_in_flight)).
+    /// [`max_in_flight`](CheckpointerBuilder::max_in_flight)). Under an
+    /// automatic policy a due checkpoint is also deferred while one
+    /// persists if the model has a change of the workload pending
+    /// ([`CostModel::change_pending`](crate::model::CostModel::change_pending)):
+    /// the interval in force was priced on the old workload.
     pub fn scope<S: State, R>(
         &mut self,
         step: u64,
