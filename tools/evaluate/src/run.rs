@@ -386,6 +386,23 @@ fn log_checkpoint(
         c.bytes_written as f64 / MIB as f64,
         every.as_secs_f64()
     ));
+    // The steps of the interval beside a persist and beside none (what
+    // the model's interference estimate learns from).
+    let per_step = |n: u64, t: Duration| (n > 0).then(|| t.as_secs_f64() * 1e3 / n as f64);
+    let beside = per_step(c.steps_beside_persist, c.compute_beside_persist);
+    let idle_steps = c.steps.saturating_sub(c.steps_beside_persist);
+    let idle = per_step(
+        idle_steps,
+        c.compute.saturating_sub(c.compute_beside_persist),
+    );
+    let ms = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.1} ms"));
+    out.timeline.push(format!(
+        "          steps beside a persist {} at {}, beside none {} at {}",
+        c.steps_beside_persist,
+        ms(beside),
+        idle_steps,
+        ms(idle)
+    ));
     let Some(eval) = ck.advisor().evaluate(plan, every) else {
         return;
     };
