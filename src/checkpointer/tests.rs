@@ -61,6 +61,17 @@ fn slow(delay_ms: u64) -> Slow {
     }
 }
 
+/// The steps of the checkpoints `events` has received so far.
+fn checkpoint_steps(events: &std::sync::mpsc::Receiver<Event>) -> Vec<u64> {
+    events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Checkpoint(c) => Some(c.step),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A store that accepts no pack until [`Slow::open`].
 fn gated() -> Slow {
     let store = slow(0);
@@ -537,14 +548,7 @@ fn a_scope_defers_a_due_checkpoint_while_the_persist_queue_is_full() {
     ck.flush().expect("flush");
     ck.scope(20, &mut state, |s| s[0] = 20).expect("scope");
     ck.flush().expect("flush");
-    let steps: Vec<u64> = events
-        .try_iter()
-        .filter_map(|e| match e {
-            Event::Checkpoint(c) => Some(c.step),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(steps, [0, 1, 20]);
+    assert_eq!(checkpoint_steps(&events), [0, 1, 20]);
     let restored = ck
         .restore_latest::<Vec<u64>>()
         .expect("restore")
@@ -610,12 +614,8 @@ fn a_capture_waits_for_the_persisting_one_while_a_change_is_pending() {
     store.open();
     let mut ck = received.expect("no scope waits for storage");
     ck.flush().expect("flush");
-    let steps: Vec<u64> = events
-        .try_iter()
-        .filter_map(|e| match e {
-            Event::Checkpoint(c) => Some(c.step),
-            _ => None,
-        })
+    let steps: Vec<u64> = checkpoint_steps(&events)
+        .into_iter()
         .filter(|s| *s > step)
         .collect();
     assert_eq!(steps, [step + 1], "one capture while the change is pending");
