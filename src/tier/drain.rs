@@ -125,6 +125,11 @@ impl Drainer {
             old => old,
         };
         state.status.pending = Some(name.step);
+        if state.retry_now || state.next_retry.is_none_or(|at| at <= Instant::now()) {
+            // Its attempt starts as soon as the drain thread wakes: the
+            // step the computation starts now runs beside it.
+            self.shared.copying.store(true, Ordering::Relaxed);
+        }
         drop(state);
         self.shared.changed.notify_all();
         if let Some(old) = replaced {
@@ -158,7 +163,8 @@ impl Drainer {
     }
 
     /// True while a drain attempt runs (a copy to the tier, or its
-    /// retention), i.e. while it competes with the computation.
+    /// retention) or is queued to start at once, i.e. while it competes
+    /// with the computation.
     pub(crate) fn busy(&self) -> bool {
         self.shared.copying.load(Ordering::Relaxed)
     }
@@ -357,4 +363,49 @@ struct Drained {
     packs: usize,
     bytes: u64,
     retention: crate::catalog::RetentionReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Fault, FaultyStorage, MemStorage};
+    use std::io::ErrorKind;
+
+    fn name(step: u64) -> ManifestName {
+        ManifestName {
+            seq: step,
+            step,
+            id: u128::from(step),
+        }
+    }
+
+    #[test]
+    fn a_queued_drain_competes_from_the_moment_it_is_queued_unless_it_backs_off() {
+        let source = FaultyStorage::new(MemStorage::new());
+        let faults = source.control();
+        faults.fail_now(Fault::Error(ErrorKind::ConnectionReset));
+        let retry = Duration::from_secs(600);
+        let drainer = Drainer::start(
+            "remote",
+            Arc::new(source),
+            Arc::new(MemStorage::new()),
+            2,
+            retry,
+            Pins::default(),
+        )
+        .unwrap();
+        let (sender, events) = std::sync::mpsc::channel();
+        drainer.subscribe(sender);
+        // The step the computation starts right after a checkpoint is
+        // queued runs beside its drain, scheduled or not yet.
+        drainer.queue(name(1));
+        assert!(drainer.busy());
+        let failed = events.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(failed, DrainEvent::Failed { .. }), "{failed:?}");
+        assert!(!drainer.busy());
+        // Queued during the backoff, it waits (minutes here): no step
+        // runs beside it.
+        drainer.queue(name(2));
+        assert!(!drainer.busy());
+    }
 }

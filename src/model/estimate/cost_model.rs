@@ -190,6 +190,7 @@ impl CostModel {
             interference: RunningMean::default(),
             drain_interference: RunningMean::default(),
             idle_step_secs: RunningMean::default(),
+            warmup_step_secs: RunningMean::default(),
             failures: FailureClass::ALL
                 .iter()
                 .map(|c| (*c, FailureCounts::default()))
@@ -363,10 +364,14 @@ impl CostModel {
                     .observe((dirty / logical).clamp(0.0, 1.0), quick);
                 l.dirty_interval.observe(compute, quick);
             }
-            let idle = idle_step_secs(e);
+            let (idle, warmup) = match idle_step_secs(e) {
+                Some(idle) if e.first_capture => (None, Some(idle)),
+                idle => (idle, None),
+            };
             let recent = l.idle_step_secs.get();
             if steady_steps(idle, recent) {
-                let per_idle = idle.or(recent);
+                let baseline = idle.or(recent);
+                let per_idle = baseline.or(warmup).or(l.warmup_step_secs.get());
                 let both = both_slowdown(e, per_idle);
                 let n_both = e.steps_beside_both;
                 let persist = split_slowdown(
@@ -383,15 +388,25 @@ impl CostModel {
                     n_both,
                     l.interference.get(),
                 );
+                // Against a warm-up baseline a sample is only a floor.
+                let floor = |slowdown: f64, prior: f64| match baseline {
+                    Some(_) => slowdown,
+                    None => slowdown.max(prior.ln_1p()),
+                };
                 if let Some(slowdown) = persist {
-                    l.interference.observe(slowdown, quick);
+                    let prior = self.config.background_interference;
+                    l.interference.observe(floor(slowdown, prior), quick);
                 }
                 if let Some(slowdown) = drain {
-                    l.drain_interference.observe(slowdown, quick);
+                    let prior = self.config.drain_interference;
+                    l.drain_interference.observe(floor(slowdown, prior), quick);
                 }
             }
             if let Some(idle) = idle {
                 l.idle_step_secs.observe(idle, quick);
+            }
+            if let Some(warmup) = warmup {
+                l.warmup_step_secs.observe(warmup, quick);
             }
         }
         for (_, counts) in &mut l.failures {
@@ -533,6 +548,7 @@ impl CostModel {
             l.step_secs = RunningMean::default();
             l.compute_secs = RunningMean::default();
             l.idle_step_secs = RunningMean::default();
+            l.warmup_step_secs = RunningMean::default();
             l.interference = RunningMean::default();
             l.drain_interference = RunningMean::default();
         }

@@ -80,6 +80,14 @@ pub(crate) struct Learned {
     pub(super) drain_interference: RunningMean,
     /// Mean time of a step beside no background persist and no drain.
     pub(super) idle_step_secs: RunningMean,
+    /// Mean time of the idle steps before a fresh checkpointer's first
+    /// capture: the process's warm-up (cold caches, first-touched pages),
+    /// often far slower than the steps after. Kept apart from
+    /// `idle_step_secs`: it is a baseline only while there is no other,
+    /// and then a slowdown measured against it is a floor, never a
+    /// reading of none.
+    #[serde(default)]
+    pub(super) warmup_step_secs: RunningMean,
     pub(super) failures: Vec<(FailureClass, FailureCounts)>,
     pub(super) summary: EventSummary,
 }

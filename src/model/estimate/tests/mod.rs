@@ -481,6 +481,54 @@ fn steps_all_beside_persists_are_compared_with_recent_idle_steps() {
     assert_eq!(slowdown(&interval(4, 0, 0, 200), Some(0.05)), None);
 }
 
+/// An interval of `steps` steps of `idle_ms` beside nothing and `busy`
+/// steps of `busy_ms` beside a persist.
+fn stepped(first_capture: bool, steps: u64, idle_ms: u64, busy: u64, busy_ms: u64) -> Event {
+    let mut e = CheckpointEvent::new(Scheme::CopyOnWrite, 0);
+    e.first_capture = first_capture;
+    e.steps = steps + busy;
+    e.steps_beside_persist = busy;
+    e.compute_beside_persist = Duration::from_millis(busy * busy_ms);
+    e.compute = Duration::from_millis(steps * idle_ms) + e.compute_beside_persist;
+    e.persist = secs(0.5);
+    e.logical_bytes = GIB as u64;
+    e.dirty_bytes = (0.1 * GIB) as u64;
+    e.into()
+}
+
+fn learned_interference(m: &CostModel) -> f64 {
+    pricing::priced_interference(&m.learned.interference, f64::NAN)
+}
+
+#[test]
+fn a_warm_up_baseline_never_reads_a_persist_as_free() {
+    let prior = ModelConfig::default().background_interference;
+    // A fresh process: its first steps (warm-up) take 40 ms, the steps
+    // after 20 ms alone. The first trial's steps all ran beside persists
+    // at 25 ms: faster than the warm-up, a quarter slower than the
+    // process really runs. Against the warm-up it would read as none.
+    let mut m = CostModel::new(ModelConfig::default());
+    m.observe(&stepped(true, 10, 40, 0, 0));
+    m.observe(&stepped(false, 0, 0, 10, 25));
+    let floor = learned_interference(&m);
+    assert!(floor >= prior - 1e-9, "{floor} against the prior {prior}");
+    // Beside persists at 100 ms: at least 2.5x the warm-up, so at least
+    // that, above the prior.
+    let mut m = CostModel::new(ModelConfig::default());
+    m.observe(&stepped(true, 10, 40, 0, 0));
+    m.observe(&stepped(false, 0, 0, 10, 100));
+    let raised = learned_interference(&m);
+    assert!((raised - 1.5).abs() < 1e-9, "{raised}");
+    // Once the process's own idle steps are seen, they are the baseline:
+    // 25 ms against 20 ms is a quarter slower, whatever the warm-up was.
+    let mut m = CostModel::new(ModelConfig::default());
+    m.observe(&stepped(true, 10, 40, 0, 0));
+    m.observe(&stepped(false, 10, 20, 0, 0));
+    m.observe(&stepped(false, 0, 0, 10, 25));
+    let measured = learned_interference(&m);
+    assert!((measured - 0.25).abs() < 1e-9, "{measured}");
+}
+
 #[test]
 fn an_interval_that_spans_a_change_of_step_time_teaches_no_interference() {
     // 200 ms steps, then 4 ms ones: the steps beside the last persist were
